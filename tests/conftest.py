@@ -16,4 +16,3 @@ import tensorflow as tf  # noqa: E402
 
 # tf.data only: JAX owns every accelerator.
 tf.config.set_visible_devices([], "GPU")
-tf.config.set_visible_devices([], "TPU") if tf.config.list_physical_devices("TPU") else None
