@@ -1,0 +1,37 @@
+# Two commands on a fresh machine with Python 3.11:  make run  |  make test
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+# The stamp holds a copy of requirements.txt: a changed file means a new install.
+STAMP  := $(VENV)/.requirements.installed
+
+.PHONY: run test test-fast bench cost clean-venv
+
+$(PY):
+	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is needed: install it or run 'make PYTHON=/path/to/python3.11 ...'"; exit 1; }
+	@echo "==> creating $(VENV) with $$($(PYTHON) --version)"
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade --quiet pip
+
+$(STAMP): requirements.txt | $(PY)
+	@echo "==> installing requirements (first time takes a few minutes)"
+	$(PY) -m pip install --progress-bar off -r requirements.txt
+	@cp requirements.txt $(STAMP)
+
+# Train and evaluate tiny S3D-G and I2D on the generated synthetic dataset, then print a table.
+run: $(STAMP)
+	$(PY) -m experiments.quickstart
+
+# The whole test suite (slow tests included), two workers for the two CPU cores.
+test: $(STAMP)
+	$(PY) -m pytest -n 2 --durations=15 -q
+
+# Everything but the tests marked slow.
+test-fast: $(STAMP)
+	$(PY) -m pytest -n 2 -q -m "not slow"
+
+cost: $(STAMP)
+	$(PY) -m video_s3d.cost --all
+
+clean-venv:
+	rm -rf $(VENV)
