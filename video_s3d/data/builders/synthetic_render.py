@@ -1,0 +1,258 @@
+"""Renders the synthetic_motion clips in numpy: one textured object on a moving textured background.
+
+A clip is fully described by `ClipParams`: the object's look, and its state (position, size,
+angle, opacity) and the background offset at the first and the last frame. Frame t is a pure
+function of the state interpolated at t, computed as `(start * (n - t) + end * t) / n`; float
+addition is commutative, so the state at t of a clip equals, bit for bit, the state at n - t of the
+clip with start and end swapped. That is why `reverse(params)` renders exactly the frames of
+`params` in reverse order, and why each motion class has a time-reversed partner class whose clips
+are byte-identical reversals (`make_clip(c, seed)[::-1] == make_clip(partner(c), seed)`).
+
+Only the trajectory carries the class in the `motion` task: shape, texture, colours, start
+position and background are drawn from the same distributions for every class. In the
+`appearance` task only the object's shape and texture carry the class; the motion is random.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+# Class names of the `motion` task, in reversal pairs: class 2k and 2k + 1 are each other's
+# time reversal.
+MOTION_CLASSES = (
+    "moving right", "moving left",
+    "moving down", "moving up",
+    "growing", "shrinking",
+    "rotating clockwise", "rotating counterclockwise",
+    "appearing", "disappearing",
+)
+SHAPES = ("disk", "square", "triangle", "cross", "diamond")
+PATTERNS = ("stripes", "checkers")
+# Class names of the `appearance` task: every (shape, pattern) pair.
+APPEARANCE_CLASSES = tuple(f"{pattern} {shape}" for shape in SHAPES for pattern in PATTERNS)
+TASKS = ("motion", "appearance")
+
+# (x, y, radius, angle, opacity); x, y, radius are fractions of the frame side.
+STATE_FIELDS = 5
+
+
+def class_names(task: str) -> tuple[str, ...]:
+  if task == "motion":
+    return MOTION_CLASSES
+  if task == "appearance":
+    return APPEARANCE_CLASSES
+  raise ValueError(f"Unknown synthetic_motion task {task!r}: use one of {TASKS}.")
+
+
+def reversal_partner(task: str) -> list[int] | None:
+  """Motion classes come in pairs 2k <-> 2k + 1; appearance has no time direction."""
+  if task == "motion":
+    return [c ^ 1 for c in range(len(MOTION_CLASSES))]
+  return None
+
+
+@dataclasses.dataclass(frozen=True)
+class ClipParams:
+  shape: int                      # index into SHAPES
+  pattern: int                    # index into PATTERNS
+  pattern_frequency: float        # texture cycles across the object's radius
+  object_colors: np.ndarray       # [2, 3] float, the two texture colours
+  background_colors: np.ndarray   # [2, 3] float
+  background_waves: np.ndarray    # [K, 4] float: (kx, ky, phase, weight) per sine wave
+  start: np.ndarray               # [STATE_FIELDS] object state at the first frame
+  end: np.ndarray                 # [STATE_FIELDS] object state at the last frame
+  background_start: np.ndarray    # [2] background offset (pixels) at the first frame
+  background_end: np.ndarray      # [2]
+
+
+def reverse(params: ClipParams) -> ClipParams:
+  """The parameters whose clip is `params`' clip played backwards (byte-identical frames)."""
+  return dataclasses.replace(
+      params, start=params.end, end=params.start,
+      background_start=params.background_end, background_end=params.background_start)
+
+
+def _interpolate(start: np.ndarray, end: np.ndarray, num_frames: int) -> np.ndarray:
+  """[T, ...] states; symmetric in (start, end) under t -> T-1-t, bit for bit."""
+  last = max(num_frames - 1, 1)
+  t = np.arange(num_frames, dtype=np.int64)
+  before = (last - t).astype(np.float64).reshape((-1,) + (1,) * start.ndim)
+  after = t.astype(np.float64).reshape((-1,) + (1,) * start.ndim)
+  return (start[None] * before + end[None] * after) / last
+
+
+def _signed_distance(shape: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+  """Approximate signed distance to the shape's edge, in object units (radius 1)."""
+  name = SHAPES[shape]
+  if name == "disk":
+    return np.sqrt(u * u + v * v) - 1.0
+  if name == "square":
+    return np.maximum(np.abs(u), np.abs(v)) - 0.85
+  if name == "diamond":
+    return (np.abs(u) + np.abs(v) - 1.15) / np.sqrt(2.0)
+  if name == "cross":
+    bar = 0.38
+    return np.minimum(np.maximum(np.abs(u) - 1.0, np.abs(v) - bar),
+                      np.maximum(np.abs(u) - bar, np.abs(v) - 1.0))
+  if name == "triangle":  # equilateral, pointing up, inscribed radius 0.55
+    normals = ((0.0, 1.0), (np.sqrt(3) / 2, -0.5), (-np.sqrt(3) / 2, -0.5))
+    distances = [u * nx + v * ny for nx, ny in normals]
+    return np.maximum(np.maximum(distances[0], distances[1]), distances[2]) - 0.55
+  raise ValueError(f"unknown shape index {shape}")
+
+
+def _texture(pattern: int, frequency: float, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+  """Which of the object's two colours (0 or 1) each point shows, in object coordinates."""
+  if PATTERNS[pattern] == "stripes":
+      return np.floor(u * frequency).astype(np.int64) & 1
+  cells = np.floor(u * frequency).astype(np.int64) + np.floor(v * frequency).astype(np.int64)
+  return cells & 1
+
+
+def render(params: ClipParams, num_frames: int, size: int) -> np.ndarray:
+  """uint8 [T, size, size, 3] frames of one clip."""
+  states = _interpolate(params.start, params.end, num_frames)                  # [T, 5]
+  offsets = _interpolate(params.background_start, params.background_end, num_frames)  # [T, 2]
+  pixel = np.arange(size, dtype=np.float64) + 0.5
+  ys, xs = np.meshgrid(pixel, pixel, indexing="ij")                            # [H, W]
+
+  # Background: a periodic blend of sine waves sampled at the moving offset. Each wave is
+  # sin(a(t, x) + b(t, y)), expanded into per-row and per-column factors to save time.
+  bx = pixel[None] + offsets[:, 0, None]                                       # [T, W]
+  by = pixel[None] + offsets[:, 1, None]                                       # [T, H]
+  field = np.zeros((num_frames, size, size))
+  for kx, ky, phase, weight in params.background_waves:
+    a = 2 * np.pi * kx * bx / size + phase
+    b = 2 * np.pi * ky * by / size
+    field += weight * (np.sin(b)[:, :, None] * np.cos(a)[:, None, :]
+                       + np.cos(b)[:, :, None] * np.sin(a)[:, None, :])
+  # Per-pixel colour work in float32: the frames are 3x larger than the geometry.
+  blend = np.clip(0.5 + 0.35 * field, 0.0, 1.0).astype(np.float32)[..., None]
+  low, high = params.background_colors.astype(np.float32)
+  background = low + (high - low) * blend
+
+  # Object: inverse-transform every pixel into object coordinates (radius 1 at the edge).
+  x, y, radius, angle, opacity = (states[:, i, None, None] * (size if i < 3 else 1.0)
+                                  for i in range(STATE_FIELDS))
+  dx, dy = xs[None] - x, ys[None] - y
+  cos, sin = np.cos(angle), np.sin(angle)
+  u = (cos * dx + sin * dy) / radius
+  v = (-sin * dx + cos * dy) / radius
+  # One pixel of soft edge keeps sub-pixel motion visible.
+  alpha = np.clip(0.5 - _signed_distance(params.shape, u, v) * radius, 0.0, 1.0) * opacity
+  alpha = alpha.astype(np.float32)
+  mix = _texture(params.pattern, params.pattern_frequency, u, v).astype(np.float32)[..., None]
+  first, second = params.object_colors.astype(np.float32)
+  colour = first + (second - first) * mix
+  frames = background + (colour - background) * alpha[..., None]
+  return np.clip(np.rint(frames), 0, 255).astype(np.uint8)
+
+
+def _random_look(rng: np.random.Generator) -> dict:
+  """Shape, texture and colours: the same distribution for every motion class."""
+  # Bright, saturated object colours on a darker, low-contrast background keep the object
+  # clearly visible whatever the draw.
+  hues = rng.uniform(0, 1, size=2)
+  object_colors = np.stack([_hsv_to_rgb(h, rng.uniform(0.6, 1.0), rng.uniform(0.75, 1.0))
+                            for h in hues]) * 255
+  # Two texture colours must differ enough for rotation of the texture to be visible.
+  object_colors[1] = np.where(np.abs(object_colors[1] - object_colors[0]) < 60,
+                              255 - object_colors[0], object_colors[1])
+  base = rng.uniform(30, 110, size=3)
+  background_colors = np.stack([base, np.clip(base + rng.uniform(-35, 35, size=3), 0, 140)])
+  waves = np.stack([
+      rng.integers(-3, 4, size=4).astype(np.float64),
+      rng.integers(-3, 4, size=4).astype(np.float64),
+      rng.uniform(0, 2 * np.pi, size=4),
+      rng.uniform(0.3, 1.0, size=4),
+  ], axis=1)
+  waves[:, 0] = np.where((waves[:, 0] == 0) & (waves[:, 1] == 0), 1.0, waves[:, 0])
+  return dict(shape=int(rng.integers(len(SHAPES))), pattern=int(rng.integers(len(PATTERNS))),
+              pattern_frequency=float(rng.uniform(1.5, 2.5)), object_colors=object_colors,
+              background_colors=background_colors, background_waves=waves)
+
+
+def _hsv_to_rgb(h: float, s: float, v: float) -> np.ndarray:
+  i = int(h * 6) % 6
+  f = h * 6 - int(h * 6)
+  p, q, t = v * (1 - s), v * (1 - f * s), v * (1 - (1 - f) * s)
+  return np.array([(v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q)][i])
+
+
+def _background_motion(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
+  """Offsets at the first and last frame: a random drift of at most 8% of the frame side."""
+  direction = rng.uniform(0, 2 * np.pi)
+  distance = rng.uniform(0.0, 0.08) * size
+  shift = distance * np.array([np.cos(direction), np.sin(direction)])
+  start = rng.uniform(0, size, size=2)
+  return start, start + shift
+
+
+def _forward_trajectory(pair: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+  """Start and end states of the first class of motion pair `pair` (right, down, grow, cw, appear)."""
+  radius = rng.uniform(0.13, 0.19)
+  angle = rng.uniform(0, 2 * np.pi)
+  x, y = rng.uniform(radius + 0.04, 1 - radius - 0.04, size=2)
+  start = np.array([x, y, radius, angle, 1.0])
+  end = start.copy()
+  if pair in (0, 1):  # translate along x (pair 0) or y (pair 1) by 30-45% of the frame
+    axis = pair
+    distance = rng.uniform(0.30, 0.45)
+    centre = rng.uniform(radius + 0.02 + distance / 2, 1 - radius - 0.02 - distance / 2)
+    start[axis], end[axis] = centre - distance / 2, centre + distance / 2
+  elif pair == 2:  # grow to 2-2.6 times the radius
+    small = rng.uniform(0.08, 0.11)
+    large = small * rng.uniform(2.0, 2.6)
+    margin = large + 0.02
+    start[:2] = end[:2] = rng.uniform(margin, 1 - margin, size=2)
+    start[2], end[2] = small, large
+  elif pair == 3:  # rotate clockwise on screen (y points down) by 100-170 degrees
+    end[3] = start[3] + np.deg2rad(rng.uniform(100, 170))
+  elif pair == 4:  # fade in from invisible
+    start[4], end[4] = 0.0, 1.0
+  else:
+    raise ValueError(f"unknown motion pair {pair}")
+  return start, end
+
+
+def _random_trajectory(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+  """Any motion at all, for the appearance task: position, size and angle all drift."""
+  radius = rng.uniform(0.13, 0.19, size=2)
+  margin = radius.max() + 0.03
+  start = np.array([*rng.uniform(margin, 1 - margin, size=2), radius[0],
+                    rng.uniform(0, 2 * np.pi), 1.0])
+  end = np.array([*rng.uniform(margin, 1 - margin, size=2), radius[1],
+                  start[3] + rng.uniform(-np.pi, np.pi), 1.0])
+  return start, end
+
+
+def make_params(task: str, label: int, rng: np.random.Generator, size: int) -> ClipParams:
+  """Random parameters for a clip of class `label`.
+
+  For the motion task the same rng state gives the same draws for a class and its partner; the
+  odd class of a pair is the even class's parameters reversed, so
+  `make_params('motion', c ^ 1, rng_copy) == reverse(make_params('motion', c, rng))`.
+  """
+  names = class_names(task)
+  if not 0 <= label < len(names):
+    raise ValueError(f"label {label} is out of range for the {task} task ({len(names)} classes).")
+  look = _random_look(rng)
+  background_start, background_end = _background_motion(rng, size)
+  if task == "motion":
+    start, end = _forward_trajectory(label // 2, rng)
+  else:
+    start, end = _random_trajectory(rng)
+    look["shape"], look["pattern"] = divmod(label, len(PATTERNS))
+  params = ClipParams(start=start, end=end, background_start=background_start,
+                      background_end=background_end, **look)
+  if task == "motion" and label % 2 == 1:
+    params = reverse(params)
+  return params
+
+
+def make_clip(task: str, label: int, clip_seed: tuple[int, ...] | int, num_frames: int,
+              size: int) -> np.ndarray:
+  """uint8 [num_frames, size, size, 3]: the clip of class `label` drawn from `clip_seed`."""
+  rng = np.random.default_rng(clip_seed)
+  return render(make_params(task, label, rng, size), num_frames, size)

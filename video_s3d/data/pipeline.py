@@ -1,0 +1,247 @@
+"""Train and eval input pipelines: host-local numpy batches for the trainer and the evaluator.
+
+Both are a named sequence of small steps over raw elements from `sources` (a video's per-frame
+JPEG strings, its label and its index in the split):
+
+    train: read (this host's videos) -> repeat -> sample window -> shuffle
+           -> decode+crop (one random window for all frames) -> resize -> flip -> normalise -> batch
+    eval:  read (this host's videos) -> sample N clips -> decode+crop (centre / 3 crops) -> resize
+           -> [reverse time] -> normalise -> pad with masked examples -> batch
+
+Frames are chosen before decoding, and only the cropped region of each JPEG is decoded.
+Randomness is stateless, seeded from (seed, host, position in this host's stream), so the
+pipeline is deterministic for a seed however many threads run the maps, and the train iterator
+resumes exactly from `save`/`restore`.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+from typing import Iterator
+
+import numpy as np
+import tensorflow as tf
+
+from video_s3d.data import sources, video_ops
+from video_s3d.data.sources import DatasetInfo
+
+__all__ = ["DatasetInfo", "dataset_info", "ensure_built", "train_dataset", "train_iterator",
+           "eval_dataset", "eval_batches", "TrainIterator"]
+
+# Purposes folded into an example's seed, one per random decision.
+_TEMPORAL, _CROP, _FLIP = 0, 1, 2
+
+
+def dataset_info(name: str, data_dir: str | None = None) -> DatasetInfo:
+  """Classes, split sizes, whether flipping is allowed and the time-reversal partners."""
+  return sources.get(name, data_dir).info()
+
+
+def ensure_built(name: str, data_dir: str | None = None) -> None:
+  """Builds a generated dataset if absent; a FileNotFoundError saying how to build a real one."""
+  source = sources.get(name, data_dir)
+  if source.is_built():
+    return
+  if not source.generated:
+    raise source.not_built_error()
+  logging.warning("Generating %s into %s (about a minute on one core; progress below)...",
+                  name, source.builder.data_dir)
+  source.build()
+
+
+# ---------------------------------------------------------------------------- per-host split
+
+def _host_range(num_videos: int, process_index: int,
+                process_count: int) -> tuple[int, int, int]:
+  """This host's videos [start, stop) of the split (contiguous, disjoint across hosts), and the
+  most videos any host gets."""
+  if not 0 <= process_index < process_count:
+    raise ValueError(f"process_index {process_index} must be in [0, {process_count}).")
+  start = num_videos * process_index // process_count
+  stop = num_videos * (process_index + 1) // process_count
+  return start, stop, math.ceil(num_videos / process_count)
+
+
+def _resolve_host(process_index, process_count) -> tuple[int, int]:
+  """Defaults to this JAX process; imported here so the pipeline alone needs no JAX."""
+  if process_index is None or process_count is None:
+    import jax
+    process_index = jax.process_index() if process_index is None else process_index
+    process_count = jax.process_count() if process_count is None else process_count
+  return process_index, process_count
+
+
+# ---------------------------------------------------------------------------- train
+
+def train_dataset(name: str, *, data_dir: str | None = None, split: str = "train",
+                  batch_size: int, num_frames: int, stride: int = 1, crop_size: int,
+                  seed: int, process_index: int | None = None,
+                  process_count: int | None = None, flip: bool | None = None,
+                  crop_area_range=(0.4, 1.0), crop_aspect_range=(3 / 4, 4 / 3),
+                  shuffle_buffer: int = 256, fused_decode: bool = True) -> tf.data.Dataset:
+  """Infinite dataset of host-local batches {'video': f32 [B,T,S,S,3] in [-1,1], 'label': i32 [B]}.
+
+  `flip=None` flips at random where the dataset allows it; `flip=True` on a dataset whose
+  classes depend on left/right is refused. `fused_decode=False` decodes whole frames then crops
+  (slower; kept for the benchmark). The shuffle buffer holds sampled clips (T JPEGs each), and is
+  saved with the iterator: keep it modest for big frames.
+  """
+  _check_positive(batch_size=batch_size, num_frames=num_frames, stride=stride,
+                  crop_size=crop_size)
+  source = sources.get(name, data_dir)
+  info = source.info()
+  if flip and not info.flip_allowed:
+    raise ValueError(f"Dataset {name} forbids horizontal flips (left/right is part of its "
+                     f"classes): leave flip=None or set flip=False.")
+  flip = info.flip_allowed if flip is None else flip
+  process_index, process_count = _resolve_host(process_index, process_count)
+  start, stop, _ = _host_range(source.split_size(split), process_index, process_count)
+  if stop <= start:
+    raise ValueError(f"Split {split} of {name} has too few videos for {process_count} hosts.")
+
+  ds = source.read(split, start, stop, shuffle_files=True, seed=seed)
+  ds = ds.repeat()
+  ds = ds.enumerate()  # stream position: the per-example seed
+
+  def sample(position, raw):
+    example_seed = video_ops.example_seed(seed, process_index, position)
+    indices = video_ops.train_window(tf.shape(raw["jpegs"])[0], num_frames, stride,
+                                     video_ops.sub_seed(example_seed, _TEMPORAL))
+    return {"jpegs": video_ops.gather_frames(raw["jpegs"], indices), "label": raw["label"],
+            "seed": example_seed}
+
+  decode = video_ops.decode_and_crop if fused_decode else video_ops.decode_then_crop
+
+  def decode_and_augment(clip):
+    window = video_ops.random_crop_window(
+        video_ops.frame_shape(clip["jpegs"][0]), video_ops.sub_seed(clip["seed"], _CROP),
+        area_range=crop_area_range, aspect_range=crop_aspect_range)
+    frames = video_ops.resize(decode(clip["jpegs"], window), crop_size)
+    if flip:
+      frames = video_ops.random_flip(frames, video_ops.sub_seed(clip["seed"], _FLIP))
+    frames = video_ops.normalise(frames)
+    return {"video": tf.ensure_shape(frames, [num_frames, crop_size, crop_size, 3]),
+            "label": clip["label"]}
+
+  ds = ds.map(sample, num_parallel_calls=tf.data.AUTOTUNE)
+  ds = ds.shuffle(shuffle_buffer, seed=seed)
+  ds = ds.map(decode_and_augment, num_parallel_calls=tf.data.AUTOTUNE)
+  ds = ds.batch(batch_size, drop_remainder=True)
+  ds = ds.prefetch(2)
+  return ds.with_options(_options())
+
+
+def _options() -> tf.data.Options:
+  options = tf.data.Options()
+  options.deterministic = True
+  options.autotune.enabled = True
+  return options
+
+
+class TrainIterator:
+  """Infinite iterator of numpy batches with exact resume.
+
+  `save(directory)` writes the tf.data iterator state (position, shuffle buffer, prefetched
+  batches) under `directory`; `restore(directory)` on an iterator built with the same arguments
+  continues with exactly the batch the saved one would have produced next.
+  """
+
+  _PREFIX = "data_iterator"
+
+  def __init__(self, dataset: tf.data.Dataset):
+    self.dataset = dataset
+    self._iterator = iter(dataset)
+    self._checkpoint = tf.train.Checkpoint(iterator=self._iterator)
+
+  def __iter__(self) -> "TrainIterator":
+    return self
+
+  def __next__(self) -> dict[str, np.ndarray]:
+    return {key: value.numpy() for key, value in next(self._iterator).items()}
+
+  def save(self, path: str) -> str:
+    tf.io.gfile.makedirs(path)
+    return self._checkpoint.write(os.path.join(path, self._PREFIX))
+
+  def restore(self, path: str) -> None:
+    prefix = os.path.join(path, self._PREFIX)
+    if not tf.io.gfile.exists(prefix + ".index"):
+      raise FileNotFoundError(f"No saved data iterator under {path}: pass the directory given "
+                              f"to save().")
+    self._checkpoint.read(prefix).assert_consumed()
+
+
+def train_iterator(name: str, **kwargs) -> TrainIterator:
+  """`train_dataset(name, **kwargs)` as an infinite numpy iterator with save/restore."""
+  return TrainIterator(train_dataset(name, **kwargs))
+
+
+# ---------------------------------------------------------------------------- eval
+
+def eval_dataset(name: str, *, data_dir: str | None = None, split: str, batch_size: int,
+                 num_frames: int, stride: int = 1, crop_size: int, num_clips: int | None = 1,
+                 num_crops: int = 1, reverse_time: bool = False,
+                 process_index: int | None = None, process_count: int | None = None,
+                 fused_decode: bool = True) -> tf.data.Dataset:
+  """Finite dataset of host-local batches {'video', 'label', 'video_index', 'mask'}.
+
+  Every (video, clip, crop) of the split appears exactly once across all hosts; every host
+  yields the same number of batches, the last ones padded with mask=False examples
+  (video_index -1) so multi-host eval steps stay in lockstep.
+  """
+  _check_positive(batch_size=batch_size, num_frames=num_frames, stride=stride,
+                  crop_size=crop_size)
+  if num_crops not in (1, 3):
+    raise ValueError(f"num_crops must be 1 or 3, not {num_crops}.")
+  source = sources.get(name, data_dir)
+  process_index, process_count = _resolve_host(process_index, process_count)
+  start, stop, most = _host_range(source.split_size(split), process_index, process_count)
+  views = max(num_clips or 1, 1) * num_crops  # examples per video
+  num_batches = math.ceil(most * views / batch_size)
+  num_padding = num_batches * batch_size - (stop - start) * views
+  decode = video_ops.decode_and_crop if fused_decode else video_ops.decode_then_crop
+
+  def views_of_video(raw):
+    clips = video_ops.eval_windows(tf.shape(raw["jpegs"])[0], num_frames, stride, num_clips)
+    windows = video_ops.eval_crop_windows(video_ops.frame_shape(raw["jpegs"][0]), crop_size,
+                                          num_crops)
+    videos = []
+    for clip in tf.unstack(clips, num=max(num_clips or 1, 1)):
+      jpegs = video_ops.gather_frames(raw["jpegs"], clip)
+      for window in tf.unstack(windows, num=num_crops):
+        frames = video_ops.resize(decode(jpegs, window), crop_size)
+        if reverse_time:
+          frames = video_ops.reverse_time(frames)
+        videos.append(video_ops.normalise(frames))
+    return {
+        "video": tf.ensure_shape(tf.stack(videos), [views, num_frames, crop_size, crop_size, 3]),
+        "label": tf.fill([views], raw["label"]),
+        "video_index": tf.fill([views], raw["video_index"]),
+        "mask": tf.ones([views], tf.bool),
+    }
+
+  ds = source.read(split, start, stop)
+  ds = ds.map(views_of_video, num_parallel_calls=tf.data.AUTOTUNE)
+  ds = ds.unbatch()
+  padding = tf.data.Dataset.from_tensors({
+      "video": tf.zeros([num_frames, crop_size, crop_size, 3], tf.float32),
+      "label": tf.zeros([], tf.int32),
+      "video_index": tf.constant(-1, tf.int32),
+      "mask": tf.constant(False),
+  }).repeat(num_padding)
+  ds = ds.concatenate(padding).batch(batch_size, drop_remainder=True)
+  ds = ds.prefetch(2)
+  return ds.with_options(_options())
+
+
+def eval_batches(name: str, **kwargs) -> Iterator[dict[str, np.ndarray]]:
+  """`eval_dataset(name, **kwargs)` as numpy batches."""
+  for batch in eval_dataset(name, **kwargs).as_numpy_iterator():
+    yield batch
+
+
+def _check_positive(**values: int) -> None:
+  for key, value in values.items():
+    if not isinstance(value, (int, np.integer)) or value < 1:
+      raise ValueError(f"{key} must be a positive integer, not {value!r}.")

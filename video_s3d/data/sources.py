@@ -1,0 +1,267 @@
+"""Dataset names -> where the clips come from: a TFDS builder, or existing DMVR shards.
+
+A source turns (split, range of videos) into a tf.data.Dataset of raw elements
+`{'jpegs': string [N], 'label': int32, 'video_index': int32}`: the per-frame JPEG strings of one
+video, before anything is decoded. `video_index` is the video's position in the whole split,
+so it is unique across hosts.
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import logging
+import os
+import urllib.parse
+from typing import Mapping, Sequence
+
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from video_s3d.data import dmvr
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetInfo:
+  """What a trainer needs to know about a dataset before reading it."""
+  name: str
+  num_classes: int
+  class_names: tuple[str, ...]
+  split_sizes: Mapping[str, int]          # split -> number of videos
+  flip_allowed: bool                      # False where left/right is part of the class
+  reversal_partner: list[int] | None      # class -> class of its time reversal (-1: none)
+
+
+@dataclasses.dataclass(frozen=True)
+class _TfdsEntry:
+  module: str                # where the builder class lives
+  builder_class: str
+  config: str | None
+  flip_allowed: bool = True
+  generated: bool = False    # built locally from a seed (no manual download)
+  partner_table: str | None = None  # attribute of the module: class-name pairs
+
+
+_TFDS_DATASETS = {
+    "synthetic_motion/motion": _TfdsEntry(
+        "video_s3d.data.builders.synthetic_motion", "SyntheticMotion", "motion",
+        flip_allowed=False, generated=True),
+    "synthetic_motion/appearance": _TfdsEntry(
+        "video_s3d.data.builders.synthetic_motion", "SyntheticMotion", "appearance",
+        generated=True),
+    "synthetic_motion/motion_tiny": _TfdsEntry(
+        "video_s3d.data.builders.synthetic_motion", "SyntheticMotion", "motion_tiny",
+        flip_allowed=False, generated=True),
+    "synthetic_motion/appearance_tiny": _TfdsEntry(
+        "video_s3d.data.builders.synthetic_motion", "SyntheticMotion", "appearance_tiny",
+        generated=True),
+    "kinetics400": _TfdsEntry("video_s3d.data.builders.kinetics", "Kinetics400", None),
+    "kinetics600": _TfdsEntry("video_s3d.data.builders.kinetics", "Kinetics600", None),
+    "kinetics700": _TfdsEntry("video_s3d.data.builders.kinetics", "Kinetics700", None),
+    "something_something_v2": _TfdsEntry(
+        "video_s3d.data.builders.something_something_v2", "SomethingSomethingV2", None,
+        flip_allowed=False, partner_table="REVERSAL_PAIRS"),
+    "hmdb51": _TfdsEntry("video_s3d.data.builders.hmdb51", "Hmdb51", None),
+    "ucf101": _TfdsEntry("video_s3d.data.builders.ucf101", "Ucf101Manual", None),
+}
+# Synonyms: TFDS's own registered names of our builders, and the config-less synthetic name.
+_ALIASES = {"synthetic_motion": "synthetic_motion/motion", "ucf101_manual": "ucf101"}
+DMVR_PREFIX = "dmvr:"
+
+
+def known_names() -> list[str]:
+  return sorted(_TFDS_DATASETS) + [f"{DMVR_PREFIX}/path/{{split}}-*-of-*?num_classes=N"]
+
+
+def get(name: str, data_dir: str | None = None) -> "TfdsSource | DmvrSource":
+  """The source for a dataset name; a ValueError naming the choices if it is unknown."""
+  if name.startswith(DMVR_PREFIX):
+    return DmvrSource.from_name(name)
+  # A config the builder knows but we have no entry for ("synthetic_motion/motion:1.0.0").
+  base = _ALIASES.get(name, name).split(":")[0]
+  base = _ALIASES.get(base, base)
+  if base not in _TFDS_DATASETS:
+    raise ValueError(f"Unknown dataset {name!r}: use one of {', '.join(known_names())}.")
+  return TfdsSource(base, _TFDS_DATASETS[base], data_dir)
+
+
+# ---------------------------------------------------------------------------- TFDS
+
+class TfdsSource:
+  """A dataset stored by one of our TFDS builders (JPEG frames, see builders/common.py)."""
+
+  def __init__(self, name: str, entry: _TfdsEntry, data_dir: str | None):
+    self.name = name
+    self.entry = entry
+    self.data_dir = data_dir
+    builder_cls = getattr(importlib.import_module(entry.module), entry.builder_class)
+    kwargs = {"config": entry.config} if entry.config else {}
+    self.builder = builder_cls(data_dir=data_dir, **kwargs)
+
+  @property
+  def generated(self) -> bool:
+    return self.entry.generated
+
+  def is_built(self) -> bool:
+    return self.builder.is_prepared()
+
+  def not_built_error(self) -> FileNotFoundError:
+    data_dir = f" --data_dir={self.data_dir}" if self.data_dir else ""
+    return FileNotFoundError(
+        f"Dataset {self.name} is not prepared in {self.builder.data_dir}: build it once with "
+        f"`python -m video_s3d.data.build --dataset={self.name} --manual_dir=DIR{data_dir}`, "
+        f"DIR holding {getattr(self.builder, 'MANUAL_DIR_SUMMARY', 'the source files')}.")
+
+  def build(self, manual_dir: str | None = None, beam_options=None) -> None:
+    config = tfds.download.DownloadConfig(manual_dir=manual_dir, beam_options=beam_options)
+    self.builder.download_and_prepare(download_config=config)
+
+  def info(self) -> DatasetInfo:
+    if self.generated and not self.is_built():
+      config = self.builder.builder_config  # sizes and names are known before building
+      names = tuple(self.builder.info.features["label"].names)
+      sizes = dict(config.split_sizes)
+    else:
+      if not self.is_built():
+        raise self.not_built_error()
+      names = tuple(self.builder.info.features["label"].names)
+      sizes = {split: info.num_examples for split, info in self.builder.info.splits.items()}
+    return DatasetInfo(name=self.name, num_classes=len(names), class_names=names,
+                       split_sizes=sizes, flip_allowed=self.entry.flip_allowed,
+                       reversal_partner=self._reversal_partner(names))
+
+  def _reversal_partner(self, names: Sequence[str]) -> list[int] | None:
+    if self.name.startswith("synthetic_motion/"):
+      from video_s3d.data.builders import synthetic_render
+      return synthetic_render.reversal_partner(self.builder.builder_config.task)
+    if self.entry.partner_table is None:
+      return None
+    pairs = getattr(importlib.import_module(self.entry.module), self.entry.partner_table)
+    return partners_from_pairs(names, pairs)
+
+  def split_size(self, split: str) -> int:
+    sizes = self.info().split_sizes
+    if split not in sizes:
+      raise ValueError(f"Dataset {self.name} has no split {split!r}: use one of "
+                       f"{', '.join(sorted(sizes))}.")
+    return sizes[split]
+
+  def read(self, split: str, start: int, stop: int, *, shuffle_files: bool = False,
+           seed: int = 0) -> tf.data.Dataset:
+    """Raw elements of videos [start, stop) of `split`, in stored order unless shuffled."""
+    if stop <= start:
+      return _empty_raw()
+    read_config = tfds.ReadConfig(shuffle_seed=seed, try_autocache=False)
+    ds = self.builder.as_dataset(
+        split=f"{split}[{start}:{stop}]", shuffle_files=shuffle_files, read_config=read_config,
+        decoders={"video": tfds.decode.SkipDecoding()})
+    ds = ds.enumerate(start=start)
+    return ds.map(lambda index, example: {
+        "jpegs": example["video"],
+        "label": tf.cast(example["label"], tf.int32),
+        "video_index": tf.cast(index, tf.int32),
+    }, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def partners_from_pairs(names: Sequence[str], pairs) -> list[int]:
+  """class -> partner class for every named pair present in `names`; -1 where none."""
+  position = {name: i for i, name in enumerate(names)}
+  partner = [-1] * len(names)
+  for first, second in pairs:
+    if first in position and second in position:
+      partner[position[first]] = position[second]
+      partner[position[second]] = position[first]
+  return partner
+
+
+def _empty_raw() -> tf.data.Dataset:
+  return tf.data.Dataset.from_tensors({
+      "jpegs": tf.zeros([0], tf.string), "label": tf.zeros([], tf.int32),
+      "video_index": tf.zeros([], tf.int32)}).take(0)
+
+
+# ---------------------------------------------------------------------------- DMVR shards
+
+class DmvrSource:
+  """Existing DMVR TFRecord shards, `dmvr:/path/{split}-*-of-*?num_classes=N[&flip=false]`.
+
+  `{split}` in the pattern is replaced by the split asked for; without it the same files serve
+  every split. Each record (one `tf.train.SequenceExample`) counts as one video.
+  """
+
+  generated = False
+
+  def __init__(self, name: str, pattern: str, num_classes: int, flip_allowed: bool):
+    self.name = name
+    self.pattern = pattern
+    self.num_classes = num_classes
+    self.flip_allowed = flip_allowed
+    self._sizes: dict[str, int] = {}
+
+  @classmethod
+  def from_name(cls, name: str) -> "DmvrSource":
+    path, _, query = name[len(DMVR_PREFIX):].partition("?")
+    params = urllib.parse.parse_qs(query)
+    if "num_classes" not in params:
+      raise ValueError(f"DMVR dataset {name!r} needs its class count: append "
+                       f"'?num_classes=N' to the name.")
+    flip = params.get("flip", ["true"])[0].lower() not in ("false", "0", "no")
+    return cls(name, path, int(params["num_classes"][0]), flip)
+
+  def files(self, split: str) -> list[str]:
+    pattern = self.pattern.replace("{split}", split)
+    files = sorted(tf.io.gfile.glob(pattern))
+    if not files:
+      raise FileNotFoundError(f"No DMVR shards match {pattern}: check the path and the "
+                              f"split name ({split!r}).")
+    return files
+
+  def is_built(self) -> bool:
+    return True
+
+  def not_built_error(self) -> FileNotFoundError:
+    return FileNotFoundError(f"No DMVR shards match {self.pattern}.")
+
+  def split_size(self, split: str) -> int:
+    if split not in self._sizes:
+      files = self.files(split)
+      logging.info("Counting records in %d DMVR shards of %s...", len(files), split)
+      self._sizes[split] = int(tf.data.TFRecordDataset(files).reduce(
+          tf.constant(0, tf.int64), lambda count, _: count + 1))
+    return self._sizes[split]
+
+  def info(self) -> DatasetInfo:
+    names = tuple(str(i) for i in range(self.num_classes))
+    return DatasetInfo(name=self.name, num_classes=self.num_classes, class_names=names,
+                       split_sizes=_LazySizes(self), flip_allowed=self.flip_allowed,
+                       reversal_partner=None)
+
+  def read(self, split: str, start: int, stop: int, *, shuffle_files: bool = False,
+           seed: int = 0) -> tf.data.Dataset:
+    files = self.files(split)
+    if stop <= start:
+      return _empty_raw()
+    ds = tf.data.TFRecordDataset(files)
+    ds = ds.enumerate().skip(start).take(stop - start)
+    if shuffle_files:
+      # Records are read in order; the shuffle buffer downstream mixes them.
+      del seed
+    return ds.map(lambda index, record: {**dmvr.parse(record),
+                                         "video_index": tf.cast(index, tf.int32)},
+                  num_parallel_calls=tf.data.AUTOTUNE)
+
+
+class _LazySizes(Mapping):
+  """Split sizes of DMVR shards, counted (by reading every record) only when asked for."""
+
+  def __init__(self, source: DmvrSource):
+    self._source = source
+
+  def __getitem__(self, split):
+    # A missing split raises the source's FileNotFoundError, which says what to check.
+    return self._source.split_size(split)
+
+  def __iter__(self):
+    return iter(())
+
+  def __len__(self):
+    return 0

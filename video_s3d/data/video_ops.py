@@ -1,0 +1,149 @@
+"""Small pure TensorFlow functions the input pipelines are assembled from.
+
+A clip arrives as a vector of per-frame JPEG strings. Frames are chosen before anything is
+decoded (`train_window`, `eval_windows`), and the spatial crop is chosen from the JPEG header
+(`random_crop_window`, `eval_crop_windows`) so that `decode_and_crop` decodes only the pixels
+that survive the crop. All randomness is stateless: every function that draws takes a `seed`
+of shape [2], so parallel maps give the same result in any order and after a restore.
+"""
+from __future__ import annotations
+
+import tensorflow as tf
+
+
+# ---------------------------------------------------------------------------- seeds
+
+def example_seed(seed: int, process_index: int, position: tf.Tensor) -> tf.Tensor:
+  """The seed of one training example: (run seed, host) folded with its stream position."""
+  base = tf.constant([seed, process_index], dtype=tf.int64)
+  return tf.random.experimental.stateless_fold_in(base, tf.cast(position, tf.int64))
+
+
+def sub_seed(seed: tf.Tensor, purpose: int) -> tf.Tensor:
+  """An independent seed for one random decision (temporal, crop, flip) of an example."""
+  return tf.random.experimental.stateless_fold_in(seed, purpose)
+
+
+# ---------------------------------------------------------------------------- sample
+
+def _looped(starts: tf.Tensor, num_available: tf.Tensor, num_frames: int,
+            stride: int) -> tf.Tensor:
+  """Frame indices of windows starting at `starts`, wrapping around short videos."""
+  offsets = tf.range(num_frames, dtype=tf.int32) * stride
+  return (starts[..., None] + offsets) % tf.maximum(num_available, 1)
+
+
+def train_window(num_available: tf.Tensor, num_frames: int, stride: int,
+                 seed: tf.Tensor) -> tf.Tensor:
+  """int32 [T]: a uniformly random window of T frames `stride` apart; short videos loop."""
+  num_available = tf.cast(num_available, tf.int32)
+  span = (num_frames - 1) * stride + 1
+  # A video shorter than the window may start anywhere: looping makes every start valid.
+  last_start = tf.where(num_available >= span, num_available - span, num_available - 1)
+  start = tf.random.stateless_uniform([], seed, minval=0, maxval=tf.maximum(last_start, 0) + 1,
+                                      dtype=tf.int32)
+  return _looped(start, num_available, num_frames, stride)
+
+
+def eval_windows(num_available: tf.Tensor, num_frames: int, stride: int,
+                 num_clips: int | None) -> tf.Tensor:
+  """int32 [N, T]: N windows spaced uniformly from the first to the last frame.
+
+  `num_clips` 0 or None: one window from frame 0 holding every frame (at `stride`), looped or
+  cut to `num_frames`; pass num_frames >= the longest video / stride to really see all frames.
+  """
+  num_available = tf.cast(num_available, tf.int32)
+  if not num_clips:
+    return _looped(tf.zeros([1], tf.int32), num_available, num_frames, stride)
+  span = (num_frames - 1) * stride + 1
+  last_start = tf.maximum(num_available - span, 0)
+  fractions = tf.linspace(0.0, 1.0, num_clips) if num_clips > 1 else tf.constant([0.5])
+  starts = tf.cast(tf.round(fractions * tf.cast(last_start, tf.float32)), tf.int32)
+  return _looped(starts, num_available, num_frames, stride)
+
+
+def gather_frames(jpegs: tf.Tensor, indices: tf.Tensor) -> tf.Tensor:
+  return tf.gather(jpegs, indices)
+
+
+# ---------------------------------------------------------------------------- crop windows
+
+def frame_shape(jpeg: tf.Tensor) -> tf.Tensor:
+  """int32 [2]: (height, width) read from the JPEG header, nothing decoded."""
+  return tf.image.extract_jpeg_shape(jpeg)[:2]
+
+
+def random_crop_window(image_hw: tf.Tensor, seed: tf.Tensor,
+                       area_range=(0.4, 1.0), aspect_range=(3 / 4, 4 / 3)) -> tf.Tensor:
+  """int32 [4] (y, x, height, width): one crop with scale and aspect jitter."""
+  image_shape = tf.concat([tf.cast(image_hw, tf.int32), [3]], axis=0)
+  begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
+      image_shape, bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]), seed=seed,
+      min_object_covered=0.0, aspect_ratio_range=aspect_range, area_range=area_range,
+      max_attempts=20, use_image_if_no_bounding_boxes=True)
+  return tf.stack([begin[0], begin[1], size[0], size[1]])
+
+
+def eval_crop_windows(image_hw: tf.Tensor, crop_size: int, num_crops: int) -> tf.Tensor:
+  """int32 [num_crops, 4]: the centre square, or start/centre/end squares along the long side.
+
+  Squares are `crop_size` wide (no resize) unless the short side is smaller, in which case the
+  largest square is taken and later resized up.
+  """
+  if num_crops not in (1, 3):
+    raise ValueError(f"num_crops must be 1 or 3, not {num_crops}.")
+  height, width = tf.unstack(tf.cast(image_hw, tf.int32))
+  side = tf.minimum(tf.minimum(height, width), crop_size)
+  centre_y, centre_x = (height - side) // 2, (width - side) // 2
+  if num_crops == 1:
+    return tf.stack([[centre_y, centre_x, side, side]])
+  # Along the long side: start, centre, end (left/centre/right for landscape frames).
+  landscape = width >= height
+  ys = tf.where(landscape, tf.stack([centre_y] * 3), tf.stack([0, centre_y, height - side]))
+  xs = tf.where(landscape, tf.stack([0, centre_x, width - side]), tf.stack([centre_x] * 3))
+  sides = tf.fill([3], side)
+  return tf.stack([ys, xs, sides, sides], axis=1)
+
+
+# ---------------------------------------------------------------------------- decode
+
+def decode_and_crop(jpegs: tf.Tensor, window: tf.Tensor) -> tf.Tensor:
+  """uint8 [T, h, w, 3]: every frame decoded only inside the same crop window (fused)."""
+  frames = tf.map_fn(lambda jpeg: tf.image.decode_and_crop_jpeg(jpeg, window, channels=3),
+                     jpegs, fn_output_signature=tf.TensorSpec([None, None, 3], tf.uint8))
+  return frames
+
+
+def decode_then_crop(jpegs: tf.Tensor, window: tf.Tensor) -> tf.Tensor:
+  """Same result as `decode_and_crop`, decoding whole frames first (the baseline DMVR way)."""
+  frames = tf.map_fn(lambda jpeg: tf.image.decode_jpeg(jpeg, channels=3), jpegs,
+                     fn_output_signature=tf.TensorSpec([None, None, 3], tf.uint8))
+  return frames[:, window[0]:window[0] + window[2], window[1]:window[1] + window[3]]
+
+
+# ---------------------------------------------------------------------------- augment
+
+def resize(frames: tf.Tensor, size: int) -> tf.Tensor:
+  """float32 [T, size, size, 3], values still 0..255; a no-op copy when already that size."""
+  frames = tf.cast(frames, tf.float32)
+  same = tf.logical_and(tf.shape(frames)[1] == size, tf.shape(frames)[2] == size)
+  return tf.cond(same, lambda: tf.ensure_shape(frames, [None, size, size, 3]),
+                 lambda: tf.image.resize(frames, [size, size], method="bilinear",
+                                         antialias=True))
+
+
+def random_flip(frames: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+  """Mirror all frames left-right together with probability 1/2."""
+  flip = tf.random.stateless_uniform([], seed) < 0.5
+  return tf.cond(flip, lambda: tf.reverse(frames, axis=[2]), lambda: frames)
+
+
+def reverse_time(frames: tf.Tensor) -> tf.Tensor:
+  return tf.reverse(frames, axis=[0])
+
+
+# ---------------------------------------------------------------------------- normalise
+
+def normalise(frames: tf.Tensor) -> tf.Tensor:
+  """0..255 -> [-1, 1] float32."""
+  return tf.cast(frames, tf.float32) * (2.0 / 255.0) - 1.0
