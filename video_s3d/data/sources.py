@@ -76,12 +76,16 @@ def get(name: str, data_dir: str | None = None) -> "TfdsSource | DmvrSource":
   """The source for a dataset name; a ValueError naming the choices if it is unknown."""
   if name.startswith(DMVR_PREFIX):
     return DmvrSource.from_name(name)
-  # A config the builder knows but we have no entry for ("synthetic_motion/motion:1.0.0").
-  base = _ALIASES.get(name, name).split(":")[0]
-  base = _ALIASES.get(base, base)
-  if base not in _TFDS_DATASETS:
+  base = _ALIASES.get(name, name)
+  if base in _TFDS_DATASETS:
+    return TfdsSource(base, _TFDS_DATASETS[base], data_dir)
+  # A named config of a real dataset, e.g. "hmdb51/split2".
+  dataset, _, config = base.partition("/")
+  dataset = _ALIASES.get(dataset, dataset)
+  entry = _TFDS_DATASETS.get(dataset)
+  if entry is None or entry.generated or not config:
     raise ValueError(f"Unknown dataset {name!r}: use one of {', '.join(known_names())}.")
-  return TfdsSource(base, _TFDS_DATASETS[base], data_dir)
+  return TfdsSource(f"{dataset}/{config}", dataclasses.replace(entry, config=config), data_dir)
 
 
 # ---------------------------------------------------------------------------- TFDS
