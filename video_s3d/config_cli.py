@@ -1,0 +1,94 @@
+"""Config files on the command line: argument strings and clear override errors.
+
+`--config=experiments/x.py:model=tiny_i2d,runlocal` passes the text after ':' to
+`get_config(arg)`; `parse_arg` turns it into a ConfigDict with typed defaults.
+`--config.optim.learning_rate=0.1` overrides a field. ml_collections rejects an unknown
+field with a bare AttributeError traceback; `parse_flags` turns that (and a wrongly typed
+value) into one sentence listing the valid fields at that level.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from typing import Any
+
+import ml_collections
+from absl import flags
+
+
+def parse_arg(arg: str | None, **defaults: Any) -> ml_collections.ConfigDict:
+    """'model=tiny_i2d,runlocal' -> {model: 'tiny_i2d', runlocal: True}, typed like the defaults.
+
+    Unknown keys are rejected (one sentence naming the valid ones), so a typo in the
+    argument string never silently runs the default experiment.
+    """
+    result = ml_collections.ConfigDict(dict(defaults))
+    for item in filter(None, (arg or "").split(",")):
+        key, has_value, value = item.partition("=")
+        key = key.strip()
+        if key not in defaults:
+            raise ValueError(f"Unknown config argument {key!r} in {arg!r}; valid arguments are "
+                             f"{', '.join(sorted(defaults))}.")
+        default = defaults[key]
+        if not has_value:
+            if not isinstance(default, bool):
+                raise ValueError(f"Config argument {key!r} needs a value ({key}=...).")
+            result[key] = True
+        elif isinstance(default, bool):
+            result[key] = value.lower() in ("1", "true", "yes", "y")
+        elif isinstance(default, int):
+            result[key] = int(value)
+        elif isinstance(default, float):
+            result[key] = float(value)
+        else:
+            result[key] = value
+    return result
+
+
+def load_config_file(spec: str) -> ml_collections.ConfigDict:
+    """Loads 'path.py[:arg]' the way config_flags does (used to explain override errors)."""
+    path, _, arg = spec.partition(":")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"Config file {path!r} does not exist; pass --config=experiments/<name>.py.")
+    module_spec = importlib.util.spec_from_file_location("_video_s3d_config", path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module.get_config(arg) if arg else module.get_config()
+
+
+def override_error(argv: list[str]) -> str | None:
+    """The sentence for the first `--config.<field>` that names no field, else None."""
+    spec = next((a.split("=", 1)[1] for a in argv if a.startswith("--config=")), None)
+    if spec is None:
+        return None
+    config = load_config_file(spec)
+    for arg in argv:
+        if not arg.startswith("--config."):
+            continue
+        dotted = arg[len("--config."):].split("=", 1)[0]
+        node, walked = config, []
+        for part in dotted.split("."):
+            if not isinstance(node, (ml_collections.ConfigDict, dict)) or part not in node:
+                where = "config" + "".join("." + w for w in walked)
+                valid = ", ".join(sorted(node.keys())) if isinstance(node, (ml_collections.ConfigDict, dict)) \
+                    else f"none ({where} is a value, not a group)"
+                return (f"Unknown config field '{dotted}' in {arg!r}; valid fields of {where} "
+                        f"are: {valid}.")
+            node = node[part]
+            walked.append(part)
+    return None
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+    """absl flags parser for app.run: one clear sentence instead of a traceback."""
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as e:
+        sys.exit(f"Error: {e}\nPass --helpfull to see the flags.")
+    except (AttributeError, KeyError, TypeError, ValueError) as e:
+        try:
+            message = override_error(argv)
+        except Exception:  # noqa: BLE001 -- fall back to the original error below
+            message = None
+        sys.exit(f"Error: {message or e}")

@@ -1,0 +1,131 @@
+"""Input sources for training and evaluation, chosen by `config.data.name`.
+
+A real dataset name goes to `video_s3d.data.pipeline` (tf.data). The name `in_memory`
+gives random clips generated once on the host and cycled: no decoding cost at all, so a
+step fed from it measures compute alone (the benchmark's compute-bound column) and the
+tests can exercise the training loop without building a dataset.
+
+Both sources hand out host-local numpy batches `{'video': f32 [B,T,S,S,3] in [-1,1],
+'label': i32 [B]}` and iterators with `save(path)` / `restore(path)` for exact resume.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterator
+
+import ml_collections
+import numpy as np
+
+IN_MEMORY = "in_memory"
+
+
+@dataclasses.dataclass(frozen=True)
+class InMemoryInfo:
+    """The subset of `pipeline.dataset_info` the trainer reads."""
+    num_classes: int
+    class_names: list[str]
+    split_sizes: dict[str, int]
+    flip_allowed: bool = True
+    reversal_partner: list[int] | None = None
+
+
+def dataset_info(data: ml_collections.ConfigDict):
+    if data.name == IN_MEMORY:
+        n = int(data.num_classes)
+        return InMemoryInfo(num_classes=n, class_names=[f"class_{i}" for i in range(n)],
+                            split_sizes={data.train_split: 0, data.eval_split: int(data.num_eval_videos)})
+    from video_s3d.data import pipeline
+    return pipeline.dataset_info(data.name, data_dir=data.data_dir)
+
+
+def ensure_ready(data: ml_collections.ConfigDict) -> None:
+    """Builds the synthetic dataset if absent; one-sentence error for an unprepared real one."""
+    if data.name == IN_MEMORY:
+        return
+    from video_s3d.data import pipeline
+    pipeline.ensure_built(data.name, data_dir=data.data_dir)
+
+
+def train_iterator(data: ml_collections.ConfigDict, *, local_batch: int, seed: int,
+                   process_index: int, process_count: int):
+    if data.name == IN_MEMORY:
+        return InMemoryIterator(local_batch=local_batch, num_frames=data.num_frames,
+                                crop_size=data.crop_size, num_classes=data.num_classes,
+                                seed=seed, process_index=process_index)
+    from video_s3d.data import pipeline
+    return pipeline.train_iterator(
+        data.name, data_dir=data.data_dir, split=data.train_split, batch_size=local_batch,
+        num_frames=data.num_frames, stride=data.stride, crop_size=data.crop_size, seed=seed,
+        process_index=process_index, process_count=process_count, flip=data.flip)
+
+
+def eval_batches(data: ml_collections.ConfigDict, *, local_batch: int, reverse_time: bool,
+                 process_index: int, process_count: int, split: str | None = None) -> Iterator[dict]:
+    split = split or data.eval_split
+    if data.name == IN_MEMORY:
+        return in_memory_eval_batches(
+            local_batch=local_batch, num_frames=data.num_frames, crop_size=data.crop_size,
+            num_classes=data.num_classes, num_videos=data.num_eval_videos,
+            views=data.eval_num_clips * data.eval_num_crops, reverse_time=reverse_time,
+            process_index=process_index, process_count=process_count)
+    from video_s3d.data import pipeline
+    return pipeline.eval_batches(
+        data.name, data_dir=data.data_dir, split=split, batch_size=local_batch,
+        num_frames=data.num_frames, stride=data.stride, crop_size=data.crop_size,
+        num_clips=data.eval_num_clips, num_crops=data.eval_num_crops, reverse_time=reverse_time,
+        process_index=process_index, process_count=process_count)
+
+
+class InMemoryIterator:
+    """Cycles through a few random host-local batches made once from the seed."""
+
+    POOL_SIZE = 4
+
+    def __init__(self, *, local_batch: int, num_frames: int, crop_size: int, num_classes: int,
+                 seed: int, process_index: int = 0):
+        rng = np.random.default_rng([seed, process_index])
+        shape = (local_batch, num_frames, crop_size, crop_size, 3)
+        self._pool = [{"video": rng.uniform(-1, 1, shape).astype(np.float32),
+                       "label": rng.integers(0, num_classes, local_batch).astype(np.int32)}
+                      for _ in range(self.POOL_SIZE)]
+        self.position = 0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> dict[str, np.ndarray]:
+        batch = self._pool[self.position % self.POOL_SIZE]
+        self.position += 1
+        return batch
+
+    def save(self, path: str) -> None:
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump({"position": self.position}, f)
+
+    def restore(self, path: str) -> None:
+        with open(path, encoding="utf-8") as f:
+            self.position = int(json.load(f)["position"])
+
+
+def in_memory_eval_batches(*, local_batch: int, num_frames: int, crop_size: int, num_classes: int,
+                           num_videos: int, views: int, reverse_time: bool, process_index: int,
+                           process_count: int) -> Iterator[dict]:
+    """Every view of every video once, padded so each process yields the same batch count."""
+    rng = np.random.default_rng(1234)
+    labels = rng.integers(0, num_classes, num_videos).astype(np.int32)
+    videos = np.repeat(np.arange(num_videos, dtype=np.int32), views)
+    mine = videos[process_index::process_count]
+    per_process = -(-len(videos) // process_count)
+    num_batches = -(-per_process // local_batch)
+    shape = (local_batch, num_frames, crop_size, crop_size, 3)
+    for b in range(num_batches):
+        index = np.zeros(local_batch, np.int32)
+        chunk = mine[b * local_batch:(b + 1) * local_batch]
+        index[:len(chunk)] = chunk
+        mask = np.arange(local_batch) < len(chunk)
+        video = np.random.default_rng([process_index, b]).uniform(-1, 1, shape).astype(np.float32)
+        if reverse_time:
+            video = video[:, ::-1]
+        yield {"video": np.ascontiguousarray(video), "label": labels[index], "video_index": index,
+               "mask": mask}

@@ -1,0 +1,84 @@
+"""Optimisers and learning-rate schedules from `config.optim`, and the training loss.
+
+Schedules are linear warm-up into cosine decay or piecewise-constant steps (the I3D
+release decays x0.1 twice). Weight decay is optionally restricted to convolution / dense
+kernels, because decaying BatchNorm offsets and biases only pulls them towards zero
+without regularising the function (see `decay_bn_and_bias`).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+
+OPTIMIZERS = ("sgd", "adamw")
+SCHEDULES = ("cosine", "step", "constant")
+
+
+def make_schedule(cfg: ml_collections.ConfigDict, num_train_steps: int) -> optax.Schedule:
+    """Learning rate per step: linear warm-up from 0, then cosine / step / constant."""
+    if cfg.schedule not in SCHEDULES:
+        raise ValueError(f"config.optim.schedule={cfg.schedule!r} is unknown; use one of {SCHEDULES}.")
+    warmup = int(cfg.warmup_steps)
+    peak = float(cfg.learning_rate)
+    after = max(num_train_steps - warmup, 1)
+    if cfg.schedule == "cosine":
+        main = optax.cosine_decay_schedule(peak, decay_steps=after)
+    elif cfg.schedule == "step":
+        # Boundaries are absolute training steps; the schedule after warm-up counts from 0.
+        boundaries = {int(b) - warmup: float(cfg.step_decay_factor)
+                      for b in _as_sequence(cfg.step_boundaries) if int(b) > warmup}
+        main = optax.piecewise_constant_schedule(peak, boundaries)
+    else:
+        main = optax.constant_schedule(peak)
+    if warmup <= 0:
+        return main
+    return optax.join_schedules([optax.linear_schedule(0.0, peak, warmup), main], [warmup])
+
+
+def decay_mask(params, decay_bn_and_bias: bool):
+    """True for the leaves weight decay applies to: kernels only unless told otherwise."""
+    if decay_bn_and_bias:
+        return jax.tree.map(lambda _: True, params)
+    # BatchNorm scale/bias and conv/dense biases are 1-D; kernels and gating matrices are not.
+    return jax.tree.map(lambda p: p.ndim > 1, params)
+
+
+def make_optimizer(cfg: ml_collections.ConfigDict, num_train_steps: int) -> optax.GradientTransformation:
+    """The optax transformation for `config.optim` (clipping, decay, SGD or AdamW)."""
+    if cfg.name not in OPTIMIZERS:
+        raise ValueError(f"config.optim.name={cfg.name!r} is unknown; use one of {OPTIMIZERS}.")
+    schedule = make_schedule(cfg, num_train_steps)
+    mask = lambda params: decay_mask(params, bool(cfg.decay_bn_and_bias))  # noqa: E731
+    parts = []
+    if cfg.grad_clip_norm and cfg.grad_clip_norm > 0:
+        parts.append(optax.clip_by_global_norm(float(cfg.grad_clip_norm)))
+    if cfg.name == "sgd":
+        if cfg.weight_decay:
+            # Coupled L2 (added to the gradient before momentum), as in the paper's recipe.
+            parts.append(optax.add_decayed_weights(float(cfg.weight_decay), mask=mask))
+        parts.append(optax.sgd(schedule, momentum=float(cfg.momentum) or None,
+                               nesterov=bool(cfg.get("nesterov", False))))
+    else:
+        parts.append(optax.adamw(schedule, b1=float(cfg.get("b1", 0.9)), b2=float(cfg.get("b2", 0.999)),
+                                 weight_decay=float(cfg.weight_decay), mask=mask))
+    return optax.chain(*parts)
+
+
+def cross_entropy(logits: jax.Array, labels: jax.Array, num_classes: int,
+                  label_smoothing: float = 0.0) -> jax.Array:
+    """Mean softmax cross-entropy with optional label smoothing, computed in float32."""
+    targets = optax.smooth_labels(jax.nn.one_hot(labels, num_classes), label_smoothing) \
+        if label_smoothing else jax.nn.one_hot(labels, num_classes)
+    return jnp.mean(optax.softmax_cross_entropy(logits.astype(jnp.float32), targets))
+
+
+def _as_sequence(value) -> Sequence[int]:
+    if value is None:
+        return ()
+    if isinstance(value, str):  # "1000,2000" from the command line
+        return [int(v) for v in value.replace(" ", "").split(",") if v]
+    return list(value)

@@ -1,0 +1,285 @@
+"""Data-parallel training: `train_and_evaluate(config, workdir)` and the train step.
+
+The step is one per-device program (`shard_map` over the 1-D mesh axis `batch`, under
+`jit`): parameters replicated, batch split. Gradients are averaged with `pmean`;
+BatchNorm statistics are either synchronised inside the model (`config.sync_batch_norm`:
+the model normalises with statistics pmean-ed over the mesh) or computed per device and
+averaged after the step so that every replica holds the same running averages.
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from jax import lax
+from jax.sharding import PartitionSpec as P
+
+from video_s3d import checkpointing, evaluate, inputs, optim, parallel, train_state
+from video_s3d.metric_writers import MetricWriter, Progress, log
+from video_s3d.train_state import TrainState
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN or Inf; the message names the step and the last good checkpoint."""
+
+
+# ----------------------------------------------------------------------- update step
+def make_train_step(model, tx: optax.GradientTransformation, schedule: optax.Schedule, mesh,
+                    *, num_classes: int, label_smoothing: float, sync_batch_norm: bool,
+                    freeze_batch_norm: bool, seed: int, compiler_options=None):
+    """jit(shard_map(per-device step)): (state, {'video','label'}) -> (state, metrics)."""
+    base_key = jax.random.key(seed + 1)  # + 1: init used `seed` itself
+
+    def per_device_step(state: TrainState, batch: dict[str, jax.Array]):
+        # Each device draws its own dropout mask; the stream depends only on (seed, step).
+        dropout_key = jax.random.fold_in(jax.random.fold_in(base_key, state.step),
+                                         lax.axis_index(parallel.BATCH_AXIS))
+        # Differentiate a per-device copy of the replicated params: the gradients are then
+        # this device's own, and the one pmean below makes them the global-batch average.
+        # (Differentiating the replicated value directly would make JAX psum them.)
+        params = lax.pcast(state.params, parallel.BATCH_AXIS, to="varying")
+
+        def loss_fn(params):
+            variables = {"params": params, "batch_stats": state.batch_stats}
+            if freeze_batch_norm:
+                # Fine-tuning with frozen BN: running statistics, no updates (and no dropout).
+                logits = model.apply(variables, batch["video"], train=False)
+                new_stats = state.batch_stats
+            else:
+                logits, mutated = model.apply(variables, batch["video"], train=True,
+                                              mutable=["batch_stats"], rngs={"dropout": dropout_key})
+                new_stats = mutated["batch_stats"]
+            loss = optim.cross_entropy(logits, batch["label"], num_classes, label_smoothing)
+            return loss, (logits, new_stats)
+
+        (loss, (logits, new_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+        grads = lax.pmean(grads, parallel.BATCH_AXIS)
+        if not sync_batch_norm and not freeze_batch_norm:
+            # Per-device statistics differ; average them so the replicas stay identical.
+            new_stats = lax.pmean(new_stats, parallel.BATCH_AXIS)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        new_state = state.replace(step=state.step + 1,
+                                  params=optax.apply_updates(state.params, updates),
+                                  batch_stats=new_stats, opt_state=opt_state)
+        accuracy = jnp.mean((jnp.argmax(logits, -1) == batch["label"]).astype(jnp.float32))
+        metrics = {"loss": lax.pmean(loss, parallel.BATCH_AXIS),
+                   "accuracy": lax.pmean(accuracy, parallel.BATCH_AXIS),
+                   "grad_norm": optax.global_norm(grads),
+                   "learning_rate": schedule(state.step)}
+        return new_state, metrics
+
+    step = jax.shard_map(per_device_step, mesh=mesh,
+                         in_specs=(P(), P(parallel.BATCH_AXIS)), out_specs=(P(), P()))
+    return jax.jit(step, donate_argnums=(0,), compiler_options=compiler_options)
+
+
+# --------------------------------------------------------------------------- helpers
+def validate_config(config: ml_collections.ConfigDict) -> None:
+    """Cheap checks a user can trip, before any data or model is touched."""
+    for field in ("num_train_steps", "log_every_steps", "checkpoint_every_steps"):
+        if int(config[field]) <= 0:
+            raise ValueError(f"config.{field}={config[field]} must be a positive integer.")
+    if int(config.eval_every_steps) < 0:
+        raise ValueError(f"config.eval_every_steps={config.eval_every_steps} must be >= 0 "
+                         f"(0 evaluates only at the end).")
+    if config.optim.name not in optim.OPTIMIZERS:
+        raise ValueError(f"config.optim.name={config.optim.name!r} is unknown; use one of "
+                         f"{optim.OPTIMIZERS}.")
+    if config.optim.schedule not in optim.SCHEDULES:
+        raise ValueError(f"config.optim.schedule={config.optim.schedule!r} is unknown; use one of "
+                         f"{optim.SCHEDULES}.")
+
+
+def run_info(config: ml_collections.ConfigDict, num_classes: int) -> dict[str, Any]:
+    return {"model": config.model.name, "num_classes": int(num_classes), "dataset": config.data.name}
+
+
+def init_from_checkpoint(state: TrainState, config, model, mesh, num_classes: int, is_main: bool):
+    """Backbone (every matching leaf) from `config.init_from`; mismatched leaves (the head) stay fresh."""
+    source_info = checkpointing.Checkpoints(config.init_from, read_only=True).run_info() \
+        if os.path.isdir(os.path.join(config.init_from, "checkpoints")) else None
+    if source_info is not None and source_info.get("model") != config.model.name:
+        raise ValueError(
+            f"config.init_from={config.init_from!r} holds model {source_info.get('model')!r} but "
+            f"config.model.name={config.model.name!r}; fine-tune the same architecture.")
+    source_classes = int(source_info["num_classes"]) if source_info else num_classes
+    source_model = model if source_classes == num_classes else \
+        train_state.create_model(config, source_classes)
+    source_abstract = train_state.abstract_variables(source_model, config, mesh)
+    source, _ = checkpointing.load_variables(config.init_from, source_abstract, mesh)
+
+    fresh = {"params": state.params, "batch_stats": state.batch_stats}
+    source_leaves = dict(jax.tree_util.tree_leaves_with_path(source))
+    reinitialised = []
+
+    def pick(path, leaf):
+        old = source_leaves.get(path)
+        if old is not None and old.shape == leaf.shape:
+            return old
+        reinitialised.append(jax.tree_util.keystr(path))
+        return leaf
+
+    merged = jax.tree_util.tree_map_with_path(pick, fresh)
+    log(f"fine-tuning from {config.init_from} ({source_classes} classes -> {num_classes}); "
+        f"freshly initialised: {', '.join(reinitialised) or 'nothing'}", is_main)
+    return state.replace(params=merged["params"], batch_stats=merged["batch_stats"],
+                         opt_state=state.opt_state)
+
+
+def _mean_metrics(window: list[tuple[int, dict[str, np.ndarray]]]) -> dict[str, float]:
+    keys = window[-1][1].keys()
+    averaged = {k: float(np.mean([m[k] for _, m in window])) for k in keys}
+    averaged["learning_rate"] = float(window[-1][1]["learning_rate"])
+    return averaged
+
+
+# ----------------------------------------------------------------------- the loop
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+    """Trains (resuming from `workdir` if it holds a checkpoint), evaluates, writes result.json."""
+    validate_config(config)
+    is_main = jax.process_index() == 0
+    workdir = os.path.abspath(workdir)
+    mesh = parallel.make_mesh()
+    parallel.check_global_batch(config.batch_size, mesh, "config.batch_size")
+    parallel.check_global_batch(config.eval_batch_size, mesh, "config.eval_batch_size")
+    inputs.ensure_ready(config.data)
+    info = inputs.dataset_info(config.data)
+    num_classes = int(info.num_classes)
+    model = train_state.create_model(config, num_classes)
+
+    os.makedirs(workdir, exist_ok=True)
+    ckpt = checkpointing.Checkpoints(workdir, keep=config.keep_checkpoints,
+                                     async_save=config.async_checkpointing)
+    meta = run_info(config, num_classes)
+    ckpt.check_same_run(meta)
+    if is_main:
+        with open(os.path.join(workdir, "config.json"), "w", encoding="utf-8") as f:
+            f.write(config.to_json_best_effort(indent=2, sort_keys=True) + "\n")
+
+    total_steps = int(config.num_train_steps)
+    schedule = optim.make_schedule(config.optim, total_steps)
+    tx = optim.make_optimizer(config.optim, total_steps)
+    local_batch = parallel.local_batch_size(config.batch_size, mesh)
+    train_iter = inputs.train_iterator(config.data, local_batch=local_batch, seed=config.seed,
+                                       process_index=jax.process_index(),
+                                       process_count=jax.process_count())
+
+    # ------------------------------------------------------------ state: resume / init
+    start_step = ckpt.latest_step()
+    if start_step is not None:
+        state = ckpt.restore(start_step, train_state.abstract_state(model, tx, config, mesh),
+                             train_iter)
+        log(f"resumed from {ckpt.directory} at step {start_step}", is_main)
+    else:
+        state = train_state.create_state(model, tx, config, mesh, jax.random.key(config.seed))
+        if config.init_from:
+            state = init_from_checkpoint(state, config, model, mesh, num_classes, is_main)
+    step = int(parallel.replicated_to_host(state.step))
+    num_params = train_state.count_params(state.params)
+    log(f"{config.model.name}: {num_params:,} params, {num_classes} classes, {mesh.size} devices "
+        f"({jax.process_count()} processes), global batch {config.batch_size}, "
+        f"steps {step}->{total_steps}", is_main)
+
+    train_step = make_train_step(
+        model, tx, schedule, mesh, num_classes=num_classes,
+        label_smoothing=float(config.label_smoothing), sync_batch_norm=bool(config.sync_batch_norm),
+        freeze_batch_norm=bool(config.freeze_batch_norm), seed=int(config.seed),
+        compiler_options=train_state.compiler_options(config))
+    eval_step = evaluate.make_eval_step(model, mesh, train_state.compiler_options(config))
+    writer = MetricWriter(workdir, enabled=is_main)
+    watcher = checkpointing.PreemptionWatcher()
+    progress = Progress(total_steps, step, enabled=is_main)
+
+    window: list[tuple[int, Any]] = []   # (step, device metrics) not yet fetched
+    log_window: list[tuple[int, dict]] = []
+    last_eval: tuple[int, dict[str, float], dict] | None = None
+    train_seconds, timed_steps, timer = 0.0, 0, None
+    result: dict[str, Any] = {}
+
+    def fetch_window() -> None:
+        """Pull pending metrics to the host; stop at the first non-finite loss."""
+        for s, device_metrics in window:
+            host = {k: float(v) for k, v in parallel.replicated_to_host(device_metrics).items()}
+            if not math.isfinite(host["loss"]):
+                last_good = ckpt.latest_step()
+                raise NonFiniteLossError(
+                    f"The training loss became {host['loss']} at step {s}; the last good checkpoint "
+                    f"is {'step ' + str(last_good) + ' in ' + ckpt.directory if last_good is not None else 'none (nothing was saved yet)'}"
+                    f": lower config.optim.learning_rate or set config.optim.grad_clip_norm and resume.")
+            log_window.append((s, host))
+        window.clear()
+
+    try:
+        while step < total_steps:
+            batch = next(train_iter)
+            batch = parallel.host_to_global({"video": batch["video"], "label": batch["label"]}, mesh)
+            state, metrics = train_step(state, batch)
+            step += 1
+            window.append((step, metrics))
+            if timer is None:  # the first step compiles: time throughput from after it
+                jax.block_until_ready(metrics)
+                timer = time.perf_counter()
+                progress = Progress(total_steps, step, enabled=is_main)
+            else:
+                timed_steps += 1
+
+            final = step == total_steps
+            stop = watcher.should_stop(step) and not final
+            do_log = step % config.log_every_steps == 0 or final or stop
+            do_eval = final or (config.eval_every_steps and step % config.eval_every_steps == 0)
+            do_save = final or stop or step % config.checkpoint_every_steps == 0
+            if not (do_log or do_eval or do_save):
+                continue
+
+            fetch_window()  # before saving: never checkpoint NaN parameters
+            now = time.perf_counter()
+            train_seconds += now - timer
+            if do_log and log_window:
+                averaged = _mean_metrics(log_window)
+                rates = progress.measure(step, config.batch_size)
+                progress.print_line(step, averaged, rates)
+                writer.write_scalars(step, {**averaged, "clips_per_sec": rates["clips_per_sec"]},
+                                     prefix="train/")
+                log_window.clear()
+            eval_metrics = None
+            if do_eval:
+                eval_metrics, extras = evaluate.evaluate_variables(
+                    config, model, state.variables, mesh, info, eval_step=eval_step, is_main=is_main)
+                evaluate.report(workdir, writer, step, eval_metrics, extras, info.class_names, is_main)
+                last_eval = (step, eval_metrics, extras)
+            if do_save:
+                ckpt.save(step, state, meta, train_iter,
+                          metrics={checkpointing.BEST_METRIC: eval_metrics[checkpointing.BEST_METRIC]}
+                          if eval_metrics else None)
+            if stop:
+                log(f"SIGTERM: saved step {step} to {ckpt.directory}; rerun the same command to "
+                    f"resume.", is_main)
+                break
+            timer = time.perf_counter()
+            progress.exclude(timer - now)  # evaluation and checkpointing are not training time
+
+        train_clips_per_sec = (timed_steps * config.batch_size / train_seconds
+                               if train_seconds > 0 and timed_steps else None)
+        if step >= total_steps and last_eval is not None and is_main:
+            eval_step_done, eval_metrics, extras = last_eval
+            result = evaluate.write_result(
+                workdir, config=config, info=info, step=eval_step_done, metrics=eval_metrics,
+                extras=extras, num_params=num_params, train_clips_per_sec=train_clips_per_sec)
+            log(f"wrote {os.path.join(workdir, 'result.json')}")
+        elif step >= total_steps and is_main:
+            # Already finished earlier (rerun of a complete workdir): keep the existing result.
+            path = os.path.join(workdir, "result.json")
+            log(f"{workdir} already trained to step {step}; nothing to do"
+                + (f" (see {path})" if os.path.exists(path) else ""))
+    finally:
+        watcher.close()
+        ckpt.close()
+        writer.close()
+    return result
