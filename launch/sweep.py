@@ -1,0 +1,91 @@
+"""Runs a sweep: one job per run, one after another on this machine, or on a TPU pod / SLURM.
+
+  # every run of the synthetic sweep, shrunk for a laptop, one after another:
+  python -m launch.sweep --sweep=experiments/sweeps/synthetic.py:runlocal --workdir=runs/synthetic
+  # print the commands only:
+  python -m launch.sweep --sweep=experiments/sweeps/heavy.py --workdir=runs/heavy --dry_run
+  # hand the sweep to a launcher (its own flags follow):
+  python -m launch.sweep --launcher=tpu_pod --sweep=experiments/sweeps/kinetics400.py \
+      --workdir=gs://BUCKET/runs/k400 --tpu=s3d-pod --zone=us-central2-b --accelerator_type=v4-64
+  python -m launch.sweep --launcher=slurm --sweep=experiments/sweeps/kinetics400.py \
+      --workdir=/scratch/runs/k400 --nodes=4 --gpus_per_node=8 --submit
+
+Locally, a run whose workdir already holds `result.json` is skipped, so starting the same
+sweep again continues where it stopped (an unfinished run resumes from its checkpoint).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from typing import Callable, Sequence
+
+from experiments import runs as runs_lib
+from launch import jobs
+
+RESULT_FILE = "result.json"
+
+
+def run_locally(runs: Sequence[runs_lib.Run], root: str, dry_run: bool = False,
+                python: str = sys.executable, log: Callable[[str], None] = print) -> list[str]:
+    """Runs each job in turn in a fresh process; returns the names of the runs it started.
+
+    A fresh process per run keeps runs independent (device memory, compile caches, flags).
+    Stops at the first failing run: a failure is almost always a bug that every later run
+    would hit too, and the finished runs are kept.
+    """
+    # Jobs run from the repository root; keep a relative workdir relative to the caller.
+    root = root if root.startswith("gs://") else os.path.abspath(root)
+    started, t_start = [], time.time()
+    for i, run in enumerate(runs, 1):
+        workdir = run.workdir(root)
+        argv = [python, "-m", jobs.MAIN_MODULE, *run.main_args(root)]
+        if dry_run:
+            log(jobs.shell_line(argv))
+            continue
+        if os.path.exists(os.path.join(workdir, RESULT_FILE)):
+            log(f"[{i}/{len(runs)}] {run.name}: finished before ({workdir}/{RESULT_FILE}), skipped")
+            continue
+        log(f"[{i}/{len(runs)}] {run.name}: {jobs.shell_line(argv)}")
+        t_run = time.time()
+        status = subprocess.run(argv, cwd=runs_lib.REPO_ROOT, check=False).returncode
+        if status != 0:
+            raise RuntimeError(f"Run {run.name!r} failed (exit status {status}); its output is above "
+                               f"and its workdir is {workdir}. Fix it and start the sweep again: "
+                               "finished runs are skipped.")
+        started.append(run.name)
+        done_s = time.time() - t_start
+        left = len(runs) - i
+        log(f"[{i}/{len(runs)}] {run.name}: done in {time.time() - t_run:.0f} s; "
+            f"{left} left, about {done_s / len(started) * left / 60:.1f} min to go")
+    return started
+
+
+LAUNCHERS = ("local", "tpu_pod", "slurm")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    chooser = argparse.ArgumentParser(add_help=False)
+    chooser.add_argument("--launcher", choices=LAUNCHERS, default="local")
+    chosen, rest = chooser.parse_known_args(argv)
+    if chosen.launcher == "tpu_pod":
+        from launch import tpu_pod
+        return tpu_pod.main(rest)
+    if chosen.launcher == "slurm":
+        from launch import slurm
+        return slurm.main(rest)
+
+    parser = argparse.ArgumentParser(
+        prog="python -m launch.sweep", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter, parents=[chooser])
+    jobs.add_run_arguments(parser)
+    args = parser.parse_args(rest)
+    runs, root = jobs.runs_from_args(args)
+    run_locally(runs, root, dry_run=args.dry_run)
+
+
+if __name__ == "__main__":
+    main()
