@@ -95,7 +95,7 @@ def render_run(args: argparse.Namespace, run: runs_lib.Run, root: str) -> str:
         "repo_dir": shlex.quote(runs_lib.REPO_ROOT),
         "environment_lines": "\n".join(environment),
         "process_unit": "GPU" if per_gpu else "node",
-        "select_devices": ('export CUDA_VISIBLE_DEVICES="$SLURM_LOCALID"  # this task\'s GPU'
+        "select_devices": ('export CUDA_VISIBLE_DEVICES="$SLURM_LOCALID"  # the GPU of this task'
                            if per_gpu else ": every GPU of the node belongs to this task"),
         "coordinator_env": runtime.COORDINATOR_ENV,
         "num_processes_env": runtime.NUM_PROCESSES_ENV,

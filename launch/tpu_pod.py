@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import re
 import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 from typing import Callable, Sequence
 
 from experiments import runs as runs_lib
@@ -97,7 +99,7 @@ def plan(args: argparse.Namespace, runs: Sequence[runs_lib.Run], root: str) -> l
     tpu_vm = ("gcloud", "compute", "tpus", "tpu-vm")
     generation = _ACCELERATOR_PATTERN.match(args.accelerator_type).group(1)
     runtime = args.runtime_version or RUNTIME_BY_GENERATION[generation]
-    archive = f"/tmp/{CODE_ARCHIVE}"
+    archive = os.path.join(tempfile.gettempdir(), CODE_ARCHIVE)
 
     def on_all_workers(why: str, command: str) -> Step:
         return Step(why, (*tpu_vm, "ssh", args.tpu, "--worker=all", *where,
@@ -124,7 +126,7 @@ def plan(args: argparse.Namespace, runs: Sequence[runs_lib.Run], root: str) -> l
              only_if_missing=True),
         Step("pack this checkout (tracked and untracked, not ignored files)",
              (f"cd {shlex.quote(runs_lib.REPO_ROOT)} && git ls-files -co --exclude-standard "
-              f"| tar -czf {archive} -T -",), shell=True),
+              f"| tar -czf {shlex.quote(archive)} -T -",), shell=True),
         Step("copy it to every worker",
              (*tpu_vm, "scp", archive, f"{args.tpu}:{CODE_ARCHIVE}", "--worker=all", *where)),
         on_all_workers("unpack it and install the requirements on every worker", setup),
