@@ -78,12 +78,15 @@ def train_dataset(name: str, *, data_dir: str | None = None, split: str = "train
                   batch_size: int, num_frames: int, stride: int = 1, crop_size: int,
                   seed: int, process_index: int | None = None,
                   process_count: int | None = None, flip: bool | None = None,
-                  crop_area_range=(0.4, 1.0), crop_aspect_range=(3 / 4, 4 / 3),
+                  crop_area_range: tuple[float, float] | None = None,
+                  crop_aspect_range=(3 / 4, 4 / 3),
                   shuffle_buffer: int = 256, fused_decode: bool = True) -> tf.data.Dataset:
   """Infinite dataset of host-local batches {'video': f32 [B,T,S,S,3] in [-1,1], 'label': i32 [B]}.
 
   `flip=None` flips at random where the dataset allows it; `flip=True` on a dataset whose
-  classes depend on left/right is refused. `fused_decode=False` decodes whole frames then crops
+  classes depend on left/right is refused. The crop covers a random fraction of the frame in
+  `crop_area_range` (None: the dataset's default, (0.4, 1) for real videos, (0.7, 1) for
+  synthetic_motion whose object must stay in view) with aspect in `crop_aspect_range`. `fused_decode=False` decodes whole frames then crops
   (slower; kept for the benchmark). The shuffle buffer holds sampled clips (T JPEGs each), and is
   saved with the iterator: keep it modest for big frames.
   """
@@ -95,6 +98,7 @@ def train_dataset(name: str, *, data_dir: str | None = None, split: str = "train
     raise ValueError(f"Dataset {name} forbids horizontal flips (left/right is part of its "
                      f"classes): leave flip=None or set flip=False.")
   flip = info.flip_allowed if flip is None else flip
+  crop_area_range = crop_area_range or source.crop_area_range
   process_index, process_count = _resolve_host(process_index, process_count)
   start, stop, _ = _host_range(source.split_size(split), process_index, process_count)
   if stop <= start:

@@ -39,21 +39,24 @@ class _TfdsEntry:
   flip_allowed: bool = True
   generated: bool = False    # built locally from a seed (no manual download)
   partner_table: str | None = None  # attribute of the module: class-name pairs
+  # Default train crop area (fraction of the frame): synthetic clips keep their object whole.
+  crop_area_range: tuple[float, float] = (0.4, 1.0)
 
 
+_SYNTHETIC_CROP = (0.7, 1.0)
 _TFDS_DATASETS = {
     "synthetic_motion/motion": _TfdsEntry(
         "video_s3d.data.builders.synthetic_motion", "SyntheticMotion", "motion",
-        flip_allowed=False, generated=True),
+        flip_allowed=False, generated=True, crop_area_range=_SYNTHETIC_CROP),
     "synthetic_motion/appearance": _TfdsEntry(
         "video_s3d.data.builders.synthetic_motion", "SyntheticMotion", "appearance",
-        generated=True),
+        generated=True, crop_area_range=_SYNTHETIC_CROP),
     "synthetic_motion/motion_tiny": _TfdsEntry(
         "video_s3d.data.builders.synthetic_motion", "SyntheticMotion", "motion_tiny",
-        flip_allowed=False, generated=True),
+        flip_allowed=False, generated=True, crop_area_range=_SYNTHETIC_CROP),
     "synthetic_motion/appearance_tiny": _TfdsEntry(
         "video_s3d.data.builders.synthetic_motion", "SyntheticMotion", "appearance_tiny",
-        generated=True),
+        generated=True, crop_area_range=_SYNTHETIC_CROP),
     "kinetics400": _TfdsEntry("video_s3d.data.builders.kinetics", "Kinetics400", None),
     "kinetics600": _TfdsEntry("video_s3d.data.builders.kinetics", "Kinetics600", None),
     "kinetics700": _TfdsEntry("video_s3d.data.builders.kinetics", "Kinetics700", None),
@@ -104,6 +107,10 @@ class TfdsSource:
   @property
   def generated(self) -> bool:
     return self.entry.generated
+
+  @property
+  def crop_area_range(self) -> tuple[float, float]:
+    return self.entry.crop_area_range
 
   def is_built(self) -> bool:
     return self.builder.is_prepared()
@@ -193,6 +200,7 @@ class DmvrSource:
   """
 
   generated = False
+  crop_area_range = (0.4, 1.0)
 
   def __init__(self, name: str, pattern: str, num_classes: int, flip_allowed: bool):
     self.name = name

@@ -1,0 +1,56 @@
+"""The data command-line tools: build (with skipped-video summary), show (contact sheet), bench."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+from video_s3d.data import bench, build, show
+from video_s3d.data.builders import synthetic_render, video_files
+
+
+def test_build_prints_splits_and_names_skipped_videos(tmp_path):
+  manual = tmp_path / "ucf"
+  (manual / "lists").mkdir(parents=True)
+  (manual / "lists" / "classInd.txt").write_text("1 Archery\n")
+  (manual / "lists" / "trainlist01.txt").write_text(
+      "Archery/v_Archery_g01_c01.avi 1\nArchery/v_Archery_g02_c01.avi 1\n")
+  (manual / "lists" / "testlist01.txt").write_text("Archery/v_Archery_g01_c01.avi\n")
+  (manual / "Archery").mkdir()
+  clip = synthetic_render.make_clip("motion", 0, (0,), 6, 64)
+  video_files.write_video(str(manual / "Archery" / "v_Archery_g01_c01.mp4"), clip)
+  (manual / "Archery" / "v_Archery_g02_c01.avi").write_bytes(b"\x00" * 100)
+  data_dir = str(tmp_path / "tfds")
+  summary = build.build("ucf101/split1", data_dir=data_dir, manual_dir=str(manual))
+  assert "train: 1 videos" in summary and "test: 1 videos" in summary
+  assert "1 videos skipped" in summary and "train/v_Archery_g02_c01: cannot decode" in summary
+  report = summary.splitlines()[-1].split("list written to ")[1].rstrip(")")
+  assert json.load(open(report))[0]["video_id"] == "v_Archery_g02_c01"
+  assert "already built" in build.build("ucf101/split1", data_dir=data_dir)
+
+
+def test_build_cli_reports_bad_input_in_one_line():
+  result = subprocess.run(
+      [sys.executable, "-m", "video_s3d.data.build", "--dataset=kinetics999"],
+      capture_output=True, text=True, cwd=os.path.dirname(os.path.dirname(__file__)))
+  assert result.returncode == 1
+  assert result.stderr.strip().splitlines()[-1].startswith("error: Unknown dataset 'kinetics999'")
+
+
+def test_show_writes_a_contact_sheet(tmp_path):
+  from PIL import Image
+  out = str(tmp_path / "sheet.png")
+  message = show.show("synthetic_motion/motion_tiny", out, num_clips=3, num_frames=4,
+                      crop_size=32, data_dir=str(tmp_path / "tfds"))
+  assert "3 clips x 4 frames" in message
+  image = np.asarray(Image.open(out))
+  assert image.shape[0] > 200 and image.shape[1] > 300
+  assert image[..., :3].std() > 10  # not a blank page
+
+
+def test_bench_prints_the_table():
+  table = bench.run(num_frames=4, crop_size=32, batch_size=2, height=48, width=64, seconds=0.2,
+                    rounds=1, accelerator_clips_per_s=40)
+  assert "fused/base" in table and "64-frame clips" in table
+  assert "cores to feed one accelerator" in table
