@@ -90,12 +90,14 @@ def grid(config: str,
 
     Model and dataset go into the argument string under `model_key` / `dataset_key` (the
     names the config's get_config reads). Names read
-    `<prefix><model>-<dataset>-s<seed>[-key=value...]`; a `None` model or dataset is left out.
+    `<prefix><model>-<dataset>-s<seed>[-key=value...]`; a `None` model or dataset is left out,
+    and so are the overrides when there is only one set (it does not tell runs apart).
     """
     runs = []
     for model, dataset, seed, extra in itertools.product(models, datasets, seeds, overrides):
         parts = [p for p in (model, dataset) if p is not None] + [f"s{seed}"]
-        parts += [f"{key.split('.')[-1]}={_flag_value(v)}" for key, v in extra.items()]
+        if len(overrides) > 1:
+            parts += [f"{key.split('.')[-1]}={_flag_value(v)}" for key, v in extra.items()]
         items = config_items(**{model_key: model, dataset_key: dataset}) + tuple(args)
         runs.append(Run(name=prefix + "-".join(parts), config=config, args=items, seed=seed,
                         overrides=dict(extra)))

@@ -1,0 +1,355 @@
+r"""The speed-accuracy table and plots from finished runs (each workdir's result.json).
+
+  python -m experiments.speed_accuracy --workdirs='runs/synthetic/*' --out=out/synthetic
+  python -m experiments.speed_accuracy --workdirs=runs/a,runs/b,gs://BUCKET/runs/k400/* --out=out/k400
+
+Writes to --out:
+  speed_accuracy.md / .csv  one row per run: model, input, G multiply-adds at the run's input
+                            size (video_s3d.cost), parameters, training and inference clips/s
+                            as measured on the run's devices, clip and video top-1/top-5,
+                            time-reversed video top-1 and, for datasets with time-reversal
+                            partner classes, the pairwise reversal accuracy.
+  speed_accuracy.png        video top-1 against G multiply-adds, one panel per dataset, the
+                            Pareto front (no run is both cheaper and more accurate) marked.
+  cut_points.png            for bottom-/top-heavy sweeps: video top-1 against the cut point
+                            and against cost, one line per direction (only if such runs exist).
+
+A workdir without result.json (unfinished) is listed and skipped.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import glob
+import json
+import math
+import os
+import sys
+from typing import Callable, Iterable, Sequence
+
+RESULT_FILE = "result.json"
+TABLE_NAME = "speed_accuracy"
+CUT_PLOT_NAME = "cut_points.png"
+
+
+# --------------------------------------------------------------------------- reading runs
+@dataclasses.dataclass
+class RunRow:
+    """One finished run, as the table shows it. Accuracies are fractions in [0, 1]."""
+    run: str
+    workdir: str
+    model: str
+    dataset: str
+    num_classes: int
+    num_frames: int
+    crop_size: int
+    step: int
+    params: int
+    gmacs: float | None = None
+    train_clips_per_sec: float | None = None
+    eval_clips_per_sec: float | None = None
+    device: str | None = None
+    clip_top1: float | None = None
+    clip_top5: float | None = None
+    video_top1: float | None = None
+    video_top5: float | None = None
+    reversed_video_top1: float | None = None
+    pairwise_reversal: float | None = None
+    num_videos: int | None = None
+
+
+def _is_gcs(path: str) -> bool:
+    return path.startswith("gs://")
+
+
+def _glob(pattern: str) -> list[str]:
+    if _is_gcs(pattern):
+        import tensorflow as tf  # only remote paths need it
+        return sorted(tf.io.gfile.glob(pattern))
+    return sorted(glob.glob(os.path.expanduser(pattern)))
+
+
+def _read_text(path: str) -> str | None:
+    if _is_gcs(path):
+        import tensorflow as tf
+        if not tf.io.gfile.exists(path):
+            return None
+        with tf.io.gfile.GFile(path) as f:
+            return f.read()
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        return f.read()
+
+
+def find_workdirs(specs: Iterable[str]) -> list[str]:
+    """Comma-separated workdirs and glob patterns, in order, without repeats."""
+    found = []
+    for spec in specs:
+        for item in filter(None, (s.strip() for s in spec.split(","))):
+            matches = _glob(item) if any(c in item for c in "*?[") else [item]
+            found += [m.rstrip("/") for m in matches if m.rstrip("/") not in found]
+    return found
+
+
+def read_run(workdir: str) -> RunRow | None:
+    """The run's row from its result.json (see video_s3d/evaluate.py), None if unfinished."""
+    text = _read_text(f"{workdir}/{RESULT_FILE}")
+    if text is None:
+        return None
+    result = json.loads(text)
+    metrics = result.get("metrics", {})
+    return RunRow(
+        run=os.path.basename(workdir), workdir=workdir, model=result["model"],
+        dataset=result["dataset"], num_classes=int(result["num_classes"]),
+        num_frames=int(result["num_frames"]), crop_size=int(result["crop_size"]),
+        step=int(result["step"]), params=int(result["num_params"]),
+        train_clips_per_sec=result.get("train_clips_per_sec"),
+        eval_clips_per_sec=result.get("eval_clips_per_sec"),
+        device=result.get("device"),
+        clip_top1=metrics.get("clip_top1"), clip_top5=metrics.get("clip_top5"),
+        video_top1=metrics.get("video_top1"), video_top5=metrics.get("video_top5"),
+        reversed_video_top1=metrics.get("reversed_video_top1"),
+        pairwise_reversal=metrics.get("pairwise_reversal_accuracy"),
+        num_videos=int(metrics["num_videos"]) if "num_videos" in metrics else None)
+
+
+def model_gmacs(model: str, num_frames: int, crop_size: int, num_classes: int) -> float:
+    """G multiply-adds of one clip at this input size (video_s3d.cost)."""
+    from video_s3d import cost
+    return cost.gmacs(model, num_frames=num_frames, size=crop_size, num_classes=num_classes)
+
+
+def load_rows(workdirs: Sequence[str], gmacs_fn: Callable[..., float] = model_gmacs,
+              log: Callable[[str], None] = print) -> list[RunRow]:
+    """Rows of the finished runs, each with its cost (one cost computation per distinct input)."""
+    rows, costs = [], {}
+    for i, workdir in enumerate(workdirs, 1):
+        row = read_run(workdir)
+        if row is None:
+            log(f"[{i}/{len(workdirs)}] {workdir}: no {RESULT_FILE} (unfinished?), skipped")
+            continue
+        key = (row.model, row.num_frames, row.crop_size, row.num_classes)
+        if key not in costs:
+            log(f"[{i}/{len(workdirs)}] {row.run}: cost of {row.model} at "
+                f"{row.num_frames}x{row.crop_size}x{row.crop_size}")
+            costs[key] = gmacs_fn(row.model, num_frames=row.num_frames, crop_size=row.crop_size,
+                                  num_classes=row.num_classes)
+        row.gmacs = costs[key]
+        rows.append(row)
+    rows.sort(key=lambda r: (r.dataset, r.gmacs if r.gmacs is not None else math.inf, r.run))
+    return rows
+
+
+# --------------------------------------------------------------------------- table
+COLUMNS = (  # (header, attribute, format)
+    ("run", "run", "{}"), ("model", "model", "{}"), ("dataset", "dataset", "{}"),
+    ("input TxS²", None, None), ("GMACs", "gmacs", "{:.3f}"), ("params (M)", "params", None),
+    ("train clips/s", "train_clips_per_sec", "{:.1f}"), ("eval clips/s", "eval_clips_per_sec", "{:.1f}"),
+    ("device", "device", "{}"),
+    ("clip top-1", "clip_top1", "pct"), ("clip top-5", "clip_top5", "pct"),
+    ("video top-1", "video_top1", "pct"), ("video top-5", "video_top5", "pct"),
+    ("reversed top-1", "reversed_video_top1", "pct"), ("pair reversal", "pairwise_reversal", "pct"),
+)
+
+
+def _cell(row: RunRow, attribute: str | None, fmt: str | None) -> str:
+    if attribute is None:
+        return f"{row.num_frames}x{row.crop_size}²"
+    value = getattr(row, attribute)
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    if attribute == "params":
+        return f"{value / 1e6:.3f}"
+    if fmt == "pct":
+        return f"{100 * value:.1f}"
+    return fmt.format(value)
+
+
+def markdown_table(rows: Sequence[RunRow]) -> str:
+    header = [c[0] for c in COLUMNS]
+    lines = ["| " + " | ".join(header) + " |",
+             "|" + "|".join("---" if c[2] in ("{}", None) and c[1] != "params" else "---:"
+                            for c in COLUMNS) + "|"]
+    for row in rows:
+        lines.append("| " + " | ".join(_cell(row, c[1], c[2]) for c in COLUMNS) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_csv(rows: Sequence[RunRow], path: str) -> None:
+    """Raw numbers (accuracies as fractions), one column per RunRow field."""
+    fields = [f.name for f in dataclasses.fields(RunRow)]
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fields)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: ("" if v is None else v) for k, v in dataclasses.asdict(row).items()})
+
+
+# --------------------------------------------------------------------------- analysis
+def accuracy(row: RunRow) -> float | None:
+    """The accuracy every plot uses: video-level top-1, else clip-level."""
+    return row.video_top1 if row.video_top1 is not None else row.clip_top1
+
+
+def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
+    """Indices of the (cost, accuracy) points that no other point beats on both, by cost."""
+    order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1]))
+    front, best = [], -math.inf
+    for i in order:
+        if points[i][1] > best:
+            front.append(i)
+            best = points[i][1]
+    return front
+
+
+@dataclasses.dataclass(frozen=True)
+class CutPoint:
+    family: str      # 'i3d' or 's3d'
+    direction: str   # 'bottom' or 'top'
+    cut: int         # layers below the cut (video_s3d.models.zoo)
+
+
+def cut_points(model: str) -> list[CutPoint]:
+    """Every place of `model` in the bottom-/top-heavy sweeps, found by comparing specs, so
+    i2d and i3d / s3d land at both ends of the curves they terminate."""
+    from video_s3d.models import zoo
+    base = model[len(zoo.TINY_PREFIX):] if model.startswith(zoo.TINY_PREFIX) else model
+    try:
+        spec = zoo.get_spec(base)
+    except ValueError:
+        return []
+    return [CutPoint(family, direction, k)
+            for family in ("i3d", "s3d") for direction in ("bottom", "top")
+            for k in zoo.SWEEP_CUTS
+            if zoo.get_spec(f"{direction}_heavy_{family}_{k}") == spec]
+
+
+def heavy_sweeps(rows: Sequence[RunRow]) -> dict[tuple[str, str], dict[CutPoint, list[RunRow]]]:
+    """(dataset, family) -> cut point -> runs, for the families that have an actual
+    bottom- or top-heavy run (an i3d run alone is not a sweep)."""
+    from video_s3d.models import zoo
+    swept = {(r.dataset, p.family) for r in rows for p in cut_points(r.model)
+             if p.cut not in (0, zoo.SWEEP_CUTS[-1])}
+    sweeps: dict = {}
+    for row in rows:
+        for point in cut_points(row.model):
+            if (row.dataset, point.family) in swept and accuracy(row) is not None:
+                sweeps.setdefault((row.dataset, point.family), {}).setdefault(point, []).append(row)
+    return sweeps
+
+
+# --------------------------------------------------------------------------- plots
+def _pyplot():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def plot_speed_accuracy(rows: Sequence[RunRow], path: str) -> None:
+    plt = _pyplot()
+    datasets = sorted({r.dataset for r in rows})
+    fig, axes = plt.subplots(1, len(datasets), figsize=(6.5 * len(datasets), 5), squeeze=False)
+    for ax, dataset in zip(axes[0], datasets):
+        chosen = [r for r in rows if r.dataset == dataset and r.gmacs and accuracy(r) is not None]
+        points = [(r.gmacs, 100 * accuracy(r)) for r in chosen]
+        front = set(pareto_front(points))
+        for i, (row, (x, y)) in enumerate(zip(chosen, points)):
+            on_front = i in front
+            ax.scatter([x], [y], s=60 if on_front else 30, zorder=3,
+                       color="tab:red" if on_front else "tab:blue",
+                       edgecolors="black" if on_front else "none")
+            ax.annotate(row.model, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+        if front:
+            line = sorted(points[i] for i in front)
+            ax.step([p[0] for p in line], [p[1] for p in line], where="post", color="tab:red",
+                    alpha=0.6, label="Pareto front")
+            ax.legend(loc="lower right", fontsize=8)
+        ax.set_xscale("log")
+        ax.set_xlabel("G multiply-adds per clip (log)")
+        ax.set_ylabel("video top-1 (%)")
+        ax.set_title(dataset)
+        ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_cut_points(rows: Sequence[RunRow], path: str) -> bool:
+    """Accuracy against cut point and against cost; False (no file) without a heavy sweep."""
+    sweeps = heavy_sweeps(rows)
+    if not sweeps:
+        return False
+    plt = _pyplot()
+    keys = sorted(sweeps)
+    fig, axes = plt.subplots(len(keys), 2, figsize=(12, 4.5 * len(keys)), squeeze=False)
+    colours = {"bottom": "tab:orange", "top": "tab:green"}
+    for (ax_cut, ax_cost), key in zip(axes, keys):
+        dataset, family = key
+        for direction in ("bottom", "top"):
+            points = sorted((p, runs) for p, runs in sweeps[key].items() if p.direction == direction)
+            if not points:
+                continue
+            label = f"{direction}-heavy {family.upper()}"
+            cuts = [p.cut for p, _ in points]
+            mean_acc = [100 * sum(accuracy(r) for r in runs) / len(runs) for _, runs in points]
+            costs = [sum(r.gmacs for r in runs) / len(runs) for _, runs in points]
+            ax_cut.plot(cuts, mean_acc, "o-", color=colours[direction], label=label)
+            ax_cost.plot(costs, mean_acc, "o-", color=colours[direction], label=label)
+            for (p, runs) in points:  # every seed, faintly
+                ax_cut.scatter([p.cut] * len(runs), [100 * accuracy(r) for r in runs],
+                               color=colours[direction], alpha=0.3, s=12)
+        ax_cut.set_xlabel("cut point k (layers below the cut: bottom-heavy 3D, top-heavy 2D)")
+        ax_cost.set_xlabel("G multiply-adds per clip")
+        for ax in (ax_cut, ax_cost):
+            ax.set_ylabel("video top-1 (%)")
+            ax.set_title(f"{dataset}: {family.upper()} family")
+            ax.grid(True, alpha=0.3)
+            ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+# --------------------------------------------------------------------------- entry point
+def write_report(workdir_specs: Sequence[str], out_dir: str,
+                 gmacs_fn: Callable[..., float] = model_gmacs,
+                 log: Callable[[str], None] = print) -> list[RunRow]:
+    """Reads the runs, writes table and plots into out_dir; returns the rows."""
+    workdirs = find_workdirs(workdir_specs)
+    if not workdirs:
+        raise FileNotFoundError(f"No workdir matches {', '.join(workdir_specs)}; pass finished "
+                                "runs' folders, e.g. --workdirs='runs/synthetic/*'.")
+    rows = load_rows(workdirs, gmacs_fn=gmacs_fn, log=log)
+    if not rows:
+        raise FileNotFoundError(f"None of the {len(workdirs)} workdirs holds a {RESULT_FILE}; "
+                                "train them to the end first (or check --workdirs).")
+    os.makedirs(out_dir, exist_ok=True)
+    table = markdown_table(rows)
+    with open(os.path.join(out_dir, TABLE_NAME + ".md"), "w", encoding="utf-8") as f:
+        f.write(f"# Speed and accuracy ({len(rows)} runs)\n\n" + table)
+    write_csv(rows, os.path.join(out_dir, TABLE_NAME + ".csv"))
+    plot_speed_accuracy(rows, os.path.join(out_dir, TABLE_NAME + ".png"))
+    written = [TABLE_NAME + ext for ext in (".md", ".csv", ".png")]
+    if plot_cut_points(rows, os.path.join(out_dir, CUT_PLOT_NAME)):
+        written.append(CUT_PLOT_NAME)
+    log(table)
+    log(f"wrote {', '.join(os.path.join(out_dir, w) for w in written)}")
+    return rows
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m experiments.speed_accuracy", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workdirs", required=True, action="append",
+                        help="comma-separated workdirs or glob patterns (quote them); repeatable")
+    parser.add_argument("--out", required=True, help="folder for the table and the plots")
+    args = parser.parse_args(argv)
+    write_report(args.workdirs, args.out)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
