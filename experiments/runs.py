@@ -13,6 +13,7 @@ import importlib.util
 import itertools
 import os
 import re
+import sys
 from typing import Any, Iterable, Mapping, Sequence
 
 # Configs are named relative to the repository root, like in every documented command.
@@ -117,16 +118,27 @@ def load_sweep(spec: str) -> list[Run]:
         raise FileNotFoundError(
             f"Sweep file {path!r} does not exist; pass a path such as "
             "experiments/sweeps/synthetic.py (relative to the repository root).")
-    module_spec = importlib.util.spec_from_file_location(
-        "sweep_" + re.sub(r"\W", "_", path), full_path)
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
+    module = _import_file(full_path)
     if not hasattr(module, "get_sweep"):
         raise ValueError(f"Sweep file {path!r} has no get_sweep() function; add one that "
                          "returns a list of experiments.runs.Run.")
     runs = module.get_sweep(arg) if arg else module.get_sweep()
     check_unique_names(runs, path)
     return list(runs)
+
+
+def _import_file(path: str):
+    """The module at `path`: by its package name inside the repository (one module object,
+    whoever imports it), else from the file under a private name."""
+    relative = os.path.relpath(os.path.abspath(path), REPO_ROOT)[:-len(".py")].split(os.sep)
+    if relative[0] != ".." and all(part.isidentifier() for part in relative):
+        return importlib.import_module(".".join(relative))
+    name = "_sweep_" + re.sub(r"\W", "_", path)
+    module_spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[name] = module  # dataclasses look their module up while it executes
+    module_spec.loader.exec_module(module)
+    return module
 
 
 def check_unique_names(runs: Sequence[Run], where: str) -> None:

@@ -1,0 +1,118 @@
+"""Sweeps as data: every sweep file loads, every run's config and overrides resolve, and the
+local runner starts the runs in order, skips finished ones and stops at a failure."""
+import json
+import os
+import stat
+import sys
+
+import pytest
+
+from experiments import runs as runs_lib
+from launch import sweep
+from video_s3d import config_cli
+from video_s3d.models import zoo
+
+# Sweep files and the arguments they require (paths need not exist to resolve a config).
+SWEEPS = {
+    "experiments/sweeps/kinetics400.py": "seeds=2",
+    "experiments/sweeps/heavy.py": "data_dir=/data/mini_k200_tfds,step=3",
+    "experiments/sweeps/something_something_v2.py": "batch=64",
+    "experiments/sweeps/transfer.py": "init_from=/runs/k400/s3dg-s0",
+    "experiments/sweeps/synthetic.py": "",
+    "experiments/paper_study.py": "steps=7",
+}
+
+
+def test_every_sweep_file_is_listed_here():
+    listed = {os.path.basename(p) for p in SWEEPS}
+    on_disk = {f for f in os.listdir(os.path.join(runs_lib.REPO_ROOT, "experiments", "sweeps"))
+               if f.endswith(".py") and f != "__init__.py"}
+    assert on_disk <= listed
+
+
+@pytest.mark.parametrize("path", sorted(SWEEPS))
+def test_every_run_of_every_sweep_resolves(path, monkeypatch):
+    monkeypatch.chdir(runs_lib.REPO_ROOT)  # configs are named relative to the repo root
+    runs = runs_lib.load_sweep(f"{path}:{SWEEPS[path]}" if SWEEPS[path] else path)
+    assert runs and len({r.name for r in runs}) == len(runs)
+    for run in runs:
+        argv = ["main", *run.main_args("/tmp/sweep")]
+        assert config_cli.override_error(argv) is None, argv  # every --config.<key> exists
+        config = config_cli.load_config_file(run.config_argument())
+        zoo.get_spec(config.model.name)  # raises for an unknown model
+
+
+def test_sweep_arguments_reach_the_runs():
+    heavy = runs_lib.load_sweep("experiments/sweeps/heavy.py:data_dir=/d,step=3,family=s3d,runlocal")
+    assert [r.name for r in heavy] == [
+        "i2d-s0", "s3d-s0", "bottom_heavy_s3d_3-s0", "bottom_heavy_s3d_6-s0", "bottom_heavy_s3d_9-s0",
+        "top_heavy_s3d_3-s0", "top_heavy_s3d_6-s0", "top_heavy_s3d_9-s0"]
+    assert heavy[2].config_argument() == \
+        "experiments/mini_kinetics_heavy.py:model=bottom_heavy_s3d_3,data_dir=/d,runlocal"
+    study = runs_lib.load_sweep("experiments/paper_study.py:steps=7,seeds=2")
+    assert len(study) == 8 * 2 * 2  # 8 models x 2 tasks x 2 seeds
+    assert "--config.num_train_steps=7" in study[0].main_args("/r")
+
+
+@pytest.mark.parametrize("spec, error, message", [
+    ("experiments/sweeps/missing.py", FileNotFoundError, "does not exist"),
+    ("experiments/sweeps/heavy.py", ValueError, "Pass data_dir="),
+    ("experiments/sweeps/heavy.py:data_dir=/d,family=r2plus1d", ValueError, "family=r2plus1d is unknown"),
+    ("experiments/sweeps/kinetics400.py:seeed=2", ValueError, "Unknown config argument 'seeed'"),
+    ("experiments/runs.py", ValueError, "has no get_sweep"),
+])
+def test_bad_sweeps_say_what_to_do(spec, error, message):
+    with pytest.raises(error, match=message):
+        runs_lib.load_sweep(spec)
+
+
+def test_duplicate_run_names_are_refused():
+    twice = runs_lib.grid("experiments/kinetics400.py", models=["i3d", "i3d"])
+    with pytest.raises(ValueError, match="appears twice"):
+        runs_lib.check_unique_names(twice, "the test")
+
+
+def _fake_python(tmp_path, fail_on: str = "") -> str:
+    """Stands in for `python -m video_s3d.main`: logs the workdir, writes result.json, and
+    fails for a workdir containing `fail_on`."""
+    script = tmp_path / "python"
+    script.write_text(
+        f"#!{sys.executable}\n"
+        "import json, os, sys\n"
+        "workdir = next(a.split('=', 1)[1] for a in sys.argv if a.startswith('--workdir='))\n"
+        f"open({str(tmp_path / 'calls.log')!r}, 'a').write(workdir + '\\n')\n"
+        f"if {fail_on!r} and {fail_on!r} in workdir: sys.exit(3)\n"
+        "os.makedirs(workdir, exist_ok=True)\n"
+        "json.dump({'argv': sys.argv[1:]}, open(os.path.join(workdir, 'result.json'), 'w'))\n")
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    return str(script)
+
+
+def test_local_runner_runs_in_order_and_skips_finished_runs(tmp_path):
+    runs = runs_lib.load_sweep("experiments/sweeps/kinetics400.py:runlocal")
+    python, root, lines = _fake_python(tmp_path), str(tmp_path / "runs"), []
+    started = sweep.run_locally(runs, root, python=python, log=lines.append)
+    assert started == ["i3d-s0", "s3d-s0", "s3dg-s0"]
+    result = json.loads((tmp_path / "runs" / "s3dg-s0" / "result.json").read_text())
+    assert result["argv"] == ["-m", "video_s3d.main", *runs[2].main_args(root)]
+    assert any(line.startswith("[3/3] s3dg-s0: done") for line in lines)
+    # Started again: everything is finished, nothing runs.
+    assert sweep.run_locally(runs, root, python=python, log=lines.append) == []
+    assert (tmp_path / "calls.log").read_text().count("\n") == 3
+
+
+def test_local_runner_stops_at_the_first_failure(tmp_path):
+    runs = runs_lib.load_sweep("experiments/sweeps/kinetics400.py:runlocal")
+    python = _fake_python(tmp_path, fail_on="s3d-s0")
+    with pytest.raises(RuntimeError, match="Run 's3d-s0' failed .exit status 3."):
+        sweep.run_locally(runs, str(tmp_path / "runs"), python=python, log=lambda _: None)
+    assert (tmp_path / "runs" / "i3d-s0" / "result.json").exists()
+    assert not (tmp_path / "runs" / "s3dg-s0").exists()
+
+
+def test_dry_run_prints_commands_and_starts_nothing(tmp_path, capsys):
+    sweep.main(["--sweep=experiments/sweeps/synthetic.py:runlocal", f"--workdir={tmp_path}/r",
+                "--only=appearance", "--dry_run"])
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 4 and all("config=appearance,runlocal" in line for line in lines)
+    assert not (tmp_path / "r").exists()
