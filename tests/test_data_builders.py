@@ -69,7 +69,7 @@ def test_mp4_and_webm_frames_round_trip_through_the_pipeline(built_ucf):
   _, data_dir, frames = built_ucf
   batch = next(pipeline.eval_batches(
       "ucf101/split1", data_dir=data_dir, split="train", batch_size=2, num_frames=FRAMES,
-      crop_size=HEIGHT, num_clips=0, process_index=0, process_count=1))
+      crop_size=HEIGHT, num_clips=0, process_index=0, process_count=1, central_fraction=1.0))
   info = pipeline.dataset_info("ucf101", data_dir=data_dir)
   by_label = {info.class_names[label]: clip for label, clip in zip(batch["label"], batch["video"])}
   for class_name, source in (("ApplyEyeMakeup", frames["v_ApplyEyeMakeup_g01_c01"]),
@@ -90,6 +90,9 @@ def test_read_video_resamples_fps_and_resizes_short_side(tmp_path):
   assert fps == 15 and frames.shape == (4, 32, 40, 3)
   frames, fps = video_files.read_video(path, fps=None, short_side=None)
   assert fps == 30 and frames.shape == (8, 64, 80, 3)
+  upsampled, _ = video_files.read_video(path, fps=60, short_side=None)
+  assert len(upsampled) == 16
+  np.testing.assert_array_equal(upsampled[::2], frames)  # each source frame shown twice
   (tmp_path / "empty.mp4").write_bytes(b"")
   with pytest.raises(video_files.UnreadableVideo, match="empty"):
     video_files.read_video(str(tmp_path / "empty.mp4"))

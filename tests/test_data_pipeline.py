@@ -121,7 +121,8 @@ def test_dmvr_shards_read_through_the_pipeline(ramp_shards):
   info = pipeline.dataset_info(ramp_shards)
   assert info.num_classes == 3 and info.split_sizes["train"] == 12 and info.flip_allowed
   batch = next(pipeline.eval_batches(ramp_shards, split="train", batch_size=12, num_frames=6,
-                                     crop_size=40, process_index=0, process_count=1))
+                                     crop_size=40, process_index=0, process_count=1,
+                                     central_fraction=1.0))
   assert sorted(batch["video_index"]) == list(range(12))
   # Records went round-robin into 2 shards; the index counts through the shards in order.
   file_order = list(range(0, 12, 2)) + list(range(1, 12, 2))
@@ -129,10 +130,24 @@ def test_dmvr_shards_read_through_the_pipeline(ramp_shards):
   # Centre 40x40 of the 40x56 ramp, JPEG q=90: within a few grey levels everywhere.
   expected = _ramp_video()[:, :, 8:48].astype(np.float32) / 127.5 - 1.0
   assert np.abs(batch["video"] - expected[None]).max() < 8 / 127.5
+  # Three crops (default 0.875 of the short side: 35x35, resized to 20): left, centre, right.
+  crops = next(pipeline.eval_batches(ramp_shards, split="train", batch_size=36, num_frames=2,
+                                     crop_size=20, num_crops=3, process_index=0,
+                                     process_count=1))
+  red = crops["video"][..., 0].mean(axis=(1, 2, 3)).reshape(12, 3)
+  assert (np.diff(red, axis=1) > 0.1).all()
+  assert (crops["video_index"].reshape(12, 3) == np.arange(12)[:, None]).all()
   with pytest.raises(ValueError, match="num_classes"):
     pipeline.dataset_info("dmvr:/nowhere/x-*")
   with pytest.raises(FileNotFoundError, match="No DMVR shards"):
     pipeline.dataset_info("dmvr:/nowhere/{split}-*?num_classes=2").split_sizes["train"]
+
+
+def test_hosts_default_to_this_jax_process(data_dir):
+  """Without process_index/process_count the pipeline asks JAX (one process here)."""
+  batches = list(pipeline.eval_batches(TINY, data_dir=data_dir, split="validation",
+                                       batch_size=16, num_frames=2, crop_size=8))
+  assert sum(batch["mask"].sum() for batch in batches) == 40
 
 
 def test_bad_names_say_what_to_do(tmp_path):

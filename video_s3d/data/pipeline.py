@@ -187,8 +187,14 @@ def eval_dataset(name: str, *, data_dir: str | None = None, split: str, batch_si
                  num_frames: int, stride: int = 1, crop_size: int, num_clips: int | None = 1,
                  num_crops: int = 1, reverse_time: bool = False,
                  process_index: int | None = None, process_count: int | None = None,
+                 central_fraction: float | None = None,
                  fused_decode: bool = True) -> tf.data.Dataset:
   """Finite dataset of host-local batches {'video', 'label', 'video_index', 'mask'}.
+
+  Each video gives `num_clips` uniformly spaced clips (0/None: one clip from the first frame,
+  see video_ops.eval_windows) times `num_crops` squares of side `central_fraction` x the short
+  side (None: the dataset's default, 0.875 for real videos = 224 of 256, 1.0 for
+  synthetic_motion), resized to `crop_size`.
 
   Every (video, clip, crop) of the split appears exactly once across all hosts; every host
   yields the same number of batches, the last ones padded with mask=False examples
@@ -199,6 +205,9 @@ def eval_dataset(name: str, *, data_dir: str | None = None, split: str, batch_si
   if num_crops not in (1, 3):
     raise ValueError(f"num_crops must be 1 or 3, not {num_crops}.")
   source = sources.get(name, data_dir)
+  central_fraction = central_fraction or source.eval_central_fraction
+  if not 0 < central_fraction <= 1:
+    raise ValueError(f"central_fraction must be in (0, 1], not {central_fraction}.")
   process_index, process_count = _resolve_host(process_index, process_count)
   start, stop, most = _host_range(source.split_size(split), process_index, process_count)
   views = max(num_clips or 1, 1) * num_crops  # examples per video
@@ -208,8 +217,8 @@ def eval_dataset(name: str, *, data_dir: str | None = None, split: str, batch_si
 
   def views_of_video(raw):
     clips = video_ops.eval_windows(tf.shape(raw["jpegs"])[0], num_frames, stride, num_clips)
-    windows = video_ops.eval_crop_windows(video_ops.frame_shape(raw["jpegs"][0]), crop_size,
-                                          num_crops)
+    windows = video_ops.eval_crop_windows(video_ops.frame_shape(raw["jpegs"][0]),
+                                          central_fraction, num_crops)
     videos = []
     for clip in tf.unstack(clips, num=max(num_clips or 1, 1)):
       jpegs = video_ops.gather_frames(raw["jpegs"], clip)

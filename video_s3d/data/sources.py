@@ -41,22 +41,28 @@ class _TfdsEntry:
   partner_table: str | None = None  # attribute of the module: class-name pairs
   # Default train crop area (fraction of the frame): synthetic clips keep their object whole.
   crop_area_range: tuple[float, float] = (0.4, 1.0)
+  # Default eval crop side as a fraction of the short side (0.875: 224 of 256, the paper's).
+  eval_central_fraction: float = 0.875
 
 
 _SYNTHETIC_CROP = (0.7, 1.0)
 _TFDS_DATASETS = {
     "synthetic_motion/motion": _TfdsEntry(
         "video_s3d.data.builders.synthetic_motion", "SyntheticMotion", "motion",
-        flip_allowed=False, generated=True, crop_area_range=_SYNTHETIC_CROP),
+        flip_allowed=False, generated=True, crop_area_range=_SYNTHETIC_CROP,
+        eval_central_fraction=1.0),
     "synthetic_motion/appearance": _TfdsEntry(
         "video_s3d.data.builders.synthetic_motion", "SyntheticMotion", "appearance",
-        generated=True, crop_area_range=_SYNTHETIC_CROP),
+        generated=True, crop_area_range=_SYNTHETIC_CROP,
+        eval_central_fraction=1.0),
     "synthetic_motion/motion_tiny": _TfdsEntry(
         "video_s3d.data.builders.synthetic_motion", "SyntheticMotion", "motion_tiny",
-        flip_allowed=False, generated=True, crop_area_range=_SYNTHETIC_CROP),
+        flip_allowed=False, generated=True, crop_area_range=_SYNTHETIC_CROP,
+        eval_central_fraction=1.0),
     "synthetic_motion/appearance_tiny": _TfdsEntry(
         "video_s3d.data.builders.synthetic_motion", "SyntheticMotion", "appearance_tiny",
-        generated=True, crop_area_range=_SYNTHETIC_CROP),
+        generated=True, crop_area_range=_SYNTHETIC_CROP,
+        eval_central_fraction=1.0),
     "kinetics400": _TfdsEntry("video_s3d.data.builders.kinetics", "Kinetics400", None),
     "kinetics600": _TfdsEntry("video_s3d.data.builders.kinetics", "Kinetics600", None),
     "kinetics700": _TfdsEntry("video_s3d.data.builders.kinetics", "Kinetics700", None),
@@ -111,6 +117,10 @@ class TfdsSource:
   @property
   def crop_area_range(self) -> tuple[float, float]:
     return self.entry.crop_area_range
+
+  @property
+  def eval_central_fraction(self) -> float:
+    return self.entry.eval_central_fraction
 
   def is_built(self) -> bool:
     return self.builder.is_prepared()
@@ -201,6 +211,7 @@ class DmvrSource:
 
   generated = False
   crop_area_range = (0.4, 1.0)
+  eval_central_fraction = 0.875
 
   def __init__(self, name: str, pattern: str, num_classes: int, flip_allowed: bool):
     self.name = name

@@ -84,20 +84,23 @@ def random_crop_window(image_hw: tf.Tensor, seed: tf.Tensor,
   return tf.stack([begin[0], begin[1], size[0], size[1]])
 
 
-def eval_crop_windows(image_hw: tf.Tensor, crop_size: int, num_crops: int) -> tf.Tensor:
-  """int32 [num_crops, 4]: the centre square, or start/centre/end squares along the long side.
+def eval_crop_windows(image_hw: tf.Tensor, central_fraction: float,
+                      num_crops: int) -> tf.Tensor:
+  """int32 [num_crops, 4]: squares of side `central_fraction` x the short side.
 
-  Squares are `crop_size` wide (no resize) unless the short side is smaller, in which case the
-  largest square is taken and later resized up.
+  One crop: the centre square. Three: start, centre and end of the long side (left, centre,
+  right for landscape frames). Later resized to the crop size: with 256-short-side frames and
+  fraction 0.875 that is the paper's 224 centre crop without any resizing.
   """
   if num_crops not in (1, 3):
     raise ValueError(f"num_crops must be 1 or 3, not {num_crops}.")
   height, width = tf.unstack(tf.cast(image_hw, tf.int32))
-  side = tf.minimum(tf.minimum(height, width), crop_size)
+  short = tf.minimum(height, width)
+  side = tf.clip_by_value(
+      tf.cast(tf.round(tf.cast(short, tf.float32) * central_fraction), tf.int32), 1, short)
   centre_y, centre_x = (height - side) // 2, (width - side) // 2
   if num_crops == 1:
     return tf.stack([[centre_y, centre_x, side, side]])
-  # Along the long side: start, centre, end (left/centre/right for landscape frames).
   landscape = width >= height
   ys = tf.where(landscape, tf.stack([centre_y] * 3), tf.stack([0, centre_y, height - side]))
   xs = tf.where(landscape, tf.stack([0, centre_x, width - side]), tf.stack([centre_x] * 3))

@@ -65,6 +65,11 @@ def read_video(path: str, *, fps: float | None = None, short_side: int | None = 
           frames.extend([image] * repeats)
         if next_output >= limit:
           break
+      else:
+        # Outputs due after the last source frame but within the video's duration (when
+        # upsampling) repeat that frame: N source frames always give round(N * out / source).
+        expected = min(round((source_index + 1) * out_fps / source_fps), limit) if frames else 0
+        frames.extend(frames[-1:] * int(max(0, expected - len(frames))))
   except UnreadableVideo:
     raise
   except (av.error.FFmpegError, ValueError, OSError, IndexError) as error:
