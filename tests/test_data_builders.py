@@ -158,7 +158,8 @@ def test_annotation_layouts_of_kinetics_ssv2_and_hmdb51(tmp_path):
 
 def test_builds_the_same_dataset_under_apache_beam(ucf_dir, built_ucf, tmp_path):
   """Beam's DirectRunner builds byte-identical examples (skipped where Beam is not installed:
-  apache-beam needs protobuf<7 and pillow<13, which our pins exclude; see README)."""
+  apache-beam needs protobuf<7 and pillow<13, which our pins exclude; see
+  video_s3d/data/README.md)."""
   beam = pytest.importorskip("apache_beam")
   import tensorflow_datasets as tfds
   root, _ = ucf_dir

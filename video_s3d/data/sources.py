@@ -263,18 +263,21 @@ class DmvrSource:
     files = self.files(split)
     if stop <= start:
       return _empty_raw()
+    # Records are read in file order (shuffle_files and seed are ignored: the position in
+    # that order is the video index, and the train shuffle buffer does the mixing).
+    del shuffle_files, seed
     ds = tf.data.TFRecordDataset(files)
     ds = ds.enumerate().skip(start).take(stop - start)
-    if shuffle_files:
-      # Records are read in order; the shuffle buffer downstream mixes them.
-      del seed
     return ds.map(lambda index, record: {**dmvr.parse(record),
                                          "video_index": tf.cast(index, tf.int32)},
                   num_parallel_calls=tf.data.AUTOTUNE)
 
 
 class _LazySizes(Mapping):
-  """Split sizes of DMVR shards, counted (by reading every record) only when asked for."""
+  """Split sizes of DMVR shards, counted (by reading every record) only when asked for.
+
+  Index it by split name; it does not list its splits (iterating it yields nothing).
+  """
 
   def __init__(self, source: DmvrSource):
     self._source = source
