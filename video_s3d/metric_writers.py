@@ -90,11 +90,13 @@ class Progress:
     def measure(self, step: int, clips_per_step: int) -> dict[str, float]:
         """Clips/s and steps/s since the previous call, and the ETA from the overall rate."""
         now = time.perf_counter()
-        steps = max(step - self._last_step, 1)
+        steps = step - self._last_step
         elapsed = max(now - self._last_time, 1e-9)
         overall = (step - self._start_step) / max(now - self._start_time, 1e-9)
         eta = (self.total_steps - step) / overall if overall > 0 else float("inf")
         self._last_step, self._last_time = step, now
+        if steps <= 0:  # nothing timed yet (the first, compiling step is left out)
+            return {"clips_per_sec": float("nan"), "sec_per_step": float("nan"), "eta_sec": eta}
         return {"clips_per_sec": steps * clips_per_step / elapsed,
                 "sec_per_step": elapsed / steps, "eta_sec": eta}
 
@@ -108,8 +110,12 @@ class Progress:
             return
         print(f"step {step:>6d}/{self.total_steps}  loss {metrics['loss']:.4f}  "
               f"acc {metrics['accuracy']:.3f}  lr {metrics['learning_rate']:.3g}  "
-              f"{rates['clips_per_sec']:.1f} clips/s  ETA {format_duration(rates['eta_sec'])}",
+              f"{_rate(rates['clips_per_sec'])} clips/s  ETA {format_duration(rates['eta_sec'])}",
               flush=True)
+
+
+def _rate(value: float) -> str:
+    return f"{value:.1f}" if math.isfinite(value) else "?"
 
 
 def format_duration(seconds: float) -> str:

@@ -7,8 +7,6 @@ without regularising the function (see `decay_bn_and_bias`).
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -28,9 +26,10 @@ def make_schedule(cfg: ml_collections.ConfigDict, num_train_steps: int) -> optax
     if cfg.schedule == "cosine":
         main = optax.cosine_decay_schedule(peak, decay_steps=after)
     elif cfg.schedule == "step":
-        # Boundaries are absolute training steps; the schedule after warm-up counts from 0.
+        # Boundaries are absolute steps from which the rate is multiplied by the factor; the
+        # schedule after warm-up counts from 0 (optax scales once the count reaches a key).
         boundaries = {int(b) - warmup: float(cfg.step_decay_factor)
-                      for b in _as_sequence(cfg.step_boundaries) if int(b) > warmup}
+                      for b in (cfg.step_boundaries or ())}
         main = optax.piecewise_constant_schedule(peak, boundaries)
     else:
         main = optax.constant_schedule(peak)
@@ -75,10 +74,3 @@ def cross_entropy(logits: jax.Array, labels: jax.Array, num_classes: int,
         if label_smoothing else jax.nn.one_hot(labels, num_classes)
     return jnp.mean(optax.softmax_cross_entropy(logits.astype(jnp.float32), targets))
 
-
-def _as_sequence(value) -> Sequence[int]:
-    if value is None:
-        return ()
-    if isinstance(value, str):  # "1000,2000" from the command line
-        return [int(v) for v in value.replace(" ", "").split(",") if v]
-    return list(value)

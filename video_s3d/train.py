@@ -141,8 +141,11 @@ def _mean_metrics(window: list[tuple[int, dict[str, np.ndarray]]]) -> dict[str, 
 
 
 # ----------------------------------------------------------------------- the loop
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-    """Trains (resuming from `workdir` if it holds a checkpoint), evaluates, writes result.json."""
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
+    """Trains (resuming from `workdir` if it holds a checkpoint), evaluates, writes result.json.
+
+    Returns the final state (this process's view of the replicated arrays).
+    """
     validate_config(config)
     is_main = jax.process_index() == 0
     workdir = os.path.abspath(workdir)
@@ -184,7 +187,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     step = int(parallel.replicated_to_host(state.step))
     num_params = train_state.count_params(state.params)
     log(f"{config.model.name}: {num_params:,} params, {num_classes} classes, {mesh.size} devices "
-        f"({jax.process_count()} processes), global batch {config.batch_size}, "
+        f"({jax.process_count()} process{'es' if jax.process_count() > 1 else ''}), global batch {config.batch_size}, "
         f"steps {step}->{total_steps}", is_main)
 
     train_step = make_train_step(
@@ -201,7 +204,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     log_window: list[tuple[int, dict]] = []
     last_eval: tuple[int, dict[str, float], dict] | None = None
     train_seconds, timed_steps, timer = 0.0, 0, None
-    result: dict[str, Any] = {}
 
     def fetch_window() -> None:
         """Pull pending metrics to the host; stop at the first non-finite loss."""
@@ -245,8 +247,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                 averaged = _mean_metrics(log_window)
                 rates = progress.measure(step, config.batch_size)
                 progress.print_line(step, averaged, rates)
-                writer.write_scalars(step, {**averaged, "clips_per_sec": rates["clips_per_sec"]},
-                                     prefix="train/")
+                if math.isfinite(rates["clips_per_sec"]):
+                    averaged["clips_per_sec"] = rates["clips_per_sec"]
+                writer.write_scalars(step, averaged, prefix="train/")
                 log_window.clear()
             eval_metrics = None
             if do_eval:
@@ -269,7 +272,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                                if train_seconds > 0 and timed_steps else None)
         if step >= total_steps and last_eval is not None and is_main:
             eval_step_done, eval_metrics, extras = last_eval
-            result = evaluate.write_result(
+            evaluate.write_result(
                 workdir, config=config, info=info, step=eval_step_done, metrics=eval_metrics,
                 extras=extras, num_params=num_params, train_clips_per_sec=train_clips_per_sec)
             log(f"wrote {os.path.join(workdir, 'result.json')}")
@@ -282,4 +285,4 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         watcher.close()
         ckpt.close()
         writer.close()
-    return result
+    return state

@@ -1,0 +1,133 @@
+"""The data-parallel train step: 1 device == 8 devices, replicas stay identical, NaN guard.
+
+`small_video_net` is a throwaway video model (two 3-D conv + BatchNorm layers) that compiles
+in seconds; other training tests use it through config.model.name='tests.test_train_step:
+small_video_net' (train_state.create_model imports 'module:function' names).
+"""
+import re
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from experiments import synthetic_motion
+from video_s3d import optim, parallel, train, train_state
+
+SMALL_MODEL = "tests.test_train_step:small_video_net"
+
+
+class SmallVideoNet(nn.Module):
+    num_classes: int
+    dtype: str = "float32"
+    bn_axis_name: str | None = None
+    dropout_rate: float = 0.0
+
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+        x = x.astype(self.dtype)
+        for i, features in enumerate((8, 16)):
+            x = nn.Conv(features, (3, 3, 3), strides=(1, 2, 2), use_bias=False, dtype=self.dtype,
+                        name=f"conv{i}")(x)
+            x = nn.BatchNorm(use_running_average=not train, axis_name=self.bn_axis_name,
+                             momentum=0.9, epsilon=1e-3, dtype=self.dtype, name=f"bn{i}")(x)
+            x = nn.relu(x)
+        x = jnp.mean(x, axis=(1, 2, 3))
+        x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
+        return nn.Dense(self.num_classes, dtype=self.dtype, name="head")(x).astype(jnp.float32)
+
+
+def small_video_net(num_classes, *, dtype="float32", bn_axis_name=None, dropout_rate=0.0,
+                    remat=False):
+    del remat  # nothing worth rematerialising
+    return SmallVideoNet(num_classes, dtype=dtype, bn_axis_name=bn_axis_name,
+                         dropout_rate=dropout_rate)
+
+
+def small_config(**overrides):
+    """The default config on in-memory clips with the small model: seconds per run."""
+    config = synthetic_motion.get_config("in_memory,runlocal")
+    config.model.name = SMALL_MODEL
+    config.model.dropout_rate = 0.0
+    config.data.num_frames = 4
+    config.data.crop_size = 16
+    config.data.num_eval_videos = 16
+    config.batch_size = 16
+    config.eval_batch_size = 16
+    config.num_train_steps = 4
+    config.log_every_steps = 2
+    config.checkpoint_every_steps = 2
+    config.reverse_time_eval = False
+    for key, value in overrides.items():
+        node = config
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = node[p]
+        node[leaf] = value
+    return config
+
+
+def _one_step(config, devices, batch):
+    mesh = parallel.make_mesh(devices)
+    model = train_state.create_model(config, config.data.num_classes)
+    tx = optim.make_optimizer(config.optim, config.num_train_steps)
+    state = train_state.create_state(model, tx, config, mesh, jax.random.key(0))
+    step = train.make_train_step(
+        model, tx, optim.make_schedule(config.optim, config.num_train_steps), mesh,
+        num_classes=config.data.num_classes, label_smoothing=0.1,
+        sync_batch_norm=config.sync_batch_norm, freeze_batch_norm=False, seed=0)
+    state, metrics = step(state, parallel.host_to_global(batch, mesh))
+    return state, metrics
+
+
+def _batch(config, n):
+    rng = np.random.default_rng(0)
+    return {"video": rng.uniform(-1, 1, (n, config.data.num_frames, config.data.crop_size,
+                                         config.data.crop_size, 3)).astype(np.float32),
+            "label": rng.integers(0, config.data.num_classes, n).astype(np.int32)}
+
+
+def test_one_step_on_one_and_eight_devices_matches_with_synchronised_batch_norm():
+    # No warm-up so the first step moves the parameters; weight decay on everything.
+    config = small_config(**{"optim.warmup_steps": 0, "optim.decay_bn_and_bias": True})
+    batch = _batch(config, 16)
+    one, m1 = _one_step(config, jax.devices()[:1], batch)
+    eight, m8 = _one_step(config, jax.devices()[:8], batch)
+    # Same global batch: identical up to float32 reduction order.
+    np.testing.assert_allclose(float(m1["loss"]), float(m8["loss"]), rtol=1e-6)
+    np.testing.assert_allclose(float(m1["accuracy"]), float(m8["accuracy"]))
+    tol = dict(rtol=1e-5, atol=1e-6)
+    for a, b in zip(jax.tree.leaves(one.variables), jax.tree.leaves(eight.variables)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), **tol)
+    initial = train_state.create_state(
+        train_state.create_model(config, 10), optim.make_optimizer(config.optim, 4), config,
+        parallel.make_mesh(jax.devices()[:1]), jax.random.key(0))
+    moved = [float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
+             for a, b in zip(jax.tree.leaves(one.params), jax.tree.leaves(initial.params))]
+    assert min(moved) > 1e-4  # the comparison above is not between two untouched states
+
+
+def test_per_device_batch_norm_statistics_are_averaged_so_replicas_agree():
+    config = small_config(sync_batch_norm=False)
+    state, metrics = _one_step(config, jax.devices()[:8], _batch(config, 16))
+    for leaf in jax.tree.leaves(state.variables):
+        copies = [np.asarray(shard.data) for shard in leaf.addressable_shards]
+        assert len(copies) == 8
+        for copy in copies[1:]:
+            np.testing.assert_array_equal(copy, copies[0])
+    assert np.isfinite(float(metrics["loss"]))
+
+
+def test_nan_loss_stops_naming_the_step_and_last_good_checkpoint(tmp_path):
+    config = small_config(**{"optim.learning_rate": 1e30, "optim.warmup_steps": 0,
+                             "checkpoint_every_steps": 1, "num_train_steps": 6,
+                             "log_every_steps": 1})
+    with pytest.raises(train.NonFiniteLossError) as error:
+        train.train_and_evaluate(config, str(tmp_path))
+    message = str(error.value)
+    bad_step = int(re.search(r"at step (\d+)", message).group(1))
+    saved = sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())
+    # Every step before the bad one was checkpointed (keep_checkpoints=2), none after it.
+    assert 2 <= bad_step <= 6 and saved == list(range(max(1, bad_step - 2), bad_step))
+    assert f"last good checkpoint is step {bad_step - 1} " in message
