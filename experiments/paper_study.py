@@ -43,6 +43,7 @@ BASE_MODELS = ("i2d", "i3d", "s3d", "s3dg")
 HEAVY_FAMILY = "i3d"
 HEAVY_CUTS = (3, 6)
 THREE_D_MODELS = ("i3d", "s3d", "s3dg")
+DISPLAY_NAMES = {"i2d": "I2D", "i3d": "I3D", "s3d": "S3D", "s3dg": "S3D-G"}
 DEFAULT_STEPS = 300
 FINDINGS_FILE = "findings.md"
 
@@ -174,7 +175,7 @@ def three_d_needs_time(s: dict[tuple[str, str], Score]) -> Finding:
         # Collapse: reversal costs at least half the accuracy; kept: it costs at most a fifth.
         collapses = motion.reversed_top1 <= 0.5 * motion.top1
         keeps = appearance.reversed_top1 >= 0.8 * appearance.top1
-        parts.append(f"{model.upper()} motion {_pct(motion.top1)} -> {_pct(motion.reversed_top1)} "
+        parts.append(f"{DISPLAY_NAMES[model]} motion {_pct(motion.top1)} -> {_pct(motion.reversed_top1)} "
                      f"reversed, appearance {_pct(appearance.top1)} -> {_pct(appearance.reversed_top1)}")
         if motion.learned() and appearance.learned():
             judged.append(collapses and keeps)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import functools
 import glob
 import json
 import math
@@ -115,28 +116,27 @@ def read_run(workdir: str) -> RunRow | None:
         num_videos=int(metrics["num_videos"]) if "num_videos" in metrics else None)
 
 
+@functools.lru_cache(maxsize=None)
 def model_gmacs(model: str, num_frames: int, crop_size: int, num_classes: int) -> float:
-    """G multiply-adds of one clip at this input size (video_s3d.cost)."""
+    """G multiply-adds of one clip at this input size (video_s3d.cost; traced, not run, and
+    remembered: several tables over the same runs count each network once)."""
     from video_s3d import cost
-    return cost.gmacs(model, num_frames=num_frames, size=crop_size, num_classes=num_classes)
+    return cost.measure(model, frames=num_frames, size=crop_size, num_classes=num_classes).gmacs
 
 
 def load_rows(workdirs: Sequence[str], gmacs_fn: Callable[..., float] = model_gmacs,
               log: Callable[[str], None] = print) -> list[RunRow]:
-    """Rows of the finished runs, each with its cost (one cost computation per distinct input)."""
-    rows, costs = [], {}
+    """Rows of the finished runs, each with its cost."""
+    rows = []
     for i, workdir in enumerate(workdirs, 1):
         row = read_run(workdir)
         if row is None:
             log(f"[{i}/{len(workdirs)}] {workdir}: no {RESULT_FILE} (unfinished?), skipped")
             continue
-        key = (row.model, row.num_frames, row.crop_size, row.num_classes)
-        if key not in costs:
-            log(f"[{i}/{len(workdirs)}] {row.run}: cost of {row.model} at "
-                f"{row.num_frames}x{row.crop_size}x{row.crop_size}")
-            costs[key] = gmacs_fn(row.model, num_frames=row.num_frames, crop_size=row.crop_size,
-                                  num_classes=row.num_classes)
-        row.gmacs = costs[key]
+        log(f"[{i}/{len(workdirs)}] {row.run}: {row.model} at "
+            f"{row.num_frames}x{row.crop_size}x{row.crop_size}")
+        row.gmacs = gmacs_fn(row.model, num_frames=row.num_frames, crop_size=row.crop_size,
+                             num_classes=row.num_classes)
         rows.append(row)
     rows.sort(key=lambda r: (r.dataset, r.gmacs if r.gmacs is not None else math.inf, r.run))
     return rows
@@ -145,7 +145,7 @@ def load_rows(workdirs: Sequence[str], gmacs_fn: Callable[..., float] = model_gm
 # --------------------------------------------------------------------------- table
 COLUMNS = (  # (header, attribute, format)
     ("run", "run", "{}"), ("model", "model", "{}"), ("dataset", "dataset", "{}"),
-    ("input TxS²", None, None), ("GMACs", "gmacs", "{:.3f}"), ("params (M)", "params", None),
+    ("input TxS²", None, None), ("GMACs", "gmacs", "{:.4g}"), ("params (M)", "params", None),
     ("train clips/s", "train_clips_per_sec", "{:.1f}"), ("eval clips/s", "eval_clips_per_sec", "{:.1f}"),
     ("device", "device", "{}"),
     ("clip top-1", "clip_top1", "pct"), ("clip top-5", "clip_top5", "pct"),
@@ -204,7 +204,7 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
     return front
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, order=True)
 class CutPoint:
     family: str      # 'i3d' or 's3d'
     direction: str   # 'bottom' or 'top'
@@ -266,8 +266,9 @@ def plot_speed_accuracy(rows: Sequence[RunRow], path: str) -> None:
             line = sorted(points[i] for i in front)
             ax.step([p[0] for p in line], [p[1] for p in line], where="post", color="tab:red",
                     alpha=0.6, label="Pareto front")
-            ax.legend(loc="lower right", fontsize=8)
+            ax.legend(loc="best", fontsize=8)
         ax.set_xscale("log")
+        ax.margins(x=0.2, y=0.08)  # room for the labels of the outermost points
         ax.set_xlabel("G multiply-adds per clip (log)")
         ax.set_ylabel("video top-1 (%)")
         ax.set_title(dataset)

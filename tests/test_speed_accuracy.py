@@ -1,0 +1,193 @@
+"""experiments/speed_accuracy.py and experiments/paper_study.py on fixture workdirs.
+
+The fixtures are the paper study's own runs (names, models, tasks), each given a result.json
+written by the trainer's writer (video_s3d.evaluate.write_result) with chosen accuracies, so
+the table, the plots and the findings run exactly as after real training, costs included
+(video_s3d.cost, traced for the tiny models at 8x32x32)."""
+import csv
+import os
+
+import numpy as np
+import pytest
+
+from experiments import paper_study, speed_accuracy, synthetic_motion
+from video_s3d import evaluate, inputs
+
+NUM_VIDEOS = 300
+# (video top-1, reversed video top-1, pairwise reversal accuracy) per model and task: a run
+# set where every paper finding holds, with top-heavy clearly ahead of bottom-heavy.
+MOTION = {
+    "i2d": (0.47, 0.46, 0.51), "i3d": (0.90, 0.05, 0.95), "s3d": (0.91, 0.04, 0.96),
+    "s3dg": (0.94, 0.03, 0.97),
+    "bottom_heavy_i3d_3": (0.55, 0.20, 0.70), "bottom_heavy_i3d_6": (0.60, 0.15, 0.75),
+    "top_heavy_i3d_3": (0.88, 0.06, 0.93), "top_heavy_i3d_6": (0.86, 0.07, 0.92),
+}
+APPEARANCE = {
+    "i2d": (0.85, 0.85, None), "i3d": (0.80, 0.79, None), "s3d": (0.82, 0.82, None),
+    "s3dg": (0.86, 0.85, None),
+    "bottom_heavy_i3d_3": (0.70, 0.70, None), "bottom_heavy_i3d_6": (0.72, 0.71, None),
+    "top_heavy_i3d_3": (0.84, 0.84, None), "top_heavy_i3d_6": (0.83, 0.82, None),
+}
+SCORES = {"motion": MOTION, "appearance": APPEARANCE}
+
+
+def write_result(workdir: str, model: str, task: str, top1: float, reversed_top1: float,
+                 pairwise: float | None) -> None:
+    config = synthetic_motion.get_config(f"model={model},config={task}")
+    config.data.num_frames, config.data.crop_size = 8, 32
+    info = inputs.InMemoryInfo(num_classes=10, class_names=[f"c{i}" for i in range(10)],
+                               split_sizes={}, reversal_partner=None)
+    metrics = {"clip_top1": top1 - 0.02, "clip_top5": min(top1 + 0.1, 1.0), "video_top1": top1,
+               "video_top5": min(top1 + 0.08, 1.0), "reversed_video_top1": reversed_top1,
+               "reversed_clip_top1": reversed_top1, "num_videos": NUM_VIDEOS,
+               "num_clips": NUM_VIDEOS, "eval_clips_per_sec": 250.0}
+    if pairwise is not None:
+        metrics["pairwise_reversal_accuracy"] = pairwise
+    os.makedirs(workdir, exist_ok=True)
+    evaluate.write_result(workdir, config=config, info=info, step=300, metrics=metrics,
+                          extras={"per_class_accuracy": np.full(10, top1)}, num_params=123_456,
+                          train_clips_per_sec=42.0)
+
+
+@pytest.fixture(scope="module")
+def study_dir(tmp_path_factory):
+    """The paper study's workdirs, every run finished with the fixture accuracies."""
+    root = tmp_path_factory.mktemp("study")
+    for run in paper_study.get_sweep():
+        model = dict(a.split("=", 1) for a in run.args)["model"]
+        task = dict(a.split("=", 1) for a in run.args)["config"]
+        base = model.removeprefix("tiny_")
+        write_result(run.workdir(str(root)), model, task, *SCORES[task][base])
+    return root
+
+
+@pytest.fixture(scope="module")
+def report(study_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("out")
+    (study_dir / "unfinished").mkdir()
+    lines = []
+    rows = speed_accuracy.write_report([f"{study_dir}/*"], str(out), log=lines.append)
+    return rows, out, lines
+
+
+def test_table_has_one_row_per_finished_run(report):
+    rows, out, lines = report
+    assert len(rows) == 16
+    assert any("unfinished: no result.json" in line for line in lines)
+    table = (out / "speed_accuracy.md").read_text().splitlines()
+    body = [line for line in table if line.startswith("| ") and "---" not in line][1:]
+    assert len(body) == 16
+    s3dg_motion = next(line for line in body if line.startswith("| tiny_s3dg-motion-s0 "))
+    cells = [c.strip() for c in s3dg_motion.strip("|").split("|")]
+    assert cells[1:4] == ["tiny_s3dg", "synthetic_motion/motion", "8x32²"]
+    assert cells[6:8] == ["42.0", "250.0"]          # train / eval clips per second
+    assert cells[11] == "94.0" and cells[13] == "3.0" and cells[14] == "97.0"
+
+
+def test_csv_holds_the_raw_numbers(report):
+    rows, out, _ = report
+    with open(out / "speed_accuracy.csv") as f:
+        records = list(csv.DictReader(f))
+    assert [r["run"] for r in records] == [r.run for r in rows]
+    i2d = next(r for r in records if r["run"] == "tiny_i2d-motion-s0")
+    assert float(i2d["video_top1"]) == 0.47 and float(i2d["pairwise_reversal"]) == 0.51
+    assert int(i2d["params"]) == 123_456 and float(i2d["gmacs"]) > 0
+    appearance = next(r for r in records if r["run"] == "tiny_i2d-appearance-s0")
+    assert appearance["pairwise_reversal"] == ""  # no partners in the appearance task
+
+
+def test_costs_come_from_video_s3d_cost(report):
+    rows, _, _ = report
+    gmacs = {r.model: r.gmacs for r in rows}
+    # 2D < 3D; separable cheaper than full 3D; gating adds almost nothing.
+    assert gmacs["tiny_i2d"] < gmacs["tiny_top_heavy_i3d_6"] < gmacs["tiny_top_heavy_i3d_3"] \
+        < gmacs["tiny_i3d"]
+    assert gmacs["tiny_s3d"] < gmacs["tiny_i3d"]
+    assert gmacs["tiny_s3d"] == pytest.approx(gmacs["tiny_s3dg"], rel=0.05)
+
+
+def _is_png_with_content(path) -> bool:
+    import matplotlib.image
+    image = matplotlib.image.imread(str(path))
+    return path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and image.std() > 0.01
+
+
+def test_plots_are_drawn(report):
+    _, out, _ = report
+    assert _is_png_with_content(out / "speed_accuracy.png")
+    assert _is_png_with_content(out / "cut_points.png")
+
+
+def test_pareto_front():
+    points = [(1.0, 50.0), (2.0, 70.0), (2.0, 60.0), (3.0, 65.0), (4.0, 80.0), (0.5, 40.0)]
+    assert speed_accuracy.pareto_front(points) == [5, 0, 1, 4]
+
+
+def test_cut_points_of_the_sweep_ends():
+    ends = speed_accuracy.cut_points("tiny_i2d")
+    assert speed_accuracy.CutPoint("i3d", "bottom", 0) in ends
+    assert speed_accuracy.CutPoint("i3d", "top", 10) in ends
+    assert speed_accuracy.cut_points("top_heavy_s3d_4") == [speed_accuracy.CutPoint("s3d", "top", 4)]
+    assert speed_accuracy.cut_points("s3dg") == []
+
+
+def test_workdir_lists_and_globs(study_dir):
+    first = f"{study_dir}/tiny_i2d-motion-s0"
+    found = speed_accuracy.find_workdirs([f"{first},{study_dir}/tiny_i2d-*", first])
+    assert found == [first, f"{study_dir}/tiny_i2d-appearance-s0"]
+
+
+def test_nothing_to_read_says_what_to_do(tmp_path):
+    with pytest.raises(FileNotFoundError, match="No workdir matches"):
+        speed_accuracy.write_report([f"{tmp_path}/nothing-*"], str(tmp_path / "out"))
+    (tmp_path / "run").mkdir()
+    with pytest.raises(FileNotFoundError, match="holds a result.json"):
+        speed_accuracy.write_report([f"{tmp_path}/run"], str(tmp_path / "out"))
+
+
+# --------------------------------------------------------------------------- paper study
+def test_study_reports_every_finding_from_the_runs(study_dir, tmp_path):
+    lines = []
+    found = paper_study.run_study(str(study_dir), str(tmp_path / "out"), log=lines.append)
+    # Every run was finished: none is started again.
+    assert sum("finished before" in line for line in lines) == 16
+    assert [f.verdict for f in found] == [paper_study.REPRODUCED] * 5
+    text = (tmp_path / "out" / paper_study.FINDINGS_FILE).read_text()
+    assert "51.0% of motion videos" in text                    # I2D between partners
+    assert "S3D-G 94.0% vs S3D 91.0% (+3.0 points" in text     # gating on motion
+    assert "in 4 of 4 comparisons" in text                     # top- vs bottom-heavy
+    assert (tmp_path / "out" / "cut_points.png").exists()
+
+
+def _rows_with(report_rows, changes):
+    """The fixture rows with some (model, task) -> (top1, reversed) replaced."""
+    rows = []
+    for row in report_rows:
+        key = (row.model.removeprefix("tiny_"), row.dataset.split("/")[-1])
+        new = dict(vars(row))
+        if key in changes:
+            new["video_top1"], new["reversed_video_top1"] = changes[key]
+        rows.append(speed_accuracy.RunRow(**new))
+    return rows
+
+
+def test_findings_that_do_not_hold_are_reported_as_such(report):
+    changed = _rows_with(report[0], {("s3dg", "appearance"): (0.70, 0.70),
+                                     ("s3d", "motion"): (0.60, 0.03)})
+    scores = paper_study.scores(changed)
+    gating = paper_study.gating_helps(scores)
+    assert gating.verdict == paper_study.NOT_REPRODUCED and "-12.0 points" in gating.evidence
+    assert paper_study.s3d_beats_i3d(scores).verdict == paper_study.NOT_REPRODUCED
+    assert paper_study.i2d_is_order_blind(scores).verdict == paper_study.REPRODUCED
+
+
+def test_findings_without_learning_are_inconclusive(report):
+    chance = {(m, "motion"): (0.11, 0.10) for m in ("i3d", "s3d", "s3dg")}
+    found = paper_study.three_d_needs_time(paper_study.scores(_rows_with(report[0], chance)))
+    assert found.verdict == paper_study.INCONCLUSIVE and "not judged" in found.evidence
+
+
+def test_findings_without_runs_say_which_are_missing(report):
+    rows = [r for r in report[0] if "s3dg" not in r.model]
+    gating = paper_study.gating_helps(paper_study.scores(rows))
+    assert gating.verdict == paper_study.MISSING and "s3dg on motion" in gating.evidence
