@@ -85,9 +85,11 @@ def launch(main_args: Sequence[str], *, num_processes: int, devices_per_process:
     previous = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGINT)}
     failed: list[tuple[int, int]] = []
     try:
-        while any(c.poll() is None for c in children):
-            failed = [(i, c.returncode) for i, c in enumerate(children)
-                      if c.returncode not in (None, 0)]
+        while True:
+            statuses = [c.poll() for c in children]  # poll every child, every time
+            if all(s is not None for s in statuses):
+                break
+            failed = [(i, s) for i, s in enumerate(statuses) if s not in (None, 0)]
             if failed:
                 _stop(children)  # the others would wait forever in a collective
                 break

@@ -85,7 +85,12 @@ def parse_flags(argv: list[str]) -> list[str]:
     try:
         return flags.FLAGS(argv)
     except flags.Error as e:
-        sys.exit(f"Error: {e}\nPass --helpfull to see the flags.")
+        text = str(e)
+        if "Traceback (most recent call last)" in text:
+            # get_config raised (e.g. a bad argument string): its own sentence, not the traceback.
+            last = [line for line in text.splitlines() if line.strip()][-1]
+            sys.exit(f"Error: {last.split(': ', 1)[-1]}")
+        sys.exit(f"Error: {text}\nPass --helpfull to see the flags.")
     except (AttributeError, KeyError, TypeError, ValueError) as e:
         try:
             message = override_error(argv)
