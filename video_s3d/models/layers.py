@@ -12,6 +12,9 @@ Padding modes:
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import functools
 import math
 from typing import Any, Callable, Sequence
 
@@ -49,24 +52,78 @@ def padding_pairs(
     return pairs
 
 
-def conv3d(x: jax.Array, kernel: jax.Array, strides: Sequence[int], padding: str) -> jax.Array:
-    """NDHWC convolution with a [kt, kh, kw, in, out] kernel.
+# How convolutions and max-pools are lowered. XLA:CPU runs 3D convolutions and the
+# gradient of reduce_window max (select-and-scatter) through slow generic loops: a
+# tiny_i3d training step took 4.3 s and 75 s to compile. 'unrolled' writes a kt x k x k
+# conv as kt per-frame 2D convs summed over temporal shifts, and a max-pool as 1D
+# maxima over shifted slices along t, h, w: the same function, 4-6x faster on CPU.
+# 'native' keeps the single XLA op, best on GPU/TPU (cuDNN 3D conv). 'auto' picks
+# 'unrolled' on CPU and 'native' elsewhere.
+WINDOW_OP_IMPLEMENTATIONS = ("auto", "native", "unrolled")
+_window_ops = contextvars.ContextVar("window_ops", default="auto")
 
-    A kernel with kt == 1 mixes no frames, so it runs as a 2D convolution over the
-    batch*time frames: identical result, ~1.6x faster than a 3D conv on XLA:CPU.
+
+@contextlib.contextmanager
+def window_ops(implementation: str):
+    """Trace convolutions / max-pools inside this block with `implementation`."""
+    if implementation not in WINDOW_OP_IMPLEMENTATIONS:
+        raise ValueError(
+            f"Unknown window-op implementation {implementation!r}; use one of "
+            f"{WINDOW_OP_IMPLEMENTATIONS}."
+        )
+    token = _window_ops.set(implementation)
+    try:
+        yield
+    finally:
+        _window_ops.reset(token)
+
+
+def _unrolled() -> bool:
+    choice = _window_ops.get()
+    return choice == "unrolled" or (choice == "auto" and jax.default_backend() == "cpu")
+
+
+def _shifted_slices(
+    x: jax.Array, axis: int, window: int, stride: int, pads: tuple[int, int], fill: float
+) -> list[jax.Array]:
+    """The `window` strided slices whose j-th element is x_padded[i * stride + j]."""
+    if pads != (0, 0):
+        widths = [(0, 0)] * x.ndim
+        widths[axis] = pads
+        x = jnp.pad(x, widths, constant_values=fill)
+    count = (x.shape[axis] - window) // stride + 1
+    return [
+        lax.slice_in_dim(x, j, j + (count - 1) * stride + 1, stride, axis) for j in range(window)
+    ]
+
+
+def _conv_frames(x: jax.Array, kernel_2d: jax.Array, strides_hw, padding: str) -> jax.Array:
+    """2D conv of every frame: time folded into the batch."""
+    b, t = x.shape[:2]
+    frames = x.reshape(b * t, *x.shape[2:])
+    pads = padding_pairs(frames.shape[1:3], kernel_2d.shape[:2], strides_hw, padding)
+    y = lax.conv_general_dilated(
+        frames, kernel_2d, tuple(strides_hw), pads, dimension_numbers=("NHWC", "HWIO", "NHWC")
+    )
+    return y.reshape(b, t, *y.shape[1:])
+
+
+def conv3d(x: jax.Array, kernel: jax.Array, strides: Sequence[int], padding: str) -> jax.Array:
+    """NDHWC convolution with a [kt, kh, kw, in, out] kernel (no dilation, no groups).
+
+    A kernel with kt == 1 mixes no frames, so it always runs as a 2D convolution over
+    the batch*time frames: identical result, ~1.6x faster than a 3D conv on XLA:CPU.
     """
     st, sh, sw = strides
-    if kernel.shape[0] == 1:
+    kt = kernel.shape[0]
+    if kt == 1:
         if st > 1:  # A one-tap temporal kernel never touches padding: stride = subsample.
             x = x[:, ::st]
-        b, t = x.shape[:2]
-        frames = x.reshape(b * t, *x.shape[2:])
-        pads = padding_pairs(frames.shape[1:3], kernel.shape[1:3], (sh, sw), padding)
-        y = lax.conv_general_dilated(
-            frames, kernel[0], (sh, sw), pads, dimension_numbers=("NHWC", "HWIO", "NHWC")
-        )
-        return y.reshape(b, t, *y.shape[1:])
+        return _conv_frames(x, kernel[0], (sh, sw), padding)
     pads = padding_pairs(x.shape[1:4], kernel.shape[:3], strides, padding)
+    if _unrolled():
+        taps = _shifted_slices(x, 1, kt, st, pads[0], 0.0)
+        return sum(_conv_frames(tap, kernel[j], (sh, sw), padding) for j, tap in enumerate(taps))
     return lax.conv_general_dilated(
         x, kernel, tuple(strides), pads, dimension_numbers=("NDHWC", "DHWIO", "NDHWC")
     )
@@ -84,13 +141,14 @@ def max_pool3d(
     x: jax.Array, window: Sequence[int], strides: Sequence[int], padding: str
 ) -> jax.Array:
     """NDHWC max-pool; padded positions are -inf so they never win."""
-    if window[0] == 1 and strides[0] == 1:  # Per-frame pool: fold time into batch (faster on CPU).
-        b, t = x.shape[:2]
-        frames = x.reshape(b * t, *x.shape[2:])
-        pads = padding_pairs(frames.shape[1:3], window[1:], strides[1:], padding)
-        y = nn.max_pool(frames, tuple(window[1:]), tuple(strides[1:]), pads)
-        return y.reshape(b, t, *y.shape[1:])
     pads = padding_pairs(x.shape[1:4], window, strides, padding)
+    if _unrolled():
+        # A box max is a max along t of maxima along h of maxima along w.
+        for axis, k, s, pad in zip((1, 2, 3), window, strides, pads):
+            if k > 1 or s > 1:
+                slices = _shifted_slices(x, axis, k, s, pad, -jnp.inf)
+                x = functools.reduce(jnp.maximum, slices)
+        return x
     return nn.max_pool(x, tuple(window), tuple(strides), pads)
 
 
@@ -139,6 +197,46 @@ class SelfGating(nn.Module):
         return x * gate[:, None, None, None, :].astype(x.dtype)
 
 
+class BatchNorm(nn.Module):
+    """BatchNorm over every axis but channels; flax.linen.BatchNorm's variables and
+    semantics (float32 statistics, fast variance, pmean over `axis_name`, no running
+    update while initialising), applied as one multiply-add per element. Fewer ops
+    than flax's version: ~30% faster to trace and compile on XLA:CPU."""
+
+    use_scale: bool = False
+    axis_name: str | None = None
+    momentum: float = BN_MOMENTUM
+    epsilon: float = BN_EPSILON
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array, use_running_average: bool) -> jax.Array:
+        channels = (x.shape[-1],)
+        running_mean = self.variable("batch_stats", "mean", jnp.zeros, channels, jnp.float32)
+        running_var = self.variable("batch_stats", "var", jnp.ones, channels, jnp.float32)
+        if use_running_average:
+            mean, var = running_mean.value, running_var.value
+        else:
+            axes = tuple(range(x.ndim - 1))
+            x32 = x.astype(jnp.float32)
+            moments = jnp.concatenate([jnp.mean(x32, axes), jnp.mean(jnp.square(x32), axes)])
+            initializing = self.is_initializing()
+            if self.axis_name is not None and not initializing:
+                moments = lax.pmean(moments, self.axis_name)
+            mean, mean_square = jnp.split(moments, 2)
+            var = jnp.maximum(mean_square - jnp.square(mean), 0.0)
+            if not initializing:
+                m = self.momentum
+                running_mean.value = m * running_mean.value + (1 - m) * mean
+                running_var.value = m * running_var.value + (1 - m) * var
+        multiplier = lax.rsqrt(var + self.epsilon)
+        if self.use_scale:
+            multiplier = multiplier * self.param("scale", nn.initializers.ones, channels, jnp.float32)
+        bias = self.param("bias", nn.initializers.zeros, channels, jnp.float32)
+        shift = bias - mean * multiplier
+        return x.astype(self.dtype) * multiplier.astype(self.dtype) + shift.astype(self.dtype)
+
+
 class ConvUnit(nn.Module):
     """conv -> BatchNorm -> ReLU (optionally followed by self-gating), in one of three kinds.
 
@@ -165,10 +263,8 @@ class ConvUnit(nn.Module):
     dtype: Any = jnp.float32
     bn_axis_name: str | None = None
 
-    def _batch_norm(self, name: str) -> nn.BatchNorm:
-        return nn.BatchNorm(
-            momentum=BN_MOMENTUM,
-            epsilon=BN_EPSILON,
+    def _batch_norm(self, name: str) -> BatchNorm:
+        return BatchNorm(
             use_scale=self.convention == "torchvision",
             axis_name=self.bn_axis_name,
             dtype=self.dtype,

@@ -25,6 +25,17 @@ Mixed_5b, Mixed_5c) that lie below the cut; the stem always has Conv_2c's kind.
   MaxPool_4a), and bottom_heavy_i3d_3 is its mirror. `get_spec(name).describe()` lists
   each layer's kind.
 
+I2D and time reversal (eval mode). Every I2D op is per-frame except Conv_1a's temporal
+stride 2, MaxPool_4a (3 frames, stride 2), MaxPool_5a (2, stride 2), the Inception B3
+3x3x3 max-pools, and the head's 2-frame average and mean over time. The stride-1 ops are
+mirror-symmetric, so they commute with reversing the frames; a strided op commutes only
+when its sampling grid is mirror-symmetric: Conv_1a iff T is odd, MaxPool_4a iff its
+input length is odd, MaxPool_5a iff its input length is even. Hence reversing a clip
+reverses the endpoints Conv_1a..Mixed_3c iff T is odd, also MaxPool_4a..Mixed_4f iff
+T = 1 (mod 4), and all endpoints, PreLogits and the logits unchanged, iff T = 5 (mod 8)
+(5, 13, 21, ... 61). For even T (e.g. 64) the stem samples the other half of the frames,
+so nothing is exactly invariant; the logits differ only as much as those frames do.
+
 Every name has a `tiny_` twin: width multiplier 1/8 with at least 8 channels per conv,
 for tests and CPU demos.
 """
