@@ -7,8 +7,7 @@ import shlex
 from typing import Sequence
 
 from experiments import runs as runs_lib
-
-MAIN_MODULE = "video_s3d.main"
+from launch.local import MAIN_MODULE  # noqa: F401 -- every launcher starts the same entry point
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:

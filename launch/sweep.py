@@ -17,27 +17,29 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import time
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 from experiments import runs as runs_lib
-from launch import jobs
+from launch import jobs, local
 
 RESULT_FILE = "result.json"
 
 
 def run_locally(runs: Sequence[runs_lib.Run], root: str, dry_run: bool = False,
-                python: str = sys.executable, log: Callable[[str], None] = print) -> list[str]:
-    """Runs each job in turn in a fresh process; returns the names of the runs it started.
+                python: str = sys.executable, env: Mapping[str, str] | None = None,
+                log: Callable[[str], None] = print) -> list[str]:
+    """Runs each job in turn with launch.local (output also in <workdir>/log.txt, SIGTERM
+    passed on so the run checkpoints); returns the names of the runs it started.
 
-    A fresh process per run keeps runs independent (device memory, compile caches, flags).
-    Stops at the first failing run: a failure is almost always a bug that every later run
-    would hit too, and the finished runs are kept.
+    A fresh process per run keeps runs independent (device memory, flags). `env` adds
+    environment variables for every run. Stops at the first failing run: a failure is
+    almost always a bug that every later run would hit too, and the finished runs are kept.
     """
     # Jobs run from the repository root; keep a relative workdir relative to the caller.
     root = root if root.startswith("gs://") else os.path.abspath(root)
+    run_env = local.run_environment(base={**os.environ, **(env or {})})
     started, t_start = [], time.time()
     for i, run in enumerate(runs, 1):
         workdir = run.workdir(root)
@@ -50,7 +52,8 @@ def run_locally(runs: Sequence[runs_lib.Run], root: str, dry_run: bool = False,
             continue
         log(f"[{i}/{len(runs)}] {run.name}: {jobs.shell_line(argv)}")
         t_run = time.time()
-        status = subprocess.run(argv, cwd=runs_lib.REPO_ROOT, check=False).returncode
+        status = local.run(run.main_args(root), run_env, os.path.join(workdir, "log.txt"),
+                           python=python)
         if status != 0:
             raise RuntimeError(f"Run {run.name!r} failed (exit status {status}); its output is above "
                                f"and its workdir is {workdir}. Fix it and start the sweep again: "

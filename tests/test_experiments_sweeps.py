@@ -94,7 +94,8 @@ def test_local_runner_runs_in_order_and_skips_finished_runs(tmp_path):
     started = sweep.run_locally(runs, root, python=python, log=lines.append)
     assert started == ["i3d-s0", "s3d-s0", "s3dg-s0"]
     result = json.loads((tmp_path / "runs" / "s3dg-s0" / "result.json").read_text())
-    assert result["argv"] == ["-m", "video_s3d.main", *runs[2].main_args(root)]
+    assert result["argv"] == ["-u", "-m", "video_s3d.main", *runs[2].main_args(root)]
+    assert (tmp_path / "runs" / "s3dg-s0" / "log.txt").exists()  # launch.local keeps the output
     assert any(line.startswith("[3/3] s3dg-s0: done") for line in lines)
     # Started again: everything is finished, nothing runs.
     assert sweep.run_locally(runs, root, python=python, log=lines.append) == []

@@ -187,6 +187,13 @@ def test_findings_without_learning_are_inconclusive(report):
     assert found.verdict == paper_study.INCONCLUSIVE and "not judged" in found.evidence
 
 
+def test_nothing_learned_makes_every_finding_inconclusive(report):
+    """Runs at chance level (e.g. far too few steps) support no claim, for or against."""
+    at_chance = {(m, t): (0.10, 0.10) for t, scores in SCORES.items() for m in scores}
+    found = paper_study.findings(_rows_with(report[0], at_chance))
+    assert [f.verdict for f in found] == [paper_study.INCONCLUSIVE] * 5
+
+
 def test_findings_without_runs_say_which_are_missing(report):
     rows = [r for r in report[0] if "s3dg" not in r.model]
     gating = paper_study.gating_helps(paper_study.scores(rows))
