@@ -1,10 +1,8 @@
-"""What every launcher shares: which runs to start (one config or a sweep) and how to show commands."""
+"""What every launcher shares: which runs to start, one config or a sweep."""
 from __future__ import annotations
 
 import argparse
 import os
-import shlex
-from typing import Sequence
 
 from experiments import runs as runs_lib
 from launch.local import MAIN_MODULE  # noqa: F401 -- every launcher starts the same entry point
@@ -39,8 +37,3 @@ def runs_from_args(args: argparse.Namespace) -> tuple[list[runs_lib.Run], str]:
         root, name = workdir.rsplit("/", 1) if "/" in workdir else (".", workdir)
         runs = [runs_lib.Run(name=name, config=path, args=runs_lib.split_argument(arg))]
     return runs_lib.select(runs, args.only), root
-
-
-def shell_line(argv: Sequence[str]) -> str:
-    """A command as one copy-pasteable shell line."""
-    return shlex.join(argv)

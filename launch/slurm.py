@@ -101,7 +101,7 @@ def render_run(args: argparse.Namespace, run: runs_lib.Run, root: str) -> str:
         "num_processes_env": runtime.NUM_PROCESSES_ENV,
         "process_id_env": runtime.PROCESS_ID_ENV,
         "python": shlex.quote(args.python),
-        "main_args": jobs.shell_line(run.main_args(root)),
+        "main_args": shlex.join(run.main_args(root)),
     })
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 import time
 from typing import Callable, Mapping, Sequence
@@ -45,12 +46,12 @@ def run_locally(runs: Sequence[runs_lib.Run], root: str, dry_run: bool = False,
         workdir = run.workdir(root)
         argv = [python, "-m", jobs.MAIN_MODULE, *run.main_args(root)]
         if dry_run:
-            log(jobs.shell_line(argv))
+            log(shlex.join(argv))
             continue
         if os.path.exists(os.path.join(workdir, RESULT_FILE)):
             log(f"[{i}/{len(runs)}] {run.name}: finished before ({workdir}/{RESULT_FILE}), skipped")
             continue
-        log(f"[{i}/{len(runs)}] {run.name}: {jobs.shell_line(argv)}")
+        log(f"[{i}/{len(runs)}] {run.name}: {shlex.join(argv)}")
         t_run = time.time()
         status = local.run(run.main_args(root), run_env, os.path.join(workdir, "log.txt"),
                            python=python)

@@ -54,7 +54,7 @@ class Step:
     shell: bool = False  # argv[0] is a shell pipeline
 
     def line(self) -> str:
-        return self.argv[0] if self.shell else jobs.shell_line(self.argv)
+        return self.argv[0] if self.shell else shlex.join(self.argv)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -134,7 +134,7 @@ def plan(args: argparse.Namespace, runs: Sequence[runs_lib.Run], root: str) -> l
     env = f"TFDS_DATA_DIR={shlex.quote(args.data_dir)} " if args.data_dir else ""
     for i, run in enumerate(runs, 1):
         # The python path stays unquoted so that the remote shell expands its `~`.
-        main = f"{REMOTE_VENV}/bin/python " + jobs.shell_line(
+        main = f"{REMOTE_VENV}/bin/python " + shlex.join(
             ["-m", jobs.MAIN_MODULE, *run.main_args(root), DISTRIBUTED_OVERRIDE])
         steps.append(on_all_workers(f"run {i}/{len(runs)}: {run.name}",
                                     f"cd {REMOTE_CODE_DIR} && {env}{main}"))
