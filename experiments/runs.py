@@ -18,6 +18,8 @@ from typing import Any, Iterable, Mapping, Sequence
 
 # Configs are named relative to the repository root, like in every documented command.
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# What a finished run leaves in its workdir (video_s3d/evaluate.py writes it).
+RESULT_FILE = "result.json"
 
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.=+-]*$")
 

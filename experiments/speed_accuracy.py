@@ -29,7 +29,8 @@ import os
 import sys
 from typing import Callable, Iterable, Sequence
 
-RESULT_FILE = "result.json"
+from experiments import runs as runs_lib
+
 TABLE_NAME = "speed_accuracy"
 CUT_PLOT_NAME = "cut_points.png"
 
@@ -96,7 +97,7 @@ def find_workdirs(specs: Iterable[str]) -> list[str]:
 
 def read_run(workdir: str) -> RunRow | None:
     """The run's row from its result.json (see video_s3d/evaluate.py), None if unfinished."""
-    text = _read_text(f"{workdir}/{RESULT_FILE}")
+    text = _read_text(f"{workdir}/{runs_lib.RESULT_FILE}")
     if text is None:
         return None
     result = json.loads(text)
@@ -131,7 +132,7 @@ def load_rows(workdirs: Sequence[str], gmacs_fn: Callable[..., float] = model_gm
     for i, workdir in enumerate(workdirs, 1):
         row = read_run(workdir)
         if row is None:
-            log(f"[{i}/{len(workdirs)}] {workdir}: no {RESULT_FILE} (unfinished?), skipped")
+            log(f"[{i}/{len(workdirs)}] {workdir}: no {runs_lib.RESULT_FILE} (unfinished?), skipped")
             continue
         log(f"[{i}/{len(workdirs)}] {row.run}: {row.model} at "
             f"{row.num_frames}x{row.crop_size}x{row.crop_size}")
@@ -326,7 +327,7 @@ def write_report(workdir_specs: Sequence[str], out_dir: str,
                                 "runs' folders, e.g. --workdirs='runs/synthetic/*'.")
     rows = load_rows(workdirs, gmacs_fn=gmacs_fn, log=log)
     if not rows:
-        raise FileNotFoundError(f"None of the {len(workdirs)} workdirs holds a {RESULT_FILE}; "
+        raise FileNotFoundError(f"None of the {len(workdirs)} workdirs holds a {runs_lib.RESULT_FILE}; "
                                 "train them to the end first (or check --workdirs).")
     os.makedirs(out_dir, exist_ok=True)
     table = markdown_table(rows)

@@ -25,9 +25,6 @@ from typing import Callable, Mapping, Sequence
 from experiments import runs as runs_lib
 from launch import jobs, local
 
-RESULT_FILE = "result.json"
-
-
 def run_locally(runs: Sequence[runs_lib.Run], root: str, dry_run: bool = False,
                 python: str = sys.executable, env: Mapping[str, str] | None = None,
                 log: Callable[[str], None] = print) -> list[str]:
@@ -38,23 +35,22 @@ def run_locally(runs: Sequence[runs_lib.Run], root: str, dry_run: bool = False,
     environment variables for every run. Stops at the first failing run: a failure is
     almost always a bug that every later run would hit too, and the finished runs are kept.
     """
-    # Jobs run from the repository root; keep a relative workdir relative to the caller.
     root = root if root.startswith("gs://") else os.path.abspath(root)
     run_env = local.run_environment(base={**os.environ, **(env or {})})
     started, t_start = [], time.time()
     for i, run in enumerate(runs, 1):
-        workdir = run.workdir(root)
-        argv = [python, "-m", jobs.MAIN_MODULE, *run.main_args(root)]
+        workdir, main_args = run.workdir(root), run.main_args(root)
+        argv = [python, "-m", jobs.MAIN_MODULE, *main_args]
         if dry_run:
             log(shlex.join(argv))
             continue
-        if os.path.exists(os.path.join(workdir, RESULT_FILE)):
-            log(f"[{i}/{len(runs)}] {run.name}: finished before ({workdir}/{RESULT_FILE}), skipped")
+        if os.path.exists(os.path.join(workdir, runs_lib.RESULT_FILE)):
+            log(f"[{i}/{len(runs)}] {run.name}: finished before "
+                f"({workdir}/{runs_lib.RESULT_FILE}), skipped")
             continue
         log(f"[{i}/{len(runs)}] {run.name}: {shlex.join(argv)}")
         t_run = time.time()
-        status = local.run(run.main_args(root), run_env, os.path.join(workdir, "log.txt"),
-                           python=python)
+        status = local.run(main_args, run_env, os.path.join(workdir, "log.txt"), python=python)
         if status != 0:
             raise RuntimeError(f"Run {run.name!r} failed (exit status {status}); its output is above "
                                f"and its workdir is {workdir}. Fix it and start the sweep again: "
