@@ -11,8 +11,7 @@ from jax import lax
 from video_s3d import cost
 from video_s3d.models import layers
 
-# Correctness tests need no fast code; LLVM -O0 compiles ~2.5x faster on XLA:CPU.
-jit = functools.partial(jax.jit, compiler_options={"xla_backend_optimization_level": 0})
+from models_testing import jit
 
 
 def _native_conv(x, kernel, strides, padding):
