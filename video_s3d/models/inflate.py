@@ -14,12 +14,18 @@ the source variable with the same path:
     them, the classifier if the class counts agree);
   * gates the source lacks, and a classifier of another size, keep the target's values.
 
-What "boring video gives the 2D features" means here, precisely: with zero temporal
-padding, frames near the clip's ends see padding instead of neighbours, so equality holds
-on every frame whose temporal receptive field lies inside the clip, not at the ends. A
-global self-gate averages over all frames, so after the first gate that sees an end
-frame nothing is exactly equal any more; pre-logit features (a mean over all frames)
-differ slightly for the same reason.
+What "a boring video gives the 2D features" means here, precisely. A separable unit's
+temporal half starts as the identity, which reads only its centre tap and so never
+sees padding. A full 3D conv (kernel repeated over time) reads kt frames, and near the
+clip's ends some of them are zero padding. So:
+  * s3d_torchvision (separable stem and convs): every endpoint, the pre-logit features
+    and the logits equal the 2D network's on that frame (float rounding only).
+  * i3d, s3d (full 3D stem): equal on every frame whose temporal receptive field stays
+    inside the clip; the end frames differ, so pre-logit features, a mean over all
+    frames, are close but not equal.
+  * s3dg: a self-gate averages over all frames, so from the first gate that sees an end
+    frame (Conv_2c, after the full 3D stem) no frame is exactly equal any more.
+tests/test_inflate.py checks exactly these statements.
 """
 from __future__ import annotations
 
