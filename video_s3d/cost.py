@@ -14,14 +14,16 @@ Counting conventions (all per clip, forward pass):
              2 flops per multiply-add but skips kernel taps that fall in padding (so
              convolutions count less), and it adds 1 flop per element for BN, ReLU,
              pooling etc. (so the total can land on either side of gmacs).
-  activation memory  Bytes the backward pass needs from the forward pass of one
-             training step (train-mode BN, dropout), i.e. the residuals autodiff saves,
-             excluding the parameters and the input clip; before XLA's own fusion, so
-             an upper bound on what XLA keeps. Scales linearly with --batch.
+  activation memory  Bytes of activations the backward pass needs from the forward
+             pass of one training step (train-mode BN, dropout): the residuals autodiff
+             saves, less the parameters, the input clip and batch-independent weight
+             copies; counted before XLA's fusion, so an upper bound on what XLA keeps.
+             Linear in --batch.
 The cross-check `analytic_macs` recounts gmacs per layer from the spec alone.
 """
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import math
@@ -29,10 +31,9 @@ import sys
 import time
 from typing import Any, Callable, Sequence
 
-from absl import app, flags
 
 # Paper figures (Xie et al. 2018, Kinetics-400 at 64x224x224); see REFERENCE.md.
-PAPER_GMACS = {"i3d": 108.0, "s3d": 66.38, "s3dg": 71.38}
+PAPER_GMACS = {"i3d": 108.0, "s3d": 66.38, "s3dg": 71.4}
 PAPER_FRAMES, PAPER_SIZE = 64, 224
 
 
@@ -162,9 +163,16 @@ def measure(
     with window_ops("native"):
         macs = program_macs(forward, variables, x)
         flops = xla_flops(forward, variables, x)
-        residuals = saved_residual_bytes(
-            train_loss, variables["params"], variables["batch_stats"], x
+        # Residuals = per-clip activations + batch-independent copies of weights (slices,
+        # casts); two batch sizes separate them, and only the first is activation memory.
+        one, two = (
+            saved_residual_bytes(
+                train_loss, variables["params"], variables["batch_stats"],
+                jax.ShapeDtypeStruct((b, frames, size, size, 3), jnp.float32),
+            )
+            for b in (1, 2)
         )
+        residuals = (two - one) * batch
     return ModelCost(
         model=name,
         frames=frames,
@@ -282,35 +290,58 @@ def format_table(costs: Sequence[ModelCost]) -> str:
         paper_s = f"{paper:7.1f}" if paper else f"{'':>7}"
         diff_s = f"{(c.gmacs - paper) / paper:+6.1%}" if paper else f"{'':>6}"
         lines.append(
-            f"{c.model:<22} {stem_label(c.model):<18} {c.gmacs:8.2f} {c.xla_gmacs:9.2f} "
+            f"{c.model:<22} {stem_label(c.model):<18} {c.gmacs:8.3f} {c.xla_gmacs:9.3f} "
             f"{paper_s} {diff_s} {c.params:>11,} {_memory(c.activation_bytes):>15}"
         )
     return "\n".join(lines)
 
 
-CONVENTION_NOTE = """\
-GMACs: dense multiply-adds of convs+matmuls per clip, padding taps included (torchvision /
-fvcore / paper convention); XLA GMACs: XLA cost analysis flops/2 (skips padding taps, adds
-BN/ReLU/pool flops); paper: Xie et al. 2018 at 64x224x224. Activation memory: residuals
-one training step saves for the backward pass (batch {batch}, {dtype}).
-Stems: i3d 7x7x7 full; s3d/s3dg (TF-Slim) 3x7x7 full; s3d_torchvision separable 1x7x7+7x1x1.
-The paper's S3D/S3D-G figures (66.4 / 71.4 G) are 5 and 10 G above our TF-Slim count
-(~60.9 G for both) because the paper's stem is not TF-Slim's 3x7x7 full conv: with the
-separable stem (1x7x7 at every frame, then 7x1x1; s3d_torchvision) the same network
-counts 71.9 G, matching the paper's S3D-G; gating itself adds only ~0.01 G. The I3D row
-(7x7x7 stem, {i3d_diff} vs 108 G) agrees within the unstated convention of the paper."""
+CONVENTIONS = """\
+GMACs: dense multiply-adds of convolutions and matmuls per clip, kernel taps in padding
+included (torchvision / fvcore / paper convention). XLA GMACs: XLA cost analysis flops / 2
+(skips taps in padding, adds BN / ReLU / pooling flops). Activation memory: residuals one
+training step keeps for the backward pass (batch {batch}, {dtype}), before XLA fusion.
+Stems: i3d 3D 7x7x7; s3d, s3dg (TF-Slim) full 3D 3x7x7; s3d_torchvision separable 1x7x7
+(every frame) then 7x1x1 stride 2; i2d 2D 1x7x7."""
+
+# Why our counts differ from the paper's (for the README too).
+PAPER_GAP_EXPLANATION = """\
+Paper figures (Xie et al. 2018, 64x224x224): I3D 108 G, S3D 66.4 G (unverified), S3D-G 71.4 G.
+Our I3D (111.2 G, +2.9%) and S3D (64.2 G, -3.3%) agree within the paper's unstated
+counting convention (XLA's padding-free count gives 104.9 G and 62.7 G). Our S3D-G is
+64.2 G, 10.1% below 71.4 G, and the gap is the first layer, not gating: the 37 gates cost
+only C^2 multiply-adds each, 0.001 G per clip in total. We follow the TF-Slim release,
+whose S3D-G stem is a full 3x7x7 conv (11.3 G). With a separable stem, 1x7x7 on all 64
+frames and then 7x1x1 with stride 2 (19.1 G; torchvision's S3D layout, our
+s3d_torchvision), the same network counts 71.9 G, within 0.7% of the paper's S3D-G. So
+the paper's 71.4 G fits a separable first layer, which the public code does not use."""
 
 
-FLAGS = flags.FLAGS
-flags.DEFINE_string("model", None, "Model name (see video_s3d.models.names()).")
-flags.DEFINE_integer("frames", PAPER_FRAMES, "Clip length T.")
-flags.DEFINE_integer("size", PAPER_SIZE, "Frame height = width.")
-flags.DEFINE_integer("num_classes", 400, "Number of classes.")
-flags.DEFINE_integer("batch", 1, "Clips per training step (activation memory scales with it).")
-flags.DEFINE_string("dtype", "float32", "Compute dtype: float32 | bfloat16 | float16.")
-flags.DEFINE_bool("json", False, "Print one JSON object per model instead of a table.")
-flags.DEFINE_bool("all", False, "Table of every named (non-tiny) model at 64x224x224.")
-flags.DEFINE_list("models", None, "With --all: restrict the table to these models.")
+def convention_note(costs: Sequence[ModelCost], batch: int, dtype: str) -> str:
+    note = CONVENTIONS.format(batch=batch, dtype=dtype)
+    if any(c.model in PAPER_GMACS and (c.frames, c.size) == (PAPER_FRAMES, PAPER_SIZE) for c in costs):
+        note += "\n" + PAPER_GAP_EXPLANATION
+    return note
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m video_s3d.cost",
+        description="Multiply-adds, parameters and training activation memory of a model.",
+    )
+    parser.add_argument("--model", help="model name (see video_s3d.models.names())")
+    parser.add_argument("--frames", type=int, default=PAPER_FRAMES, help="clip length T")
+    parser.add_argument("--size", type=int, default=PAPER_SIZE, help="frame height = width")
+    parser.add_argument("--num_classes", type=int, default=400)
+    parser.add_argument("--batch", type=int, default=1,
+                        help="clips per training step (activation memory scales with it)")
+    parser.add_argument("--dtype", default="float32", help="compute dtype: float32 | bfloat16 | float16")
+    parser.add_argument("--json", action="store_true", help="one JSON object per model, no table")
+    parser.add_argument("--all", action="store_true",
+                        help="every named (non-tiny) model at 64x224x224, beside the paper")
+    parser.add_argument("--models", type=lambda s: [m for m in s.split(",") if m],
+                        help="with --all: only these comma-separated models")
+    return parser.parse_args(argv)
 
 
 def selected_models(all_models: bool, model: str | None, subset: Sequence[str] | None) -> list[str]:
@@ -327,33 +358,35 @@ def selected_models(all_models: bool, model: str | None, subset: Sequence[str] |
     return chosen
 
 
-def main(argv: Sequence[str]) -> None:
-    del argv
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
     try:
-        chosen = selected_models(FLAGS.all, FLAGS.model, FLAGS.models)
+        chosen = selected_models(args.all, args.model, args.models)
+        if min(args.frames, args.size, args.batch, args.num_classes) < 1:
+            raise ValueError("--frames, --size, --batch and --num_classes must be positive.")
     except ValueError as error:
-        sys.exit(f"error: {error}")
-    frames, size = (PAPER_FRAMES, PAPER_SIZE) if FLAGS.all else (FLAGS.frames, FLAGS.size)
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    frames, size = (PAPER_FRAMES, PAPER_SIZE) if args.all else (args.frames, args.size)
     costs = []
     for i, name in enumerate(chosen):
         start = time.time()
         try:
-            cost = measure(name, frames, size, FLAGS.num_classes, FLAGS.batch, FLAGS.dtype)
+            cost = measure(name, frames, size, args.num_classes, args.batch, args.dtype)
         except ValueError as error:
-            sys.exit(f"error: {error}")
+            print(f"error: {error}", file=sys.stderr)
+            return 2
         costs.append(cost)
-        if FLAGS.json:
+        if args.json:
             print(json.dumps(cost.as_json()), flush=True)
         if len(chosen) > 1:
             print(f"[{i + 1}/{len(chosen)}] {name}: {time.time() - start:.1f}s", file=sys.stderr, flush=True)
-    if FLAGS.json:
-        return
-    print(f"Cost per clip at {frames}x{size}x{size}, {FLAGS.num_classes} classes")
-    print(format_table(costs))
-    i3d = next((c for c in costs if c.model == "i3d"), None)
-    i3d_diff = f"{(i3d.gmacs - 108.0) / 108.0:+.1%}" if i3d and (frames, size) == (64, 224) else "n/a"
-    print(CONVENTION_NOTE.format(batch=FLAGS.batch, dtype=FLAGS.dtype, i3d_diff=i3d_diff))
+    if not args.json:
+        print(f"Cost per clip at {frames}x{size}x{size}, {args.num_classes} classes")
+        print(format_table(costs))
+        print(convention_note(costs, args.batch, args.dtype))
+    return 0
 
 
 if __name__ == "__main__":
-    app.run(main)
+    sys.exit(main())

@@ -72,6 +72,9 @@ def _cut(k: int, below: tuple[LayerSpec, LayerSpec], above: tuple[LayerSpec, Lay
     return NetworkSpec(stem=stem, layers=layers)
 
 
+_BASE_NAMES = ("i2d", "i3d", "s3d", "s3dg", "s3d_torchvision")
+
+
 def _base_specs() -> dict[str, NetworkSpec]:
     gated = LayerSpec("separable", 3, gating=True)
     specs = {
@@ -113,8 +116,9 @@ def names(include_tiny: bool = True) -> list[str]:
 def get_spec(name: str) -> NetworkSpec:
     if name not in _SPECS:
         raise ValueError(
-            f"Unknown model {name!r}; valid names: {', '.join(names(include_tiny=False))} "
-            f"(each also as {TINY_PREFIX}<name>)."
+            f"Unknown model {name!r}; valid names: {', '.join(_BASE_NAMES)}, "
+            f"top_heavy_{{i3d,s3d}}_K and bottom_heavy_{{i3d,s3d}}_K for K in 0..{len(LAYER_NAMES)}, "
+            f"each also as {TINY_PREFIX}<name>."
         )
     return _SPECS[name]
 
