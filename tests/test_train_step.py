@@ -131,3 +131,23 @@ def test_nan_loss_stops_naming_the_step_and_last_good_checkpoint(tmp_path):
     # Every step before the bad one was checkpointed (keep_checkpoints=2), none after it.
     assert 2 <= bad_step <= 6 and saved == list(range(max(1, bad_step - 2), bad_step))
     assert f"last good checkpoint is step {bad_step - 1} " in message
+
+
+def test_precise_batch_norm_recovers_each_batch_statistic_whatever_the_momentum():
+    config = small_config(sync_batch_norm=True)
+    mesh = parallel.make_mesh(jax.devices()[:8])
+    model = train_state.create_model(config, 10)
+    state = train_state.create_state(model, optim.make_optimizer(config.optim, 4), config, mesh,
+                                     jax.random.key(0))
+    batch = _batch(config, 16)
+    stats_step = train.make_batch_stats_step(model, mesh, sync_batch_norm=True)
+    recovered = stats_step(state.variables, parallel.host_to_global(batch["video"], mesh))
+    # Reference: one ordinary train-mode update (momentum 0.9) on one device, solved for the batch.
+    plain = train_state.create_model(small_config(sync_batch_norm=False), 10)  # no axis name
+    _, mutated = plain.apply(jax.device_get(state.variables), batch["video"], train=True,
+                             mutable=["batch_stats"], rngs={"dropout": jax.random.key(0)})
+    before = jax.device_get(state.batch_stats)
+    for r, a, b in zip(jax.tree.leaves(recovered), jax.tree.leaves(mutated["batch_stats"]),
+                       jax.tree.leaves(before)):
+        np.testing.assert_allclose(np.asarray(r), (np.asarray(a) - 0.9 * np.asarray(b)) / 0.1,
+                                   rtol=2e-4, atol=1e-5)

@@ -26,6 +26,7 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments {argv[1:]}; flags look like --config.x=value.")
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO; --verbosity=0 shows it
+        runtime.quiet_library_notices()
     runtime.hide_accelerators_from_tf()
     runtime.maybe_initialize_distributed(_CONFIG.value, force=_MULTIHOST.value)
     from video_s3d import evaluate, train  # after distributed init: they query devices

@@ -5,6 +5,7 @@ the environment; `maybe_initialize_distributed` is the only place that reads it.
 """
 from __future__ import annotations
 
+import logging
 import os
 
 import jax
@@ -43,3 +44,22 @@ def maybe_initialize_distributed(config: ml_collections.ConfigDict | None = None
         jax.distributed.initialize()
         return True
     return False
+
+
+# Library notices printed on every run that say nothing the user can act on: TFDS/TF
+# deprecations of their own internals, and orbax asking for metrics at the checkpoints saved
+# between evaluations (those are kept by recency, not by accuracy, on purpose).
+_NOISE = ("deprecat", "did not provide metrics")
+
+
+class _DropLibraryNoise(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage().lower()
+        return not any(text in message for text in _NOISE)
+
+
+def quiet_library_notices() -> None:
+    """Drops the notices above; everything else (e.g. 'Generating dataset...') still shows."""
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_DropLibraryNoise())
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)

@@ -80,6 +80,55 @@ def make_train_step(model, tx: optax.GradientTransformation, schedule: optax.Sch
     return jax.jit(step, donate_argnums=(0,), compiler_options=compiler_options)
 
 
+# ------------------------------------------------------------ precise BatchNorm statistics
+def make_batch_stats_step(model, mesh, *, sync_batch_norm: bool, compiler_options=None):
+    """jit(shard_map): (variables, clips) -> this batch's BatchNorm statistics, every layer.
+
+    BN keeps `ra = m * ra + (1 - m) * batch`. Running the train-mode forward pass from ra = 0
+    and from ra = 1 gives m = ra_1 - ra_0 and batch = ra_0 / (1 - m) for each statistic, for
+    whatever momentum each layer uses (the forward pass itself normalises with the batch's
+    own statistics, so it is the same in both runs).
+    """
+    def per_device(variables, video):
+        def updated_from(value):
+            start = jax.tree.map(lambda s: jnp.full_like(s, value), variables["batch_stats"])
+            _, mutated = model.apply({"params": variables["params"], "batch_stats": start}, video,
+                                     train=True, mutable=["batch_stats"],
+                                     rngs={"dropout": jax.random.key(0)})
+            return mutated["batch_stats"]
+        low, high = updated_from(0.0), updated_from(1.0)
+        batch = jax.tree.map(lambda lo, hi: lo / (1.0 - (hi - lo)), low, high)
+        if not sync_batch_norm:
+            batch = lax.pmean(batch, parallel.BATCH_AXIS)
+        return batch
+
+    return jax.jit(jax.shard_map(per_device, mesh=mesh, in_specs=(P(), P(parallel.BATCH_AXIS)),
+                                 out_specs=P()), compiler_options=compiler_options)
+
+
+def recompute_batch_norm(state: TrainState, stats_step, config, mesh, local_batch: int) -> TrainState:
+    """Replaces the running averages by the average over `config.precise_bn_batches` batches.
+
+    With TF-Slim's BN decay 0.999 the running averages of a short run still remember their
+    initial values (after 500 steps 61% of the way); evaluation normalises with them, so
+    short runs would be judged on stale statistics. The batches come from a separate,
+    freshly started training stream (seed + 1): the same batches every time, and the
+    training stream is not disturbed, so resuming stays exact.
+    """
+    if not jax.tree.leaves(state.batch_stats):
+        return state
+    stream = inputs.train_iterator(config.data, local_batch=local_batch, seed=config.seed + 1,
+                                   process_index=jax.process_index(),
+                                   process_count=jax.process_count())
+    total = None
+    for _ in range(int(config.precise_bn_batches)):
+        batch = next(stream)
+        stats = stats_step(state.variables, parallel.host_to_global(batch["video"], mesh))
+        total = stats if total is None else jax.tree.map(jnp.add, total, stats)
+    averaged = jax.jit(lambda t: jax.tree.map(lambda x: x / config.precise_bn_batches, t))(total)
+    return state.replace(batch_stats=averaged)
+
+
 # --------------------------------------------------------------------------- helpers
 def validate_config(config: ml_collections.ConfigDict) -> None:
     """Cheap checks a user can trip, before any data or model is touched."""
@@ -186,7 +235,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
             state = init_from_checkpoint(state, config, model, mesh, num_classes, is_main)
     step = int(parallel.replicated_to_host(state.step))
     num_params = train_state.count_params(state.params)
-    log(f"{config.model.name}: {num_params:,} params, {num_classes} classes, {mesh.size} devices "
+    log(f"{config.model.name}: {num_params:,} params, {num_classes} classes, {mesh.size} "
+        f"device{'s' if mesh.size > 1 else ''} "
         f"({jax.process_count()} process{'es' if jax.process_count() > 1 else ''}), global batch {config.batch_size}, "
         f"steps {step}->{total_steps}", is_main)
 
@@ -196,6 +246,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
         freeze_batch_norm=bool(config.freeze_batch_norm), seed=int(config.seed),
         compiler_options=train_state.compiler_options(config))
     eval_step = evaluate.make_eval_step(model, mesh, train_state.compiler_options(config))
+    stats_step = make_batch_stats_step(model, mesh, sync_batch_norm=bool(config.sync_batch_norm),
+                                       compiler_options=train_state.compiler_options(config))
     writer = MetricWriter(workdir, enabled=is_main)
     watcher = checkpointing.PreemptionWatcher()
     progress = Progress(total_steps, step, enabled=is_main)
@@ -253,6 +305,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
                 log_window.clear()
             eval_metrics = None
             if do_eval:
+                if config.get("precise_bn_batches", 0) and not config.freeze_batch_norm:
+                    state = recompute_batch_norm(state, stats_step, config, mesh, local_batch)
                 eval_metrics, extras = evaluate.evaluate_variables(
                     config, model, state.variables, mesh, info, eval_step=eval_step, is_main=is_main)
                 evaluate.report(workdir, writer, step, eval_metrics, extras, info.class_names, is_main)

@@ -1,0 +1,53 @@
+"""experiments/quickstart.py's code path (what `make run` runs) with two steps per model.
+
+The real quickstart (400 steps of tiny S3D-G and tiny I2D) takes minutes and stays out of
+the suite; here the small test model stands in for both, on the tiny synthetic dataset.
+"""
+import json
+
+import pytest
+
+from experiments import quickstart
+from tests.test_train_step import SMALL_MODEL
+from video_s3d.data import pipeline
+
+TINY = "synthetic_motion/motion_tiny"
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    directory = str(tmp_path_factory.mktemp("tfds"))
+    pipeline.ensure_built(TINY, data_dir=directory)
+    return directory
+
+
+@pytest.mark.slow
+def test_quickstart_trains_both_models_and_prints_the_table(data_dir, tmp_path, capsys):
+    argv = [f"--workdir={tmp_path}", "--steps=2", f"--dataset={TINY}", f"--data_dir={data_dir}",
+            f"--models={SMALL_MODEL},{SMALL_MODEL}"]
+    assert quickstart.main(argv) == 0
+    out = capsys.readouterr().out
+    header = next(line for line in out.splitlines() if line.startswith("model"))
+    assert "val top-1" in header and "reversal pairs" in header
+    rows = [line for line in out.splitlines() if line.startswith(SMALL_MODEL + " ")]
+    assert len(rows) == 2 and all("%" in row for row in rows)
+    verdicts = [line for line in out.splitlines() if line.startswith(("ok ", "NOT "))]
+    assert len(verdicts) == 2 and "target >= 90%" in verdicts[0] and "chance: 50%" in verdicts[1]
+    for index in (0, 1):
+        with open(tmp_path / quickstart.run_dirname([SMALL_MODEL, SMALL_MODEL], index)
+                  / "result.json") as f:
+            assert json.load(f)["step"] == 2
+
+    # A second start reuses the finished runs instead of training again.
+    assert quickstart.main(argv) == 0
+    assert out.count("training 2 steps") == 2
+    assert capsys.readouterr().out.count("finished earlier") == 2
+
+
+def test_quickstart_arguments_are_checked():
+    with pytest.raises(SystemExit):
+        quickstart.parse_args(["--models=tiny_s3dg"])
+    config = quickstart.quickstart_config("tiny_s3dg", steps=400, dataset=TINY, data_dir=None)
+    # The whole 32-frame clip in 8 frames; batches split evenly over the 8 test devices.
+    assert config.data.num_frames * config.data.stride == 32
+    assert config.batch_size % 8 == 0 and config.eval_batch_size % 8 == 0
