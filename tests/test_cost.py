@@ -64,9 +64,7 @@ def test_activation_memory_counts_what_the_backward_pass_keeps():
     # Every endpoint feeds a backward op, and each conv unit keeps more (BN, ReLU inputs).
     endpoint_bytes = sum(math.prod(e.shape) * 4 for e in endpoints.values())
     full = cost.measure("tiny_s3dg", 8, 32, num_classes=5, batch=3)
-    half = cost.measure("tiny_s3dg", 8, 32, num_classes=5, batch=3, dtype="bfloat16")
     assert 3 * endpoint_bytes < full.activation_bytes < 3 * 20 * endpoint_bytes
-    assert half.activation_bytes < 0.75 * full.activation_bytes
     per_clip = sum(cost.analytic_macs(models.get_spec("tiny_s3dg"), 8, 32, 5).values())
     assert full.gmacs * 1e9 == pytest.approx(per_clip)  # gmacs are per clip, whatever the batch
 

@@ -1,0 +1,166 @@
+"""Speed of the model zoo on the current device: cost table plus measured step times.
+
+    python -m video_s3d.models.bench                           # every named model, 64x224x224, batch 8
+    python -m video_s3d.models.bench --models=tiny_s3dg,tiny_i2d --frames=16 --size=64 --batch=8
+    python -m video_s3d.models.bench --models=i3d,s3d,s3dg --dtype=bfloat16 --json
+
+For each model: multiply-adds per clip, parameters and training activation memory
+(video_s3d.cost), compile time, and the median wall time of a jitted forward pass
+(eval mode) and of a forward+backward pass (train-mode BN and dropout, gradient of the
+softmax cross-entropy w.r.t. all parameters; no optimizer update), on random clips.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import statistics
+import sys
+import time
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from video_s3d import cost, models
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchResult:
+    model: str
+    device: str
+    batch: int
+    frames: int
+    size: int
+    dtype: str
+    gmacs: float  # per clip
+    params: int
+    activation_bytes: int  # whole batch
+    compile_s: float  # forward + train step
+    forward_ms: float
+    train_ms: float  # forward + backward
+
+    @property
+    def train_clips_per_s(self) -> float:
+        return self.batch / (self.train_ms / 1e3)
+
+
+def _median_ms(fn, args, steps: int) -> float:
+    jax.block_until_ready(fn(*args))  # warm: first run after compile
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        times.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times)
+
+
+def benchmark(
+    name: str, frames: int, size: int, batch: int, steps: int = 5, num_classes: int = 400,
+    dtype: str = "float32",
+) -> BenchResult:
+    """Compile and time one model on [batch, frames, size, size, 3] random clips."""
+    model = models.create(name, num_classes, dtype=dtype)
+    spent = cost.measure(name, frames, size, num_classes, batch, dtype)
+    key_x, key_y, key_init = jax.random.split(jax.random.key(0), 3)
+    x = jax.random.uniform(key_x, (batch, frames, size, size, 3), minval=-1.0, maxval=1.0)
+    labels = jax.random.randint(key_y, (batch,), 0, num_classes)
+    variables = jax.jit(lambda x: model.init({"params": key_init}, x, train=False))(x)
+
+    def forward(variables, x):
+        return model.apply(variables, x, train=False)
+
+    def train_grads(params, batch_stats, x, labels):
+        def loss_fn(params):
+            logits, new_state = model.apply(
+                {"params": params, "batch_stats": batch_stats}, x, train=True,
+                mutable=["batch_stats"], rngs={"dropout": jax.random.key(1)},
+            )
+            return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean(), new_state
+
+        return jax.value_and_grad(loss_fn, has_aux=True)(params)
+
+    start = time.perf_counter()
+    forward_c = jax.jit(forward).lower(variables, x).compile()
+    train_args = (variables["params"], variables["batch_stats"], x, labels)
+    train_c = jax.jit(train_grads).lower(*train_args).compile()
+    compile_s = time.perf_counter() - start
+    return BenchResult(
+        model=name,
+        device=jax.devices()[0].device_kind,
+        batch=batch,
+        frames=frames,
+        size=size,
+        dtype=dtype,
+        gmacs=spent.gmacs,
+        params=spent.params,
+        activation_bytes=spent.activation_bytes,
+        compile_s=compile_s,
+        forward_ms=_median_ms(forward_c, (variables, x), steps),
+        train_ms=_median_ms(train_c, train_args, steps),
+    )
+
+
+def format_table(results: Sequence[BenchResult]) -> str:
+    header = (
+        f"{'model':<24} {'GMACs/clip':>10} {'params':>11} {'act. mem':>10} {'compile s':>9} "
+        f"{'fwd ms':>9} {'fwd+bwd ms':>10} {'train clips/s':>13}"
+    )
+    lines = [header, "-" * len(header)]
+    for r in results:
+        memory = r.activation_bytes / 2**20
+        lines.append(
+            f"{r.model:<24} {r.gmacs:10.3f} {r.params:>11,} {memory:8.1f}Mi {r.compile_s:9.1f} "
+            f"{r.forward_ms:9.1f} {r.train_ms:10.1f} {r.train_clips_per_s:13.1f}"
+        )
+    return "\n".join(lines)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m video_s3d.models.bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--models", type=lambda s: [m for m in s.split(",") if m],
+                        help="comma-separated model names (default: every named, non-tiny model)")
+    parser.add_argument("--frames", type=int, default=64)
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=5, help="timed steps per measurement (median)")
+    parser.add_argument("--num_classes", type=int, default=400)
+    parser.add_argument("--dtype", default="float32", help="compute dtype: float32 | bfloat16 | float16")
+    parser.add_argument("--json", action="store_true", help="also print one JSON object per model")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    chosen = args.models or models.names(include_tiny=False)
+    try:
+        for name in chosen:
+            models.get_spec(name)  # unknown names fail before any compile
+        if min(args.frames, args.size, args.batch, args.steps) < 1:
+            raise ValueError("--frames, --size, --batch and --steps must be positive.")
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"Device: {jax.devices()[0].device_kind} ({jax.default_backend()}); clips "
+          f"{args.batch}x{args.frames}x{args.size}x{args.size}, {args.dtype}", flush=True)
+    results = []
+    for i, name in enumerate(chosen):
+        start = time.time()
+        try:
+            result = benchmark(name, args.frames, args.size, args.batch, args.steps,
+                               args.num_classes, args.dtype)
+        except ValueError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        results.append(result)
+        print(f"[{i + 1}/{len(chosen)}] {name}: {time.time() - start:.0f}s", file=sys.stderr, flush=True)
+        if args.json:
+            print(json.dumps({**dataclasses.asdict(result), "train_clips_per_s": result.train_clips_per_s}),
+                  flush=True)
+    print(format_table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
