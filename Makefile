@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 # The stamp holds a copy of requirements.txt: a changed file means a new install.
 STAMP  := $(VENV)/.requirements.installed
 
-.PHONY: run test test-fast bench cost clean-venv
+.PHONY: run test test-fast table cost clean-venv
 
 $(PY):
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is needed: install it or run 'make PYTHON=/path/to/python3.11 ...'"; exit 1; }
@@ -29,6 +29,11 @@ test: $(STAMP)
 # Everything but the tests marked slow.
 test-fast: $(STAMP)
 	$(PY) -m pytest -n 2 -q -m "not slow"
+
+# The paper's study in miniature on CPU: tiny I2D/I3D/S3D/S3D-G and the heavy sweeps on both
+# synthetic tasks, then the speed-accuracy table, plots and findings.md (out/paper_study).
+table: $(STAMP)
+	$(PY) -m experiments.paper_study
 
 cost: $(STAMP)
 	$(PY) -m video_s3d.cost --all
