@@ -1,4 +1,6 @@
 """Checkpoints: other device counts, keep-last-K plus best, wrong-model workdirs, fine-tuning."""
+import json
+
 import jax
 import numpy as np
 import pytest
@@ -98,3 +100,16 @@ def test_fine_tuning_takes_the_backbone_with_a_new_head_and_can_freeze_batch_nor
     new = np.asarray(state.params["conv0"]["kernel"])
     assert np.abs(new - src).max() < 0.1 * np.abs(src).max()
     assert checkpointing.Checkpoints(str(target_dir)).run_info()["num_classes"] == 5
+
+
+def test_rerunning_a_finished_workdir_trains_nothing_and_restores_a_lost_result(tmp_path, capsys):
+    config = small_config(num_train_steps=2)
+    train.train_and_evaluate(config, str(tmp_path))
+    result = (tmp_path / "result.json").read_text()
+    (tmp_path / "result.json").unlink()  # e.g. stopped between the last save and the write
+    state = train.train_and_evaluate(config, str(tmp_path))
+    assert int(state.step) == 2 and "resumed from" in capsys.readouterr().out
+    assert (tmp_path / "result.json").exists()
+    assert json.loads((tmp_path / "result.json").read_text())["metrics"] == json.loads(result)["metrics"]
+    train.train_and_evaluate(config, str(tmp_path))
+    assert "was already trained to step 2" in capsys.readouterr().out

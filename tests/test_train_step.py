@@ -151,3 +151,12 @@ def test_precise_batch_norm_recovers_each_batch_statistic_whatever_the_momentum(
                        jax.tree.leaves(before)):
         np.testing.assert_allclose(np.asarray(r), (np.asarray(a) - 0.9 * np.asarray(b)) / 0.1,
                                    rtol=2e-4, atol=1e-5)
+
+
+def test_bfloat16_compute_keeps_float32_parameters_and_optimiser_state():
+    config = small_config(**{"model.dtype": "bfloat16", "optim.warmup_steps": 0})
+    state, metrics = _one_step(config, jax.devices()[:8], _batch(config, 16))
+    assert {leaf.dtype for leaf in jax.tree.leaves(state.params)} == {jnp.dtype("float32")}
+    assert {leaf.dtype for leaf in jax.tree.leaves(state.opt_state)
+            if hasattr(leaf, "dtype") and leaf.ndim} == {jnp.dtype("float32")}
+    assert np.isfinite(float(metrics["loss"])) and metrics["loss"].dtype == jnp.float32

@@ -263,10 +263,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
             host = {k: float(v) for k, v in parallel.replicated_to_host(device_metrics).items()}
             if not math.isfinite(host["loss"]):
                 last_good = ckpt.latest_step()
+                where = (f"step {last_good} in {ckpt.directory}" if last_good is not None
+                         else "none (nothing was saved yet)")
                 raise NonFiniteLossError(
                     f"The training loss became {host['loss']} at step {s}; the last good checkpoint "
-                    f"is {'step ' + str(last_good) + ' in ' + ckpt.directory if last_good is not None else 'none (nothing was saved yet)'}"
-                    f": lower config.optim.learning_rate or set config.optim.grad_clip_norm and resume.")
+                    f"is {where}: lower config.optim.learning_rate or set config.optim.grad_clip_norm "
+                    f"and resume.")
             log_window.append((s, host))
         window.clear()
 
@@ -324,17 +326,21 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
 
         train_clips_per_sec = (timed_steps * config.batch_size / train_seconds
                                if train_seconds > 0 and timed_steps else None)
+        result_path = os.path.join(workdir, "result.json")
+        if step >= total_steps and last_eval is None and not os.path.exists(result_path):
+            # Trained to the end earlier but stopped before writing the result: evaluate now.
+            eval_metrics, extras = evaluate.evaluate_variables(
+                config, model, state.variables, mesh, info, eval_step=eval_step, is_main=is_main)
+            evaluate.report(workdir, writer, step, eval_metrics, extras, info.class_names, is_main)
+            last_eval = (step, eval_metrics, extras)
         if step >= total_steps and last_eval is not None and is_main:
             eval_step_done, eval_metrics, extras = last_eval
             evaluate.write_result(
                 workdir, config=config, info=info, step=eval_step_done, metrics=eval_metrics,
                 extras=extras, num_params=num_params, train_clips_per_sec=train_clips_per_sec)
-            log(f"wrote {os.path.join(workdir, 'result.json')}")
-        elif step >= total_steps and is_main:
-            # Already finished earlier (rerun of a complete workdir): keep the existing result.
-            path = os.path.join(workdir, "result.json")
-            log(f"{workdir} already trained to step {step}; nothing to do"
-                + (f" (see {path})" if os.path.exists(path) else ""))
+            log(f"wrote {result_path}")
+        elif step >= total_steps:
+            log(f"{workdir} was already trained to step {step}; see {result_path}", is_main)
     finally:
         watcher.close()
         ckpt.close()
