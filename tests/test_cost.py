@@ -19,6 +19,7 @@ def test_s3d_torchvision_matches_published_params_and_macs():
     assert c.gmacs == pytest.approx(17.979, rel=0.005)
     analytic = cost.analytic_macs(models.get_spec("s3d_torchvision"), 16, 224, 400)
     assert c.gmacs * 1e9 == sum(analytic.values())
+    assert cost.gmacs("s3d_torchvision", 16, 224, 400) == c.gmacs
     # XLA skips kernel taps in padding and adds elementwise flops; here the first wins.
     assert 0.9 * c.gmacs < c.xla_gmacs < c.gmacs
     assert c.activation_bytes > 100 * 2**20

@@ -74,7 +74,7 @@ def _boring_comparison(name: str, frames: int, size: int, keep):
     spec = models.get_spec(name)
     target = models.create(name, 5)
     source = models.create_from_spec(spec.as_2d(), 5)
-    source_frames = max(1, models.inception.minimum_input(spec)[0])
+    source_frames = max(1, models.minimum_input(spec)[0])
     source_vars = lively(_abstract_variables(source, (1, source_frames, size, size, 3)))
     target_vars = inflate.inflate_variables(source_vars, _abstract_variables(target, (1, frames, size, size, 3)))
     image = jax.random.uniform(jax.random.key(1), (1, 1, size, size, 3), minval=-1, maxval=1)

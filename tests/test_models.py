@@ -95,7 +95,7 @@ def test_endpoint_shapes_match_reference_table(name):
 
 def test_any_input_size_at_or_above_the_minimum():
     model = models.create("tiny_s3d_torchvision", 7)  # PyTorch padding has a real minimum
-    assert models.inception.minimum_input(models.get_spec("tiny_s3d_torchvision")) == (5, 17)
+    assert models.minimum_input(models.get_spec("tiny_s3d_torchvision")) == (5, 17)
     for shape in [(1, 5, 17, 17, 3), (1, 250, 40, 56, 3)]:  # minimum; long, non-square eval clip
         variables, x = _abstract_init(model, shape)
         assert jax.eval_shape(lambda v, x: model.apply(v, x), variables, x).shape == (1, 7)

@@ -3,8 +3,13 @@
     from video_s3d import models
     model = models.create("s3dg", num_classes=400, dtype="bfloat16")
     variables = model.init({"params": k1, "dropout": k2}, x, train=False)
+
+Modules: spec (the per-layer design space), layers (conv unit, gating, BN), inception
+(block, backbone, head), zoo (named specs, registry), inflate (2D -> 3D), bench (speed).
 """
-from video_s3d.models.inception import Backbone, ClassifierHead, InceptionBlock, VideoInception
+from video_s3d.models.inception import (
+    Backbone, ClassifierHead, InceptionBlock, VideoInception, minimum_input,
+)
 from video_s3d.models.layers import Conv3D, ConvUnit, SelfGating
 from video_s3d.models.spec import INCEPTION_CHANNELS, LAYER_NAMES, LayerSpec, NetworkSpec
 from video_s3d.models.zoo import OVERRIDES, create, create_from_spec, get_spec, names
@@ -18,5 +23,5 @@ ENDPOINT_NAMES = (
 __all__ = [
     "Backbone", "ClassifierHead", "Conv3D", "ConvUnit", "ENDPOINT_NAMES", "INCEPTION_CHANNELS",
     "InceptionBlock", "LAYER_NAMES", "LayerSpec", "NetworkSpec", "OVERRIDES", "SelfGating",
-    "VideoInception", "create", "create_from_spec", "get_spec", "names",
+    "VideoInception", "create", "create_from_spec", "get_spec", "minimum_input", "names",
 ]
