@@ -128,9 +128,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--dataset", default="synthetic_motion/motion")
     parser.add_argument("--data_dir", default=None)
     parser.add_argument("--batch_size", type=int, default=32, help="global batch")
-    parser.add_argument("--num_frames", type=int, default=8)
-    parser.add_argument("--stride", type=int, default=4)
-    parser.add_argument("--crop_size", type=int, default=32)
+    # Defaults: the quickstart's clips (experiments/quickstart.py).
+    parser.add_argument("--num_frames", type=int, default=5)
+    parser.add_argument("--stride", type=int, default=7)
+    parser.add_argument("--crop_size", type=int, default=48)
     parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
     parser.add_argument("--steps", type=int, default=10, help="timed steps per feed")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps per feed")
