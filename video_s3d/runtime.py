@@ -60,6 +60,11 @@ class _DropLibraryNoise(logging.Filter):
 
 def quiet_library_notices() -> None:
     """Drops the notices above; everything else (e.g. 'Generating dataset...') still shows."""
+    noise = _DropLibraryNoise()
+    # On the loggers (absl's, which orbax and TFDS log through, and the root) and on the
+    # root's handlers: without app.run there may be no handler yet (Python's last resort).
+    for logger in (logging.getLogger("absl"), logging.getLogger()):
+        logger.addFilter(noise)
     for handler in logging.getLogger().handlers:
-        handler.addFilter(_DropLibraryNoise())
+        handler.addFilter(noise)
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
