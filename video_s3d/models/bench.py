@@ -56,17 +56,24 @@ def _median_ms(fn, args, steps: int) -> float:
     return statistics.median(times)
 
 
+# LLVM -O0: XLA:CPU compiles ~2.5x faster and runs slower; for smoke runs, not timings.
+FAST_COMPILE_OPTIONS = {"xla_backend_optimization_level": 0}
+
+
 def benchmark(
     name: str, frames: int, size: int, batch: int, steps: int = 5, num_classes: int = 400,
-    dtype: str = "float32",
+    dtype: str = "float32", fast_compile: bool = False,
 ) -> BenchResult:
     """Compile and time one model on [batch, frames, size, size, 3] random clips."""
+    options = FAST_COMPILE_OPTIONS if fast_compile and jax.default_backend() == "cpu" else None
     model = models.create(name, num_classes, dtype=dtype)
     spent = cost.measure(name, frames, size, num_classes, batch, dtype)
     key_x, key_y, key_init = jax.random.split(jax.random.key(0), 3)
     x = jax.random.uniform(key_x, (batch, frames, size, size, 3), minval=-1.0, maxval=1.0)
     labels = jax.random.randint(key_y, (batch,), 0, num_classes)
-    variables = jax.jit(lambda x: model.init({"params": key_init}, x, train=False))(x)
+    variables = jax.jit(
+        lambda x: model.init({"params": key_init}, x, train=False), compiler_options=options
+    )(x)
 
     def forward(variables, x):
         return model.apply(variables, x, train=False)
@@ -82,9 +89,9 @@ def benchmark(
         return jax.value_and_grad(loss_fn, has_aux=True)(params)
 
     start = time.perf_counter()
-    forward_c = jax.jit(forward).lower(variables, x).compile()
+    forward_c = jax.jit(forward).lower(variables, x).compile(options)
     train_args = (variables["params"], variables["batch_stats"], x, labels)
-    train_c = jax.jit(train_grads).lower(*train_args).compile()
+    train_c = jax.jit(train_grads).lower(*train_args).compile(options)
     compile_s = time.perf_counter() - start
     return BenchResult(
         model=name,
@@ -128,6 +135,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--num_classes", type=int, default=400)
     parser.add_argument("--dtype", default="float32", help="compute dtype: float32 | bfloat16 | float16")
     parser.add_argument("--json", action="store_true", help="also print one JSON object per model")
+    parser.add_argument("--fast_compile", action="store_true",
+                        help="CPU only: LLVM -O0, ~2.5x faster compiles but slower steps (smoke runs)")
     return parser.parse_args(argv)
 
 
@@ -149,7 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         start = time.time()
         try:
             result = benchmark(name, args.frames, args.size, args.batch, args.steps,
-                               args.num_classes, args.dtype)
+                               args.num_classes, args.dtype, args.fast_compile)
         except ValueError as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
