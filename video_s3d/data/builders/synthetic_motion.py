@@ -50,8 +50,9 @@ _TINY_SPLITS = {"train": 96, "validation": 40, "test": 40}
 class SyntheticMotion(common.BeamAwareMixin, tfds.core.GeneratorBasedBuilder):
   """Textured objects on textured, drifting backgrounds; see synthetic_render for the recipe."""
 
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "First release."}
+  VERSION = tfds.core.Version("1.1.0")
+  RELEASE_NOTES = {"1.0.0": "First release.",
+                   "1.1.0": "An off-centre dot on every object makes rotation direction visible."}
   BUILDER_CONFIGS = [
       SyntheticMotionConfig(name="motion", task="motion"),
       SyntheticMotionConfig(name="appearance", task="appearance"),

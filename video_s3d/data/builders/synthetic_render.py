@@ -35,6 +35,10 @@ TASKS = ("motion", "appearance")
 
 # (x, y, radius, angle, opacity); x, y, radius are fractions of the frame side.
 STATE_FIELDS = 5
+# The orientation dot: centre (u, v) and radius in object units (the shape's radius is 1), placed
+# where it fits inside every shape; and its colour, darker than any object colour.
+MARKER = (0.0, -0.45, 0.25)
+MARKER_COLOR = np.float32(20.0)
 
 
 def class_names(task: str) -> tuple[str, ...]:
@@ -145,6 +149,13 @@ def render(params: ClipParams, num_frames: int, size: int) -> np.ndarray:
   mix = _texture(params.pattern, params.pattern_frequency, u, v).astype(np.float32)[..., None]
   first, second = params.object_colors.astype(np.float32)
   colour = first + (second - first) * mix
+  # A dark dot off the object's centre breaks its rotational symmetry (every shape repeats
+  # under a quarter or a third turn, and so do the textures), so the direction of a rotation
+  # shows in every pair of frames. Every class draws it, so it carries no class by itself.
+  dot_u, dot_v, dot_radius = MARKER
+  dot = np.clip(0.5 - (np.sqrt((u - dot_u) ** 2 + (v - dot_v) ** 2) - dot_radius) * radius,
+                0.0, 1.0).astype(np.float32)[..., None]
+  colour = colour + (MARKER_COLOR - colour) * dot
   frames = background + (colour - background) * alpha[..., None]
   return np.clip(np.rint(frames), 0, 255).astype(np.uint8)
 
