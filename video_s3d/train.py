@@ -146,8 +146,13 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
                          f"{optim.SCHEDULES}.")
 
 
-def run_info(config: ml_collections.ConfigDict, num_classes: int) -> dict[str, Any]:
-    return {"model": config.model.name, "num_classes": int(num_classes), "dataset": config.data.name}
+def run_info(config: ml_collections.ConfigDict, num_classes: int,
+             class_names=None) -> dict[str, Any]:
+    """What a checkpoint records about its run; class names let `predict` print labels."""
+    info = {"model": config.model.name, "num_classes": int(num_classes), "dataset": config.data.name}
+    if class_names is not None:
+        info["class_names"] = [str(name) for name in class_names]
+    return info
 
 
 def init_from_checkpoint(state: TrainState, config, model, mesh, num_classes: int, is_main: bool):
@@ -209,7 +214,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     os.makedirs(workdir, exist_ok=True)
     ckpt = checkpointing.Checkpoints(workdir, keep=config.keep_checkpoints,
                                      async_save=config.async_checkpointing)
-    meta = run_info(config, num_classes)
+    meta = run_info(config, num_classes, info.class_names)
     ckpt.check_same_run(meta)
     if is_main:
         with open(os.path.join(workdir, "config.json"), "w", encoding="utf-8") as f:
