@@ -16,3 +16,19 @@ import tensorflow as tf  # noqa: E402
 
 # tf.data only: JAX owns every accelerator.
 tf.config.set_visible_devices([], "GPU")
+
+import pytest  # noqa: E402
+
+TINY_MOTION = "synthetic_motion/motion_tiny"
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory):
+    """A TFDS data_dir holding synthetic_motion/motion_tiny, generated once per test process.
+
+    Tests may build other generated datasets into it (the runlocal configs build appearance_tiny).
+    """
+    from video_s3d.data import pipeline  # imports TensorFlow Datasets: only when a test asks
+    directory = str(tmp_path_factory.mktemp("tfds"))
+    pipeline.ensure_built(TINY_MOTION, data_dir=directory)
+    return directory

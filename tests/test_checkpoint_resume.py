@@ -13,18 +13,10 @@ import pytest
 
 from tests.test_train_step import SMALL_MODEL, small_config
 from video_s3d import checkpointing, parallel, train_state
-from video_s3d.data import pipeline
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = "synthetic_motion/motion_tiny"
+from tests.conftest import TINY_MOTION as TINY
 STEPS = 24
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    directory = str(tmp_path_factory.mktemp("tfds"))
-    pipeline.ensure_built(TINY, data_dir=directory)
-    return directory
 
 
 def _command(workdir, data_dir):

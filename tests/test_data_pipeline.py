@@ -5,14 +5,7 @@ import pytest
 from video_s3d.data import dmvr, pipeline, sources
 from video_s3d.data.builders import common
 
-TINY = "synthetic_motion/motion_tiny"
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-  directory = str(tmp_path_factory.mktemp("tfds"))
-  pipeline.ensure_built(TINY, data_dir=directory)
-  return directory
+from tests.conftest import TINY_MOTION as TINY
 
 
 def _ramp_video(num_frames=6, height=40, width=56):

@@ -86,12 +86,6 @@ def shared_compilation_cache(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    """The generated tiny synthetic datasets, built once for every runlocal run below."""
-    return str(tmp_path_factory.mktemp("tfds"))
-
-
-@pytest.fixture(scope="module")
 def runs_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("runs")
 

@@ -17,10 +17,9 @@ import pytest
 
 from tests.test_train_step import small_config
 from video_s3d import checkpointing, parallel, runtime, train, train_state
-from video_s3d.data import pipeline
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = "synthetic_motion/motion_tiny"
+from tests.conftest import TINY_MOTION as TINY
 STEPS = 3
 
 
@@ -60,13 +59,6 @@ def _launch(*args, timeout=600):
         launcher.communicate()
         raise
     return subprocess.CompletedProcess(launcher.args, launcher.returncode, stdout, stderr)
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    directory = str(tmp_path_factory.mktemp("tfds"))
-    pipeline.ensure_built(TINY, data_dir=directory)
-    return directory
 
 
 @pytest.mark.slow

@@ -3,14 +3,11 @@ import json
 
 from tests.test_train_step import SMALL_MODEL
 from video_s3d import train_bench
-from video_s3d.data import pipeline
 
-TINY = "synthetic_motion/motion_tiny"
+from tests.conftest import TINY_MOTION as TINY
 
 
-def test_bench_times_input_only_in_memory_and_pipeline(tmp_path, capsys):
-    data_dir = str(tmp_path / "tfds")
-    pipeline.ensure_built(TINY, data_dir=data_dir)
+def test_bench_times_input_only_in_memory_and_pipeline(data_dir, tmp_path, capsys):
     output = tmp_path / "rows.json"
     assert train_bench.main([f"--models={SMALL_MODEL}", f"--dataset={TINY}", f"--data_dir={data_dir}",
                              "--batch_size=16", "--num_frames=4", "--stride=2", "--crop_size=16",

@@ -10,17 +10,9 @@ import tensorflow as tf
 
 from tests.test_train_step import SMALL_MODEL, small_config
 from video_s3d import config_cli, train
-from video_s3d.data import pipeline
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = "synthetic_motion/motion_tiny"
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    directory = str(tmp_path_factory.mktemp("tfds"))
-    pipeline.ensure_built(TINY, data_dir=directory)
-    return directory
+from tests.conftest import TINY_MOTION as TINY
 
 
 def _main(*args, timeout=600):

@@ -9,16 +9,8 @@ import pytest
 
 from experiments import quickstart
 from tests.test_train_step import SMALL_MODEL
-from video_s3d.data import pipeline
 
-TINY = "synthetic_motion/motion_tiny"
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    directory = str(tmp_path_factory.mktemp("tfds"))
-    pipeline.ensure_built(TINY, data_dir=directory)
-    return directory
+from tests.conftest import TINY_MOTION as TINY
 
 
 @pytest.mark.slow
