@@ -11,7 +11,8 @@ logit of c above the logit of its partner. Chance is 50%; a frame-order-blind mo
 stays there however well it knows the pair.
 
 `result.json` (read by the speed/accuracy table script) holds:
-  model, dataset, num_classes, num_params, step, train_clips_per_sec, eval_clips_per_sec,
+  model, dataset, num_classes, num_params, step, num_frames, crop_size,
+  device (e.g. "8x TPU v4"), train_clips_per_sec, eval_clips_per_sec,
   metrics: {clip_top1, clip_top5, video_top1, video_top5, reversed_video_top1,
             pairwise_reversal_accuracy (only with partners), num_videos, num_clips},
   per_class_accuracy: {class_name: video-level accuracy}, updated (UTC time).
@@ -308,6 +309,8 @@ def write_result(workdir: str, *, config: ml_collections.ConfigDict, info, step:
         "step": int(step),
         "num_frames": int(config.data.num_frames),
         "crop_size": int(config.data.crop_size),
+        # The throughputs are only comparable between runs on the same kind and number of devices.
+        "device": f"{jax.device_count()}x {jax.devices()[0].device_kind}",
         "train_clips_per_sec": train_clips_per_sec,
         "eval_clips_per_sec": metrics.get("eval_clips_per_sec"),
         "metrics": {k: float(v) for k, v in metrics.items() if k != "eval_clips_per_sec"},
