@@ -1,0 +1,320 @@
+"""A trained run ready for video files: restore it from a workdir, sample clips as evaluation does.
+
+Shared by `predict` (top-k labels), `features` (endpoint features) and `export` (SavedModel).
+A file is decoded with PyAV at the frame rate and short side its training dataset was stored
+at, then cut into the evaluation views (`config.data.eval_num_clips` uniformly spaced clips
+of `num_frames` at `stride`, `eval_num_crops` square crops resized to `crop_size`) with the
+same `video_ops` functions the eval pipeline uses; logits are averaged over the views, as
+evaluation averages them per video. The one difference from the eval pipeline: its frames went
+through JPEG (the dataset stores JPEGs), these are cropped straight from the decoded video.
+"""
+from __future__ import annotations
+
+import dataclasses
+import glob
+import json
+import os
+from typing import Any, Iterator
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from absl import logging as absl_logging
+
+from video_s3d import checkpointing, train_state
+from video_s3d.data.builders import video_files
+
+VIDEO_EXTENSIONS = (".mp4", ".webm", ".avi", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg", ".ogv",
+                    ".flv", ".wmv", ".3gp")
+UnreadableVideo = video_files.UnreadableVideo
+
+# Views per forward pass: bounds memory on many-clip configs; one compiled shape per run.
+MAX_VIEWS_PER_BATCH = 16
+
+
+@dataclasses.dataclass(frozen=True)
+class VideoFormat:
+    """How the training dataset stored its videos: what a new file is decoded to."""
+    fps: float | None            # None: as recorded
+    short_side: int | None       # None: as recorded
+    central_fraction: float      # eval crop side as a fraction of the short side
+
+
+def _where_is_the_run(path: str) -> tuple[str, int | None]:
+    """(workdir, step or None for the latest) from a workdir, its checkpoints/ or a step folder."""
+    path = os.path.abspath(path.rstrip("/") or "/")
+    hint = ("point --checkpoint at the --workdir of a training run (the folder holding "
+            "config.json and checkpoints/), its checkpoints/ folder, or one step folder in it.")
+    if not os.path.isdir(path):
+        raise FileNotFoundError(f"--checkpoint={path} is not a folder; {hint}")
+    name, parent = os.path.basename(path), os.path.dirname(path)
+    if os.path.isdir(os.path.join(path, "checkpoints")):
+        workdir, step = path, None
+    elif name == "checkpoints":
+        workdir, step = parent, None
+    elif name.isdigit() and os.path.basename(parent) == "checkpoints":
+        workdir, step = os.path.dirname(parent), int(name)
+    else:
+        raise FileNotFoundError(f"--checkpoint={path} holds no checkpoints/ folder; {hint}")
+    if not os.path.isfile(os.path.join(workdir, "config.json")):
+        raise FileNotFoundError(f"{workdir} has checkpoints but no config.json (the resolved "
+                                f"config video_s3d.main writes); {hint}")
+    return workdir, step
+
+
+def load_config(workdir: str) -> ml_collections.ConfigDict:
+    with open(os.path.join(workdir, "config.json"), encoding="utf-8") as f:
+        return ml_collections.ConfigDict(json.load(f))
+
+
+def class_names_of(info: dict[str, Any], config: ml_collections.ConfigDict,
+                   num_classes: int) -> list[str]:
+    """The checkpoint's own names, else the dataset's (if readable here), else class_<i>."""
+    names = info.get("class_names")
+    if names and len(names) == num_classes:
+        return [str(n) for n in names]
+    try:  # checkpoints written before the names were recorded
+        from video_s3d import inputs
+        names = list(inputs.dataset_info(config.data).class_names)
+        if len(names) == num_classes:
+            return [str(n) for n in names]
+    except Exception:  # noqa: BLE001 - any failure here just means "names unknown"
+        pass
+    return [f"class_{i}" for i in range(num_classes)]
+
+
+def video_format_of(data: ml_collections.ConfigDict) -> VideoFormat:
+    """The decode settings of the dataset `data.name` (its TFDS builder config)."""
+    from video_s3d.data import sources
+    if data.name == "in_memory":  # random clips, no stored format: keep the file as it is
+        return VideoFormat(fps=None, short_side=None, central_fraction=1.0)
+    try:
+        source = sources.get(data.name, data.get("data_dir"))
+    except (ValueError, FileNotFoundError):
+        return VideoFormat(fps=None, short_side=256, central_fraction=0.875)
+    builder_config = getattr(getattr(source, "builder", None), "builder_config", None)
+    fps, short_side = None, 256  # DMVR shards: the usual 256 short side, frame rate unknown
+    if builder_config is not None:
+        if hasattr(builder_config, "image_size"):  # synthetic_motion: square frames, 25 fps
+            from video_s3d.data.builders import synthetic_motion
+            fps, short_side = synthetic_motion.FPS, int(builder_config.image_size)
+        else:
+            fps = getattr(builder_config, "fps", None)
+            short_side = getattr(builder_config, "short_side", 256)
+    return VideoFormat(fps=fps, short_side=short_side,
+                       central_fraction=float(source.eval_central_fraction))
+
+
+@dataclasses.dataclass
+class Run:
+    """A restored classifier and everything needed to feed it a video file."""
+    workdir: str
+    step: int
+    config: ml_collections.ConfigDict
+    model: nn.Module
+    variables: dict[str, Any]
+    class_names: list[str]
+    video_format: VideoFormat
+    num_clips: int
+    num_crops: int
+    _forward: dict = dataclasses.field(default_factory=dict, repr=False)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def input_shape(self) -> tuple[int, int, int, int]:
+        """(T, H, W, 3) of one clip."""
+        size = int(self.config.data.crop_size)
+        return int(self.config.data.num_frames), size, size, 3
+
+    def describe(self) -> str:
+        t, s = self.input_shape[:2]
+        return (f"{self.config.model.name} at step {self.step} ({self.workdir}), {self.num_classes} "
+                f"classes; per video {self.num_clips} clip(s) x {self.num_crops} crop(s) of {t} "
+                f"frames (stride {self.config.data.stride}) at {s}x{s}")
+
+    # --------------------------------------------------------------------- input
+    def read(self, path: str) -> np.ndarray:
+        """uint8 [N, H, W, 3] frames as the dataset stored them; UnreadableVideo if it cannot."""
+        fmt = self.video_format
+        frames, _ = video_files.read_video(path, fps=fmt.fps, short_side=fmt.short_side)
+        return frames
+
+    def views(self, frames: np.ndarray) -> np.ndarray:
+        """float32 [clips x crops, T, S, S, 3] in [-1, 1]: the evaluation views of one video."""
+        return evaluation_views(frames, num_frames=int(self.config.data.num_frames),
+                                stride=int(self.config.data.stride),
+                                crop_size=int(self.config.data.crop_size),
+                                num_clips=self.num_clips, num_crops=self.num_crops,
+                                central_fraction=self.video_format.central_fraction)
+
+    # ------------------------------------------------------------------- forward
+    def endpoint_names(self) -> list[str]:
+        """Every name `model.apply(..., return_endpoints=True)` returns (shapes only, no compute)."""
+        shape = (1,) + self.input_shape
+        _, endpoints = jax.eval_shape(
+            lambda v, x: self.model.apply(v, x, train=False, return_endpoints=True),
+            self.variables, jax.ShapeDtypeStruct(shape, jnp.float32))
+        return list(endpoints)
+
+    def _compiled(self, endpoint: str | None):
+        if endpoint not in self._forward:
+            model = self.model
+
+            def forward(variables, video):
+                if endpoint is None:
+                    return model.apply(variables, video, train=False), None
+                logits, endpoints = model.apply(variables, video, train=False,
+                                                return_endpoints=True)
+                feature = endpoints[endpoint].astype(jnp.float32)
+                # Pooled over time and space: one vector per clip.
+                return logits, jnp.mean(feature, axis=tuple(range(1, feature.ndim - 1)))
+
+            self._forward[endpoint] = jax.jit(
+                forward, compiler_options=train_state.compiler_options(self.config))
+        return self._forward[endpoint]
+
+    def classify(self, views: np.ndarray, endpoint: str | None = None
+                 ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Video-level logits [classes] (mean over views) and, if asked, the endpoint feature [C]."""
+        forward = self._compiled(endpoint)
+        count = len(views)
+        batch = min(count, MAX_VIEWS_PER_BATCH)
+        logits, features = [], []
+        for start in range(0, count, batch):
+            chunk = views[start:start + batch]
+            real = len(chunk)
+            if real < batch:  # pad to the compiled shape
+                chunk = np.concatenate([chunk, np.zeros((batch - real,) + chunk.shape[1:],
+                                                        chunk.dtype)])
+            out_logits, out_features = forward(self.variables, chunk)
+            logits.append(np.asarray(out_logits)[:real])
+            if out_features is not None:
+                features.append(np.asarray(out_features)[:real])
+        mean_logits = np.concatenate(logits).astype(np.float64).mean(0)
+        mean_features = np.concatenate(features).mean(0) if features else None
+        return mean_logits, mean_features
+
+
+def evaluation_views(frames: np.ndarray, *, num_frames: int, stride: int, crop_size: int,
+                     num_clips: int, num_crops: int, central_fraction: float) -> np.ndarray:
+    """The eval pipeline's views of one decoded video (`pipeline.eval_dataset`'s sampling)."""
+    from video_s3d.data import video_ops  # TensorFlow, imported only when videos are read
+    clips = video_ops.eval_windows(len(frames), num_frames, stride, num_clips).numpy()
+    windows = video_ops.eval_crop_windows(np.array(frames.shape[1:3], np.int32),
+                                          central_fraction, num_crops).numpy()
+    views = []
+    for clip in clips:
+        selected = frames[clip]
+        for y, x, height, width in windows:
+            cropped = selected[:, y:y + height, x:x + width]
+            views.append(video_ops.normalise(video_ops.resize(cropped, crop_size)).numpy())
+    return np.stack(views)
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max(-1, keepdims=True))
+    return shifted / shifted.sum(-1, keepdims=True)
+
+
+def load_run(checkpoint: str, *, num_clips: int | None = None,
+             num_crops: int | None = None) -> Run:
+    """Rebuilds the model from the workdir's resolved config and restores its checkpoint.
+
+    `checkpoint`: a workdir (latest step), its checkpoints/ folder (latest) or checkpoints/<step>.
+    """
+    workdir, step = _where_is_the_run(checkpoint)
+    config = load_config(workdir)
+    verbosity = absl_logging.get_verbosity()
+    absl_logging.set_verbosity(absl_logging.ERROR)  # orbax warns that read-only means read-only
+    try:
+        ckpt = checkpointing.Checkpoints(workdir, read_only=True)
+    finally:
+        absl_logging.set_verbosity(verbosity)
+    try:
+        steps = ckpt.all_steps()
+        if step is None:
+            step = ckpt.latest_step()
+        if step is None or step not in steps:
+            raise FileNotFoundError(
+                f"{workdir} holds no complete checkpoint{'' if step is None else f' at step {step}'}"
+                f" (steps: {steps or 'none'}); point --checkpoint at a run that saved one.")
+        info = ckpt.run_info(step) or {}
+        num_classes = int(info.get("num_classes") or config.data.num_classes)
+        config = _for_inference(config)
+        model = train_state.create_model(config, num_classes)
+        shapes = jax.eval_shape(lambda r: train_state.init_variables(model, config, r),
+                                jax.random.key(0))
+        device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+        variables = ckpt.restore_model(step, checkpointing.abstract_like(shapes, device))
+    finally:
+        ckpt.close()
+    num_clips = int(config.data.eval_num_clips) if num_clips is None else int(num_clips)
+    num_crops = int(config.data.eval_num_crops) if num_crops is None else int(num_crops)
+    if num_clips < 1 or num_crops not in (1, 3):
+        raise ValueError(f"num_clips={num_clips} must be >= 1 and num_crops={num_crops} 1 or 3.")
+    return Run(workdir=workdir, step=int(step), config=config, model=model, variables=variables,
+               class_names=class_names_of(info, config, num_classes),
+               video_format=video_format_of(config.data), num_clips=num_clips, num_crops=num_crops)
+
+
+def _for_inference(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """One device, no mesh: BatchNorm needs no axis name (running averages are used anyway)."""
+    config = ml_collections.ConfigDict(config.to_dict())
+    config.sync_batch_norm = False
+    return config
+
+
+# ----------------------------------------------------------------------- which files
+def list_videos(spec: str, flag: str = "--video") -> list[tuple[str, str | None]]:
+    """(path, label) for a file, a folder (searched recursively) or a glob pattern.
+
+    Labels follow the folder-per-class layout: in a folder, a file's top-level subfolder names
+    its class (files directly in it have none); for a glob, the parent folder does when the
+    matches lie in more than one folder.
+    """
+    if os.path.isfile(spec):
+        return [(spec, None)]
+    if os.path.isdir(spec):
+        found = []
+        for root, dirs, files in os.walk(spec):
+            dirs.sort()
+            for name in sorted(files):
+                if name.lower().endswith(VIDEO_EXTENSIONS):
+                    path = os.path.join(root, name)
+                    relative = os.path.relpath(path, spec).split(os.sep)
+                    found.append((path, relative[0] if len(relative) > 1 else None))
+        if not found:
+            raise FileNotFoundError(f"{flag}={spec} holds no video files (looked for "
+                                    f"{', '.join(VIDEO_EXTENSIONS)}); point it at videos.")
+        return found
+    matches = sorted(p for p in glob.glob(spec, recursive=True) if os.path.isfile(p))
+    if not matches:
+        raise FileNotFoundError(f"{flag}={spec} matches no file; give a video file, a folder of "
+                                f"videos or a glob pattern such as 'videos/*/*.mp4'.")
+    parents = {os.path.dirname(os.path.abspath(p)) for p in matches}
+    if len(parents) > 1:
+        return [(p, os.path.basename(os.path.dirname(os.path.abspath(p)))) for p in matches]
+    return [(p, None) for p in matches]
+
+
+def iterate_videos(run: Run, videos: list[tuple[str, str | None]]
+                   ) -> Iterator[tuple[int, str, str | None, np.ndarray | None, str | None]]:
+    """(index, path, label, views or None, error or None) per file, decoding one at a time."""
+    for index, (path, label) in enumerate(videos):
+        try:
+            yield index, path, label, run.views(run.read(path)), None
+        except UnreadableVideo as error:
+            yield index, path, label, None, str(error)
+
+
+def setup_process() -> None:
+    """Quiet libraries and keep TensorFlow off the accelerators (JAX owns them)."""
+    from video_s3d import runtime
+    absl_logging.set_verbosity(absl_logging.WARNING)
+    runtime.quiet_library_notices()
+    runtime.hide_accelerators_from_tf()

@@ -1,0 +1,87 @@
+"""Classify video files with a trained run: top-k labels with probabilities.
+
+  python -m video_s3d.predict --checkpoint=runs/s3dg --video=clip.mp4 [--top_k=5] [--json]
+  python -m video_s3d.predict --checkpoint=runs/s3dg --video=folder/ --json > predictions.jsonl
+
+--checkpoint: a training workdir (latest checkpoint), its checkpoints/ folder or one step
+folder in it. --video: a file in any container PyAV reads (mp4, webm, avi, mkv, ...), a folder
+(searched recursively) or a glob pattern. Views are sampled as evaluation samples them
+(see video_s3d/inference.py). An unreadable file gets one line and the rest go on; the exit
+status is 1 only if every file failed (2 for a bad argument).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import numpy as np
+
+from video_s3d import inference
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m video_s3d.predict", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", required=True,
+                        help="training workdir, its checkpoints/ folder, or checkpoints/<step>")
+    parser.add_argument("--video", required=True, help="video file, folder or glob pattern")
+    parser.add_argument("--top_k", type=int, default=5, help="labels to print per video")
+    parser.add_argument("--json", action="store_true",
+                        help="one JSON object per file on stdout (progress goes to stderr)")
+    parser.add_argument("--num_clips", type=int, default=None,
+                        help="clips per video (default: the run's config.data.eval_num_clips)")
+    parser.add_argument("--num_crops", type=int, default=None, choices=(1, 3),
+                        help="crops per clip (default: config.data.eval_num_crops)")
+    args = parser.parse_args(argv)
+    if args.top_k < 1:
+        parser.error(f"--top_k={args.top_k} must be at least 1.")
+    return args
+
+
+def top_k(probabilities: np.ndarray, class_names: list[str], k: int) -> list[dict]:
+    order = np.argsort(-probabilities, kind="stable")[:k]
+    return [{"label": class_names[i], "index": int(i), "probability": float(probabilities[i])}
+            for i in order]
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    inference.setup_process()
+    try:
+        videos = inference.list_videos(args.video)
+        run = inference.load_run(args.checkpoint, num_clips=args.num_clips,
+                                 num_crops=args.num_crops)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"Error: {error}", file=sys.stderr)
+        return 2
+    print(f"{run.describe()}; {len(videos)} video(s)", file=sys.stderr, flush=True)
+    k = min(args.top_k, run.num_classes)
+    counter_width = len(str(len(videos)))
+    succeeded = 0
+    for index, path, _, views, error in inference.iterate_videos(run, videos):
+        counter = f"[{index + 1:>{counter_width}}/{len(videos)}]"
+        if error is not None:
+            if args.json:
+                print(json.dumps({"video": path, "error": error}), flush=True)
+            else:
+                print(f"{counter} {path}: unreadable video ({error}); skipped", flush=True)
+            continue
+        logits, _ = run.classify(views)
+        best = top_k(inference.softmax(logits), run.class_names, k)
+        succeeded += 1
+        if args.json:
+            print(json.dumps({"video": path, "step": run.step, "num_views": len(views),
+                              "top_k": best}), flush=True)
+            print(f"{counter} {path}", file=sys.stderr, flush=True)
+        else:
+            shown = "  ".join(f"{p['label']} {100 * p['probability']:.1f}%" for p in best)
+            print(f"{counter} {path}: {shown}", flush=True)
+    if not succeeded:
+        print(f"Error: none of the {len(videos)} video(s) could be read.", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
