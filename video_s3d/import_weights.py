@@ -1,0 +1,154 @@
+"""Import pretrained weights into a workdir that `config.init_from` can start training from.
+
+    # torchvision's Kinetics-400 S3D (https://download.pytorch.org/models/s3d-d76dad2f.pth)
+    python -m video_s3d.import_weights --source=torchvision_s3d --path=s3d-d76dad2f.pth \
+        --out=runs/imported/s3d_torchvision_k400
+    # TF-Slim's ImageNet Inception-v1, inflated into S3D-G
+    # (http://download.tensorflow.org/models/inception_v1_2016_08_28.tar.gz)
+    python -m video_s3d.import_weights --source=slim_inception_v1 \
+        --path=inception_v1_2016_08_28.tar.gz --model=s3dg --out=runs/imported/s3dg_imagenet
+
+then train with `--config.init_from=runs/imported/...` and `--config.model.name=` the same
+model. The workdir holds checkpoints/0/{model, run} like a training run's (no optimiser
+state): `run` names the model, the class count and where the weights came from.
+
+--num_classes defaults to the source's own classifier (400 for Kinetics S3D, 1001 for
+Slim's ImageNet model, kept as imported). Another count gives a freshly initialised
+classifier (seeded by --seed); init_from replaces a classifier of the wrong size anyway.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from typing import Sequence
+
+SOURCES = ("torchvision_s3d", "slim_inception_v1")
+DEFAULT_MODELS = {"torchvision_s3d": "s3d_torchvision", "slim_inception_v1": "s3dg"}
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m video_s3d.import_weights",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--source", required=True, choices=SOURCES)
+    parser.add_argument("--path", required=True, help="The .pth (torchvision) or the .tar.gz / .ckpt "
+                                                      "(TF-Slim) to import.")
+    parser.add_argument("--model", default=None, help="Target zoo model (default: s3d_torchvision "
+                                                      "for torchvision_s3d, s3dg for slim_inception_v1).")
+    parser.add_argument("--num_classes", type=int, default=None,
+                        help="Classifier size (default: the source's; another size starts fresh).")
+    parser.add_argument("--seed", type=int, default=0, help="Seed of any freshly initialised leaf.")
+    parser.add_argument("--out", required=True, help="Workdir to create (must hold no checkpoints).")
+    return parser.parse_args(argv)
+
+
+def _log(message: str) -> None:
+    print(f"[import_weights] {message}", file=sys.stderr, flush=True)
+
+
+def _fresh_classifier(variables: dict, num_classes: int, seed: int) -> dict:
+    """The same variables with the classifier re-made for `num_classes` by the model's init."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from video_s3d.models.layers import default_kernel_init
+
+    logits = variables["params"]["head"]["Logits"]
+    shape = (*logits["kernel"].shape[:-1], num_classes)
+    kernel = np.asarray(default_kernel_init(jax.random.key(seed), shape, jnp.float32))
+    head = {"Logits": {"kernel": kernel, "bias": np.zeros((num_classes,), np.float32)}}
+    return {**variables, "params": {**variables["params"], "head": head}}
+
+
+def import_torchvision_s3d(path: str, model_name: str, num_classes: int | None, seed: int):
+    from video_s3d.interop import torchvision_s3d
+
+    if model_name != torchvision_s3d.MODEL_NAME:
+        raise ValueError(f"torchvision's S3D weights fit only --model={torchvision_s3d.MODEL_NAME} "
+                         f"(its padding and BatchNorm), not {model_name!r}.")
+    variables, source_classes = torchvision_s3d.load_variables(path)
+    notes = {"input_normalization": {"range": "[0, 1]", "mean": torchvision_s3d.INPUT_MEAN,
+                                     "std": torchvision_s3d.INPUT_STD}}
+    fresh = []
+    if num_classes is not None and num_classes != source_classes:
+        variables = _fresh_classifier(variables, num_classes, seed)
+        fresh = ["params/head/Logits/kernel", "params/head/Logits/bias"]
+    return variables, source_classes, fresh, notes
+
+
+def import_slim_inception_v1(path: str, model_name: str, num_classes: int | None, seed: int):
+    from video_s3d.interop import slim_inception
+
+    slim_inception.check_target(model_name)  # before the (slow) read
+    tensors = slim_inception.read_checkpoint(path)
+    flat, skipped = slim_inception.to_i2d(tensors)
+    if skipped:
+        _log(f"skipped {len(skipped)} bookkeeping variables: {', '.join(skipped[:5])}")
+    i2d = slim_inception.i2d_variables(flat)
+    variables, fresh = slim_inception.inflated_variables(
+        i2d, model_name, num_classes or slim_inception.NUM_CLASSES, seed)
+    notes = {"input_normalization": {"range": "[-1, 1]"}, "inflated_from": "i2d"}
+    return variables, slim_inception.NUM_CLASSES, fresh, notes
+
+
+def write_workdir(out: str, variables: dict, run_info: dict) -> str:
+    """checkpoints/0/{model, run} in `out`, as checkpointing.load_variables reads them."""
+    import orbax.checkpoint as ocp
+
+    from video_s3d import checkpointing
+
+    ckpt = checkpointing.Checkpoints(out, keep=1, async_save=False)
+    try:
+        if ckpt.latest_step() is not None:
+            raise ValueError(f"{ckpt.directory} already holds checkpoints; pass a new --out.")
+        ckpt.manager.save(0, args=ocp.args.Composite(
+            model=ocp.args.StandardSave(variables), run=ocp.args.JsonSave(dict(run_info, step=0))),
+            force=True)
+    finally:
+        ckpt.close()
+    return ckpt.directory
+
+
+def run(args: argparse.Namespace) -> str:
+    """Imports, checks and writes; returns the checkpoints folder."""
+    from video_s3d import models
+
+    model_name = args.model or DEFAULT_MODELS[args.source]
+    models.get_spec(model_name)  # unknown name -> the list of valid ones, before any work
+    if args.num_classes is not None and args.num_classes < 1:
+        raise ValueError(f"--num_classes must be positive, got {args.num_classes}.")
+    if not os.path.exists(args.path) and not os.path.exists(args.path + ".index"):
+        raise FileNotFoundError(f"No file at --path={args.path}.")
+    if os.path.isdir(os.path.join(args.out, "checkpoints")) and os.listdir(os.path.join(args.out, "checkpoints")):
+        raise ValueError(f"{args.out} already holds checkpoints; pass a new --out.")
+    start = time.time()
+    _log(f"reading {args.path} ({args.source}) for {model_name}")
+    importer = import_torchvision_s3d if args.source == "torchvision_s3d" else import_slim_inception_v1
+    variables, source_classes, fresh, notes = importer(args.path, model_name, args.num_classes, args.seed)
+    num_classes = int(variables["params"]["head"]["Logits"]["bias"].shape[0])
+    if fresh:
+        _log(f"freshly initialised (seed {args.seed}): {', '.join(fresh[:6])}"
+             f"{f' and {len(fresh) - 6} more' if len(fresh) > 6 else ''}")
+    info = {"model": model_name, "num_classes": num_classes, "dataset": f"imported:{args.source}",
+            "source_path": os.path.abspath(args.path), "source_num_classes": source_classes,
+            "fresh_leaves": fresh, **notes}
+    directory = write_workdir(args.out, variables, info)
+    _log(f"wrote {directory}/0 ({model_name}, {num_classes} classes) in {time.time() - start:.0f}s; "
+         f"train with --config.init_from={args.out} --config.model.name={model_name}")
+    return directory
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        run(args)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
