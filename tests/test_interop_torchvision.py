@@ -9,6 +9,8 @@ import importlib.util
 import json
 import os
 import pickle
+import subprocess
+import sys
 import zipfile
 
 import jax
@@ -171,31 +173,47 @@ def test_logits_match_recorded_torchvision(golden, seeded_pth):
     _assert_logits_match(logits, golden["logits"])
 
 
+# Runs in a child process: torch and TensorFlow (imported by conftest) crash when loaded
+# into one process (seen with torch 2.14.1 + tensorflow-cpu 2.21: segfault on import).
+_TORCH_SCRIPT = """
+import sys
+import numpy as np
+import torch
+from torchvision.models.video import s3d
+
+pth, logits_path, input_path = sys.argv[1:]
+torch.manual_seed(0)
+torch.set_num_threads(2)
+model = s3d(weights=None, num_classes=400).eval()
+with torch.no_grad():  # torch's default init shrinks activations and leaves BN at 0 / 1
+    for module in model.modules():
+        if isinstance(module, torch.nn.Conv3d):
+            torch.nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+        if isinstance(module, torch.nn.BatchNorm3d):
+            module.running_mean.uniform_(-0.1, 0.1)
+            module.running_var.uniform_(0.5, 1.5)
+            module.weight.uniform_(0.5, 1.5)
+            module.bias.uniform_(-0.1, 0.1)
+torch.save(model.state_dict(), pth)
+with torch.no_grad():
+    logits = model(torch.from_numpy(np.load(input_path)))
+np.save(logits_path, logits.numpy())
+"""
+
+
 @pytest.mark.skipif(importlib.util.find_spec("torchvision") is None,
                     reason="torch/torchvision not installed (not a dependency)")
 def test_matches_pytorch_directly(golden, tmp_path):
-    """Live: torchvision's model with its own random init, saved by torch.save, imported."""
-    import torch
-    from torchvision.models.video import s3d
-
-    torch.manual_seed(0)
-    model = s3d(weights=None, num_classes=400).eval()
-    with torch.no_grad():  # torch's init leaves BN at 0 / 1: give it statistics to test
-        for module in model.modules():
-            if isinstance(module, torch.nn.BatchNorm3d):
-                module.running_mean.uniform_(-0.1, 0.1)
-                module.running_var.uniform_(0.5, 1.5)
-                module.weight.uniform_(0.5, 1.5)
-                module.bias.uniform_(-0.1, 0.1)
-    path = tmp_path / "s3d_torch_saved.pth"
-    torch.save(model.state_dict(), path)
+    """Live: torchvision's model with torch's own random init, saved by torch.save, imported."""
     x = interop_testing.seeded_input(golden["input_shape"], golden["seed"] + 1)
-    with torch.no_grad():
-        reference = model(torch.from_numpy(x)).numpy()
-    variables, _ = torchvision_s3d.load_variables(path)
-    ours = jit(lambda v, x: models.create("s3d_torchvision", 400).apply(v, x, train=False))(
-        variables, x.transpose(0, 2, 3, 4, 1))
-    _assert_logits_match(ours, reference)
+    np.save(tmp_path / "x.npy", x)
+    pth, logits_path = tmp_path / "s3d_torch_saved.pth", tmp_path / "logits.npy"
+    subprocess.run([sys.executable, "-c", _TORCH_SCRIPT, str(pth), str(logits_path),
+                    str(tmp_path / "x.npy")], check=True, timeout=600)
+    variables, _ = torchvision_s3d.load_variables(pth)
+    model = models.create("s3d_torchvision", 400)
+    ours = jit(lambda v, x: model.apply(v, x, train=False))(variables, x.transpose(0, 2, 3, 4, 1))
+    _assert_logits_match(ours, np.load(logits_path))
 
 
 # ------------------------------------------------------------------------------ CLI
