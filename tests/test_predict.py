@@ -1,0 +1,135 @@
+"""`python -m video_s3d.predict`: real containers, eval-identical clip sampling, labels, exit codes."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests import inference_testing
+from video_s3d import checkpointing, inference, predict
+from video_s3d.data import pipeline, sources
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    return inference_testing.trained_workdir(str(tmp_path_factory.getbasetemp()))
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory):
+    folder = str(tmp_path_factory.mktemp("videos"))
+    paths = inference_testing.write_videos(folder, {"a": ["mp4", "webm"], "b": ["avi", "mkv"]})
+    corrupt = inference_testing.write_corrupt(os.path.join(folder, "b", "broken.mp4"))
+    return folder, paths, corrupt
+
+
+def test_views_are_the_eval_pipelines_views(workdir):
+    """Same frames in, same views out as pipeline.eval_dataset (clips, crops, resize, scale)."""
+    data_dir = os.path.join(os.path.dirname(workdir), "tfds")
+    raw = next(iter(sources.get(inference_testing.TINY, data_dir).read("validation", 0, 1)))
+    frames = tf.map_fn(lambda j: tf.io.decode_jpeg(j, channels=3), raw["jpegs"],
+                       fn_output_signature=tf.uint8).numpy()
+    for num_clips, num_crops, fraction in ((3, 1, 1.0), (2, 3, 0.8)):
+        settings = dict(num_frames=6, stride=2, crop_size=24, num_clips=num_clips,
+                        num_crops=num_crops)
+        expected = next(pipeline.eval_batches(
+            inference_testing.TINY, data_dir=data_dir, split="validation",
+            batch_size=num_clips * num_crops, central_fraction=fraction, fused_decode=False, process_index=0, process_count=1,
+            **settings))["video"]
+        views = inference.evaluation_views(frames, central_fraction=fraction, **settings)
+        assert views.shape == (num_clips * num_crops, 6, 24, 24, 3) and views.dtype == np.float32
+        np.testing.assert_array_equal(views, expected)
+        assert len({v.tobytes() for v in views}) == len(views)  # 16 frames: clips differ
+
+
+def test_folder_of_containers_prints_top_k_labels_and_names_the_unreadable_file(workdir, videos,
+                                                                               capsys):
+    folder, paths, corrupt = videos
+    assert predict.main([f"--checkpoint={workdir}", f"--video={folder}", "--top_k=3"]) == 0
+    out, err = capsys.readouterr()
+    lines = out.strip().splitlines()
+    names = checkpointing.Checkpoints(workdir, read_only=True).run_info()["class_names"]
+    assert names[:2] == ["moving right", "moving left"]  # stored by train.py with the checkpoint
+    assert len(lines) == 5 and "tiny_i2d at step 4" in err
+    by_path = {line.split("] ", 1)[1].split(": ", 1)[0]: line for line in lines}
+    assert set(by_path) == set(paths) | {corrupt}
+    assert "unreadable video (cannot decode" in by_path[corrupt]
+    for path in paths:
+        shown = by_path[path].split(": ", 1)[1].split("  ")
+        assert len(shown) == 3
+        for item in shown:
+            label, percent = item.rsplit(" ", 1)
+            assert label in names and percent.endswith("%") and 0 <= float(percent[:-1]) <= 100
+    assert lines[0].startswith("[1/5] ") and lines[-1].startswith("[5/5] ")
+
+
+def test_json_is_one_object_per_file_with_the_models_averaged_probabilities(workdir, videos,
+                                                                            capsys):
+    folder, paths, corrupt = videos
+    assert predict.main([f"--checkpoint={workdir}", f"--video={folder}", "--json",
+                         "--top_k=4"]) == 0
+    out, err = capsys.readouterr()
+    rows = [json.loads(line) for line in out.strip().splitlines()]
+    assert len(rows) == 5 and "[5/5]" in err
+    errors = [r for r in rows if "error" in r]
+    assert [r["video"] for r in errors] == [corrupt]
+    run = inference.load_run(workdir)
+    for row in (r for r in rows if "error" not in r):
+        assert row["step"] == 4 and row["num_views"] == 2  # config.data.eval_num_clips=2
+        assert [p["label"] for p in row["top_k"]] == [run.class_names[p["index"]]
+                                                      for p in row["top_k"]]
+        probabilities = [p["probability"] for p in row["top_k"]]
+        assert len(probabilities) == 4 and probabilities == sorted(probabilities, reverse=True)
+        # Independently: the model on each of the two clips, logits averaged, softmax.
+        views = run.views(run.read(row["video"]))
+        logits = np.asarray(run.model.apply(run.variables, views, train=False)).mean(0)
+        expected = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+        np.testing.assert_allclose(probabilities, np.sort(expected)[::-1][:4], rtol=1e-5)
+
+
+def test_checkpoint_may_be_the_checkpoints_folder_or_a_step_and_must_be_a_run(workdir, videos,
+                                                                             tmp_path, capsys):
+    _, paths, corrupt = videos
+    for source in (os.path.join(workdir, "checkpoints"), os.path.join(workdir, "checkpoints", "4")):
+        assert predict.main([f"--checkpoint={source}", f"--video={paths[0]}", "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["step"] == 4
+
+    assert predict.main([f"--checkpoint={tmp_path}", f"--video={paths[0]}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("Error: ") and "point --checkpoint at the --workdir of a training run" in err
+    assert len(err.splitlines()) == 1
+    copied = tmp_path / "no_config"
+    shutil.copytree(os.path.join(workdir, "checkpoints"), copied / "checkpoints")
+    assert predict.main([f"--checkpoint={copied}", f"--video={paths[0]}"]) == 2
+    assert "no config.json" in capsys.readouterr().err
+    assert predict.main([f"--checkpoint={workdir}", f"--video={tmp_path / 'missing*.mp4'}"]) == 2
+    assert "matches no file" in capsys.readouterr().err
+
+    # Every file unreadable: the only case with a failing exit status.
+    assert predict.main([f"--checkpoint={workdir}", f"--video={corrupt}"]) == 1
+    out, err = capsys.readouterr()
+    assert "unreadable video" in out and "none of the 1 video(s) could be read" in err
+
+
+def test_class_names_fall_back_to_the_dataset_then_to_indices(workdir):
+    config = inference.load_config(workdir)
+    assert inference.class_names_of({}, config, 10)[:2] == ["moving right", "moving left"]
+    config.data.name = "not_a_dataset"
+    assert inference.class_names_of({}, config, 3) == ["class_0", "class_1", "class_2"]
+    assert inference.class_names_of({"class_names": ["x", "y"]}, config, 2) == ["x", "y"]
+
+
+def test_entry_point_runs_as_a_module(workdir, videos):
+    _, paths, _ = videos
+    env = dict(os.environ, JAX_PLATFORMS="cpu", CUDA_VISIBLE_DEVICES="")
+    done = subprocess.run([sys.executable, "-m", "video_s3d.predict", f"--checkpoint={workdir}",
+                           f"--video={paths[1]}", "--top_k=2"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"[1/1] {paths[1]}: ") and done.stdout.count("%") == 2
