@@ -68,7 +68,8 @@ def extract(run: inference.Run, videos: list[tuple[str, str | None]], endpoint: 
     logits = np.array(rows["logits"], np.float32).reshape(-1, run.num_classes)
     predictions = logits.argmax(-1).astype(np.int64)
     out = {
-        "features": np.array(rows["features"], np.float32).reshape(len(rows["videos"]), -1),
+        "features": (np.stack(rows["features"]) if rows["features"]
+                     else np.zeros((0, 0), np.float32)),
         "videos": np.array(rows["videos"], dtype=str),
         "logits": logits,
         "predictions": predictions,

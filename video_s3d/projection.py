@@ -41,9 +41,9 @@ def _squared_distances(x: np.ndarray) -> np.ndarray:
     return np.maximum(d, 0.0)
 
 
-def joint_probabilities(features: np.ndarray, perplexity: float, tol: float = 1e-5,
-                        max_steps: int = 100) -> np.ndarray:
-    """Symmetric P [N, N]: each row's Gaussian bandwidth found by bisection to `perplexity`."""
+def conditional_probabilities(features: np.ndarray, perplexity: float, tol: float = 1e-5,
+                              max_steps: int = 100) -> np.ndarray:
+    """P(j | i) [N, N]: each row a Gaussian whose bandwidth bisection sets to `perplexity`."""
     d = _squared_distances(np.asarray(features, np.float64))
     n = len(d)
     target = np.log(perplexity)  # entropy in nats
@@ -65,7 +65,13 @@ def joint_probabilities(features: np.ndarray, perplexity: float, tol: float = 1e
                 high = beta
                 beta = (beta + low) / 2.0
         conditional[i, np.arange(n) != i] = p
-    joint = (conditional + conditional.T) / (2.0 * n)
+    return conditional
+
+
+def joint_probabilities(features: np.ndarray, perplexity: float) -> np.ndarray:
+    """Symmetric P [N, N] (sums to 1): the conditionals averaged with their transpose."""
+    conditional = conditional_probabilities(features, perplexity)
+    joint = (conditional + conditional.T) / (2.0 * len(conditional))
     return np.maximum(joint, 1e-12)
 
 
