@@ -161,8 +161,9 @@ def test_wrong_checkpoints_fail_with_the_names(slim):
 def test_i2d_matches_slim_computed_by_tensorflow(slim, i2d):
     """Whole network: i2d on the image as a one-frame clip vs the TF ops on the image."""
     model = models.create("i2d", 1001)
-    logits, endpoints = jit(lambda v, x: model.apply(v, x, train=False, return_endpoints=True))(
-        i2d, slim["image"][:, None])
+    with jax.default_matmul_precision("highest"):  # GPUs default to TF32
+        logits, endpoints = jit(lambda v, x: model.apply(v, x, train=False, return_endpoints=True))(
+            i2d, slim["image"][:, None])
     reference = slim["logits"]
     scale = np.abs(reference).max()
     assert scale > 1.0  # lively weights: the comparison is not between two ~0 vectors
@@ -180,9 +181,10 @@ def test_inflated_s3d_sees_a_boring_video_as_the_image(i2d):
     s3d, fresh = slim_inception.inflated_variables(i2d, "s3d", 1001)
     assert fresh == []  # every leaf came from the checkpoint (or is an identity temporal half)
     image = np.random.default_rng(3).uniform(-1, 1, (1, 1, 64, 64, 3)).astype(np.float32)
-    _, flat_2d = jit(lambda v, x: models.create("i2d", 1001).apply(v, x, return_endpoints=True))(i2d, image)
-    _, flat_3d = jit(lambda v, x: models.create("s3d", 1001).apply(v, x, return_endpoints=True))(
-        s3d, np.repeat(image, 9, axis=1))
+    with jax.default_matmul_precision("highest"):
+        _, flat_2d = jit(lambda v, x: models.create("i2d", 1001).apply(v, x, return_endpoints=True))(i2d, image)
+        _, flat_3d = jit(lambda v, x: models.create("s3d", 1001).apply(v, x, return_endpoints=True))(
+            s3d, np.repeat(image, 9, axis=1))
     for name, frames in (("Conv_1a", (1, 2, 3)), ("Conv_2c", (1, 2, 3)), ("Mixed_3b", (2,))):
         expected = np.asarray(flat_2d[name])[:, 0]
         for t in frames:

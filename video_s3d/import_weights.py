@@ -142,6 +142,8 @@ def run(args: argparse.Namespace) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    from video_s3d import runtime
+    runtime.quiet_library_notices()  # orbax asks for metrics on every save
     try:
         run(args)
     except (ValueError, FileNotFoundError) as error:
