@@ -147,3 +147,45 @@ def test_bad_names_say_what_to_do(tmp_path):
   with pytest.raises(ValueError, match="Unknown dataset 'kinetics999'"):
     pipeline.dataset_info("kinetics999")
   assert sources.get("synthetic_motion", str(tmp_path)).name == "synthetic_motion/motion"
+
+
+def test_crop_windows_stay_inside_the_frame_within_their_area_and_aspect_bounds():
+  import tensorflow as tf
+  from video_s3d.data import video_ops
+  height, width = 256, 340
+  windows = np.array([video_ops.random_crop_window(
+      tf.constant([height, width]), tf.constant([i, 9], tf.int64),
+      area_range=(0.4, 1.0), aspect_range=(3 / 4, 4 / 3)).numpy() for i in range(300)])
+  y, x, h, w = windows.T
+  assert (y >= 0).all() and (x >= 0).all() and (y + h <= height).all() and (x + w <= width).all()
+  area = h * w / (height * width)
+  assert area.min() >= 0.4 - 0.01 and area.max() <= 1.0
+  aspect = w / h  # integer sides: allow a pixel of rounding either way
+  assert (aspect >= 3 / 4 * (1 - 1 / 128)).all() and (aspect <= 4 / 3 * (1 + 1 / 128)).all()
+  # Jittered, not one window: small and large crops, wide and tall ones, many positions.
+  assert area.min() < 0.45 and area.max() > 0.9
+  assert aspect.min() < 0.8 and aspect.max() > 1.25
+  assert len(set(zip(y, x))) > 200
+  again = video_ops.random_crop_window(tf.constant([height, width]), tf.constant([7, 9], tf.int64))
+  np.testing.assert_array_equal(again.numpy(), windows[7])  # same seed, same window
+
+
+def test_flipping_the_uint8_crop_before_resizing_equals_flipping_after():
+  """The pipeline mirrors the small uint8 crop, then resizes; the order must not matter."""
+  import tensorflow as tf
+  from video_s3d.data import video_ops
+  frames = np.random.default_rng(0).integers(0, 256, (3, 37, 53, 3), dtype=np.uint8)
+  np.testing.assert_array_equal(video_ops.mirror(tf.constant(frames)).numpy(),
+                                frames[:, :, ::-1])
+  for size in (24, 53, 90):  # shrink a lot (antialiased), shrink a little, enlarge
+    first = video_ops.resize(video_ops.mirror(tf.constant(frames)), size).numpy()
+    last = video_ops.resize(tf.constant(frames), size).numpy()[:, :, ::-1]
+    assert first.dtype == np.float32 and first.shape == (3, size, size, 3)
+    np.testing.assert_allclose(first, last, atol=0.01)  # float rounding of 0..255 values
+  same = video_ops.resize(tf.constant(frames[:, :37, :37]), 37).numpy()
+  np.testing.assert_array_equal(same, frames[:, :37, :37].astype(np.float32))
+  flips = [video_ops.random_flip(tf.constant(frames), tf.constant([i, 2], tf.int64)).numpy()
+           for i in range(16)]
+  mirrored = [np.array_equal(f, frames[:, :, ::-1]) for f in flips]
+  assert all(m or np.array_equal(f, frames) for m, f in zip(mirrored, flips))
+  assert 0 < sum(mirrored) < 16  # both outcomes occur

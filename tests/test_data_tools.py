@@ -54,3 +54,13 @@ def test_bench_prints_the_table():
                     rounds=1, accelerator_clips_per_s=40)
   assert "fused/base" in table and "64-frame clips" in table
   assert "cores to feed one accelerator" in table
+  # Each step's time per frame, and the ceiling they put on the ratio, for both crop areas.
+  assert table.count("per-step CPU ms per frame") == 2
+  for step in ("decode: fused decode_and_crop", "decode: whole frame, then crop",
+               "16x16 at the bottom-right", "flip (uint8 crop)", "resize to 32", "normalise"):
+    assert table.count(step) >= 2, step
+  ratios = [float(line.split()[-1].rstrip("x")) for line in table.splitlines()
+            if "whole / fused decode" in line]
+  assert len(ratios) == 2 and all(0.2 < r < 20 for r in ratios)
+  # The accelerator's clip rate is stated with where it comes from.
+  assert "64.2 G multiply-adds" in table and "TFLOP/s" in table

@@ -1,14 +1,15 @@
 """Input pipeline benchmark: decoded training frames per second per CPU core.
 
-    python -m video_s3d.data.bench [--num_frames=32] [--crop_size=224] [--seconds=8]
+    python -m video_s3d.data.bench [--num_frames=32] [--crop_size=224] [--width=340] [--seconds=3]
 
 Writes DMVR shards of 256-short-side JPEG clips to a temp dir, then runs the full train
-pipeline (sample -> decode+crop -> resize -> flip -> normalise -> batch) on ONE thread (tf.data
+pipeline (sample -> decode+crop -> flip -> resize -> normalise -> batch) on ONE thread (tf.data
 and TF ops limited to one), with the fused `decode_and_crop_jpeg` and with whole-frame decoding
 then cropping (the DMVR way), in alternating rounds, timed in CPU seconds of this process so
 other jobs on a shared machine do not skew it. Prints frames/s per core for the default random
-crop area and for DMVR's fixed 224x224 crop, the fused/baseline ratio, clips/s at 64 frames,
-and how many such cores would feed one accelerator training S3D-G at --accelerator_clips_per_s.
+crop area and for DMVR's fixed 224x224 crop, the fused/baseline ratio, each step's CPU time per
+frame with the bounds they put on that ratio, clips/s at 64 frames, and how many such cores
+would feed one accelerator training S3D-G at --accelerator_clips_per_s.
 """
 from __future__ import annotations
 
@@ -50,7 +51,7 @@ def _one_core(dataset):
 
 
 def measure(name: str, *, fused: bool, num_frames: int, crop_size: int, batch_size: int,
-            seconds: float, crop_area_range=None) -> float:
+            seconds: float, crop_area_range=None, crop_aspect_range=(3 / 4, 4 / 3)) -> float:
   """Frames per CPU-second of the train pipeline run on one thread, after a warm-up batch.
 
   CPU time of this process, not wall time, so other jobs on a shared machine do not count.
@@ -59,7 +60,7 @@ def measure(name: str, *, fused: bool, num_frames: int, crop_size: int, batch_si
   ds = _one_core(pipeline.train_dataset(
       name, batch_size=batch_size, num_frames=num_frames, crop_size=crop_size, seed=0,
       process_index=0, process_count=1, shuffle_buffer=8, fused_decode=fused,
-      crop_area_range=crop_area_range))
+      crop_area_range=crop_area_range, crop_aspect_range=crop_aspect_range))
   iterator = iter(ds)
   next(iterator)
   clips, started = 0, time.process_time()
@@ -71,25 +72,60 @@ def measure(name: str, *, fused: bool, num_frames: int, crop_size: int, batch_si
   return rate
 
 
-def decode_only(jpegs: list[bytes], *, fused: bool, seconds: float, crop_area_range) -> float:
-  """Frames per CPU-second of the decode step alone, on the same random windows as training."""
+def _per_frame_ms(fn, inputs: list, frames_per_call: int, seconds: float) -> float:
+  """CPU milliseconds per frame of `fn(*inputs[i])`, cycling through `inputs`, after a warm-up."""
+  fn(*inputs[0])
+  calls, started = 0, time.process_time()
+  while time.process_time() - started < seconds:
+    fn(*inputs[calls % len(inputs)])
+    calls += 1
+  return (time.process_time() - started) * 1000 / (calls * frames_per_call)
+
+
+def step_profile(jpegs: list[bytes], *, num_frames: int, crop_size: int, seconds: float,
+                 rounds: int, crop_area_range=(0.4, 1.0), crop_aspect_range=(3 / 4, 4 / 3),
+                 num_windows: int = 4) -> dict[str, float]:
+  """Median CPU ms per frame of each per-clip step of the train pipeline, alone on one clip.
+
+  The steps get the inputs they get in the pipeline: `num_frames` JPEGs and the pipeline's
+  random crop windows; flip and resize the fused decode's uint8 crops; normalise the resized
+  float frames. 'decode: fused, 16x16 at the bottom-right' is what libjpeg-turbo's skipping
+  costs: rows above a crop and columns left of it are skipped, but their Huffman-coded data
+  must still be entropy-decoded to find where the crop begins.
+  """
   import tensorflow as tf
   from video_s3d.data import video_ops
-  frames = tf.constant(jpegs)
-  decode = video_ops.decode_and_crop if fused else video_ops.decode_then_crop
+  clip = tf.constant([jpegs[i % len(jpegs)] for i in range(num_frames)])
+  image_hw = video_ops.frame_shape(clip[0])
+  windows = [video_ops.random_crop_window(image_hw, tf.constant([i, 1], tf.int64),
+                                          area_range=crop_area_range,
+                                          aspect_range=crop_aspect_range)
+             for i in range(num_windows)]
+  corner = tf.concat([image_hw - 16, [16, 16]], axis=0)
+  crops = [video_ops.decode_and_crop(clip, window) for window in windows]
+  resized = [video_ops.resize(frames, crop_size) for frames in crops]
+  def per_clip(fn, dtype):  # traced for any frame size, as in the pipeline's maps
+    return tf.function(fn, input_signature=[tf.TensorSpec([None, None, None, 3], dtype)])
 
-  @tf.function
-  def step(seed):
-    window = video_ops.random_crop_window(video_ops.frame_shape(frames[0]), seed,
-                                          area_range=crop_area_range)
-    return tf.shape(decode(frames, window))[0]
-
-  step(tf.constant([0, 0], tf.int64))
-  count, started = 0, time.process_time()
-  while time.process_time() - started < seconds:
-    step(tf.constant([count, 1], tf.int64))
-    count += 1
-  return count * len(jpegs) / (time.process_time() - started)
+  steps = {
+      "decode: whole frame, then crop": (tf.function(video_ops.decode_then_crop),
+                                         [(clip, w) for w in windows]),
+      "decode: fused decode_and_crop": (tf.function(video_ops.decode_and_crop),
+                                        [(clip, w) for w in windows]),
+      "decode: fused, 16x16 at the bottom-right": (tf.function(video_ops.decode_and_crop),
+                                                   [(clip, corner)]),
+      "flip (uint8 crop)": (per_clip(video_ops.mirror, tf.uint8), [(f,) for f in crops]),
+      f"resize to {crop_size} (float32)": (
+          per_clip(lambda frames: video_ops.resize(frames, crop_size), tf.uint8),
+          [(f,) for f in crops]),
+      "normalise to [-1, 1]": (per_clip(video_ops.normalise, tf.float32),
+                               [(f,) for f in resized]),
+  }
+  times = {name: [] for name in steps}
+  for _ in range(rounds):  # alternating, so load changes on a shared machine hit every step
+    for name, (fn, inputs) in steps.items():
+      times[name].append(_per_frame_ms(fn, inputs, num_frames, seconds))
+  return {name: float(np.median(values)) for name, values in times.items()}
 
 
 def compare(name: str, *, rounds: int, **settings) -> tuple[float, float]:
@@ -111,6 +147,37 @@ def _pixel_difference(name: str, crop_size: int) -> int:
   return int(np.round(np.abs(batches[0] - batches[1]).max() * 127.5))
 
 
+def _format(rows: list[tuple[str, ...]]) -> list[str]:
+  widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+  lines = ["  ".join([f"{row[0]:<{widths[0]}}"] + [f"{cell:>{width}}" for cell, width
+                                                    in zip(row[1:], widths[1:])])
+           for row in rows]
+  lines.insert(1, "-" * len(lines[0]))
+  return lines
+
+
+def _step_rows(label: str, steps: dict[str, float], fused_rate: float) -> list[tuple[str, str]]:
+  """Per-step ms/frame, the rest of the pipeline, and the bounds they put on fused/base."""
+  fused = steps["decode: fused decode_and_crop"]
+  whole = steps["decode: whole frame, then crop"]
+  corner = steps["decode: fused, 16x16 at the bottom-right"]
+  others = 1000 / fused_rate - fused  # everything but decoding, measured in the pipeline
+  per_clip = [name for name in steps if not name.startswith("decode")]
+  accounted = sum(steps[name] * (0.5 if name.startswith("flip") else 1) for name in per_clip)
+  rows = [(f"per-step CPU ms per frame, {label}", "ms/frame")]
+  rows += [(f"  {name}{' (half the clips)' if name.startswith('flip') else ''}", f"{value:.3f}")
+           for name, value in steps.items()]
+  rows += [
+      ("  rest: read, sample, shuffle, batch, tf.data", f"{others - accounted:.3f}"),
+      ("  full pipeline, fused (1000 / frames/s)", f"{1000 / fused_rate:.3f}"),
+      ("  fused/base if only decoding took time: whole / fused decode", f"{whole / fused:.2f}x"),
+      ("  fused/base bound from the other steps: (whole + rest) / (fused + rest)",
+       f"{(whole + others) / (fused + others):.2f}x"),
+      ("  best any crop can do: whole / 16x16-at-the-bottom-right decode", f"{whole / corner:.2f}x"),
+  ]
+  return rows
+
+
 def run(*, num_frames: int, crop_size: int, batch_size: int, height: int, width: int,
         seconds: float, rounds: int, accelerator_clips_per_s: float) -> str:
   import tensorflow as tf
@@ -121,46 +188,67 @@ def run(*, num_frames: int, crop_size: int, batch_size: int, height: int, width:
   except RuntimeError:
     pass
   fixed_area = crop_size * crop_size / (height * width)
-  rows = [("decode path, crop area", "frames/s/core", "clips/s/core", "fused/base")]
+  rows = [("full train pipeline, decode path, crop area", "frames/s/core", "clips/s/core",
+           "fused/base")]
+  step_rows = []
   with tempfile.TemporaryDirectory() as directory:
     name = write_clips(directory, height=height, width=width)
     print(f"Clips: DMVR shards of {height}x{width} JPEG frames (q90); {rounds} alternating "
-          f"rounds of {seconds:.0f} CPU-s per path, one thread...", flush=True)
+          f"rounds of {seconds:g} CPU-s per path, one thread...", flush=True)
     difference = _pixel_difference(name, crop_size)
     settings = dict(num_frames=num_frames, crop_size=crop_size, batch_size=batch_size,
                     seconds=seconds)
     jpegs = _make_jpegs(height, width)
-    for label, area in ((f"random 40-100% (train default)", None),
-                        (f"fixed {fixed_area:.0%} ({crop_size}x{crop_size}, as DMVR)",
-                         (fixed_area, fixed_area))):
-      decode_rates = [np.median([decode_only(jpegs, fused=fused, seconds=seconds / 2,
-                                             crop_area_range=area or (0.4, 1.0))
-                                 for _ in range(rounds)]) for fused in (True, False)]
-      rows.append((f"decode step only: fused, {label}", f"{decode_rates[0]:.0f}", "",
-                   f"{decode_rates[0] / decode_rates[1]:.2f}x"))
-      rows.append((f"decode step only: whole frame, {label}", f"{decode_rates[1]:.0f}", "", ""))
-      fused, baseline = compare(name, rounds=rounds, crop_area_range=area, **settings)
-      rows.append((f"full pipeline: fused, {label}", f"{fused:.0f}", f"{fused / num_frames:.2f}",
-                   f"{fused / baseline:.2f}x"))
-      rows.append((f"full pipeline: decode then crop, {label}", f"{baseline:.0f}",
+    for label, crop in ((f"random 40-100% (train default)",
+                         dict(crop_area_range=(0.4, 1.0), crop_aspect_range=(3 / 4, 4 / 3))),
+                        (f"fixed {crop_size}x{crop_size} square (as DMVR)",
+                         # A hair of slack: at exactly one area the sampler's rounding may
+                         # reject every square and fall back to the whole frame.
+                         dict(crop_area_range=(fixed_area * 0.999, fixed_area * 1.001),
+                              crop_aspect_range=(1, 1)))):
+      print(f"  {label}: per-step profile...", flush=True)
+      steps = step_profile(jpegs, num_frames=num_frames, crop_size=crop_size,
+                           seconds=seconds / 2, rounds=rounds,
+                           **crop)
+      print(f"  {label}: full pipeline...", flush=True)
+      fused, baseline = compare(name, rounds=rounds, **crop, **settings)
+      rows.append((f"fused decode_and_crop, {label}", f"{fused:.0f}",
+                   f"{fused / num_frames:.2f}", f"{fused / baseline:.2f}x"))
+      rows.append((f"decode whole frame then crop, {label}", f"{baseline:.0f}",
                    f"{baseline / num_frames:.2f}", ""))
+      step_rows.append(_step_rows(label, steps, fused))
       print(f"  {label}: fused {fused:.0f}, baseline {baseline:.0f} frames/s", flush=True)
+    print("  64-frame clips...", flush=True)
     frames_64 = measure(name, fused=True, **{**settings, "num_frames": 64,
                                              "batch_size": max(1, batch_size // 2)})
   clips_64 = frames_64 / 64
-  rows.append(("full pipeline: fused, 64-frame clips, random 40-100%", f"{frames_64:.0f}", f"{clips_64:.2f}",
-               ""))
-  widths = [max(len(row[i]) for row in rows) for i in range(4)]
-  lines = [f"{a:<{widths[0]}}  {b:>{widths[1]}}  {c:>{widths[2]}}  {d:>{widths[3]}}"
-           for a, b, c, d in rows]
-  lines.insert(1, "-" * len(lines[0]))
+  rows.append(("fused, 64-frame clips, random 40-100%", f"{frames_64:.0f}", f"{clips_64:.2f}", ""))
+  lines = _format(rows)
+  for profile in step_rows:
+    lines += [""] + _format(profile)
   lines += [
+      "",
       f"{num_frames}-frame clips, {crop_size}x{crop_size} crops of {height}x{width} frames; "
       f"fused vs baseline pixels: max difference {difference} grey levels",
-      f"cores to feed one accelerator training S3D-G at {accelerator_clips_per_s:.0f} clips/s "
-      f"(64x224x224, an assumption: see --help): {accelerator_clips_per_s / clips_64:.0f}",
+      _cores_per_accelerator(accelerator_clips_per_s, clips_64),
   ]
   return "\n".join(lines)
+
+
+def _cores_per_accelerator(accelerator_clips_per_s: float, clips_64_per_core: float) -> str:
+  """How many cores like this one feed one accelerator, with where its clip rate comes from."""
+  from video_s3d import cost
+  gmacs = cost.gmacs("s3dg", 64, 224)
+  # A training step is about 3x a forward pass (forward, then gradients w.r.t. activations
+  # and weights), and one multiply-add is 2 FLOP.
+  tflops = accelerator_clips_per_s * 3 * 2 * gmacs / 1e3
+  return (f"cores to feed one accelerator training S3D-G: "
+          f"{accelerator_clips_per_s / clips_64_per_core:.1f} (at {accelerator_clips_per_s:g} "
+          f"clips/s of 64x224x224, --accelerator_clips_per_s; an assumption, not a measurement: "
+          f"S3D-G is {gmacs:.1f} G multiply-adds per clip forward (video_s3d.cost), a training "
+          f"step about 3x that, so {accelerator_clips_per_s:g} clips/s = {tflops:.0f} TFLOP/s "
+          f"sustained; measure it on the accelerator with python -m video_s3d.models.bench "
+          f"--models=s3dg --dtype=bfloat16, column train clips/s)")
 
 
 def _define_flags():
@@ -175,10 +263,11 @@ def _define_flags():
   _ROUNDS = flags.DEFINE_integer("rounds", 3, "Alternating rounds per path (median reported).")
   _ACCELERATOR_CLIPS = flags.DEFINE_float(
       "accelerator_clips_per_s", 40.0,
-      "Assumed S3D-G training throughput of one accelerator, in 64x224x224 clips/s (forward + "
-      "backward). The default is an assumption, not a measurement: S3D-G costs ~71 G multiply-"
-      "adds per clip forward (~430 GFLOP per training step per clip); 40 clips/s means ~17 "
-      "TFLOP/s sustained, what 3D-conv nets typically reach on one current GPU or TPU core.")
+      "S3D-G training throughput of one accelerator, in 64x224x224 clips/s (forward + "
+      "backward). The default is an assumption, not a measurement: at the ~64 G multiply-adds "
+      "per clip forward of video_s3d.cost (~390 GFLOP per training step per clip) it means "
+      "~15 TFLOP/s sustained, what 3D-conv nets typically reach on one current GPU or TPU core. "
+      "Measure it with python -m video_s3d.models.bench --models=s3dg on the accelerator.")
 
 
 def main(argv):

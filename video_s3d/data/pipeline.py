@@ -4,7 +4,7 @@ Both are a named sequence of small steps over raw elements from `sources` (a vid
 JPEG strings, its label and its index in the split):
 
     train: read (this host's videos) -> repeat -> sample window -> shuffle
-           -> decode+crop (one random window for all frames) -> resize -> flip -> normalise -> batch
+           -> decode+crop (one random window for all frames) -> flip -> resize -> normalise -> batch
     eval:  read (this host's videos) -> sample N clips -> decode+crop (centre / 3 crops) -> resize
            -> [reverse time] -> normalise -> pad with masked examples -> batch
 
@@ -121,10 +121,10 @@ def train_dataset(name: str, *, data_dir: str | None = None, split: str = "train
     window = video_ops.random_crop_window(
         video_ops.frame_shape(clip["jpegs"][0]), video_ops.sub_seed(clip["seed"], _CROP),
         area_range=crop_area_range, aspect_range=crop_aspect_range)
-    frames = video_ops.resize(decode(clip["jpegs"], window), crop_size)
-    if flip:
+    frames = decode(clip["jpegs"], window)
+    if flip:  # on the uint8 crop, before resizing: a quarter of the bytes of the float result
       frames = video_ops.random_flip(frames, video_ops.sub_seed(clip["seed"], _FLIP))
-    frames = video_ops.normalise(frames)
+    frames = video_ops.normalise(video_ops.resize(frames, crop_size))
     return {"video": tf.ensure_shape(frames, [num_frames, crop_size, crop_size, 3]),
             "label": clip["label"]}
 

@@ -127,26 +127,41 @@ def decode_then_crop(jpegs: tf.Tensor, window: tf.Tensor) -> tf.Tensor:
 # ---------------------------------------------------------------------------- augment
 
 def resize(frames: tf.Tensor, size: int) -> tf.Tensor:
-  """float32 [T, size, size, 3], values still 0..255.
+  """float32 [T, size, size, 3] from uint8 frames, values still 0..255.
 
   Bilinear; antialiased only when shrinking by more than 1.5x: near-1 factors (the usual
   crop of a 256-short-side frame to 224) look the same without it, and it costs twice as much
-  as the whole rest of the pipeline.
+  as the whole rest of the pipeline. The resize ops read uint8 and write float32 themselves:
+  casting first would add a full pass over the frames.
   """
-  frames = tf.cast(frames, tf.float32)
   height, width = tf.shape(frames)[1], tf.shape(frames)[2]
   same = tf.logical_and(height == size, width == size)
   shrinks_a_lot = tf.minimum(height, width) * 2 > size * 3
   return tf.case([
-      (same, lambda: tf.reshape(frames, [-1, size, size, 3])),
+      (same, lambda: tf.reshape(tf.cast(frames, tf.float32), [-1, size, size, 3])),
       (shrinks_a_lot, lambda: tf.image.resize(frames, [size, size], antialias=True)),
   ], default=lambda: tf.image.resize(frames, [size, size], antialias=False))
 
 
+def mirror(frames: tf.Tensor) -> tf.Tensor:
+  """[..., H, W, C] mirrored left-right.
+
+  Reverses a [rows, W, C] view: TF's reverse kernel is about 3x faster on that rank-3 view
+  than on the same data as [T, H, W, C] (measured on one CPU thread).
+  """
+  shape = tf.shape(frames)
+  rows = tf.reshape(frames, [-1, shape[-2], shape[-1]])
+  return tf.reshape(tf.reverse(rows, axis=[1]), shape)
+
+
 def random_flip(frames: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-  """Mirror all frames left-right together with probability 1/2."""
+  """Mirror all frames left-right together with probability 1/2.
+
+  Meant for the uint8 crop before `resize`: 4x fewer bytes to move than float32, and a
+  half-pixel-centred bilinear resize commutes with mirroring, so the result is the same.
+  """
   flip = tf.random.stateless_uniform([], seed) < 0.5
-  return tf.cond(flip, lambda: tf.reverse(frames, axis=[2]), lambda: frames)
+  return tf.cond(flip, lambda: mirror(frames), lambda: frames)
 
 
 def reverse_time(frames: tf.Tensor) -> tf.Tensor:
