@@ -17,12 +17,15 @@ import numpy as np
 # torchvision S3D golden fixture: weights and input are drawn from these seeds.
 S3D_SEED = 2024
 S3D_INPUT_SHAPE = (1, 3, 13, 209, 209)  # torch layout N C T H W; the smallest torchvision accepts
+GOOGLENET_SEED = 2025
+GOOGLENET_INPUT_SHAPE = (1, 3, 223, 223)  # 16k - 1: SAME padding samples torchvision's grid
 
 
-def seeded_state_dict(entries, seed: int) -> dict[str, np.ndarray]:
+def seeded_state_dict(entries, seed: int, signed_bn_scale: bool = False) -> dict[str, np.ndarray]:
     """Values for [(name, shape, dtype str), ...] (a torch state dict's layout) that keep
-    activations O(1) through a deep conv+BN net: He-scaled conv weights, BN statistics
-    spread around 0 / 1. Same seed and entries -> same values on every machine."""
+    activations O(1) through a deep conv+BN net: He-scaled conv / linear weights, BN
+    statistics spread around 0 / 1 (BN scales of either sign if `signed_bn_scale`).
+    Same seed and entries -> same values on every machine."""
     rng = np.random.default_rng(seed)
     values = {}
     for name, shape, dtype in entries:
@@ -31,10 +34,12 @@ def seeded_state_dict(entries, seed: int) -> dict[str, np.ndarray]:
         if dtype == "torch.int64":  # num_batches_tracked
             values[name] = np.asarray(rng.integers(0, 1000), np.int64).reshape(shape)
             continue
-        if leaf == "weight" and len(shape) == 5:
+        if leaf == "weight" and len(shape) >= 2:  # conv [out, in, k...] or linear [out, in]
             value = rng.normal(size=shape) * (2.0 / math.prod(shape[1:])) ** 0.5
         elif leaf == "weight":
             value = rng.uniform(0.5, 1.5, size=shape)
+            if signed_bn_scale:
+                value *= rng.choice([-1.0, 1.0], size=shape)
         elif leaf == "running_mean":
             value = 0.1 * rng.normal(size=shape)
         elif leaf == "running_var":

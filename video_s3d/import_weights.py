@@ -7,14 +7,18 @@
     # (http://download.tensorflow.org/models/inception_v1_2016_08_28.tar.gz)
     python -m video_s3d.import_weights --source=slim_inception_v1 \
         --path=inception_v1_2016_08_28.tar.gz --model=s3dg --out=runs/imported/s3dg_imagenet
+    # torchvision's ImageNet GoogLeNet (https://download.pytorch.org/models/googlenet-1378be20.pth)
+    python -m video_s3d.import_weights --source=torchvision_googlenet --path=googlenet-1378be20.pth \
+        --model=i3d --out=runs/imported/i3d_imagenet_tv
 
 then train with `--config.init_from=runs/imported/...` and `--config.model.name=` the same
 model. The workdir holds checkpoints/0/{model, run} like a training run's (no optimiser
 state): `run` names the model, the class count and where the weights came from.
 
 --num_classes defaults to the source's own classifier (400 for Kinetics S3D, 1001 for
-Slim's ImageNet model, kept as imported). Another count gives a freshly initialised
-classifier (seeded by --seed); init_from replaces a classifier of the wrong size anyway.
+Slim's ImageNet model, 1000 for GoogLeNet's), kept as imported. Another count gives a
+freshly initialised classifier (seeded by --seed); init_from replaces a classifier of the
+wrong size anyway.
 """
 from __future__ import annotations
 
@@ -24,8 +28,9 @@ import sys
 import time
 from typing import Sequence
 
-SOURCES = ("torchvision_s3d", "slim_inception_v1")
-DEFAULT_MODELS = {"torchvision_s3d": "s3d_torchvision", "slim_inception_v1": "s3dg"}
+SOURCES = ("torchvision_s3d", "slim_inception_v1", "torchvision_googlenet")
+DEFAULT_MODELS = {"torchvision_s3d": "s3d_torchvision", "slim_inception_v1": "s3dg",
+                  "torchvision_googlenet": "s3dg"}
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -35,7 +40,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--path", required=True, help="The .pth (torchvision) or the .tar.gz / .ckpt "
                                                       "(TF-Slim) to import.")
     parser.add_argument("--model", default=None, help="Target zoo model (default: s3d_torchvision "
-                                                      "for torchvision_s3d, s3dg for slim_inception_v1).")
+                                                      "for torchvision_s3d, else s3dg).")
     parser.add_argument("--num_classes", type=int, default=None,
                         help="Classifier size (default: the source's; another size starts fresh).")
     parser.add_argument("--seed", type=int, default=0, help="Seed of any freshly initialised leaf.")
@@ -93,6 +98,24 @@ def import_slim_inception_v1(path: str, model_name: str, num_classes: int | None
     return variables, slim_inception.NUM_CLASSES, fresh, notes
 
 
+def import_torchvision_googlenet(path: str, model_name: str, num_classes: int | None, seed: int):
+    from video_s3d.interop import slim_inception, torchvision_googlenet
+
+    slim_inception.check_target(model_name)
+    i2d, source_classes, skipped = torchvision_googlenet.load_i2d(path)
+    if skipped:
+        _log(f"skipped {len(skipped)} auxiliary-classifier tensors (aux1.*, aux2.*)")
+    variables, fresh = slim_inception.inflated_variables(
+        i2d, model_name, num_classes or source_classes, seed)
+    notes = {"input_normalization": {"range": "[-1, 1]"}, "inflated_from": "i2d"}
+    return variables, source_classes, fresh, notes
+
+
+IMPORTERS = {"torchvision_s3d": import_torchvision_s3d,
+             "slim_inception_v1": import_slim_inception_v1,
+             "torchvision_googlenet": import_torchvision_googlenet}
+
+
 def write_workdir(out: str, variables: dict, run_info: dict) -> str:
     """checkpoints/0/{model, run} in `out`, as checkpointing.load_variables reads them."""
     import orbax.checkpoint as ocp
@@ -125,8 +148,8 @@ def run(args: argparse.Namespace) -> str:
         raise ValueError(f"{args.out} already holds checkpoints; pass a new --out.")
     start = time.time()
     _log(f"reading {args.path} ({args.source}) for {model_name}")
-    importer = import_torchvision_s3d if args.source == "torchvision_s3d" else import_slim_inception_v1
-    variables, source_classes, fresh, notes = importer(args.path, model_name, args.num_classes, args.seed)
+    variables, source_classes, fresh, notes = IMPORTERS[args.source](
+        args.path, model_name, args.num_classes, args.seed)
     num_classes = int(variables["params"]["head"]["Logits"]["bias"].shape[0])
     if fresh:
         _log(f"freshly initialised (seed {args.seed}): {', '.join(fresh[:6])}"

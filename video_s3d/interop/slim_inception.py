@@ -158,14 +158,15 @@ def check_target(model_name: str) -> None:
             "model); s3d_torchvision imports torchvision's S3D weights instead.")
 
 
-def i2d_variables(flat: Mapping[tuple[str, ...], np.ndarray], num_classes: int = NUM_CLASSES) -> dict:
-    """The i2d model's variables (1001 classes) filled from `to_i2d`'s output, checked
+def i2d_variables(flat: Mapping[tuple[str, ...], np.ndarray], num_classes: int = NUM_CLASSES,
+                  source_name: str = "TF-Slim Inception-v1") -> dict:
+    """The i2d model's variables filled from a flat 2D import (`to_i2d`'s output), checked
     leaf by leaf against the model."""
     from video_s3d import models
 
     model = models.create("i2d", num_classes)
     target = variables_lib.abstract_variables(model, *models.minimum_input(models.get_spec("i2d")))
-    return variables_lib.fill(flat, target, "TF-Slim Inception-v1")
+    return variables_lib.fill(flat, target, source_name)
 
 
 def _draw_fresh(abstract: Mapping, seed: int) -> dict:
