@@ -114,9 +114,9 @@ class _TorchPickler(pickle._Pickler):  # the pure-Python pickler lets us add a d
 
 def write_pth(path, tensors: dict, archive_name: str = "archive", extra: dict | None = None,
               byteorder: str = "little") -> None:
-    """Write {name: ndarray | StridedView} as torch.save (zip format, pickle protocol 2)
-    would. Views sharing one storage array share one storage record. `extra` adds raw
-    archive entries (tests of refusals)."""
+    """Write {name: ndarray | StridedView | nested dict | plain value} as torch.save (zip
+    format, pickle protocol 2) would. Views sharing one storage array share one storage
+    record. `extra` adds raw archive entries (tests of refusals)."""
     storages: dict[int, _StorageRef] = {}
 
     def ref(array: np.ndarray) -> _StorageRef:
@@ -124,14 +124,18 @@ def write_pth(path, tensors: dict, archive_name: str = "archive", extra: dict | 
             storages[id(array)] = _StorageRef(str(len(storages)), array)
         return storages[id(array)]
 
-    state = collections.OrderedDict()
-    for name, value in tensors.items():
+    def pickled(value):
         if isinstance(value, StridedView):
-            state[name] = _Tensor(ref(value.storage), value.offset, value.size, value.stride)
-        else:
+            return _Tensor(ref(value.storage), value.offset, value.size, value.stride)
+        if isinstance(value, np.ndarray):
             array = np.ascontiguousarray(value)
             strides = [s // array.itemsize for s in array.strides] if array.ndim else []
-            state[name] = _Tensor(ref(array), 0, array.shape, strides)
+            return _Tensor(ref(array), 0, array.shape, strides)
+        if isinstance(value, dict):  # e.g. {'epoch': 3, 'state_dict': {...}}
+            return collections.OrderedDict((k, pickled(v)) for k, v in value.items())
+        return value
+
+    state = pickled(dict(tensors))
     buffer = io.BytesIO()
     _TorchPickler(buffer, protocol=2).dump(state)
     order = "<" if byteorder == "little" else ">"

@@ -127,9 +127,16 @@ def test_refusals_are_one_sentence_each(tmp_path):
 
 
 def test_load_state_dict_unwraps_and_rejects(tmp_path):
-    path = tmp_path / "wrapped.pth"
-    interop_testing.write_pth(path, {"module.a": np.ones(2, np.float32), "module.b": np.zeros(1, np.float32)})
-    assert sorted(torch_pickle.load_state_dict(path)) == ["a", "b"]
+    weights = {"module.a": np.ones(2, np.float32), "module.b": np.zeros(1, np.float32)}
+    path = tmp_path / "wrapped.pth"  # a training script's checkpoint of a DataParallel model
+    interop_testing.write_pth(path, {"epoch": 3, "state_dict": weights})
+    loaded = torch_pickle.load_state_dict(path)
+    assert sorted(loaded) == ["a", "b"]
+    np.testing.assert_array_equal(loaded["a"], weights["module.a"])
+    other = tmp_path / "other.pth"
+    interop_testing.write_pth(other, {"epoch": 3, "weights": weights})
+    with pytest.raises(torch_pickle.TorchFileError, match="holds a OrderedDict that is not a {name: tensor} state dict"):
+        torch_pickle.load_state_dict(other)
 
 
 # ------------------------------------------------------------------------ the mapping

@@ -183,8 +183,8 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
             obj = obj[wrapper]
             break
     if not isinstance(obj, dict) or not all(isinstance(v, np.ndarray) for v in obj.values()):
-        raise TorchFileError(f"{os.fspath(path)} holds a {type(obj).__name__}, not a state dict "
-                             "of tensors; save model.state_dict() with torch.save.")
+        raise TorchFileError(f"{os.fspath(path)} holds a {type(obj).__name__} that is not a "
+                             "{name: tensor} state dict; save model.state_dict() with torch.save.")
     if obj and all(k.startswith("module.") for k in obj):
         obj = {k[len("module."):]: v for k, v in obj.items()}
     return dict(obj)
