@@ -189,3 +189,26 @@ def test_flipping_the_uint8_crop_before_resizing_equals_flipping_after():
   mirrored = [np.array_equal(f, frames[:, :, ::-1]) for f in flips]
   assert all(m or np.array_equal(f, frames) for m, f in zip(mirrored, flips))
   assert 0 < sum(mirrored) < 16  # both outcomes occur
+
+
+def test_fused_decode_equals_whole_frame_decode_then_crop_exactly():
+  """The fused path widens the decoded region to the 16-pixel grid plus one column, then
+  slices: identical pixels to the baseline, where the raw op's crop edges differ."""
+  import tensorflow as tf
+  from video_s3d.data import video_ops
+  from video_s3d.data.bench import _make_jpegs
+  height, width = 64, 96
+  jpegs = tf.constant(_make_jpegs(height, width, count=2))  # 4:2:0, colourful texture
+  windows = [video_ops.random_crop_window(tf.constant([height, width]),
+                                          tf.constant([i, 5], tf.int64), area_range=(0.1, 1.0))
+             for i in range(24)]
+  windows += [tf.constant(w) for w in ([0, 0, height, width], [0, 0, 8, 8],
+                                       [height - 9, width - 9, 9, 9], [3, 17, 40, 61])]
+  raw_op_differs = False
+  for window in windows:
+    fused = video_ops.decode_and_crop(jpegs, window).numpy()
+    whole = video_ops.decode_then_crop(jpegs, window).numpy()
+    np.testing.assert_array_equal(fused, whole)
+    raw = tf.image.decode_and_crop_jpeg(jpegs[0], window, channels=3).numpy()
+    raw_op_differs |= not np.array_equal(raw, whole[0])
+  assert raw_op_differs  # the widening is what makes them equal

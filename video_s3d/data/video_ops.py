@@ -110,11 +110,28 @@ def eval_crop_windows(image_hw: tf.Tensor, central_fraction: float,
 
 # ---------------------------------------------------------------------------- decode
 
+# libjpeg-turbo decodes a crop in whole iMCU columns (8 or 16 pixels wide); a crop whose left
+# edge is on the 16-pixel grid (a multiple of every iMCU width) decodes measurably faster
+# (fused/whole-frame decode 1.01-1.17x -> 1.22-1.25x on 256x340 and 256x455 frames, one thread).
+_DECODE_GRID = 16
+
+
 def decode_and_crop(jpegs: tf.Tensor, window: tf.Tensor) -> tf.Tensor:
-  """uint8 [T, h, w, 3]: every frame decoded only inside the same crop window (fused)."""
-  frames = tf.map_fn(lambda jpeg: tf.image.decode_and_crop_jpeg(jpeg, window, channels=3),
+  """uint8 [T, h, w, 3]: every frame decoded only inside the same crop window (fused).
+
+  Decodes from the 16-pixel grid line left of the window, one column past each side, then
+  slices the window out: the extra column gives the chroma upsampler the neighbour it
+  interpolates from, so the result equals `decode_then_crop` exactly (without it the edge
+  columns of 4:2:0 frames differ by up to ~50 grey levels).
+  """
+  y, x, height, width = tf.unstack(window)
+  frame_width = frame_shape(jpegs[0])[1]
+  left = tf.maximum(x - 1, 0) // _DECODE_GRID * _DECODE_GRID
+  right = tf.minimum(x + width + 1, frame_width)
+  decoded = tf.stack([y, left, height, right - left])
+  frames = tf.map_fn(lambda jpeg: tf.image.decode_and_crop_jpeg(jpeg, decoded, channels=3),
                      jpegs, fn_output_signature=tf.TensorSpec([None, None, 3], tf.uint8))
-  return frames
+  return frames[:, :, x - left:x - left + width]
 
 
 def decode_then_crop(jpegs: tf.Tensor, window: tf.Tensor) -> tf.Tensor:
