@@ -1,12 +1,13 @@
 """`python -m video_s3d.features` (npz content, labels from folders, plot) and the 2D projections."""
 import os
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from tests import inference_testing
-from video_s3d import features, inference, projection
+from video_s3d import features, inference, projection, train_state
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +47,9 @@ def test_features_npz_holds_pooled_endpoint_features_labels_and_predictions(work
 
     # Independently for one video: the endpoint's activation, mean over T, H, W, then over views.
     views = run.views(run.read(str(saved["videos"][0])))
-    logits, endpoints = run.model.apply(run.variables, jnp.asarray(views), train=False,
-                                        return_endpoints=True)
+    forward = jax.jit(lambda v, x: run.model.apply(v, x, train=False, return_endpoints=True),
+                      compiler_options=train_state.compiler_options(run.config))
+    logits, endpoints = forward(run.variables, jnp.asarray(views))
     expected = np.asarray(endpoints["Mixed_4f"]).mean(axis=(1, 2, 3)).mean(0)
     assert saved["features"].shape == (6, expected.shape[0]) and saved["features"].dtype == np.float32
     np.testing.assert_allclose(saved["features"][0], expected, rtol=1e-5, atol=1e-6)
