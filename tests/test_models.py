@@ -51,6 +51,11 @@ def test_registry_names_and_errors():
         models.create("s3dg", 10, width_multiplier=0)
     with pytest.raises(ValueError, match="dropout_rate"):
         models.create("s3dg", 10, dropout_rate=1.5)
+    with pytest.raises(ValueError, match="temporal_padding 'wrap'; use one of.*edge"):
+        models.create("s3dg", 10, temporal_padding="wrap")
+    assert models.create("s3dg", 10, temporal_padding="edge").spec.temporal_padding == "edge"
+    # Every named model keeps the references' zero padding unless told otherwise.
+    assert {models.get_spec(n).temporal_padding for n in names} == {"zero"}
     with pytest.raises(ValueError, match="num_classes"):
         models.create("s3dg", 0)
     with pytest.raises(ValueError, match="2d' layer has temporal kernel 1"):

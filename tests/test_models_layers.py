@@ -21,7 +21,8 @@ def _native_conv(x, kernel, strides, padding):
 
 def test_conv_and_pool_lowerings_compute_the_native_ops():
     """Per-frame 2D convs, temporal-shift unrolling and separable max-pools must be the
-    very same functions as XLA's 3D conv / reduce_window (values and gradients)."""
+    very same functions as XLA's 3D conv / reduce_window (values and gradients), for
+    zero and edge temporal padding."""
     key1, key2 = jax.random.split(jax.random.key(0))
     x = jax.random.normal(key1, (2, 7, 9, 10, 3))
     cases = [((1, 7, 7), (2, 2, 2)), ((3, 3, 3), (1, 1, 1)), ((7, 1, 1), (2, 1, 1))]
@@ -31,7 +32,9 @@ def test_conv_and_pool_lowerings_compute_the_native_ops():
     def run(x, kernels, padding):
         convs = [layers.conv3d(x, k, s, padding) for k, (_, s) in zip(kernels, cases)]
         maxes = [layers.max_pool3d(x, w, s, padding) for w, s in pools]
-        return convs + maxes
+        # Edge fill: only kernels with kt > 1 read padded frames.
+        edge = [layers.conv3d(x, k, s, padding, "edge") for k, (_, s) in zip(kernels, cases) if k.shape[0] > 1]
+        return convs + maxes + edge
 
     def both_paddings(x, kernels):
         return run(x, kernels, "same") + run(x, kernels, "symmetric")
@@ -56,6 +59,14 @@ def test_conv_and_pool_lowerings_compute_the_native_ops():
                     x, k, s, pads, dimension_numbers=("NDHWC", "DHWIO", "NDHWC")))
             for w, s in pools:
                 out.append(nn.max_pool(x, w, s, layers.padding_pairs(x.shape[1:4], w, s, padding)))
+            for k, (_, s) in zip(kernels, cases):
+                if k.shape[0] == 1:
+                    continue
+                (lo, hi), *space = layers.padding_pairs(x.shape[1:4], k.shape[:3], s, padding)
+                # Edge fill by hand: the first / last frame repeated, then no temporal padding.
+                framed = jnp.concatenate([x[:, :1]] * lo + [x] + [x[:, -1:]] * hi, axis=1)
+                out.append(lax.conv_general_dilated(
+                    framed, k, s, [(0, 0), *space], dimension_numbers=("NDHWC", "DHWIO", "NDHWC")))
         return out
 
     for a, b in zip(native, jit(xla_ops)(x, kernels)):
@@ -70,6 +81,8 @@ def test_conv_and_pool_lowerings_compute_the_native_ops():
     with pytest.raises(ValueError, match="window-op implementation"):
         with layers.window_ops("fast"):
             pass
+    with pytest.raises(ValueError, match="temporal padding 'reflect'; use one of"):
+        layers.conv3d(x, kernels[1], (1, 1, 1), "same", "reflect")
 
 
 def test_batch_norm_matches_flax():

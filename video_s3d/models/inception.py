@@ -39,6 +39,7 @@ class InceptionBlock(nn.Module):
     padding: str = "same"
     dtype: Any = jnp.float32
     bn_axis_name: str | None = None
+    temporal_padding: str = "zero"
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
@@ -50,6 +51,7 @@ class InceptionBlock(nn.Module):
             padding=self.padding,
             dtype=self.dtype,
             bn_axis_name=self.bn_axis_name,
+            temporal_padding=self.temporal_padding,
         )
         pointwise = functools.partial(unit, kernel_size=1)
         spatiotemporal = functools.partial(
@@ -107,6 +109,7 @@ class Backbone(nn.Module):
             padding=spec.padding,
             dtype=self.dtype,
             bn_axis_name=self.bn_axis_name,
+            temporal_padding=spec.temporal_padding,
         )
         block_cls = nn.remat(InceptionBlock, static_argnums=(2,)) if self.remat else InceptionBlock
         endpoints = {}
@@ -137,7 +140,7 @@ class Backbone(nn.Module):
                 channels = tuple(spec.channels(c) for c in INCEPTION_CHANNELS[name])
                 x = block_cls(
                     channels, layer, spec.convention, spec.padding, self.dtype,
-                    self.bn_axis_name, name=name,
+                    self.bn_axis_name, spec.temporal_padding, name=name,
                 )(x, train)
             endpoints[name] = x
         return endpoints

@@ -14,12 +14,18 @@ the source variable with the same path:
     them, the classifier if the class counts agree);
   * gates the source lacks, and a classifier of another size, keep the target's values.
 
-What "a boring video gives the 2D features" means here, precisely. A separable unit's
+What "a boring video gives the 2D features" means here, precisely.
+With `temporal_padding='edge'` (`models.create(name, n, temporal_padding="edge")`), the
+padded frames copy the clip's end frames, so a clip of one repeated frame is constant in
+time at every layer: every endpoint at every frame, the pre-logit features and the
+logits of i3d, s3d, s3dg and s3d_torchvision equal the 2D network's on that frame (float
+rounding only). Use it when fine-tuning from image weights and that property matters.
+
+Under the default zero padding (the TF-Slim / torchvision reference) a separable unit's
 temporal half starts as the identity, which reads only its centre tap and so never
-sees padding. A full 3D conv (kernel repeated over time) reads kt frames, and near the
-clip's ends some of them are zero padding. So:
-  * s3d_torchvision (separable stem and convs): every endpoint, the pre-logit features
-    and the logits equal the 2D network's on that frame (float rounding only).
+sees padding; a full 3D conv (kernel repeated over time) reads kt frames, and near the
+clip's ends some of them are zeros. So:
+  * s3d_torchvision (separable stem and convs): exact, as with edge padding.
   * i3d, s3d (full 3D stem): equal on every frame whose temporal receptive field stays
     inside the clip; the end frames differ, so pre-logit features, a mean over all
     frames, are close but not equal.

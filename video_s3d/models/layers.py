@@ -9,6 +9,17 @@ Padding modes:
   'symmetric'  PyTorch style: (k - 1) // 2 on both sides, out = (in + 2p - k) // stride + 1.
                Needed to reproduce torchvision's S3D exactly (its stride-2 layers pad
                3|3 where SAME pads 2|3, so the sampling grids differ by one pixel).
+
+Temporal padding fill (how many frames to pad comes from the mode above; this is what
+the padded frames hold, for convolutions whose temporal kernel is > 1):
+  'zero'  zeros, as every reference does (TF-Slim, torchvision): the default.
+  'edge'  copies of the clip's first / last frame. A clip of one repeated frame then
+          stays constant in time through every layer, so a network inflated from 2D
+          weights gives exactly the 2D network's features on such a clip (see
+          inflate.py); useful when fine-tuning from image weights.
+Spatial padding is always zeros. Max-pools need no fill choice: their padding is -inf,
+and an edge copy never wins either, since every window that reaches past the clip
+also holds the edge frame itself.
 """
 from __future__ import annotations
 
@@ -24,6 +35,7 @@ import jax.numpy as jnp
 from jax import lax
 
 PADDING_MODES = ("same", "symmetric")
+TEMPORAL_PADDINGS = ("zero", "edge")
 CONV_KINDS = ("2d", "3d", "separable")
 # TF-Slim keeps the temporal half biased and un-normalised, identity-initialised;
 # torchvision treats it like every other conv (BN + ReLU, no bias).
@@ -108,12 +120,20 @@ def _conv_frames(x: jax.Array, kernel_2d: jax.Array, strides_hw, padding: str) -
     return y.reshape(b, t, *y.shape[1:])
 
 
-def conv3d(x: jax.Array, kernel: jax.Array, strides: Sequence[int], padding: str) -> jax.Array:
-    """NDHWC convolution with a [kt, kh, kw, in, out] kernel (no dilation, no groups).
+def conv3d(
+    x: jax.Array, kernel: jax.Array, strides: Sequence[int], padding: str,
+    temporal_padding: str = "zero",
+) -> jax.Array:
+    """NDHWC convolution with a [kt, kh, kw, in, out] kernel (no dilation, no groups);
+    `temporal_padding` is the fill of the padded frames (see the module docstring).
 
     A kernel with kt == 1 mixes no frames, so it always runs as a 2D convolution over
     the batch*time frames: identical result, ~1.6x faster than a 3D conv on XLA:CPU.
     """
+    if temporal_padding not in TEMPORAL_PADDINGS:
+        raise ValueError(
+            f"Unknown temporal padding {temporal_padding!r}; use one of {TEMPORAL_PADDINGS}."
+        )
     st, sh, sw = strides
     kt = kernel.shape[0]
     if kt == 1:
@@ -121,6 +141,10 @@ def conv3d(x: jax.Array, kernel: jax.Array, strides: Sequence[int], padding: str
             x = x[:, ::st]
         return _conv_frames(x, kernel[0], (sh, sw), padding)
     pads = padding_pairs(x.shape[1:4], kernel.shape[:3], strides, padding)
+    if temporal_padding == "edge":
+        # Pad time explicitly; both lowerings below then see no temporal padding.
+        x = jnp.pad(x, [(0, 0), pads[0], (0, 0), (0, 0), (0, 0)], mode="edge")
+        pads[0] = (0, 0)
     if _unrolled():
         taps = _shifted_slices(x, 1, kt, st, pads[0], 0.0)
         return sum(_conv_frames(tap, kernel[j], (sh, sw), padding) for j, tap in enumerate(taps))
@@ -171,12 +195,16 @@ class Conv3D(nn.Module):
     use_bias: bool = False
     kernel_init: Callable[..., Any] = default_kernel_init
     dtype: Any = jnp.float32
+    temporal_padding: str = "zero"
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         shape = (*self.kernel_size, x.shape[-1], self.features)
         kernel = self.param("kernel", self.kernel_init, shape, jnp.float32)
-        y = conv3d(x.astype(self.dtype), kernel.astype(self.dtype), self.strides, self.padding)
+        y = conv3d(
+            x.astype(self.dtype), kernel.astype(self.dtype), self.strides, self.padding,
+            self.temporal_padding,
+        )
         if self.use_bias:
             bias = self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32)
             y = y + bias.astype(self.dtype)
@@ -247,6 +275,7 @@ class ConvUnit(nn.Module):
                    'tf_slim'      bias, no BN, ReLU, identity init;
                    'torchvision'  BN + ReLU, no bias.
     `convention` also decides BN's scale: TF-Slim learns only the shift.
+    `temporal_padding` ('zero' | 'edge') fills the padded frames of both convs.
 
     Parameter names: conv, bn, temporal_conv, temporal_bn, gating (present as needed);
     a 2D unit and a 3D unit share names, which is what inflation relies on.
@@ -262,6 +291,7 @@ class ConvUnit(nn.Module):
     padding: str = "same"
     dtype: Any = jnp.float32
     bn_axis_name: str | None = None
+    temporal_padding: str = "zero"
 
     def _batch_norm(self, name: str) -> BatchNorm:
         return BatchNorm(
@@ -286,7 +316,10 @@ class ConvUnit(nn.Module):
             kernel, strides = (1, k, k), (1, sh, sw)
         else:
             kernel, strides = (1, k, k), self.strides
-        conv = Conv3D(self.features, kernel, strides, self.padding, dtype=self.dtype, name="conv")
+        conv = Conv3D(
+            self.features, kernel, strides, self.padding, dtype=self.dtype,
+            temporal_padding=self.temporal_padding, name="conv",
+        )
         x = nn.relu(self._batch_norm("bn")(conv(x), use_running_average=not train))
         if separable:
             tf_slim = self.convention == "tf_slim"
@@ -298,6 +331,7 @@ class ConvUnit(nn.Module):
                 use_bias=tf_slim,
                 kernel_init=temporal_identity_init if tf_slim else default_kernel_init,
                 dtype=self.dtype,
+                temporal_padding=self.temporal_padding,
                 name="temporal_conv",
             )
             x = temporal(x)

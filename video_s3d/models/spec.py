@@ -2,13 +2,14 @@
 
 Every model of the paper is the same Inception-v1 graph (see REFERENCE.md's layer table);
 a spec only says, per layer, which conv kind it uses, its temporal kernel and whether
-its outputs are self-gated, plus network-wide width, BN convention, padding and dropout.
+its outputs are self-gated, plus network-wide width, BN convention, padding (amounts,
+and the fill of padded frames) and dropout.
 """
 from __future__ import annotations
 
 import dataclasses
 
-from video_s3d.models.layers import BN_CONVENTIONS, CONV_KINDS, PADDING_MODES
+from video_s3d.models.layers import BN_CONVENTIONS, CONV_KINDS, PADDING_MODES, TEMPORAL_PADDINGS
 
 # The ten layers whose conv kind the design space varies, bottom to top. The stem
 # (Conv_1a) has its own spec; Conv_2b and every 1x1x1 conv are kind-agnostic.
@@ -80,6 +81,7 @@ class NetworkSpec:
     convention: str = "tf_slim"
     padding: str = "same"
     dropout_rate: float = 0.2
+    temporal_padding: str = "zero"  # 'edge': exact 2D -> 3D inflation (layers.py)
 
     def __post_init__(self):
         object.__setattr__(self, "layers", tuple(self.layers))
@@ -98,6 +100,10 @@ class NetworkSpec:
             raise ValueError(f"Unknown convention {self.convention!r}; use one of {BN_CONVENTIONS}.")
         if self.padding not in PADDING_MODES:
             raise ValueError(f"Unknown padding {self.padding!r}; use one of {PADDING_MODES}.")
+        if self.temporal_padding not in TEMPORAL_PADDINGS:
+            raise ValueError(
+                f"Unknown temporal_padding {self.temporal_padding!r}; use one of {TEMPORAL_PADDINGS}."
+            )
         if not 0.0 <= self.dropout_rate < 1.0:
             raise ValueError(f"dropout_rate must be in [0, 1), got {self.dropout_rate}.")
 

@@ -104,7 +104,11 @@ _SPECS = {
     },
 }
 
-OVERRIDES = ("dtype", "bn_axis_name", "dropout_rate", "remat", "width_multiplier", "min_channels")
+OVERRIDES = (
+    "dtype", "bn_axis_name", "dropout_rate", "remat", "width_multiplier", "min_channels",
+    "temporal_padding",
+)
+_SPEC_OVERRIDES = ("dropout_rate", "width_multiplier", "min_channels", "temporal_padding")
 _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
 
 
@@ -137,9 +141,7 @@ def create_from_spec(spec: NetworkSpec, num_classes: int, **overrides) -> VideoI
         raise ValueError(f"Unknown model override(s) {unknown}; valid: {', '.join(OVERRIDES)}.")
     if not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"num_classes must be a positive int, got {num_classes!r}.")
-    spec_changes = {
-        k: overrides[k] for k in ("dropout_rate", "width_multiplier", "min_channels") if k in overrides
-    }
+    spec_changes = {k: overrides[k] for k in _SPEC_OVERRIDES if k in overrides}
     spec = spec.replace(**spec_changes)  # NetworkSpec validates the values.
     bn_axis_name = overrides.get("bn_axis_name")
     if bn_axis_name is not None and not isinstance(bn_axis_name, str):
@@ -159,6 +161,8 @@ def create(name: str, num_classes: int, **overrides) -> VideoInception:
     Overrides: dtype (compute dtype: 'float32' | 'bfloat16' | 'float16'; params stay
     float32), bn_axis_name (mesh axis for cross-device BatchNorm inside shard_map),
     dropout_rate, remat (rematerialise each Inception block in the backward pass),
-    width_multiplier, min_channels.
+    width_multiplier, min_channels, temporal_padding ('zero', the reference, or 'edge':
+    padded frames copy the clip's end frames, which makes 2D -> 3D inflation exact; see
+    models/inflate.py).
     """
     return create_from_spec(get_spec(name), num_classes, **overrides)
