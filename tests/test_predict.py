@@ -41,8 +41,8 @@ def test_views_are_the_eval_pipelines_views(workdir):
                         num_crops=num_crops)
         expected = next(pipeline.eval_batches(
             inference_testing.TINY, data_dir=data_dir, split="validation",
-            batch_size=num_clips * num_crops, central_fraction=fraction, fused_decode=False, process_index=0, process_count=1,
-            **settings))["video"]
+            batch_size=num_clips * num_crops, central_fraction=fraction, fused_decode=False,
+            process_index=0, process_count=1, **settings))["video"]
         views = inference.evaluation_views(frames, central_fraction=fraction, **settings)
         assert views.shape == (num_clips * num_crops, 6, 24, 24, 3) and views.dtype == np.float32
         np.testing.assert_array_equal(views, expected)
