@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import jax
+import ml_collections
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -136,3 +137,15 @@ def test_entry_point_runs_as_a_module(workdir, videos):
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(f"[1/1] {paths[1]}: ") and done.stdout.count("%") == 2
+
+
+def test_files_are_decoded_as_the_training_dataset_stored_its_videos(tmp_path):
+    def fmt(name):
+        return inference.video_format_of(ml_collections.ConfigDict(
+            {"name": name, "data_dir": str(tmp_path)}))
+    assert fmt("kinetics400") == inference.VideoFormat(25.0, 256, 0.875)
+    assert fmt("hmdb51/split2") == inference.VideoFormat(25.0, 256, 0.875)
+    assert fmt("something_something_v2") == inference.VideoFormat(None, 256, 0.875)  # native fps
+    assert fmt("synthetic_motion/motion") == inference.VideoFormat(25.0, 64, 1.0)
+    assert fmt("synthetic_motion/motion_tiny") == inference.VideoFormat(25.0, 32, 1.0)
+    assert fmt("in_memory") == inference.VideoFormat(None, None, 1.0)
