@@ -95,14 +95,15 @@ def plot(result: dict[str, np.ndarray], path: str, method: str, title: str) -> s
     groups = result["labels"] if known else result["predicted_labels"]
     names = sorted(set(groups.tolist()))
     colours = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
-    fig, ax = plt.subplots(figsize=(7.5, 6), dpi=100)
+    fig, ax = plt.subplots(figsize=(9, 6), dpi=100)
     for i, name in enumerate(names):
         chosen = groups == name
         ax.scatter(points[chosen, 0], points[chosen, 1], s=22, color=colours(i % colours.N),
                    label=name or "(no label)")
     if len(names) <= 40:
-        ax.legend(title="label" if known else "predicted class", fontsize=8, loc="best",
-                  markerscale=1.2, frameon=True)
+        # Beside the map, never over a cluster.
+        ax.legend(title="label" if known else "predicted class", fontsize=8, loc="upper left",
+                  bbox_to_anchor=(1.01, 1.0), markerscale=1.2, frameon=False)
     ax.set_title(f"{title} ({used})", fontsize=10)
     ax.set_xticks([])
     ax.set_yticks([])
