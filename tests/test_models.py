@@ -1,5 +1,5 @@
-"""Model zoo: registry, specs, endpoint shapes, every model's forward/backward, a real
-training step, mixed precision, remat, and exactly which I2D outputs ignore time order."""
+"""Model zoo: registry, specs, endpoint shapes, a real training step, mixed precision,
+remat, and exactly which I2D outputs ignore time order."""
 import functools
 
 import jax
@@ -111,34 +111,8 @@ def test_any_input_size_at_or_above_the_minimum():
     assert jax.eval_shape(lambda v, x: same.apply(v, x), variables, x).shape == (1, 7)
 
 
-# ---------------------------------------------------------------- every model trains
-
-
-# The sweeps reuse exactly the i2d / i3d / s3d layer specs (checked above), and a layer's
-# computation depends only on its spec and input shape, which no layer's kind changes.
-# So these cover every (layer, kind) pair and stem of every named model, plus mixed
-# members in both directions; tracing all 98 names would cost minutes of CPU.
-COVERING = ["i2d", "i3d", "s3d", "s3dg", "s3d_torchvision", "top_heavy_i3d_4", "bottom_heavy_s3d_6"]
-
-
-@pytest.mark.parametrize("name", COVERING)
-def test_model_forward_and_backward_trace(name):
-    model = models.create("tiny_" + name, 5)
-    variables, x = _abstract_init(model, (2, 8, 32, 32, 3))
-
-    def loss(params, batch_stats, x):
-        logits, new_state = model.apply(
-            {"params": params, "batch_stats": batch_stats}, x, train=True,
-            mutable=["batch_stats"], rngs={"dropout": jax.random.key(2)},
-        )
-        return jnp.mean(logits ** 2), new_state
-
-    grads, new_state = jax.eval_shape(
-        jax.grad(loss, has_aux=True), variables["params"], variables["batch_stats"], x
-    )
-    assert jax.tree.map(jnp.shape, grads) == jax.tree.map(jnp.shape, variables["params"])
-    assert jax.tree.map(jnp.shape, new_state["batch_stats"]) == jax.tree.map(
-        jnp.shape, variables["batch_stats"])
+# ---------------------------------------------------------------- training
+# (Every named model's forward and backward pass: tests/test_models_every_name.py.)
 
 
 @pytest.mark.slow
