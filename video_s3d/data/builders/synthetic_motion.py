@@ -52,7 +52,8 @@ class SyntheticMotion(common.BeamAwareMixin, tfds.core.GeneratorBasedBuilder):
 
   VERSION = tfds.core.Version("1.1.0")
   RELEASE_NOTES = {"1.0.0": "First release.",
-                   "1.1.0": "An off-centre dot on every object makes rotation direction visible."}
+                   "1.1.0": "An off-centre dot on every object makes rotation direction visible; rotating "
+                            "objects are larger and turn 120-170 degrees."}
   BUILDER_CONFIGS = [
       SyntheticMotionConfig(name="motion", task="motion"),
       SyntheticMotionConfig(name="appearance", task="appearance"),

@@ -37,7 +37,7 @@ TASKS = ("motion", "appearance")
 STATE_FIELDS = 5
 # The orientation dot: centre (u, v) and radius in object units (the shape's radius is 1), placed
 # where it fits inside every shape; and its colour, darker than any object colour.
-MARKER = (0.0, -0.45, 0.25)
+MARKER = (0.0, -0.6, 0.3)
 MARKER_COLOR = np.float32(20.0)
 
 
@@ -202,7 +202,9 @@ def _background_motion(rng: np.random.Generator, size: int) -> tuple[np.ndarray,
 
 def _forward_trajectory(pair: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
   """Start and end states of the first class of motion pair `pair` (right, down, grow, cw, appear)."""
-  radius = rng.uniform(0.13, 0.19)
+  # Rotating objects are larger: the dot then travels several pixels between sampled frames
+  # even in small crops. Size tells the rotation pair from the others, never cw from ccw.
+  radius = rng.uniform(0.22, 0.28) if pair == 3 else rng.uniform(0.13, 0.19)
   angle = rng.uniform(0, 2 * np.pi)
   x, y = rng.uniform(radius + 0.04, 1 - radius - 0.04, size=2)
   start = np.array([x, y, radius, angle, 1.0])
@@ -218,8 +220,8 @@ def _forward_trajectory(pair: int, rng: np.random.Generator) -> tuple[np.ndarray
     margin = large + 0.02
     start[:2] = end[:2] = rng.uniform(margin, 1 - margin, size=2)
     start[2], end[2] = small, large
-  elif pair == 3:  # rotate clockwise on screen (y points down) by 100-170 degrees
-    end[3] = start[3] + np.deg2rad(rng.uniform(100, 170))
+  elif pair == 3:  # rotate clockwise on screen (y points down) by 120-170 degrees
+    end[3] = start[3] + np.deg2rad(rng.uniform(120, 170))
   elif pair == 4:  # fade in from invisible
     start[4], end[4] = 0.0, 1.0
   else:
