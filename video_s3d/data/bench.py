@@ -89,9 +89,9 @@ def step_profile(jpegs: list[bytes], *, num_frames: int, crop_size: int, seconds
 
   The steps get the inputs they get in the pipeline: `num_frames` JPEGs and the pipeline's
   random crop windows; flip and resize the fused decode's uint8 crops; normalise the resized
-  float frames. 'decode: fused, 16x16 at the bottom-right' is what libjpeg-turbo's skipping
-  costs: rows above a crop and columns left of it are skipped, but their Huffman-coded data
-  must still be entropy-decoded to find where the crop begins.
+  float frames. 'decode: fused, 16x16 at the bottom-right' is the least any crop can cost:
+  libjpeg-turbo skips the inverse DCT, upsampling and colour conversion outside the crop, but
+  must still Huffman-decode every block of every row down to the crop's last one.
   """
   import tensorflow as tf
   from video_s3d.data import video_ops
