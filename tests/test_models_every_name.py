@@ -8,12 +8,13 @@ every variable created with its initialiser's shape and dtype) and given O(1) va
 (`lively`), then runs a train-mode forward and backward pass for real: finite loss,
 finite gradients of the right shape for every parameter, new BN statistics.
 
-Why eagerly. Jitted, one network's forward+backward program costs ~15 s of XLA:CPU
-compile even at LLVM -O0, ~20 CPU-min for all 41 networks. Run op by op instead, each
-distinct (op, shapes) compiles once per process and every later network reuses it: the
-first network of a family costs ~1 min of such compiles, each later one ~3 s of
-dispatch. So the networks run in two groups (I3D sweeps, S3D sweeps) that share most
-ops, one pytest item each so that pytest-xdist can put them on two workers.
+Why eagerly. Jitted, one network costs 27-34 CPU-s of tracing and XLA:CPU compiling
+(init + train step) even at LLVM -O0 (measured for tiny_i3d, tiny_s3dg), ~20 CPU-min
+for all 41. Run op by op instead, each distinct (op, shapes) compiles once per process
+and every later network reuses it: the first networks of a family pay ~1 min of such
+compiles, each later one ~3 s of dispatch plus ~2 s to trace the abstract init; all 41
+took 3.8 CPU-min here. The networks run in two groups (I3D sweeps, S3D sweeps), one
+pytest item each, so that pytest-xdist can put them on two workers.
 """
 import collections
 
