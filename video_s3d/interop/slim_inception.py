@@ -133,16 +133,10 @@ def to_i2d(tensors: Mapping[str, np.ndarray]) -> tuple[dict[tuple[str, ...], np.
         flat[("params", "head", "Logits", "bias")] = biases
     skipped = sorted(n for n in remaining if _BOOKKEEPING.search(n) or not n.startswith(SCOPE + "/"))
     unknown = sorted(set(remaining) - set(skipped))
-    if missing or unknown:
-        parts = []
-        if missing:
-            parts.append(f"lacks {len(missing)} variables it needs ({', '.join(missing[:3])}"
-                         f"{', ...' if len(missing) > 3 else ''})")
-        if unknown:
-            parts.append(f"has {len(unknown)} variables Inception-v1 does not "
-                         f"({', '.join(unknown[:3])}{', ...' if len(unknown) > 3 else ''})")
-        raise ValueError(f"This is not TF-Slim's Inception-v1 checkpoint: it {' and '.join(parts)}; "
-                         f"pass the inception_v1.ckpt from {DOWNLOAD_URL}.")
+    variables_lib.check_all_used(
+        missing, unknown, noun="variables", architecture="Inception-v1",
+        what_it_is="TF-Slim's Inception-v1 checkpoint",
+        what_to_pass=f"pass the inception_v1.ckpt from {DOWNLOAD_URL}")
     return {p: np.asarray(v, np.float32) for p, v in flat.items()}, skipped
 
 

@@ -28,7 +28,7 @@ from typing import Mapping
 
 import numpy as np
 
-from video_s3d.interop import torch_pickle
+from video_s3d.interop import torch_pickle, variables as variables_lib
 
 DOWNLOAD_URL = "https://download.pytorch.org/models/googlenet-1378be20.pth"
 _STEM = {"conv1": "Conv_1a", "conv2": "Conv_2b", "conv3": "Conv_2c"}
@@ -79,17 +79,10 @@ def convert(state_dict: Mapping[str, np.ndarray]) -> tuple[dict[tuple[str, ...],
         flat[("params", "head", "Logits", "kernel")] = fc_weight.T[None, None, None]
     if fc_bias is not None:
         flat[("params", "head", "Logits", "bias")] = fc_bias
-    if missing or remaining:
-        parts = []
-        if missing:
-            parts.append(f"lacks {len(missing)} tensors it needs ({', '.join(missing[:3])}"
-                         f"{', ...' if len(missing) > 3 else ''})")
-        if remaining:
-            extra = sorted(remaining)
-            parts.append(f"has {len(extra)} tensors GoogLeNet does not ({', '.join(extra[:3])}"
-                         f"{', ...' if len(extra) > 3 else ''})")
-        raise ValueError(f"This is not a torchvision GoogLeNet state dict: it {' and '.join(parts)}; "
-                         f"pass the .pth of torchvision.models.googlenet (e.g. {DOWNLOAD_URL}).")
+    variables_lib.check_all_used(
+        missing, remaining, noun="tensors", architecture="GoogLeNet",
+        what_it_is="a torchvision GoogLeNet state dict",
+        what_to_pass=f"pass the .pth of torchvision.models.googlenet (e.g. {DOWNLOAD_URL})")
     return {p: v.astype(np.float32) for p, v in flat.items()}, skipped
 
 

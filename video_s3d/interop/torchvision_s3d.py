@@ -100,18 +100,10 @@ def convert(state_dict: Mapping[str, np.ndarray]) -> dict[tuple[str, ...], np.nd
         flat[("params", "head", "Logits", "kernel")] = _conv_kernel(kernel)
     if bias is not None:
         flat[("params", "head", "Logits", "bias")] = bias
-    if missing or remaining:
-        parts = []
-        if missing:
-            parts.append(f"lacks {len(missing)} tensors it needs ({', '.join(missing[:3])}"
-                         f"{', ...' if len(missing) > 3 else ''})")
-        if remaining:
-            extra = sorted(remaining)
-            parts.append(f"has {len(extra)} tensors S3D does not ({', '.join(extra[:3])}"
-                         f"{', ...' if len(extra) > 3 else ''})")
-        raise ValueError(f"This is not a torchvision S3D state dict: it {' and '.join(parts)}; "
-                         "pass the .pth of torchvision.models.video.s3d (e.g. its KINETICS400_V1 "
-                         "weights).")
+    variables_lib.check_all_used(
+        missing, remaining, noun="tensors", architecture="S3D",
+        what_it_is="a torchvision S3D state dict",
+        what_to_pass="pass the .pth of torchvision.models.video.s3d (e.g. its KINETICS400_V1 weights)")
     return {p: np.asarray(v, np.float32) for p, v in flat.items()}
 
 

@@ -14,6 +14,27 @@ import jax.numpy as jnp
 import numpy as np
 
 
+def _first_few(names) -> str:
+    names = list(names)
+    return f"{', '.join(names[:3])}{', ...' if len(names) > 3 else ''}"
+
+
+def check_all_used(missing, unused, *, noun: str, architecture: str, what_it_is: str,
+                   what_to_pass: str) -> None:
+    """Fails in one sentence if a source file lacks entries the mapping needs or has extra ones.
+
+    E.g. "This is not a torchvision S3D state dict: it lacks 2 tensors it needs (a, b) and has
+    1 tensors S3D does not (c); pass ...".
+    """
+    parts = []
+    if missing:
+        parts.append(f"lacks {len(missing)} {noun} it needs ({_first_few(missing)})")
+    if unused:
+        parts.append(f"has {len(unused)} {noun} {architecture} does not ({_first_few(sorted(unused))})")
+    if parts:
+        raise ValueError(f"This is not {what_it_is}: it {' and '.join(parts)}; {what_to_pass}.")
+
+
 def abstract_variables(model, frames: int, pixels: int) -> dict:
     """Shapes and dtypes of `model`'s variables (no compute: jax.eval_shape)."""
     x = jax.ShapeDtypeStruct((1, frames, pixels, pixels, 3), jnp.float32)
