@@ -1,7 +1,7 @@
 r"""Quickstart (`make run`): tiny S3D-G and tiny I2D on synthetic_motion/motion, then a table.
 
   python -m experiments.quickstart                    # what `make run` does
-  python -m experiments.quickstart --workdir=runs/qs --steps=800
+  python -m experiments.quickstart --workdir=runs/qs --steps=2000
 
 The motion task's ten classes are five pairs of time-reversed motions ("moving left" is
 "moving right" played backwards); appearance and position carry no class information. S3D-G
@@ -47,7 +47,13 @@ def quickstart_config(model: str, *, steps: int, dataset: str, data_dir: str | N
     config.data.crop_size = 48
     config.batch_size = _multiple_of_devices(32)
     config.eval_batch_size = _multiple_of_devices(64)
-    config.optim.learning_rate = 0.1
+    # AdamW, not the paper's SGD: tiny S3D-G from scratch at this batch size stayed at chance
+    # for 420 steps with SGD at lr 0.1 (synthetic_motion 1.1.0), while AdamW at lr 0.003-0.01
+    # learned every time (measured). The rotation pair is learned last; 1000 steps left it
+    # half-learned (90-91% overall in three runs), hence the default of 1500.
+    config.optim.name = "adamw"
+    config.optim.learning_rate = 0.006
+    config.optim.weight_decay = 1e-4
     config.optim.warmup_steps = max(steps // 20, 1)
     config.num_train_steps = steps
     config.log_every_steps = max(steps // 10, 1)
@@ -131,7 +137,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m experiments.quickstart",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--workdir", default="runs/quickstart")
-    parser.add_argument("--steps", type=int, default=600, help="training steps per model")
+    parser.add_argument("--steps", type=int, default=1500, help="training steps per model")
     parser.add_argument("--dataset", default=DATASET)
     parser.add_argument("--data_dir", default=None, help="TFDS folder (default ~/tensorflow_datasets)")
     parser.add_argument("--models", default=",".join(MODELS),
