@@ -19,7 +19,9 @@ from tests.test_train_step import small_config
 from video_s3d import checkpointing, parallel, runtime, train, train_state
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-from tests.conftest import TINY_MOTION as TINY
+# Not imported from tests.conftest: this module is also the launched worker, and importing
+# conftest there would set 8 host devices per process over the launcher's 2.
+TINY = "synthetic_motion/motion_tiny"
 STEPS = 3
 
 
