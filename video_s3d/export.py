@@ -25,10 +25,7 @@ PLATFORMS = ("cpu", "cuda", "rocm", "tpu")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m video_s3d.export", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", required=True,
-                        help="training workdir, its checkpoints/ folder, or checkpoints/<step>")
+    parser = inference.argument_parser("video_s3d.export", __doc__)
     parser.add_argument("--out", required=True, help="SavedModel folder to write (must not exist)")
     parser.add_argument("--platforms", default=None,
                         help=f"comma-separated subset of {','.join(PLATFORMS)} to serialize for "

@@ -23,10 +23,7 @@ from video_s3d import inference, projection
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m video_s3d.features", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", required=True,
-                        help="training workdir, its checkpoints/ folder, or checkpoints/<step>")
+    parser = inference.argument_parser("video_s3d.features", __doc__)
     parser.add_argument("--videos", required=True, help="video file, folder or glob pattern")
     parser.add_argument("--endpoint", default="Mixed_5c",
                         help="layer whose output is the feature (PreLogits: the pooled input of "

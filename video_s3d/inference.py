@@ -10,6 +10,7 @@ through JPEG (the dataset stores JPEGs), these are cropped straight from the dec
 """
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import glob
 import json
@@ -310,6 +311,15 @@ def iterate_videos(run: Run, videos: list[tuple[str, str | None]]
             yield index, path, label, run.views(run.read(path)), None
         except UnreadableVideo as error:
             yield index, path, label, None, str(error)
+
+
+def argument_parser(module: str, description: str) -> argparse.ArgumentParser:
+    """The parser every run-reading CLI starts from: its usage line and `--checkpoint`."""
+    parser = argparse.ArgumentParser(prog=f"python -m {module}", description=description,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", required=True,
+                        help="training workdir, its checkpoints/ folder, or checkpoints/<step>")
+    return parser
 
 
 def setup_process() -> None:

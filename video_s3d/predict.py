@@ -21,10 +21,7 @@ from video_s3d import inference
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m video_s3d.predict", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", required=True,
-                        help="training workdir, its checkpoints/ folder, or checkpoints/<step>")
+    parser = inference.argument_parser("video_s3d.predict", __doc__)
     parser.add_argument("--video", required=True, help="video file, folder or glob pattern")
     parser.add_argument("--top_k", type=int, default=5, help="labels to print per video")
     parser.add_argument("--json", action="store_true",
