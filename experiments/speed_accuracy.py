@@ -257,12 +257,11 @@ def plot_speed_accuracy(rows: Sequence[RunRow], path: str) -> None:
         chosen = [r for r in rows if r.dataset == dataset and r.gmacs and accuracy(r) is not None]
         points = [(r.gmacs, 100 * accuracy(r)) for r in chosen]
         front = set(pareto_front(points))
-        for i, (row, (x, y)) in enumerate(zip(chosen, points)):
+        for i, (x, y) in enumerate(points):
             on_front = i in front
             ax.scatter([x], [y], s=60 if on_front else 30, zorder=3,
                        color="tab:red" if on_front else "tab:blue",
                        edgecolors="black" if on_front else "none")
-            ax.annotate(row.model, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
         if front:
             line = sorted(points[i] for i in front)
             ax.step([p[0] for p in line], [p[1] for p in line], where="post", color="tab:red",
@@ -270,6 +269,7 @@ def plot_speed_accuracy(rows: Sequence[RunRow], path: str) -> None:
             ax.legend(loc="best", fontsize=8)
         ax.set_xscale("log")
         ax.margins(x=0.2, y=0.08)  # room for the labels of the outermost points
+        _annotate_without_overlap(ax, points, [row.model for row in chosen], fontsize=7)
         ax.set_xlabel("G multiply-adds per clip (log)")
         ax.set_ylabel("video top-1 (%)")
         ax.set_title(dataset)
@@ -277,6 +277,31 @@ def plot_speed_accuracy(rows: Sequence[RunRow], path: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _annotate_without_overlap(ax, points, labels, fontsize: float) -> None:
+    """Labels to the upper right of their points, each moved up or down by whole lines until
+    it overlaps no earlier label (runs of equal cost and accuracy otherwise print on top of
+    each other). Label boxes are estimated from the character count, in display pixels."""
+    ax.autoscale_view()
+    to_pixels = ax.transData.transform
+    scale = ax.figure.dpi / 72.0                     # points -> pixels
+    height = 1.25 * fontsize * scale
+    placed: list[tuple[float, float, float, float]] = []
+    order = sorted(range(len(points)), key=lambda i: (-points[i][1], points[i][0]))
+    for i in order:
+        px, py = to_pixels(points[i])
+        width = 0.6 * fontsize * scale * len(labels[i])
+        left = px + 4 * scale
+        for shift in (0, -1, 1, -2, 2, -3, 3, -4, 4, -5, 5):
+            bottom = py + 4 * scale + shift * height
+            box = (left, bottom, left + width, bottom + height)
+            if not any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3]
+                       for b in placed):
+                break
+        placed.append(box)
+        ax.annotate(labels[i], points[i], textcoords="offset points", fontsize=fontsize,
+                    xytext=(4, (box[1] - py) / scale))
 
 
 def plot_cut_points(rows: Sequence[RunRow], path: str) -> bool:
