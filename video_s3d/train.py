@@ -251,8 +251,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
         freeze_batch_norm=bool(config.freeze_batch_norm), seed=int(config.seed),
         compiler_options=train_state.compiler_options(config))
     eval_step = evaluate.make_eval_step(model, mesh, train_state.compiler_options(config))
-    stats_step = make_batch_stats_step(model, mesh, sync_batch_norm=bool(config.sync_batch_norm),
-                                       compiler_options=train_state.compiler_options(config))
+    stats_step = make_batch_stats_step(
+        model, mesh, sync_batch_norm=bool(config.sync_batch_norm),
+        compiler_options=train_state.compiler_options(config, runs_few_times=True))
     writer = MetricWriter(workdir, enabled=is_main)
     watcher = checkpointing.PreemptionWatcher()
     progress = Progress(total_steps, step, enabled=is_main)
