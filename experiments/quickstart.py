@@ -8,7 +8,7 @@ The motion task's ten classes are five pairs of time-reversed motions ("moving l
 sees frame order and should learn all ten classes. I2D processes frames independently and
 averages them, so it cannot tell a clip from its reversal: among the two classes of a pair
 it is at chance (50%), which caps its ten-way accuracy near 50% too. That is the paper's
-I2D-vs-time observation in a few CPU minutes.
+I2D-vs-time observation in under ten minutes on two CPU cores.
 
 The dataset is generated on first use (about 90 seconds). Each run lives in
 <workdir>/<model> and resumes if interrupted; a finished run is not trained again.

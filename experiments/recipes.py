@@ -79,7 +79,6 @@ def apply_runlocal(config: ml_collections.ConfigDict, *, dataset: str = RUNLOCAL
     config.eval_every_steps = 0
     config.checkpoint_every_steps = 2
     config.async_checkpointing = False
-    config.cpu_fast_compile = True  # two steps: compiling dominates
 
 
 def check_model(name: str) -> None:

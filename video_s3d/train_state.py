@@ -29,10 +29,10 @@ class TrainState:
 # On CPU, compiling the tiny_s3dg train step (16 frames) took 114 s with XLA's defaults, 44 s
 # at backend optimisation level 0 and 16 s with the new fusion emitters off as well;
 # initialisation 140 s -> 32 s. The price is step time: for 5x48x48 clips, batch 32, the step
-# ran in 225 ms at level 0 against 96 ms at the default level (which compiled it in 30 s, level 0
-# in 12 s; the fusion-emitter flag alone changes neither). So short runs (tests, smoke runs) compile
-# fast, and longer runs set config.cpu_fast_compile = False: ~18 s more compiling per
-# program is repaid by ~0.13 s per step after ~150 steps.
+# ran in 225 ms at level 0 against 96 ms at the default level (which compiled it in 30 s,
+# level 0 in 12 s; the fusion-emitter flag alone changes neither). So short runs (tests,
+# smoke runs) compile fast, and longer runs set config.cpu_fast_compile = False: ~18 s more
+# compiling per program is repaid by ~0.13 s per step after ~150 steps.
 CPU_FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_cpu_use_fusion_emitters": False}
 FAST_COMPILE_BELOW_STEPS = 150
 
