@@ -1,9 +1,12 @@
 """synthetic_motion: determinism, exact time-reversal partners, and the built TFDS dataset."""
+import dataclasses
+import functools
+
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from video_s3d.data.builders import synthetic_motion, synthetic_render
+from video_s3d.data.builders import common, synthetic_motion, synthetic_render
 
 
 @pytest.mark.parametrize("task", synthetic_render.TASKS)
@@ -32,7 +35,7 @@ def test_motion_classes_are_visible_motion_not_static_appearance():
   for label in range(len(synthetic_render.MOTION_CLASSES)):
     clip = synthetic_render.make_clip("motion", label, (0, 0, label), 16, 48).astype(float)
     assert np.abs(clip[0] - clip[-1]).mean() > 2.0, synthetic_render.MOTION_CLASSES[label]
-  shapes = np.zeros((10, len(synthetic_render.SHAPES)))
+  shapes = np.zeros((10, len(synthetic_render.MOTION_SHAPES)))
   for label in range(10):
     for i in range(200):
       params = synthetic_render.make_params("motion", label, np.random.default_rng((label, i)), 64)
@@ -46,6 +49,53 @@ def test_appearance_class_fixes_shape_and_texture():
     params = synthetic_render.make_params("appearance", label, np.random.default_rng(label), 64)
     assert name == f"{synthetic_render.PATTERNS[params.pattern]} " \
                    f"{synthetic_render.SHAPES[params.shape]}"
+
+
+def _best_overlap_under_rotation(first: str, second: str) -> float:
+  """Largest intersection-over-union of the two silhouettes, the second turned by any angle."""
+  grid = np.linspace(-1.3, 1.3, 161)
+  u, v = np.meshgrid(grid, grid)
+
+  def silhouette(shape, angle):
+    cos, sin = np.cos(angle), np.sin(angle)
+    index = synthetic_render.SHAPES.index(shape)
+    return synthetic_render._signed_distance(index, cos * u + sin * v, -sin * u + cos * v) < 0
+
+  fixed = silhouette(first, 0.0)
+  return max((fixed & silhouette(second, a)).sum() / (fixed | silhouette(second, a)).sum()
+             for a in np.deg2rad(np.arange(0, 360, 3)))
+
+
+def test_appearance_shapes_differ_whatever_their_angle():
+  """Objects turn, so two class shapes must not be one outline at different angles."""
+  # The measure sees the confusion that version 1.2.0 had: a square turned 45 degrees.
+  assert _best_overlap_under_rotation("square", "diamond") > 0.9
+  shapes = synthetic_render.APPEARANCE_SHAPES
+  for i, first in enumerate(shapes):
+    for second in shapes[i + 1:]:
+      assert _best_overlap_under_rotation(first, second) < 0.85, (first, second)
+
+
+def test_only_motion_clips_carry_the_orientation_dot():
+  for task, expected in (("motion", True), ("appearance", False)):
+    params = synthetic_render.make_params(task, 0, np.random.default_rng(0), 64)
+    assert params.marker is expected
+  # The dot is drawn: the same clip without it differs.
+  params = synthetic_render.make_params("motion", 0, np.random.default_rng(0), 64)
+  with_dot = synthetic_render.render(params, 4, 48)
+  without = synthetic_render.render(dataclasses.replace(params, marker=False), 4, 48)
+  assert np.abs(with_dot.astype(int) - without).max() > 100
+
+
+def test_worker_processes_make_the_same_examples_in_the_same_order():
+  make = functools.partial(synthetic_motion.make_examples, task="motion", num_frames=4,
+                           image_size=16, seed=0)
+  items = [("train", index) for index in range(40)]
+  alone = list(common._generate_locally(items, make, workers=1))
+  pooled = list(common._generate_locally(items, make, workers=2))
+  assert [key for key, _ in pooled] == [f"train_{i:06d}" for i in range(40)]
+  assert [(k, e["label"], e["video"]) for k, e in pooled] == \
+         [(k, e["label"], e["video"]) for k, e in alone]
 
 
 def _video_bytes(builder, split):

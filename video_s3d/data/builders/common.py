@@ -6,7 +6,12 @@ frames before decoding), the label as index (`label`) and text (`label_text`), t
 """
 from __future__ import annotations
 
+import collections
+import concurrent.futures
 import io
+import itertools
+import multiprocessing
+import os
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
@@ -61,9 +66,41 @@ def generate(items: Sequence[Any], make_examples: Callable[[Any], Iterable[tuple
   return _generate_locally(items, make_examples)
 
 
-def _generate_locally(items, make_examples) -> Iterator[tuple[str, dict]]:
-  for item in items:
-    yield from make_examples(item)
+# Below this many items a split is made in this process: starting worker processes (each
+# imports TensorFlow) costs more than it saves. At most MAX_WORKERS of them (each holds a few
+# hundred MB) however many cores a host has.
+PARALLEL_MIN_ITEMS = 256
+MAX_WORKERS = 8
+_CHUNK = 16
+
+
+def _generate_locally(items, make_examples, workers: int | None = None) -> Iterator[tuple[str, dict]]:
+  """The examples of every item, in order: made by a pool of processes (one per CPU core) for
+  large splits, since rendering and encoding leave the TFDS writer waiting on one core."""
+  if workers is None:
+    workers = min(os.cpu_count() or 1, MAX_WORKERS) if len(items) >= PARALLEL_MIN_ITEMS else 1
+  workers = min(workers, max(len(items) // _CHUNK, 1))
+  if workers <= 1:
+    for item in items:
+      yield from make_examples(item)
+    return
+  # spawn, not fork: the parent holds TensorFlow's (and maybe JAX's) threads.
+  chunks = (items[i:i + _CHUNK] for i in range(0, len(items), _CHUNK))
+  with concurrent.futures.ProcessPoolExecutor(
+      workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    # A few chunks per worker in flight: workers stay busy, memory stays bounded.
+    pending = collections.deque(pool.submit(_make_chunk, make_examples, chunk)
+                                for chunk in itertools.islice(chunks, 4 * workers))
+    while pending:
+      examples = pending.popleft().result()
+      following = next(chunks, None)
+      if following is not None:
+        pending.append(pool.submit(_make_chunk, make_examples, following))
+      yield from examples
+
+
+def _make_chunk(make_examples, chunk) -> list[tuple[str, dict]]:
+  return [example for item in chunk for example in make_examples(item)]
 
 
 class BeamAwareMixin:

@@ -27,15 +27,22 @@ MOTION_CLASSES = (
     "rotating clockwise", "rotating counterclockwise",
     "appearing", "disappearing",
 )
-SHAPES = ("disk", "square", "triangle", "cross", "diamond")
+SHAPES = ("disk", "square", "triangle", "cross", "diamond", "ring")
+# The looks a `motion` clip draws from (shape carries no class there).
+MOTION_SHAPES = SHAPES[:5]
+# The shapes that name `appearance` classes. Not the diamond: objects turn, and a square turned
+# by 45 degrees is a diamond (the two classes were indistinguishable in version 1.2.0).
+APPEARANCE_SHAPES = ("disk", "square", "triangle", "cross", "ring")
 PATTERNS = ("stripes", "checkers")
 # Class names of the `appearance` task: every (shape, pattern) pair.
-APPEARANCE_CLASSES = tuple(f"{pattern} {shape}" for shape in SHAPES for pattern in PATTERNS)
+APPEARANCE_CLASSES = tuple(f"{pattern} {shape}" for shape in APPEARANCE_SHAPES
+                           for pattern in PATTERNS)
 TASKS = ("motion", "appearance")
 
 # (x, y, radius, angle, opacity); x, y, radius are fractions of the frame side.
 STATE_FIELDS = 5
-# The orientation dot: centre (u, v) and radius in object units (the shape's radius is 1); the
+# The orientation dot of `motion` clips: centre (u, v) and radius in object units (the shape's
+# radius is 1); the
 # shape's outline clips it (it pokes out of the triangle's apex and the cross's bar, so it is
 # drawn only inside); and its colour, darker than any object colour. This size was picked by
 # measurement: with (0, -0.6, 0.3) and rotating radius 0.22-0.28 (version 1.1.0), tiny S3D-G
@@ -72,6 +79,7 @@ class ClipParams:
   end: np.ndarray                 # [STATE_FIELDS] object state at the last frame
   background_start: np.ndarray    # [2] background offset (pixels) at the first frame
   background_end: np.ndarray      # [2]
+  marker: bool = True             # draw the orientation dot (MARKER)
 
 
 def reverse(params: ClipParams) -> ClipParams:
@@ -99,6 +107,9 @@ def _signed_distance(shape: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     return np.maximum(np.abs(u), np.abs(v)) - 0.85
   if name == "diamond":
     return (np.abs(u) + np.abs(v) - 1.15) / np.sqrt(2.0)
+  if name == "ring":  # a disk with a hole of half its radius
+    distance = np.sqrt(u * u + v * v)
+    return np.maximum(distance - 1.0, 0.5 - distance)
   if name == "cross":
     bar = 0.38
     return np.minimum(np.maximum(np.abs(u) - 1.0, np.abs(v) - bar),
@@ -155,11 +166,13 @@ def render(params: ClipParams, num_frames: int, size: int) -> np.ndarray:
   colour = first + (second - first) * mix
   # A dark dot off the object's centre breaks its rotational symmetry (every shape repeats
   # under a quarter or a third turn, and so do the textures), so the direction of a rotation
-  # shows in every pair of frames. Every class draws it, so it carries no class by itself.
-  dot_u, dot_v, dot_radius = MARKER
-  dot = np.clip(0.5 - (np.sqrt((u - dot_u) ** 2 + (v - dot_v) ** 2) - dot_radius) * radius,
-                0.0, 1.0).astype(np.float32)[..., None]
-  colour = colour + (MARKER_COLOR - colour) * dot
+  # shows in every pair of frames. Every motion class draws it, so it carries no class by
+  # itself; `appearance` clips go without, as the dot hides much of a small shape's outline.
+  if params.marker:
+    dot_u, dot_v, dot_radius = MARKER
+    dot = np.clip(0.5 - (np.sqrt((u - dot_u) ** 2 + (v - dot_v) ** 2) - dot_radius) * radius,
+                  0.0, 1.0).astype(np.float32)[..., None]
+    colour = colour + (MARKER_COLOR - colour) * dot
   frames = background + (colour - background) * alpha[..., None]
   return np.clip(np.rint(frames), 0, 255).astype(np.uint8)
 
@@ -183,7 +196,7 @@ def _random_look(rng: np.random.Generator) -> dict:
       rng.uniform(0.3, 1.0, size=4),
   ], axis=1)
   waves[:, 0] = np.where((waves[:, 0] == 0) & (waves[:, 1] == 0), 1.0, waves[:, 0])
-  return dict(shape=int(rng.integers(len(SHAPES))), pattern=int(rng.integers(len(PATTERNS))),
+  return dict(shape=int(rng.integers(len(MOTION_SHAPES))), pattern=int(rng.integers(len(PATTERNS))),
               pattern_frequency=float(rng.uniform(1.5, 2.5)), object_colors=object_colors,
               background_colors=background_colors, background_waves=waves)
 
@@ -239,8 +252,8 @@ def _random_trajectory(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray
   """Any motion at all, for the appearance task: position, size and angle all drift."""
   # Larger than the motion task's objects: at the small crops of CPU runs (32-48 px) a radius
   # of 0.13-0.19 (version 1.1.0) left the texture at 2-4 pixels a cycle, and no tiny model
-  # passed 17% top-1 in 200 steps.
-  radius = rng.uniform(0.19, 0.26, size=2)
+  # passed 17% top-1 in 200 steps; at 0.19-0.26 (version 1.2.0) tiny S3D reached 38% in 1000.
+  radius = rng.uniform(0.22, 0.30, size=2)
   margin = radius.max() + 0.03
   start = np.array([*rng.uniform(margin, 1 - margin, size=2), radius[0],
                     rng.uniform(0, 2 * np.pi), 1.0])
@@ -265,7 +278,12 @@ def make_params(task: str, label: int, rng: np.random.Generator, size: int) -> C
     start, end = _forward_trajectory(label // 2, rng)
   else:
     start, end = _random_trajectory(rng)
-    look["shape"], look["pattern"] = divmod(label, len(PATTERNS))
+    shape, look["pattern"] = divmod(label, len(PATTERNS))
+    look["shape"], look["marker"] = SHAPES.index(APPEARANCE_SHAPES[shape]), False
+    # Coarser textures than `motion` draws: at 1.5-2.5 cycles a radius (version 1.2.0), a
+    # 48-pixel crop left cells of 4-10 pixels, which tiny networks' stems (stride 4) blur
+    # together, and stripes were confused with checkers.
+    look["pattern_frequency"] = float(rng.uniform(1.2, 1.8))
   params = ClipParams(start=start, end=end, background_start=background_start,
                       background_end=background_end, **look)
   if task == "motion" and label % 2 == 1:
