@@ -62,8 +62,8 @@ class SyntheticMotion(common.BeamAwareMixin, tfds.core.GeneratorBasedBuilder):
                    "1.3.0": "`appearance` only (`motion` clips are byte-identical to 1.2.0): a ring replaces "
                             "the diamond class, which a turn of 45 degrees made a square; no orientation "
                             "dot, which hid much of a small shape's outline; coarser textures (1.2-1.8 "
-                            "cycles a radius) on larger objects (radius 0.22-0.30). Tiny S3D went from "
-                            "38% to 51% top-1 at 1000 steps of 16 clips."}
+                            "cycles a radius) on larger objects (radius 0.22-0.30). Tiny S3D went from 18% "
+                            "(1.2.0) to 51% top-1 at 1000 steps of 16 clips."}
   BUILDER_CONFIGS = [
       SyntheticMotionConfig(name="motion", task="motion"),
       SyntheticMotionConfig(name="appearance", task="appearance"),
