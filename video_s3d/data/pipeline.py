@@ -45,7 +45,7 @@ def ensure_built(name: str, data_dir: str | None = None) -> None:
     return
   if not source.generated:
     raise source.not_built_error()
-  logging.warning("Generating %s into %s (about a minute on one core; progress below)...",
+  logging.warning("Generating %s into %s (under a minute on a few cores; progress below)...",
                   name, source.builder.data_dir)
   source.build()
 
