@@ -10,7 +10,7 @@ averages them, so it cannot tell a clip from its reversal: among the two classes
 it is at chance (50%), which caps its ten-way accuracy near 50% too. That is the paper's
 I2D-vs-time observation in under ten minutes on two CPU cores.
 
-The dataset is generated on first use (about 90 seconds). Each run lives in
+The dataset is generated on first use (about a minute on two cores). Each run lives in
 <workdir>/<model> and resumes if interrupted; a finished run is not trained again.
 """
 from __future__ import annotations
