@@ -74,7 +74,8 @@ MAX_WORKERS = 8
 _CHUNK = 16
 
 
-def _generate_locally(items, make_examples, workers: int | None = None) -> Iterator[tuple[str, dict]]:
+def _generate_locally(items, make_examples,
+                      workers: int | None = None) -> Iterator[tuple[str, dict]]:
   """The examples of every item, in order: made by a pool of processes (one per CPU core) for
   large splits, since rendering and encoding leave the TFDS writer waiting on one core."""
   if workers is None:

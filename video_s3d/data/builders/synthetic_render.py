@@ -42,12 +42,12 @@ TASKS = ("motion", "appearance")
 # (x, y, radius, angle, opacity); x, y, radius are fractions of the frame side.
 STATE_FIELDS = 5
 # The orientation dot of `motion` clips: centre (u, v) and radius in object units (the shape's
-# radius is 1); the
-# shape's outline clips it (it pokes out of the triangle's apex and the cross's bar, so it is
-# drawn only inside); and its colour, darker than any object colour. This size was picked by
-# measurement: with (0, -0.6, 0.3) and rotating radius 0.22-0.28 (version 1.1.0), tiny S3D-G
-# trained on the rotation pair alone stayed at chance for 300 steps; with this dot and rotating
-# radius 0.30-0.34 it reached 100% validation accuracy by step 150.
+# radius is 1); the shape's outline clips it (it pokes out of the triangle's apex and the
+# cross's bar, so it is drawn only inside); and its colour, darker than any object colour.
+# This size was picked by measurement: with (0, -0.6, 0.3) and rotating radius 0.22-0.28
+# (version 1.1.0), tiny S3D-G trained on the rotation pair alone stayed at chance for 300
+# steps; with this dot and rotating radius 0.30-0.34 it reached 100% validation accuracy by
+# step 150.
 MARKER = (0.0, -0.55, 0.4)
 MARKER_COLOR = np.float32(20.0)
 
@@ -196,7 +196,8 @@ def _random_look(rng: np.random.Generator) -> dict:
       rng.uniform(0.3, 1.0, size=4),
   ], axis=1)
   waves[:, 0] = np.where((waves[:, 0] == 0) & (waves[:, 1] == 0), 1.0, waves[:, 0])
-  return dict(shape=int(rng.integers(len(MOTION_SHAPES))), pattern=int(rng.integers(len(PATTERNS))),
+  return dict(shape=int(rng.integers(len(MOTION_SHAPES))),
+              pattern=int(rng.integers(len(PATTERNS))),
               pattern_frequency=float(rng.uniform(1.5, 2.5)), object_colors=object_colors,
               background_colors=background_colors, background_waves=waves)
 
@@ -252,7 +253,8 @@ def _random_trajectory(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray
   """Any motion at all, for the appearance task: position, size and angle all drift."""
   # Larger than the motion task's objects: at the small crops of CPU runs (32-48 px) a radius
   # of 0.13-0.19 (version 1.1.0) left the texture at 2-4 pixels a cycle, and no tiny model
-  # passed 17% top-1 in 200 steps; at 0.19-0.26 (version 1.2.0) tiny S3D reached 38% in 1000.
+  # passed 17% top-1 in 200 steps. With the 1.3.0 shapes, tiny S3D reached 38% top-1 in 1000
+  # steps at radius 0.19-0.26 (version 1.2.0's) and 51% at 0.22-0.30 with coarser textures.
   radius = rng.uniform(0.22, 0.30, size=2)
   margin = radius.max() + 0.03
   start = np.array([*rng.uniform(margin, 1 - margin, size=2), radius[0],
