@@ -50,8 +50,8 @@ def quickstart_config(model: str, *, steps: int, dataset: str, data_dir: str | N
     config.eval_batch_size = _multiple_of_devices(64)
     # AdamW, not the paper's SGD: tiny S3D-G from scratch at this batch size stayed at chance
     # for 420 steps with SGD at lr 0.1 (synthetic_motion 1.1.0), while AdamW at lr 0.003-0.01
-    # learned every time (measured). The rotation pair is learned last and only partly: with
-    # dataset 1.2.0, 1500 steps gave 91.0-92.3% overall (README).
+    # learned every time (measured). The rotation pair is learned last, in some runs only: with
+    # dataset 1.2.0/1.3.0, 1500 steps gave 90.0-92.3% overall (README).
     config.optim.name = "adamw"
     config.optim.learning_rate = 0.006
     config.optim.weight_decay = 1e-4
