@@ -90,7 +90,7 @@ def get_sweep(arg: str | None = None) -> list[runs_lib.Run]:
         "optim.warmup_steps": arg.steps // 10,
         "log_every_steps": max(arg.steps // 5, 1),
         "checkpoint_every_steps": arg.steps,
-        "cpu_fast_compile": arg.steps < train_state.FAST_COMPILE_BELOW_STEPS,
+        "cpu_fast_compile": train_state.fast_compile_pays_off(arg.steps),
         **({"data.data_dir": arg.data_dir} if arg.data_dir else {}),
     }
     return runs_lib.grid(CONFIG, models=study_models(), datasets=TASKS, dataset_key="config",

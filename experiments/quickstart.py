@@ -62,7 +62,7 @@ def quickstart_config(model: str, *, steps: int, dataset: str, data_dir: str | N
     config.checkpoint_every_steps = max(steps // 4, 1)
     config.precise_bn_batches = 8
     # XLA's default optimisation level ran this step 2.3x faster than level 0 (train_state.py).
-    config.cpu_fast_compile = steps < train_state.FAST_COMPILE_BELOW_STEPS
+    config.cpu_fast_compile = train_state.fast_compile_pays_off(steps)
     return config
 
 

@@ -37,6 +37,11 @@ CPU_FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_cpu_use_fusion_emi
 FAST_COMPILE_BELOW_STEPS = 150
 
 
+def fast_compile_pays_off(num_train_steps: int) -> bool:
+    """The cpu_fast_compile value for a run of this many steps (the break-even above)."""
+    return num_train_steps < FAST_COMPILE_BELOW_STEPS
+
+
 def compiler_options(config: ml_collections.ConfigDict | None = None, *,
                      runs_few_times: bool = False) -> dict[str, Any] | None:
     """XLA options for jit: faster CPU compiles unless config.cpu_fast_compile is False.

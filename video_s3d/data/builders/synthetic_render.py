@@ -27,9 +27,10 @@ MOTION_CLASSES = (
     "rotating clockwise", "rotating counterclockwise",
     "appearing", "disappearing",
 )
-SHAPES = ("disk", "square", "triangle", "cross", "diamond", "ring")
 # The looks a `motion` clip draws from (shape carries no class there).
-MOTION_SHAPES = SHAPES[:5]
+MOTION_SHAPES = ("disk", "square", "triangle", "cross", "diamond")
+# Every shape; ClipParams.shape indexes this (appended to, so motion clips keep their bytes).
+SHAPES = MOTION_SHAPES + ("ring",)
 # The shapes that name `appearance` classes. Not the diamond: objects turn, and a square turned
 # by 45 degrees is a diamond (the two classes were indistinguishable in version 1.2.0).
 APPEARANCE_SHAPES = ("disk", "square", "triangle", "cross", "ring")
