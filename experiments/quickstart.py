@@ -52,7 +52,7 @@ def quickstart_config(model: str, *, steps: int, dataset: str, data_dir: str | N
     # for 420 steps with SGD at lr 0.1 (synthetic_motion 1.1.0), while AdamW at lr 0.003-0.01
     # learned every time (measured). The rotation pair is learned last, in some runs only: with
     # dataset 1.2.0/1.3.0, 1500 steps gave 90.0-92.3% overall. Tiny S3D (no gates) learned it
-    # in 3 of 4 probes, tiny S3D-G in 7 of 24, whatever the rotation looked like (README).
+    # in 3 of 4 probes, tiny S3D-G in 8 of 26, whatever the rotation looked like (README).
     config.optim.name = "adamw"
     config.optim.learning_rate = 0.006
     config.optim.weight_decay = 1e-4
