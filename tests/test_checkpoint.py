@@ -79,6 +79,21 @@ def test_workdir_holding_another_models_checkpoint_fails_before_training(tmp_pat
     assert not (tmp_path / "metrics.jsonl").exists()  # failed before any training
 
 
+def test_workdir_trained_on_other_classes_fails_before_training(tmp_path):
+    """Same model and class count, but a class renamed (a dataset version replaced a pair)."""
+    config = small_config()
+    state, *_ = _state(config, jax.devices()[:1])
+    names = [f"class_{i}" for i in range(config.data.num_classes)]
+    old_names = names[:3] + ["rotating clockwise"] + names[4:]
+    ckpt = checkpointing.Checkpoints(str(tmp_path))
+    ckpt.save(3, state, train.run_info(config, len(names), old_names))
+    ckpt.close()
+    with pytest.raises(ValueError, match=r"trained on other classes than 'in_memory' has now "
+                                         r"\('rotating clockwise' -> 'class_3'\).*new --workdir"):
+        train.train_and_evaluate(config, str(tmp_path))
+    assert not (tmp_path / "metrics.jsonl").exists()
+
+
 def test_fine_tuning_takes_the_backbone_with_a_new_head_and_can_freeze_batch_norm(tmp_path):
     source_dir, target_dir = tmp_path / "source", tmp_path / "target"
     train.train_and_evaluate(small_config(num_train_steps=2), str(source_dir))

@@ -44,6 +44,24 @@ def test_motion_classes_are_visible_motion_not_static_appearance():
   assert shapes.min() > 20 and shapes.max() < 60
 
 
+def test_splitting_starts_as_one_object_and_ends_as_two_apart():
+  splitting = synthetic_render.MOTION_CLASSES.index("splitting in two")
+  assert synthetic_render.MOTION_CLASSES[splitting ^ 1] == "merging into one"
+  for i in range(50):
+    params = synthetic_render.make_params("motion", splitting, np.random.default_rng(i), 64)
+    np.testing.assert_array_equal(params.twin_start, params.start)
+    gap = np.linalg.norm(params.twin_end[:2] - params.end[:2]) - 2 * params.end[2]
+    assert gap > 0.08, gap  # edges at least 8% of the frame apart: two objects, not one
+    for state in (params.end, params.twin_end):  # both halves stay inside the frame
+      assert state[2] < state[0] < 1 - state[2] and state[2] < state[1] < 1 - state[2]
+    # Drawn: in the first frame the twin hides under the object (only its soft edge shows),
+    # in the last it is a second object (a radius of 0.12-0.15 covers 4-7% of the frame).
+    single = dataclasses.replace(params, twin_start=None, twin_end=None)
+    with_twin, without = (synthetic_render.render(p, 8, 64).astype(int) for p in (params, single))
+    changed = np.abs(with_twin - without).max(axis=-1) > 20
+    assert changed[0].mean() < 0.015 and changed[-1].mean() > 0.02, i  # measured: <= 1.1%, >= 2.7%
+
+
 def test_appearance_class_fixes_shape_and_texture():
   for label, name in enumerate(synthetic_render.APPEARANCE_CLASSES):
     params = synthetic_render.make_params("appearance", label, np.random.default_rng(label), 64)

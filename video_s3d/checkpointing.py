@@ -100,7 +100,7 @@ class Checkpoints:
         return dict(restored["run"])
 
     def check_same_run(self, run_info: dict[str, Any]) -> None:
-        """Fails in one sentence if the workdir holds another model's (or class count's) checkpoint."""
+        """Fails in one sentence if the workdir holds another model's (or classes') checkpoint."""
         saved = self.run_info()
         if saved is None:
             return
@@ -111,6 +111,15 @@ class Checkpoints:
                     f"{saved.get('num_classes')} classes, but the config asks for model "
                     f"{run_info.get('model')!r} with {run_info.get('num_classes')} classes; use a new "
                     f"--workdir (or delete {self.directory} to start over).")
+        # Same count, other classes: e.g. a dataset version that replaced a class pair. Resuming
+        # would train on mislabelled checkpoints, and a finished run would report stale results.
+        saved_names, names = saved.get("class_names"), run_info.get("class_names")
+        if saved_names and names and list(saved_names) != list(names):
+            changed = [f"{old!r} -> {new!r}" for old, new in zip(saved_names, names) if old != new]
+            raise ValueError(
+                f"{self.workdir} already holds checkpoints trained on other classes than "
+                f"{run_info.get('dataset')!r} has now ({', '.join(changed)}); use a new --workdir "
+                f"(or delete {self.directory} to start over).")
 
     # ------------------------------------------------------------ save/restore
     def save(self, step: int, state, run_info: dict[str, Any], data_iterator=None,

@@ -24,7 +24,7 @@ MOTION_CLASSES = (
     "moving right", "moving left",
     "moving down", "moving up",
     "growing", "shrinking",
-    "rotating clockwise", "rotating counterclockwise",
+    "splitting in two", "merging into one",
     "appearing", "disappearing",
 )
 # The looks a `motion` clip draws from (shape carries no class there).
@@ -45,10 +45,9 @@ STATE_FIELDS = 5
 # The orientation dot of `motion` clips: centre (u, v) and radius in object units (the shape's
 # radius is 1); the shape's outline clips it (it pokes out of the triangle's apex and the
 # cross's bar, so it is drawn only inside); and its colour, darker than any object colour.
-# This size was picked by measurement: with (0, -0.6, 0.3) and rotating radius 0.22-0.28
-# (version 1.1.0), tiny S3D-G trained on the rotation pair alone stayed at chance for 300
-# steps; with this dot and rotating radius 0.30-0.34 it reached 100% validation accuracy by
-# step 150.
+# The size was picked for versions 1.2-1.3's rotation pair: with it, tiny S3D-G trained on
+# that pair alone reached 100% validation accuracy by step 150 (at chance for 300 steps with
+# the 1.1.0 dot).
 MARKER = (0.0, -0.55, 0.4)
 MARKER_COLOR = np.float32(20.0)
 
@@ -81,13 +80,18 @@ class ClipParams:
   background_start: np.ndarray    # [2] background offset (pixels) at the first frame
   background_end: np.ndarray      # [2]
   marker: bool = True             # draw the orientation dot (MARKER)
+  # A second object of the same look, drawn over the first (the splitting/merging pair):
+  # its state at the first and the last frame, or None.
+  twin_start: np.ndarray | None = None
+  twin_end: np.ndarray | None = None
 
 
 def reverse(params: ClipParams) -> ClipParams:
   """The parameters whose clip is `params`' clip played backwards (byte-identical frames)."""
   return dataclasses.replace(
       params, start=params.end, end=params.start,
-      background_start=params.background_end, background_end=params.background_start)
+      background_start=params.background_end, background_end=params.background_start,
+      twin_start=params.twin_end, twin_end=params.twin_start)
 
 
 def _interpolate(start: np.ndarray, end: np.ndarray, num_frames: int) -> np.ndarray:
@@ -152,6 +156,16 @@ def render(params: ClipParams, num_frames: int, size: int) -> np.ndarray:
   low, high = params.background_colors.astype(np.float32)
   background = low + (high - low) * blend
 
+  frames = _draw_object(background, params, states, xs, ys, size)
+  if params.twin_start is not None:
+    twin_states = _interpolate(params.twin_start, params.twin_end, num_frames)
+    frames = _draw_object(frames, params, twin_states, xs, ys, size)
+  return np.clip(np.rint(frames), 0, 255).astype(np.uint8)
+
+
+def _draw_object(background: np.ndarray, params: ClipParams, states: np.ndarray,
+                 xs: np.ndarray, ys: np.ndarray, size: int) -> np.ndarray:
+  """float32 [T, H, W, 3]: `background` with the object of `params` at `states` over it."""
   # Object: inverse-transform every pixel into object coordinates (radius 1 at the edge).
   x, y, radius, angle, opacity = (states[:, i, None, None] * (size if i < 3 else 1.0)
                                   for i in range(STATE_FIELDS))
@@ -166,16 +180,16 @@ def render(params: ClipParams, num_frames: int, size: int) -> np.ndarray:
   first, second = params.object_colors.astype(np.float32)
   colour = first + (second - first) * mix
   # A dark dot off the object's centre breaks its rotational symmetry (every shape repeats
-  # under a quarter or a third turn, and so do the textures), so the direction of a rotation
-  # shows in every pair of frames. Every motion class draws it, so it carries no class by
-  # itself; `appearance` clips go without, as the dot hides much of a small shape's outline.
+  # under a quarter or a third turn, and so do the textures); it made the direction of
+  # versions 1.1-1.3's rotation pair visible. Every motion class draws it, so it carries no
+  # class by itself, and keeping it keeps the other classes' clips byte-identical to 1.3.0.
+  # `appearance` clips go without, as the dot hides much of a small shape's outline.
   if params.marker:
     dot_u, dot_v, dot_radius = MARKER
     dot = np.clip(0.5 - (np.sqrt((u - dot_u) ** 2 + (v - dot_v) ** 2) - dot_radius) * radius,
                   0.0, 1.0).astype(np.float32)[..., None]
     colour = colour + (MARKER_COLOR - colour) * dot
-  frames = background + (colour - background) * alpha[..., None]
-  return np.clip(np.rint(frames), 0, 255).astype(np.uint8)
+  return background + (colour - background) * alpha[..., None]
 
 
 def _random_look(rng: np.random.Generator) -> dict:
@@ -219,15 +233,16 @@ def _background_motion(rng: np.random.Generator, size: int) -> tuple[np.ndarray,
   return start, start + shift
 
 
-def _forward_trajectory(pair: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-  """Start and end states of the first class of motion pair `pair` (right, down, grow, cw, appear)."""
-  # Rotating objects are larger: the dot then travels several pixels between sampled frames
-  # even in small crops. Size tells the rotation pair from the others, never cw from ccw.
-  radius = rng.uniform(0.30, 0.34) if pair == 3 else rng.uniform(0.13, 0.19)
+def _forward_trajectory(pair: int, rng: np.random.Generator):
+  """Start and end states of the first class of motion pair `pair` (right, down, grow, split,
+  appear), and the twin's start and end states (the splitting pair) or None."""
+  # Splitting objects are smaller, so that the two halves end clearly apart.
+  radius = rng.uniform(0.12, 0.15) if pair == 3 else rng.uniform(0.13, 0.19)
   angle = rng.uniform(0, 2 * np.pi)
   x, y = rng.uniform(radius + 0.04, 1 - radius - 0.04, size=2)
   start = np.array([x, y, radius, angle, 1.0])
   end = start.copy()
+  twin = None
   if pair in (0, 1):  # translate along x (pair 0) or y (pair 1) by 30-45% of the frame
     axis = pair
     distance = rng.uniform(0.30, 0.45)
@@ -239,15 +254,22 @@ def _forward_trajectory(pair: int, rng: np.random.Generator) -> tuple[np.ndarray
     margin = large + 0.02
     start[:2] = end[:2] = rng.uniform(margin, 1 - margin, size=2)
     start[2], end[2] = small, large
-  elif pair == 3:  # rotate clockwise on screen (y points down) by 200-260 degrees
-    # About 50 degrees between frames 7 apart: a large, fast turn of the dot is what tiny
-    # S3D-G picks up among the other motions (at 120-170 degrees it stayed near chance).
-    end[3] = start[3] + np.deg2rad(rng.uniform(200, 260))
+  elif pair == 3:  # split: two copies on top of each other part along a random direction
+    # Replaces 1.1-1.3's rotation pair, which tiny S3D-G learned in only 8 of 26 probes
+    # (README); parting halves are local translations, which it learns every time.
+    separation = rng.uniform(0.40, 0.50)
+    direction = rng.uniform(0, 2 * np.pi)
+    half = 0.5 * separation * np.array([np.cos(direction), np.sin(direction)])
+    margin = np.abs(half) + radius + 0.03
+    start[:2] = rng.uniform(margin, 1 - margin)
+    twin = (start.copy(), start.copy())
+    end[:2] = start[:2] - half
+    twin[1][:2] = start[:2] + half
   elif pair == 4:  # fade in from invisible
     start[4], end[4] = 0.0, 1.0
   else:
     raise ValueError(f"unknown motion pair {pair}")
-  return start, end
+  return start, end, twin
 
 
 def _random_trajectory(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -277,8 +299,9 @@ def make_params(task: str, label: int, rng: np.random.Generator, size: int) -> C
     raise ValueError(f"label {label} is out of range for the {task} task ({len(names)} classes).")
   look = _random_look(rng)
   background_start, background_end = _background_motion(rng, size)
+  twin = None
   if task == "motion":
-    start, end = _forward_trajectory(label // 2, rng)
+    start, end, twin = _forward_trajectory(label // 2, rng)
   else:
     start, end = _random_trajectory(rng)
     shape, look["pattern"] = divmod(label, len(PATTERNS))
@@ -289,6 +312,8 @@ def make_params(task: str, label: int, rng: np.random.Generator, size: int) -> C
     look["pattern_frequency"] = float(rng.uniform(1.2, 1.8))
   params = ClipParams(start=start, end=end, background_start=background_start,
                       background_end=background_end, **look)
+  if twin is not None:
+    params = dataclasses.replace(params, twin_start=twin[0], twin_end=twin[1])
   if task == "motion" and label % 2 == 1:
     params = reverse(params)
   return params
