@@ -54,8 +54,8 @@ def quickstart_config(model: str, *, steps: int, dataset: str, data_dir: str | N
     # AdamW, not the paper's SGD: tiny S3D-G from scratch at this batch size stayed at chance
     # for 420 steps with SGD at lr 0.1 (synthetic_motion 1.1.0), while AdamW at lr 0.003-0.01
     # learned every time (measured). 1000 steps: on synthetic_motion 1.4.0 tiny S3D-G's
-    # training accuracy reached 99% by step 700 in 3 of 3 seeds (README); on 1.1-1.3, whose rotation pair it
-    # learned in only 8 of 26 probes, 1500 steps gave 90-92%.
+    # training accuracy reached 99% by step 700 in 3 of 3 seeds (README); on 1.1-1.3, whose
+    # rotation pair it learned in only 8 of 26 probes, 1500 steps gave 90-92%.
     config.optim.name = "adamw"
     config.optim.learning_rate = 0.006
     config.optim.weight_decay = 1e-4
