@@ -38,13 +38,15 @@ def run_locally(runs: Sequence[runs_lib.Run], root: str, dry_run: bool = False,
     root = root if root.startswith("gs://") else os.path.abspath(root)
     run_env = local.run_environment(base={**os.environ, **(env or {})})
     started, t_start = [], time.time()
+    finished = [os.path.exists(os.path.join(run.workdir(root), runs_lib.RESULT_FILE))
+                for run in runs]
     for i, run in enumerate(runs, 1):
         workdir, main_args = run.workdir(root), run.main_args(root)
         argv = [python, "-m", jobs.MAIN_MODULE, *main_args]
         if dry_run:
             log(shlex.join(argv))
             continue
-        if os.path.exists(os.path.join(workdir, runs_lib.RESULT_FILE)):
+        if finished[i - 1]:
             log(f"[{i}/{len(runs)}] {run.name}: finished before "
                 f"({workdir}/{runs_lib.RESULT_FILE}), skipped")
             continue
@@ -57,9 +59,9 @@ def run_locally(runs: Sequence[runs_lib.Run], root: str, dry_run: bool = False,
                                "finished runs are skipped.")
         started.append(run.name)
         done_s = time.time() - t_start
-        left = len(runs) - i
+        left = finished[i:].count(False)  # runs finished before are skipped: not in the ETA
         log(f"[{i}/{len(runs)}] {run.name}: done in {time.time() - t_run:.0f} s; "
-            f"{left} left, about {done_s / len(started) * left / 60:.1f} min to go")
+            f"{left} left to train, about {done_s / len(started) * left / 60:.1f} min to go")
     return started
 
 

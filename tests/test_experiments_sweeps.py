@@ -2,6 +2,7 @@
 local runner starts the runs in order, skips finished ones and stops at a failure."""
 import json
 import os
+import shutil
 import stat
 import sys
 
@@ -100,9 +101,15 @@ def test_local_runner_runs_in_order_and_skips_finished_runs(tmp_path):
     assert result["argv"] == ["-u", "-m", "video_s3d.main", *runs[2].main_args(root)]
     assert (tmp_path / "runs" / "s3dg-s0" / "log.txt").exists()  # launch.local keeps the output
     assert any(line.startswith("[3/3] s3dg-s0: done") for line in lines)
+    assert any(line.startswith("[1/3] i3d-s0: done") and "2 left to train" in line for line in lines)
     # Started again: everything is finished, nothing runs.
     assert sweep.run_locally(runs, root, python=python, log=lines.append) == []
     assert (tmp_path / "calls.log").read_text().count("\n") == 3
+    # One run removed: only it trains, and the estimate counts no skipped run as to go.
+    shutil.rmtree(tmp_path / "runs" / "i3d-s0")
+    lines.clear()
+    assert sweep.run_locally(runs, root, python=python, log=lines.append) == ["i3d-s0"]
+    assert any(line.startswith("[1/3] i3d-s0: done") and "0 left to train" in line for line in lines)
 
 
 def test_local_runner_stops_at_the_first_failure(tmp_path):
