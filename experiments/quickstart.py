@@ -172,8 +172,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     runtime.hide_accelerators_from_tf()
     runtime.quiet_library_notices()
     started = time.time()
-    results = train_all(args.models, workdir=args.workdir, steps=args.steps, dataset=args.dataset,
-                        data_dir=args.data_dir, seed=args.seed)
+    from video_s3d import train
+    try:
+        results = train_all(args.models, workdir=args.workdir, steps=args.steps,
+                            dataset=args.dataset, data_dir=args.data_dir, seed=args.seed)
+    except (ValueError, FileNotFoundError, train.NonFiniteLossError) as e:
+        # A mistake the user can fix (as in video_s3d.main): the sentence, not a traceback.
+        print(f"Error: {e}", file=sys.stderr)
+        return 1
     print()
     print(table(results))
     print()

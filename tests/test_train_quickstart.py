@@ -63,3 +63,13 @@ def test_a_finished_run_is_reused_only_for_the_same_steps_and_classes(tmp_path):
     # test_checkpoint.py), never reported as if it were this dataset's result.
     assert not quickstart._finished(str(path), 10, ["a", "c"])
     assert not quickstart._finished(str(tmp_path / "absent.json"), 10, ["a", "b"])
+
+
+def test_a_mistake_is_one_sentence_not_a_traceback(monkeypatch, capsys):
+    def refuse(*args, **kwargs):
+        raise ValueError("runs/quickstart/tiny_s3dg already holds checkpoints trained on other "
+                         "classes; use a new --workdir.")
+    monkeypatch.setattr(quickstart, "train_all", refuse)
+    assert quickstart.main(["--workdir=unused"]) == 1
+    assert capsys.readouterr().err == ("Error: runs/quickstart/tiny_s3dg already holds checkpoints "
+                                       "trained on other classes; use a new --workdir.\n")
