@@ -1,6 +1,6 @@
 r"""The paper's findings, reproduced in miniature on the synthetic dataset, end to end on a CPU.
 
-  python -m experiments.paper_study                       # `make table`: about an hour on 2 CPU cores
+  python -m experiments.paper_study                       # `make table`: ~45 min on 2 CPU cores
   python -m experiments.paper_study --steps=40 --workdir=/tmp/study --out=/tmp/study_out
   python -m experiments.paper_study --dry_run             # the runs it would start
 
