@@ -319,9 +319,11 @@ def findings(rows: Sequence[speed_accuracy.RunRow]) -> list[Finding]:
             s3d_beats_i3d(s), gating_helps(s)]
 
 
-def findings_markdown(found: Sequence[Finding], num_runs: int) -> str:
-    lines = [f"# Paper findings on synthetic_motion ({num_runs} runs)", "",
-             "| # | claim | verdict | evidence |", "|---|---|---|---|"]
+def findings_markdown(found: Sequence[Finding], num_runs: int,
+                      warnings: Sequence[str] = ()) -> str:
+    lines = [f"# Paper findings on synthetic_motion ({num_runs} runs)", ""]
+    lines += [line for w in warnings for line in (f"**Warning:** {w}", "")]
+    lines += ["| # | claim | verdict | evidence |", "|---|---|---|---|"]
     for i, f in enumerate(found, 1):
         lines.append(f"| {i} | {f.claim} | **{f.verdict}** | {f.evidence} |")
     return "\n".join(lines) + "\n"
@@ -342,7 +344,7 @@ def run_study(workdir: str, out_dir: str, sweep_arg: str | None = None, dry_run:
         return []
     rows = speed_accuracy.write_report([run.workdir(root) for run in runs], out_dir, log=log)
     found = findings(rows)
-    text = findings_markdown(found, len(rows))
+    text = findings_markdown(found, len(rows), speed_accuracy.mixed_versions(rows))
     with open(os.path.join(out_dir, FINDINGS_FILE), "w", encoding="utf-8") as f:
         f.write(text)
     log(text)

@@ -59,6 +59,7 @@ class RunRow:
     reversed_video_top1: float | None = None
     pairwise_reversal: float | None = None
     num_videos: int | None = None
+    dataset_version: str | None = None
 
 
 def _is_gcs(path: str) -> bool:
@@ -114,7 +115,8 @@ def read_run(workdir: str) -> RunRow | None:
         video_top1=metrics.get("video_top1"), video_top5=metrics.get("video_top5"),
         reversed_video_top1=metrics.get("reversed_video_top1"),
         pairwise_reversal=metrics.get("pairwise_reversal_accuracy"),
-        num_videos=int(metrics["num_videos"]) if "num_videos" in metrics else None)
+        num_videos=int(metrics["num_videos"]) if "num_videos" in metrics else None,
+        dataset_version=result.get("dataset_version"))
 
 
 @functools.lru_cache(maxsize=None)
@@ -341,6 +343,28 @@ def plot_cut_points(rows: Sequence[RunRow], path: str) -> bool:
     return True
 
 
+def mixed_versions(rows: Sequence[RunRow]) -> list[str]:
+    """One sentence per dataset whose runs were trained on different versions of it.
+
+    A finished run is never trained again, so after a dataset changes (synthetic_motion 1.4.0
+    replaced a class pair) a re-started sweep would quietly compare old runs with new ones.
+    Runs from before versions were recorded count as 'unrecorded'.
+    """
+    by_dataset: dict[str, dict[str, list[str]]] = {}
+    for row in rows:
+        versions = by_dataset.setdefault(row.dataset, {})
+        versions.setdefault(row.dataset_version or "unrecorded", []).append(row.run)
+    warnings = []
+    for dataset, versions in sorted(by_dataset.items()):
+        if len(versions) > 1:
+            listed = "; ".join(f"{version}: {', '.join(sorted(runs))}"
+                               for version, runs in sorted(versions.items()))
+            warnings.append(f"the runs on {dataset} were trained on different versions of it "
+                            f"({listed}); move the older runs' workdirs aside and run the sweep "
+                            f"again before comparing them.")
+    return warnings
+
+
 # --------------------------------------------------------------------------- entry point
 def write_report(workdir_specs: Sequence[str], out_dir: str,
                  gmacs_fn: Callable[..., float] = model_gmacs,
@@ -356,14 +380,18 @@ def write_report(workdir_specs: Sequence[str], out_dir: str,
                                 "train them to the end first (or check --workdirs).")
     os.makedirs(out_dir, exist_ok=True)
     table = markdown_table(rows)
+    warnings = mixed_versions(rows)
     with open(os.path.join(out_dir, TABLE_NAME + ".md"), "w", encoding="utf-8") as f:
-        f.write(f"# Speed and accuracy ({len(rows)} runs)\n\n" + table)
+        f.write(f"# Speed and accuracy ({len(rows)} runs)\n\n"
+                + "".join(f"**Warning:** {w}\n\n" for w in warnings) + table)
     write_csv(rows, os.path.join(out_dir, TABLE_NAME + ".csv"))
     plot_speed_accuracy(rows, os.path.join(out_dir, TABLE_NAME + ".png"))
     written = [TABLE_NAME + ext for ext in (".md", ".csv", ".png")]
     if plot_cut_points(rows, os.path.join(out_dir, CUT_PLOT_NAME)):
         written.append(CUT_PLOT_NAME)
     log(table)
+    for warning in warnings:
+        log(f"WARNING: {warning}")
     log(f"wrote {', '.join(os.path.join(out_dir, w) for w in written)}")
     return rows
 

@@ -5,7 +5,9 @@ written by the trainer's writer (video_s3d.evaluate.write_result) with chosen ac
 the table, the plots and the findings run exactly as after real training, costs included
 (video_s3d.cost, traced for the tiny models at 8x32x32)."""
 import csv
+import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -157,6 +159,25 @@ def test_study_reports_every_finding_from_the_runs(study_dir, tmp_path):
     assert "S3D-G 94.0% vs S3D 91.0% (+3.0 points" in text     # gating on motion
     assert "in 4 of 4 comparisons" in text                     # top- vs bottom-heavy
     assert (tmp_path / "out" / "cut_points.png").exists()
+    assert "Warning" not in text  # every run on the same (here: unrecorded) dataset version
+
+
+def test_runs_on_different_dataset_versions_are_flagged(study_dir, tmp_path):
+    """A sweep re-started after a dataset changed would compare old runs with new ones."""
+    runs = ["tiny_i2d-motion-s0", "tiny_i3d-motion-s0", "tiny_i2d-appearance-s0"]
+    for run, version in zip(runs, ["1.3.0", "1.4.0", "1.3.0"]):
+        shutil.copytree(study_dir / run, tmp_path / run)
+        result = json.loads((tmp_path / run / "result.json").read_text())
+        (tmp_path / run / "result.json").write_text(json.dumps(dict(result, dataset_version=version)))
+    lines = []
+    rows = speed_accuracy.write_report([f"{tmp_path}/tiny_*"], str(tmp_path / "out"), log=lines.append)
+    warning = ("the runs on synthetic_motion/motion were trained on different versions of it "
+               "(1.3.0: tiny_i2d-motion-s0; 1.4.0: tiny_i3d-motion-s0); move the older runs' "
+               "workdirs aside and run the sweep again before comparing them.")
+    assert f"WARNING: {warning}" in lines and sum(l.startswith("WARNING") for l in lines) == 1
+    assert f"**Warning:** {warning}" in (tmp_path / "out" / "speed_accuracy.md").read_text()
+    found = paper_study.findings(rows)
+    assert warning in paper_study.findings_markdown(found, 3, speed_accuracy.mixed_versions(rows))
 
 
 def _rows_with(report_rows, changes):

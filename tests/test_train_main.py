@@ -49,6 +49,8 @@ def test_main_trains_evaluates_and_writes_a_self_describing_workdir(data_dir, tm
     assert result["model"] == SMALL_MODEL and result["step"] == 4
     assert result["train_clips_per_sec"] > 0 and result["eval_clips_per_sec"] > 0
     assert result["device"] == "8x cpu"  # conftest: 8 simulated CPU devices
+    from video_s3d.data.builders import synthetic_motion
+    assert result["dataset_version"] == str(synthetic_motion.SyntheticMotion.VERSION)
     metrics = result["metrics"]
     # 40 validation videos x 2 clips; motion classes come in reversal pairs.
     assert metrics["num_videos"] == 40 and metrics["num_clips"] == 80

@@ -29,6 +29,9 @@ class DatasetInfo:
   split_sizes: Mapping[str, int]          # split -> number of videos
   flip_allowed: bool                      # False where left/right is part of the class
   reversal_partner: list[int] | None      # class -> class of its time reversal (-1: none)
+  # The TFDS builder version (None for DMVR shards): results on different versions of a
+  # generated dataset are not comparable, so result.json records it.
+  version: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,7 +151,8 @@ class TfdsSource:
       sizes = {split: info.num_examples for split, info in self.builder.info.splits.items()}
     return DatasetInfo(name=self.name, num_classes=len(names), class_names=names,
                        split_sizes=sizes, flip_allowed=self.entry.flip_allowed,
-                       reversal_partner=self._reversal_partner(names))
+                       reversal_partner=self._reversal_partner(names),
+                       version=str(self.builder.version))
 
   def _reversal_partner(self, names: Sequence[str]) -> list[int] | None:
     if self.name.startswith("synthetic_motion/"):
