@@ -262,9 +262,10 @@ def _forward_trajectory(pair: int, rng: np.random.Generator):
     half = 0.5 * separation * np.array([np.cos(direction), np.sin(direction)])
     margin = np.abs(half) + radius + 0.03
     start[:2] = rng.uniform(margin, 1 - margin)
-    twin = (start.copy(), start.copy())
     end[:2] = start[:2] - half
-    twin[1][:2] = start[:2] + half
+    twin_end = start.copy()
+    twin_end[:2] = start[:2] + half
+    twin = (start.copy(), twin_end)
   elif pair == 4:  # fade in from invisible
     start[4], end[4] = 0.0, 1.0
   else:
