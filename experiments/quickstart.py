@@ -92,10 +92,11 @@ def train_all(models: Sequence[str], *, workdir: str, steps: int, dataset: str,
                                    seed=seed)
         if index == 0:
             inputs.ensure_ready(config.data)  # generate the dataset before the first run
+            class_names = inputs.dataset_info(config.data).class_names
         run_dir = os.path.join(workdir, run_dirname(models, index, seed))
         result_path = os.path.join(run_dir, "result.json")
         started = time.time()
-        if _finished(result_path, steps, inputs.dataset_info(config.data).class_names):
+        if _finished(result_path, steps, class_names):
             print(f"== {model}: finished earlier, reading {result_path}", flush=True)
         else:
             print(f"== {model}: training {steps} steps in {run_dir}", flush=True)
@@ -176,8 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         results = train_all(args.models, workdir=args.workdir, steps=args.steps,
                             dataset=args.dataset, data_dir=args.data_dir, seed=args.seed)
-    except (ValueError, FileNotFoundError, train.NonFiniteLossError) as e:
-        # A mistake the user can fix (as in video_s3d.main): the sentence, not a traceback.
+    except train.USER_ERRORS as e:  # as in video_s3d.main
         print(f"Error: {e}", file=sys.stderr)
         return 1
     print()

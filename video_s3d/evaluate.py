@@ -304,7 +304,7 @@ def write_result(workdir: str, *, config: ml_collections.ConfigDict, info, step:
     result = {
         "model": config.model.name,
         "dataset": config.data.name,
-        "dataset_version": getattr(info, "version", None),
+        "dataset_version": info.version,
         "num_classes": int(info.num_classes),
         "num_params": int(num_params),
         "step": int(step),

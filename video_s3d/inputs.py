@@ -28,6 +28,7 @@ class InMemoryInfo:
     split_sizes: dict[str, int]
     flip_allowed: bool = True
     reversal_partner: list[int] | None = None
+    version: str | None = None
 
 
 def dataset_info(data: ml_collections.ConfigDict):

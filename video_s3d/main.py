@@ -35,7 +35,7 @@ def main(argv):
             train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
         else:
             evaluate.evaluate(_CONFIG.value, _WORKDIR.value)
-    except (ValueError, FileNotFoundError, train.NonFiniteLossError) as e:
+    except train.USER_ERRORS as e:
         # A mistake the user can fix: the sentence, not a traceback (--verbosity=0 adds it).
         logging.info("details", exc_info=True)
         sys.exit(f"Error: {e}")

@@ -30,6 +30,11 @@ class NonFiniteLossError(RuntimeError):
     """The loss became NaN or Inf; the message names the step and the last good checkpoint."""
 
 
+# What training raises for a mistake the user can fix: entry points print the sentence, not a
+# traceback.
+USER_ERRORS = (ValueError, FileNotFoundError, NonFiniteLossError)
+
+
 # ----------------------------------------------------------------------- update step
 def make_train_step(model, tx: optax.GradientTransformation, schedule: optax.Schedule, mesh,
                     *, num_classes: int, label_smoothing: float, sync_batch_norm: bool,
