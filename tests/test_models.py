@@ -118,12 +118,21 @@ def test_any_input_size_at_or_above_the_minimum():
 @pytest.mark.slow
 def test_training_steps_reduce_the_loss():
     """tiny_s3dg for real: finite gradients for every parameter, BN statistics move, a few
-    SGD steps on one batch lower its loss, and logits are affine in PreLogits."""
+    optimiser steps on one batch lower its loss, and logits are affine in PreLogits.
+
+    Conditioned so the outcome survives any CPU's rounding: BatchNorm normalises each channel
+    over batch x T x H x W values, and at 4 clips of 32x32 the top blocks see 4 values per
+    channel (1x1x1 maps), so 1/std and the gradients (|g| ~ 800, since BN makes the loss
+    invariant to the 0.01-scale kernels) blow up and any step size gave a chaotic loss curve
+    (measured: SGD 0.002-1.0 and Adam 1e-4-1e-3 all non-monotone). At 8 clips of 64x64 with
+    Adam's per-parameter steps of 1e-4 (1% of the kernels' scale) the loss falls at every step
+    by 0.03 or more (1.53 -> 0.93 in 4 steps here, the same at XLA optimisation level 0 and for
+    another input seed)."""
     model = models.create("tiny_s3dg", 4, dropout_rate=0.0)
-    x = jax.random.uniform(jax.random.key(3), (4, 8, 32, 32, 3), minval=-1, maxval=1)
-    labels = jnp.arange(4)
+    x = jax.random.uniform(jax.random.key(3), (8, 8, 64, 64, 3), minval=-1, maxval=1)
+    labels = jnp.arange(8) % 4
     variables = lively(_abstract_init(model, x.shape)[0])  # numpy init: no XLA compile
-    optimizer = optax.sgd(0.5, momentum=0.9)
+    optimizer = optax.adam(1e-4)
 
     @jit
     def step(params, batch_stats, opt_state):
@@ -153,7 +162,8 @@ def test_training_steps_reduce_the_loss():
             np.testing.assert_allclose(
                 logits, pre_logits @ head["kernel"][0, 0, 0] + head["bias"], atol=1e-4)
         params, batch_stats = new_params, new_state["batch_stats"]
-    assert losses[-1] < losses[0] - 0.1, losses
+    assert all(b < a for a, b in zip(losses, losses[1:])), losses
+    assert losses[-1] < losses[0] - 0.25, losses
     moved = jax.tree.map(lambda a, b: float(jnp.abs(a - b).max()), batch_stats, variables["batch_stats"])
     assert min(jax.tree.leaves(moved)) > 0
 
