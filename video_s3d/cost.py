@@ -130,8 +130,10 @@ def measure(
     num_classes: int = 400,
     batch: int = 1,
     dtype: str = "float32",
+    in_channels: int = 3,
 ) -> ModelCost:
-    """Cost of model `name` on [batch, frames, size, size, 3] clips (nothing is computed)."""
+    """Cost of model `name` on [batch, frames, size, size, in_channels] clips (nothing is
+    computed); in_channels=2 is the flow stream (x, y)."""
     import jax
     import jax.numpy as jnp
 
@@ -143,7 +145,7 @@ def measure(
     min_t, min_s = models.minimum_input(spec)
     if frames < min_t or size < min_s:
         raise ValueError(f"{name} needs at least {min_t} frames of {min_s}x{min_s}; got {frames}x{size}.")
-    x = jax.ShapeDtypeStruct((batch, frames, size, size, 3), jnp.float32)
+    x = jax.ShapeDtypeStruct((batch, frames, size, size, in_channels), jnp.float32)
     rngs = {"params": jax.random.key(0), "dropout": jax.random.key(1)}
     variables = jax.eval_shape(lambda x: model.init(rngs, x, train=False), x)
     params = sum(math.prod(p.shape) for p in jax.tree.leaves(variables["params"]))
@@ -168,7 +170,7 @@ def measure(
         one, two = (
             saved_residual_bytes(
                 train_loss, variables["params"], variables["batch_stats"],
-                jax.ShapeDtypeStruct((b, frames, size, size, 3), jnp.float32),
+                jax.ShapeDtypeStruct((b, frames, size, size, in_channels), jnp.float32),
             )
             for b in (1, 2)
         )
@@ -195,7 +197,8 @@ def _out_size(size: int, window: int, stride: int, padding: str) -> int:
     return (size + 2 * ((window - 1) // 2) - window) // stride + 1
 
 
-def analytic_macs(spec, frames: int, size: int, num_classes: int) -> dict[str, int]:
+def analytic_macs(spec, frames: int, size: int, num_classes: int,
+                  in_channels: int = 3) -> dict[str, int]:
     """Dense multiply-adds per layer (Conv_1a, Conv_2b, Conv_2c, Mixed_*, Logits) for one
     clip, from REFERENCE.md's layer table and `spec` only (no model code involved)."""
     from video_s3d.models.spec import INCEPTION_CHANNELS, LAYER_NAMES
@@ -224,7 +227,7 @@ def analytic_macs(spec, frames: int, size: int, num_classes: int) -> dict[str, i
 
     macs = {}
     c64 = ch(64)
-    macs["Conv_1a"], t, h = layer_conv(spec.stem, 3, c64, 7, t, h, 2)
+    macs["Conv_1a"], t, h = layer_conv(spec.stem, in_channels, c64, 7, t, h, 2)
     t, h = t, _out_size(h, 3, 2, pad)  # MaxPool_2a
     macs["Conv_2b"] = conv(c64, c64, 1, t, h)
     c = c64
@@ -252,12 +255,14 @@ def analytic_macs(spec, frames: int, size: int, num_classes: int) -> dict[str, i
     return macs
 
 
-def gmacs(name: str, frames: int, size: int, num_classes: int = 400) -> float:
+def gmacs(name: str, frames: int, size: int, num_classes: int = 400,
+          in_channels: int = 3) -> float:
     """Dense multiply-adds per clip in G, from the spec alone: instant, and equal to
     `measure(...).gmacs` (the tests hold them equal)."""
     from video_s3d.models import get_spec
 
-    return sum(analytic_macs(get_spec(name), frames, size, num_classes).values()) / 1e9
+    return sum(analytic_macs(get_spec(name), frames, size, num_classes, in_channels).values()
+               ) / 1e9
 
 
 def valid_taps(size: int, window: int, stride: int, padding: str) -> int:

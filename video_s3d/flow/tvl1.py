@@ -14,9 +14,10 @@ checked against OpenCV's:
     both loops stop once the squared flow change of an inner step falls to epsilon^2 * area;
   * the flow is upsampled bilinearly to the next level and divided by `scale_step`.
 
-What differs from OpenCV, on purpose: every loop runs its fixed count (`lax.fori_loop`, static
-shapes) and the stopping rule freezes the pair's state instead of leaving the loop, so a batch of
-pairs is one program on CPU, GPU or TPU; `remap`'s 1/32-pixel quantisation of the sample
+What differs from OpenCV, on purpose: a batch of pairs is one program with static shapes on CPU,
+GPU or TPU, so the stopping rule freezes a converged pair's state and the loop (a
+`lax.while_loop` bounded by the iteration counts) ends when every pair of the batch has
+converged: each pair's result is the one it would get alone; `remap`'s 1/32-pixel quantisation of the sample
 position is not reproduced (we sample at the exact position); the illumination term (`gamma`,
 0 = off by OpenCV's default) is not implemented.
 
@@ -182,6 +183,10 @@ def _one_scale(i0, i1, u1, u2, params: TVL1Params):
     zeros = jnp.zeros_like(i0)
     tiny = np.finfo(np.float32).eps
 
+    def running(count):
+        # OpenCV's loop condition, for the batch: go on while some pair has not converged.
+        return lambda carry: (carry[0] < count) & jnp.any(carry[-1] > scaled_epsilon)
+
     def gate(active, new, old):
         return tuple(jnp.where(active[:, None, None], n, o) for n, o in zip(new, old))
 
@@ -193,8 +198,8 @@ def _one_scale(i0, i1, u1, u2, params: TVL1Params):
         rho_c = i1w - i1wx * u1 - i1wy * u2 - i0
         error = jnp.full((batch,), np.finfo(np.float32).max, jnp.float32)
 
-        def inner_step(_, carry):
-            (u1, u2, p11, p12, p21, p22), error = carry
+        def inner_step(carry):
+            n, (u1, u2, p11, p12, p21, p22), error = carry
             active = error > scaled_epsilon
             # Thresholding step: v minimises the data term plus (u - v)^2 / (2 theta).
             rho = rho_c + i1wx * u1 + i1wy * u2
@@ -212,19 +217,20 @@ def _one_scale(i0, i1, u1, u2, params: TVL1Params):
             new = ((p11 + taut * u1x) / ng1, (p12 + taut * u1y) / ng1,
                    (p21 + taut * u2x) / ng2, (p22 + taut * u2y) / ng2)
             state = gate(active, (new_u1, new_u2) + new, (u1, u2, p11, p12, p21, p22))
-            return state, jnp.where(active, new_error, error)
+            return n + 1, state, jnp.where(active, new_error, error)
 
-        def outer_step(_, carry):
-            (u1, u2, *duals), error = carry
+        def outer_step(carry):
+            n, (u1, u2, *duals), error = carry
             if params.median_filtering > 1:
                 active = error > scaled_epsilon
                 u1, u2 = gate(active, (_median_filter(u1, params.median_filtering),
                                        _median_filter(u2, params.median_filtering)), (u1, u2))
-            return lax.fori_loop(0, params.inner_iterations, inner_step,
-                                 ((u1, u2, *duals), error))
+            _, state, error = lax.while_loop(
+                running(params.inner_iterations), inner_step, (0, (u1, u2, *duals), error))
+            return n + 1, state, error
 
-        state, _ = lax.fori_loop(0, params.outer_iterations, outer_step,
-                                 ((u1, u2, p11, p12, p21, p22), error))
+        _, state, _ = lax.while_loop(running(params.outer_iterations), outer_step,
+                                     (0, (u1, u2, p11, p12, p21, p22), error))
         return state
 
     state = (u1, u2, zeros, zeros, zeros, zeros)

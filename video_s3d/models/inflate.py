@@ -10,6 +10,11 @@ the source variable with the same path:
     starts as the identity: 'temporal_conv' centre tap = I, bias 0, and under the
     torchvision convention 'temporal_bn' scale 1, bias 0, mean 0, var 1 - eps (so BN
     divides by exactly 1);
+  * a first layer (Conv_1a) taking another number of input channels than the source's -- a
+    flow network (2 channels: x, y) from RGB weights -- gets the source kernel averaged over
+    its input channels, repeated for each target channel (then inflated over time as above);
+    that averaging is the flow stream's ImageNet initialisation as issue 18 states it (the
+    I3D release's text on it is not verified here);
   * everything else of equal shape is copied (BN, 1x1x1 convs, gates if the source has
     them, the classifier if the class counts agree);
   * gates the source lacks, and a classifier of another size, keep the target's values.
@@ -61,7 +66,17 @@ def _identity_value(path: tuple[str, ...], target_leaf) -> Any:
     return None
 
 
+def _match_input_channels(path: tuple[str, ...], source_leaf, target_leaf):
+    """The stem kernel averaged over the source's input channels, once per target channel."""
+    if (path[-1] == "kernel" and "Conv_1a" in path and len(target_leaf.shape) == 5
+            and source_leaf.shape[-2] != target_leaf.shape[-2]):
+        mean = jnp.mean(jnp.asarray(source_leaf, jnp.float32), axis=-2, keepdims=True)
+        return jnp.repeat(mean, target_leaf.shape[-2], axis=-2)
+    return source_leaf
+
+
 def _inflate_leaf(path: tuple[str, ...], source_leaf, target_leaf) -> Any:
+    source_leaf = _match_input_channels(path, source_leaf, target_leaf)
     if source_leaf.shape == target_leaf.shape:
         return jnp.asarray(source_leaf, target_leaf.dtype)
     is_kernel = path[-1] == "kernel" and len(target_leaf.shape) == 5
