@@ -7,8 +7,9 @@
 Prints frame pairs per second for OpenCV (CPU, its own thread pool) and for ours on every JAX
 backend present (CPU always; GPU / TPU when there is one), the compile time apart, and the mean
 end-point error between our flow and OpenCV's. The frames are a panning texture with a disc
-moving against it, encoded nowhere: the speed does not depend on the content (fixed iteration
-counts); the EPE is an agreement check, not an accuracy claim.
+moving against it. Both implementations stop iterating at OpenCV's tolerance, so the speed depends
+somewhat on the content (ours: a batch runs until its slowest pair converges); the EPE is an
+agreement check, not an accuracy claim.
 On a shared machine the numbers are ratios measured side by side in one run, not absolutes.
 """
 
