@@ -1,8 +1,9 @@
 """TV-L1 flow in JAX: known motions recovered, OpenCV's DualTVL1 matched, the I3D protocol.
 
 Every flow computation here is one 64x64 pair with 3 pyramid levels (the other parameters
-OpenCV's defaults), so the program compiles once for the whole file; the tests are about correctness,
-the default 5 levels at 256 pixels are the benchmark's (`python -m video_s3d.flow.bench`).
+OpenCV's defaults), so the program compiles once for the whole file; the tests are about
+correctness, the default 5 levels at 256 pixels are the benchmark's
+(`python -m video_s3d.flow.bench`).
 """
 from __future__ import annotations
 

@@ -17,9 +17,9 @@ checked against OpenCV's:
 What differs from OpenCV, on purpose: a batch of pairs is one program with static shapes on CPU,
 GPU or TPU, so the stopping rule freezes a converged pair's state and the loop (a
 `lax.while_loop` bounded by the iteration counts) ends when every pair of the batch has
-converged: each pair's result is the one it would get alone; `remap`'s 1/32-pixel quantisation of the sample
-position is not reproduced (we sample at the exact position); the illumination term (`gamma`,
-0 = off by OpenCV's default) is not implemented.
+converged: each pair's result is the one it would get alone; `remap`'s 1/32-pixel
+quantisation of the sample position is not reproduced (we sample at the exact position); the
+illumination term (`gamma`, 0 = off by OpenCV's default) is not implemented.
 
 Defaults are OpenCV's (`DualTVL1OpticalFlow::create`, and the getters of
 opencv-contrib-python-headless 5.0.0.93 return the same: tau 0.25, lambda 0.15, theta 0.3,
