@@ -52,6 +52,14 @@ class Normalization:
         scale, offset = self._scale_and_offset(jnp)
         return frames.astype(jnp.float32) * scale - offset
 
+    def model_input(self, frames: Any) -> Any:
+        """What a jitted program feeds its model: uint8 frames normalised here, on the device;
+        floating-point frames are taken as already normalised (clips made by tests and tools)
+        and pass unchanged. Decided from the dtype when tracing, so it costs nothing."""
+        if jnp.issubdtype(frames.dtype, jnp.integer):
+            return self(frames)
+        return frames
+
     def numpy(self, frames: np.ndarray) -> np.ndarray:
         """The same map in numpy, for host-side code and tests."""
         scale, offset = self._scale_and_offset(np)
