@@ -43,13 +43,19 @@ def test_one_crop_window_for_all_frames_and_flips_only_where_allowed(ramp_shards
   kwargs = dict(batch_size=16, num_frames=4, crop_size=16, seed=0, process_index=0,
                 process_count=1, crop_area_range=(0.2, 0.6))
   for name, may_flip in ((ramp_shards, True), (ramp_shards + "&flip=false", False)):
-    video = next(pipeline.train_iterator(name, **kwargs))["video"]
+    batch = next(pipeline.train_iterator(name, **kwargs))
+    video = pipeline.apply_flips(batch)  # what the train step sees after its on-device flip
     # Same window on identical frames gives identical crops...
     np.testing.assert_array_equal(video, np.repeat(video[:, :1], 4, axis=1))
     # ...while different clips got different windows (the check above is not vacuous).
     assert len({clip[0].tobytes() for clip in video}) > 8
     red_slope = np.sign(video[:, 0, :, -1, 0].mean(-1) - video[:, 0, :, 0, 0].mean(-1))
     assert (red_slope < 0).any() == may_flip  # a mirrored ramp has red falling along x
+    np.testing.assert_array_equal(red_slope < 0, batch["flip"])  # exactly the flagged clips
+    # Mirroring on the host instead gives the same clips, and flags none.
+    on_host = next(pipeline.train_iterator(name, flip_on_device=False, **kwargs))
+    np.testing.assert_array_equal(on_host["video"], video)
+    assert not on_host["flip"].any()
   with pytest.raises(ValueError, match="forbids horizontal flips"):
     pipeline.train_dataset(ramp_shards + "&flip=false", flip=True, **kwargs)
 

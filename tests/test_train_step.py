@@ -168,3 +168,35 @@ def test_uint8_batches_are_normalised_inside_the_steps_as_the_float_path_was():
         jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5),
                      stats_step(uint8_state.variables, video_u8),
                      stats_step(uint8_state.variables, video_f32))
+
+
+def test_flagged_clips_are_mirrored_inside_the_step_as_the_host_would_have():
+    """The pipeline leaves flips to the device: {'video', 'flip'} in the step equals the
+    host-mirrored clips, for the train step and the batch-statistics step."""
+    from video_s3d import normalization
+    from video_s3d.data import pipeline
+    config = small_config()
+    mesh = parallel.make_mesh(jax.devices()[:1])
+    model = train_state.create_model(config, config.data.num_classes)
+    tx = optim.make_optimizer(config.optim, config.num_train_steps)
+    rng = np.random.default_rng(1)
+    batch = {"video": rng.integers(0, 256, (8, 4, 16, 16, 3), dtype=np.uint8),
+             "label": rng.integers(0, config.data.num_classes, 8).astype(np.int32),
+             "flip": np.array([True, False] * 4)}
+    host = {"video": pipeline.apply_flips(batch), "label": batch["label"]}
+    assert not np.array_equal(host["video"], batch["video"])
+    step = train.make_train_step(
+        model, tx, optim.make_schedule(config.optim, config.num_train_steps), mesh,
+        num_classes=config.data.num_classes, label_smoothing=0.0, sync_batch_norm=True,
+        freeze_batch_norm=False, seed=0, input_normalization=normalization.Normalization())
+    losses = []
+    for feed in (batch, host):
+        state = train_state.create_state(model, tx, config, mesh, jax.random.key(0))
+        state, metrics = step(state, parallel.host_to_global(feed, mesh))  # donates the old one
+        losses.append(float(metrics["loss"]))
+    np.testing.assert_allclose(losses[0], losses[1], rtol=1e-5)
+    stats_step = train.make_batch_stats_step(model, mesh, sync_batch_norm=True)
+    clips = {"video": batch["video"], "flip": batch["flip"]}
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5),
+                 stats_step(state.variables, parallel.host_to_global(clips, mesh)),
+                 stats_step(state.variables, parallel.host_to_global(host["video"], mesh)))

@@ -6,7 +6,8 @@ step fed from it measures compute alone (the benchmark's compute-bound column) a
 tests can exercise the training loop without building a dataset.
 
 Both sources hand out host-local numpy batches `{'video': u8 [B,T,S,S,3], 'label': i32 [B]}`
-(the jitted programs normalise them on the device, `video_s3d.normalization`) and iterators
+(the pipeline adds 'flip': bool [B]; the jitted programs mirror flagged clips and normalise on
+the device, `video_s3d.normalization`) and iterators
 with `save(path)` / `restore(path)` for exact resume.
 """
 from __future__ import annotations

@@ -60,6 +60,16 @@ class Normalization:
             return self(frames)
         return frames
 
+    def train_input(self, batch: dict[str, Any]) -> Any:
+        """`model_input` of a training batch, its clips flagged in 'flip' (if any) mirrored
+        left-right first: the pipeline leaves that to the device, where it fuses with this
+        map into one pass (data/pipeline.py)."""
+        video = batch["video"]
+        if "flip" in batch:
+            flip = batch["flip"].reshape((-1,) + (1,) * (video.ndim - 1))
+            video = jnp.where(flip, jnp.flip(video, axis=-2), video)
+        return self.model_input(video)
+
     def numpy(self, frames: np.ndarray) -> np.ndarray:
         """The same map in numpy, for host-side code and tests."""
         scale, offset = self._scale_and_offset(np)

@@ -48,7 +48,7 @@ def make_train_step(model, tx: optax.GradientTransformation, schedule: optax.Sch
     input_normalization = input_normalization or normalization.Normalization()
 
     def per_device_step(state: TrainState, batch: dict[str, jax.Array]):
-        video = input_normalization.model_input(batch["video"])
+        video = input_normalization.train_input(batch)  # uint8 -> float, flips, on device
         # Each device draws its own dropout mask; the stream depends only on (seed, step).
         dropout_key = jax.random.fold_in(jax.random.fold_in(base_key, state.step),
                                          lax.axis_index(parallel.BATCH_AXIS))
@@ -104,7 +104,9 @@ def make_batch_stats_step(model, mesh, *, sync_batch_norm: bool, compiler_option
     input_normalization = input_normalization or normalization.Normalization()
 
     def per_device(variables, video):
-        video = input_normalization.model_input(video)
+        # A training batch {'video', 'flip'} is mirrored as in the train step; or bare clips.
+        video = (input_normalization.train_input(video) if isinstance(video, dict)
+                 else input_normalization.model_input(video))
 
         def updated_from(value):
             start = jax.tree.map(lambda s: jnp.full_like(s, value), variables["batch_stats"])
@@ -139,7 +141,8 @@ def recompute_batch_norm(state: TrainState, stats_step, config, mesh, local_batc
     total = None
     for _ in range(int(config.precise_bn_batches)):
         batch = next(stream)
-        stats = stats_step(state.variables, parallel.host_to_global(batch["video"], mesh))
+        clips = {key: batch[key] for key in ("video", "flip") if key in batch}
+        stats = stats_step(state.variables, parallel.host_to_global(clips, mesh))
         total = stats if total is None else jax.tree.map(jnp.add, total, stats)
     averaged = jax.jit(lambda t: jax.tree.map(lambda x: x / config.precise_bn_batches, t))(total)
     return state.replace(batch_stats=averaged)
@@ -300,7 +303,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     try:
         while step < total_steps:
             batch = next(train_iter)
-            batch = parallel.host_to_global({"video": batch["video"], "label": batch["label"]}, mesh)
+            batch = parallel.host_to_global(
+                {key: batch[key] for key in ("video", "label", "flip") if key in batch}, mesh)
             state, metrics = train_step(state, batch)
             step += 1
             window.append((step, metrics))

@@ -75,7 +75,8 @@ def bench_model(model_name: str, args: argparse.Namespace, mesh) -> list[dict]:
             metrics = None
             for _ in range(n):
                 batch = next(source)
-                batch = parallel.host_to_global({"video": batch["video"], "label": batch["label"]}, mesh)
+                batch = parallel.host_to_global(
+                    {key: batch[key] for key in ("video", "label", "flip") if key in batch}, mesh)
                 holder["state"], metrics = step_fn(holder["state"], batch)
             jax.block_until_ready(metrics)
         return run

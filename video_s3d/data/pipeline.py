@@ -4,7 +4,8 @@ Both are a named sequence of small steps over raw elements from `sources` (a vid
 JPEG strings, its label and its index in the split):
 
     train: read (this host's videos) -> repeat -> sample window -> shuffle
-           -> decode+crop (one random window for all frames) -> flip -> [resize] -> batch
+           -> decode+crop (one random window for all frames) -> [resize] -> batch
+           (+ a per-clip flip flag: the jitted step mirrors flagged clips on the device)
     eval:  read (this host's videos) -> sample N clips -> decode+crop (centre / 3 crops)
            -> [resize] -> [reverse time] -> pad with masked examples -> batch
 
@@ -90,12 +91,16 @@ def train_dataset(name: str, *, data_dir: str | None = None, split: str = "train
                   process_count: int | None = None, flip: bool | None = None,
                   crop_area_range: tuple[float, float] | None = None,
                   crop_aspect_range=(3 / 4, 4 / 3), train_crop: str = RANDOM_RESIZED_CROP,
-                  short_clip: str | None = None,
+                  short_clip: str | None = None, flip_on_device: bool = True,
                   shuffle_buffer: int = 256, fused_decode: bool = True) -> tf.data.Dataset:
-  """Infinite dataset of host-local batches {'video': u8 [B,T,S,S,3], 'label': i32 [B]}.
+  """Infinite dataset of host-local batches {'video': u8 [B,T,S,S,3], 'label': i32 [B],
+  'flip': bool [B]}.
 
   `flip=None` flips at random where the dataset allows it; `flip=True` on a dataset whose
-  classes depend on left/right is refused. `train_crop="paper"`: a crop_size square at a random
+  classes depend on left/right is refused. With `flip_on_device` (the default) the frames are
+  left as decoded and 'flip' says which clips the consumer mirrors (`apply_flips`; train.py
+  does it inside the step, where it is cheaper); otherwise the host mirrors them and 'flip'
+  is all False. `train_crop="paper"`: a crop_size square at a random
   position of the stored frames, decoded and never resized (frames whose short side is below
   crop_size: the largest square, scaled up). `"random_resized"`: the crop covers a random
   fraction of the frame in `crop_area_range` (None: the dataset's default, (0.4, 1) for real
@@ -146,11 +151,13 @@ def train_dataset(name: str, *, data_dir: str | None = None, split: str = "train
       window = video_ops.random_crop_window(image_hw, crop_seed, area_range=crop_area_range,
                                             aspect_range=crop_aspect_range)
     frames = decode(clip["jpegs"], window)
-    if flip:  # on the crop, before any resize: fewer pixels, and resizing commutes with it
-      frames = video_ops.random_flip(frames, video_ops.sub_seed(clip["seed"], _FLIP))
+    mirrored = tf.logical_and(flip, video_ops.flip_draw(video_ops.sub_seed(clip["seed"], _FLIP)))
+    if flip and not flip_on_device:  # on the crop, before any resize (they commute)
+      frames = tf.cond(mirrored, lambda: video_ops.mirror(frames), lambda: frames)
+      mirrored = tf.constant(False)
     frames = video_ops.resize(frames, crop_size)  # a no-op for crop_size squares
     return {"video": tf.ensure_shape(frames, [num_frames, crop_size, crop_size, 3]),
-            "label": clip["label"]}
+            "label": clip["label"], "flip": mirrored}
 
   ds = ds.map(sample, num_parallel_calls=tf.data.AUTOTUNE)
   ds = ds.shuffle(shuffle_buffer, seed=seed)
@@ -186,7 +193,9 @@ class TrainIterator:
     return self
 
   def __next__(self) -> dict[str, np.ndarray]:
-    return {key: value.numpy() for key, value in next(self._iterator).items()}
+    # np.asarray shares the tensor's buffer; .numpy() would copy every batch (~10% of the
+    # paper crop's pipeline time on one thread, data/bench.py).
+    return {key: np.asarray(value) for key, value in next(self._iterator).items()}
 
   def save(self, path: str) -> str:
     tf.io.gfile.makedirs(path)
@@ -198,6 +207,13 @@ class TrainIterator:
       raise FileNotFoundError(f"No saved data iterator under {path}: pass the directory given "
                               f"to save().")
     self._checkpoint.read(prefix).assert_consumed()
+
+
+def apply_flips(batch: dict[str, np.ndarray]) -> np.ndarray:
+  """The batch's videos with the clips flagged in 'flip' mirrored left-right (host, numpy)."""
+  video = batch["video"]
+  flip = np.asarray(batch.get("flip", np.zeros(len(video), bool)))
+  return np.where(flip[:, None, None, None, None], video[:, :, :, ::-1], video)
 
 
 def train_iterator(name: str, **kwargs) -> TrainIterator:

@@ -224,14 +224,19 @@ def mirror(frames: tf.Tensor) -> tf.Tensor:
   return tf.reshape(tf.reverse(rows, axis=[1]), shape)
 
 
-def random_flip(frames: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-  """Mirror all frames left-right together with probability 1/2.
+def flip_draw(seed: tf.Tensor) -> tf.Tensor:
+  """bool []: whether a clip is mirrored (probability 1/2)."""
+  return tf.random.stateless_uniform([], seed) < 0.5
 
-  Meant for the uint8 crop before `resize`: 4x fewer bytes to move than float32, and a
-  half-pixel-centred bilinear resize commutes with mirroring, so the result is the same.
+
+def random_flip(frames: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+  """Mirror all frames left-right together when `flip_draw(seed)`, on the host.
+
+  The trainer instead mirrors on the device (pipeline `flip_on_device`): on one CPU thread the
+  host mirror cost a fifth of the paper crop's decode (data/bench.py). Meant for the uint8 crop
+  before `resize`: a half-pixel-centred bilinear resize commutes with mirroring.
   """
-  flip = tf.random.stateless_uniform([], seed) < 0.5
-  return tf.cond(flip, lambda: mirror(frames), lambda: frames)
+  return tf.cond(flip_draw(seed), lambda: mirror(frames), lambda: frames)
 
 
 def reverse_time(frames: tf.Tensor) -> tf.Tensor:
