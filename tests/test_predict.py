@@ -45,7 +45,8 @@ def test_views_are_the_eval_pipelines_views(workdir):
             batch_size=num_clips * num_crops, central_fraction=fraction, fused_decode=False,
             process_index=0, process_count=1, **settings))["video"]
         views = inference.evaluation_views(frames, central_fraction=fraction, **settings)
-        assert views.shape == (num_clips * num_crops, 6, 24, 24, 3) and views.dtype == np.uint8  # normalised on device
+        # uint8: the model's jitted forward normalises them.
+        assert views.shape == (num_clips * num_crops, 6, 24, 24, 3) and views.dtype == np.uint8
         np.testing.assert_array_equal(views, expected)
         assert len({v.tobytes() for v in views}) == len(views)  # 16 frames: clips differ
 

@@ -161,7 +161,8 @@ def test_uint8_batches_are_normalised_inside_the_steps_as_the_float_path_was():
         eval_step = evaluate.make_eval_step(model, mesh, input_normalization=norm)
         stats_step = train.make_batch_stats_step(model, mesh, sync_batch_norm=True,
                                                  input_normalization=norm)
-        video_u8, video_f32 = (parallel.host_to_global(v, mesh) for v in (frames, norm.numpy(frames)))
+        video_u8, video_f32 = (parallel.host_to_global(v, mesh)
+                               for v in (frames, norm.numpy(frames)))
         np.testing.assert_allclose(np.asarray(eval_step(uint8_state.variables, video_u8)),
                                    np.asarray(eval_step(uint8_state.variables, video_f32)),
                                    rtol=1e-4, atol=1e-5)

@@ -4,9 +4,9 @@
 
 The serving signature `serving_default` takes `frames`: uint8 [batch, T, H, W, 3] RGB, with
 T, H, W fixed by the run's config (num_frames, crop_size) and any batch size; it normalises
-them inside with the run's own statistics (`video_s3d.normalization`; [-1, 1] unless the run
-set config.data.input_mean / input_std) and returns `logits` and `probabilities` (float32 [batch, classes]). Clip
-sampling and cropping stay outside, as in `predict`. The loaded object also carries
+them inside with the run's own statistics (`video_s3d.normalization`; [-1, 1] unless the
+run set config.data.input_mean / input_std) and returns `logits` and `probabilities`
+(float32 [batch, classes]). Clip sampling and cropping stay outside, as in `predict`. The loaded object also carries
 `class_names` (a string variable) and `input_shape` ([T, H, W, 3]).
 
 The model is serialized as StableHLO for `--platforms` (default: this machine's backend);

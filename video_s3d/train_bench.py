@@ -135,7 +135,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--num_frames", type=int, default=5)
     parser.add_argument("--stride", type=int, default=7)
     parser.add_argument("--crop_size", type=int, default=48)
-    parser.add_argument("--train_crop", default="random_resized", choices=("paper", "random_resized"),
+    parser.add_argument("--train_crop", default="random_resized",
+                        choices=("paper", "random_resized"),
                         help="training crop (config.data.train_crop)")
     parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
     parser.add_argument("--steps", type=int, default=10, help="timed steps per feed")

@@ -114,7 +114,8 @@ def step_profile(jpegs: list[bytes], *, train_crop: str, num_frames: int, crop_s
 
   The steps get the inputs they get in the pipeline: `num_frames` JPEGs and the mode's crop
   windows; flip and resize the fused decode's uint8 crops (resize is a no-op for the paper
-  crop; the flip is shown for reference: the pipeline leaves it to the device). 'decode: fused, 16x16 at the bottom-right' is the least any crop can cost:
+  crop; the flip is shown for reference: the pipeline leaves it to the device).
+  'decode: fused, 16x16 at the bottom-right' is the least any crop can cost:
   libjpeg-turbo skips the inverse DCT, upsampling and colour conversion outside the crop, but
   must still Huffman-decode every block of every row down to the crop's last one.
   """
@@ -176,7 +177,8 @@ def _step_rows(mode: str, steps: dict[str, float], fused_rate: float) -> list[tu
   rows += [
       ("  rest: read, sample, shuffle, batch, tf.data", f"{1000 / fused_rate - accounted:.3f}"),
       ("  full pipeline, fused (1000 / frames/s)", f"{1000 / fused_rate:.3f}"),
-      ("  whole-frame / fused decode", f"{steps['decode: whole frame, then crop'] / steps[DECODE_ALONE]:.2f}x"),
+      ("  whole-frame / fused decode",
+       f"{steps['decode: whole frame, then crop'] / steps[DECODE_ALONE]:.2f}x"),
   ]
   return rows
 

@@ -233,7 +233,7 @@ def random_flip(frames: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
   """Mirror all frames left-right together when `flip_draw(seed)`, on the host.
 
   The trainer instead mirrors on the device (pipeline `flip_on_device`): on one CPU thread the
-  host mirror cost a fifth of the paper crop's decode (data/bench.py). Meant for the uint8 crop
+  host mirror cost a quarter of the paper crop's decode (data/bench.py). Meant for the uint8 crop
   before `resize`: a half-pixel-centred bilinear resize commutes with mirroring.
   """
   return tf.cond(flip_draw(seed), lambda: mirror(frames), lambda: frames)
