@@ -32,6 +32,7 @@ def apply_paper_recipe(config: ml_collections.ConfigDict, *, dataset: str,
     config.data.stride = 1
     config.data.crop_size = 224
     config.data.flip = None          # random flip wherever the dataset allows it
+    config.data.train_crop = "paper"  # random 224x224 of the 256-short-side frames, no resize
     # "All frames at test": Kinetics clips are 10 s at 25 fps, four 64-frame windows cover them.
     config.data.eval_num_clips = 4
     config.data.eval_num_crops = 1   # centre crop

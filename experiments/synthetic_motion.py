@@ -71,6 +71,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.data.stride = 2
     config.data.crop_size = 48
     config.data.flip = config_dict.placeholder(bool)
+    # "random_resized" (random area and aspect, resized) or "paper" (a crop_size square of the
+    # stored frames, no resize: the paper configs' choice); see video_s3d/data/pipeline.py.
+    config.data.train_crop = "random_resized"
+    # Videos shorter than the window: "repeat_last" | "spread"; None: the dataset's default.
+    config.data.short_clip = config_dict.placeholder(str)
     config.data.eval_num_clips = 1
     config.data.eval_num_crops = 1
     config.data.num_classes = 10

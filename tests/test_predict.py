@@ -45,7 +45,8 @@ def test_views_are_the_eval_pipelines_views(workdir):
             batch_size=num_clips * num_crops, central_fraction=fraction, fused_decode=False,
             process_index=0, process_count=1, **settings))["video"]
         views = inference.evaluation_views(frames, central_fraction=fraction, **settings)
-        assert views.shape == (num_clips * num_crops, 6, 24, 24, 3) and views.dtype == np.float32
+        # uint8: the model's jitted forward normalises them.
+        assert views.shape == (num_clips * num_crops, 6, 24, 24, 3) and views.dtype == np.uint8
         np.testing.assert_array_equal(views, expected)
         assert len({v.tobytes() for v in views}) == len(views)  # 16 frames: clips differ
 
@@ -145,7 +146,8 @@ def test_files_are_decoded_as_the_training_dataset_stored_its_videos(tmp_path):
             {"name": name, "data_dir": str(tmp_path)}))
     assert fmt("kinetics400") == inference.VideoFormat(25.0, 256, 0.875)
     assert fmt("hmdb51/split2") == inference.VideoFormat(25.0, 256, 0.875)
-    assert fmt("something_something_v2") == inference.VideoFormat(None, 256, 0.875)  # native fps
+    # Native fps; short videos spread over the window (the dataset's short_clip default).
+    assert fmt("something_something_v2") == inference.VideoFormat(None, 256, 0.875, "spread")
     assert fmt("synthetic_motion/motion") == inference.VideoFormat(25.0, 64, 1.0)
     assert fmt("synthetic_motion/motion_tiny") == inference.VideoFormat(25.0, 32, 1.0)
     assert fmt("in_memory") == inference.VideoFormat(None, None, 1.0)

@@ -129,3 +129,75 @@ def test_bfloat16_compute_keeps_float32_parameters_and_optimiser_state():
     assert {leaf.dtype for leaf in jax.tree.leaves(state.opt_state)
             if hasattr(leaf, "dtype") and leaf.ndim} == {jnp.dtype("float32")}
     assert np.isfinite(float(metrics["loss"])) and metrics["loss"].dtype == jnp.float32
+
+
+def test_uint8_batches_are_normalised_inside_the_steps_as_the_float_path_was():
+    """Frames leave the host as uint8; the train, batch-statistics and eval programs map them
+    with the run's normalisation on the device, giving what the float batches gave."""
+    from video_s3d import evaluate, normalization
+    config = small_config()
+    mesh = parallel.make_mesh(jax.devices()[:1])
+    model = train_state.create_model(config, config.data.num_classes)
+    tx = optim.make_optimizer(config.optim, config.num_train_steps)
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (8, 4, 16, 16, 3), dtype=np.uint8)
+    labels = rng.integers(0, config.data.num_classes, 8).astype(np.int32)
+    for norm in (normalization.Normalization(),  # [-1, 1]; the old host-side float path
+                 normalization.Normalization((0.43, 0.39, 0.37), (0.23, 0.22, 0.22))):
+        step = train.make_train_step(
+            model, tx, optim.make_schedule(config.optim, config.num_train_steps), mesh,
+            num_classes=config.data.num_classes, label_smoothing=0.0, sync_batch_norm=True,
+            freeze_batch_norm=False, seed=0, input_normalization=norm)
+        results = []
+        for video in (frames, norm.numpy(frames)):  # uint8, and float normalised on the host
+            state = train_state.create_state(model, tx, config, mesh, jax.random.key(0))
+            batch = parallel.host_to_global({"video": video, "label": labels}, mesh)
+            results.append(step(state, batch))
+        (uint8_state, uint8_metrics), (float_state, float_metrics) = results
+        np.testing.assert_allclose(float(uint8_metrics["loss"]), float(float_metrics["loss"]),
+                                   rtol=1e-5)
+        jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6),
+                     uint8_state.params, float_state.params)
+        eval_step = evaluate.make_eval_step(model, mesh, input_normalization=norm)
+        stats_step = train.make_batch_stats_step(model, mesh, sync_batch_norm=True,
+                                                 input_normalization=norm)
+        video_u8, video_f32 = (parallel.host_to_global(v, mesh)
+                               for v in (frames, norm.numpy(frames)))
+        np.testing.assert_allclose(np.asarray(eval_step(uint8_state.variables, video_u8)),
+                                   np.asarray(eval_step(uint8_state.variables, video_f32)),
+                                   rtol=1e-4, atol=1e-5)
+        jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5),
+                     stats_step(uint8_state.variables, video_u8),
+                     stats_step(uint8_state.variables, video_f32))
+
+
+def test_flagged_clips_are_mirrored_inside_the_step_as_the_host_would_have():
+    """The pipeline leaves flips to the device: {'video', 'flip'} in the step equals the
+    host-mirrored clips, for the train step and the batch-statistics step."""
+    from video_s3d import normalization
+    from video_s3d.data import pipeline
+    config = small_config()
+    mesh = parallel.make_mesh(jax.devices()[:1])
+    model = train_state.create_model(config, config.data.num_classes)
+    tx = optim.make_optimizer(config.optim, config.num_train_steps)
+    rng = np.random.default_rng(1)
+    batch = {"video": rng.integers(0, 256, (8, 4, 16, 16, 3), dtype=np.uint8),
+             "label": rng.integers(0, config.data.num_classes, 8).astype(np.int32),
+             "flip": np.array([True, False] * 4)}
+    host = {"video": pipeline.apply_flips(batch), "label": batch["label"]}
+    assert not np.array_equal(host["video"], batch["video"])
+    step = train.make_train_step(
+        model, tx, optim.make_schedule(config.optim, config.num_train_steps), mesh,
+        num_classes=config.data.num_classes, label_smoothing=0.0, sync_batch_norm=True,
+        freeze_batch_norm=False, seed=0, input_normalization=normalization.Normalization())
+    losses = []
+    for feed in (batch, host):
+        state = train_state.create_state(model, tx, config, mesh, jax.random.key(0))
+        state, metrics = step(state, parallel.host_to_global(feed, mesh))  # donates the old one
+        losses.append(float(metrics["loss"]))
+    np.testing.assert_allclose(losses[0], losses[1], rtol=1e-5)
+    stats_step = train.make_batch_stats_step(model, mesh, sync_batch_norm=True)
+    clips = {"video": batch["video"], "flip": batch["flip"]}
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5),
+                 stats_step(state.variables, parallel.host_to_global(clips, mesh)),
+                 stats_step(state.variables, parallel.host_to_global(host["video"], mesh)))

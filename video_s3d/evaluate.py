@@ -31,7 +31,7 @@ import ml_collections
 import numpy as np
 from jax.sharding import PartitionSpec as P
 
-from video_s3d import checkpointing, inputs, parallel, train_state
+from video_s3d import checkpointing, inputs, normalization, parallel, train_state
 from video_s3d.metric_writers import MetricWriter, log
 
 
@@ -207,10 +207,16 @@ def save_png(image: np.ndarray, path: str) -> None:
 
 
 # ------------------------------------------------------------------ eval over the mesh
-def make_eval_step(model, mesh, compiler_options=None):
-    """jit(shard_map(forward)): replicated variables, batch-sharded clips -> sharded logits."""
+def make_eval_step(model, mesh, compiler_options=None,
+                   input_normalization: normalization.Normalization | None = None):
+    """jit(shard_map(forward)): replicated variables, batch-sharded clips -> sharded logits.
+
+    uint8 clips are normalised inside by `input_normalization` (default [-1, 1]).
+    """
+    input_normalization = input_normalization or normalization.Normalization()
+
     def per_device(variables, video):
-        return model.apply(variables, video, train=False)
+        return model.apply(variables, input_normalization.model_input(video), train=False)
     return jax.jit(jax.shard_map(per_device, mesh=mesh, in_specs=(P(), P(parallel.BATCH_AXIS)),
                                  out_specs=P(parallel.BATCH_AXIS)), compiler_options=compiler_options)
 
@@ -250,7 +256,8 @@ def run_eval(eval_step, variables, batches: Iterable[dict], mesh, num_classes: i
 def evaluate_variables(config: ml_collections.ConfigDict, model, variables, mesh, info,
                        eval_step=None, is_main: bool = True) -> tuple[dict[str, float], dict]:
     """All evaluation numbers for one set of variables (forward and, if asked, reversed)."""
-    eval_step = eval_step or make_eval_step(model, mesh, train_state.compiler_options(config))
+    eval_step = eval_step or make_eval_step(model, mesh, train_state.compiler_options(config),
+                                            normalization.from_config(config.data))
     local_batch = parallel.local_batch_size(config.eval_batch_size, mesh)
     partner = getattr(info, "reversal_partner", None)
 

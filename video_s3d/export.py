@@ -3,9 +3,10 @@
   python -m video_s3d.export --checkpoint=runs/s3dg --out=exported/s3dg [--platforms=cpu,cuda]
 
 The serving signature `serving_default` takes `frames`: uint8 [batch, T, H, W, 3] RGB, with
-T, H, W fixed by the run's config (num_frames, crop_size) and any batch size; it scales them
-to [-1, 1] inside and returns `logits` and `probabilities` (float32 [batch, classes]). Clip
-sampling and cropping stay outside, as in `predict`. The loaded object also carries
+T, H, W fixed by the run's config (num_frames, crop_size) and any batch size; it normalises
+them inside with the run's own statistics (`video_s3d.normalization`; [-1, 1] unless the
+run set config.data.input_mean / input_std) and returns `logits` and `probabilities`
+(float32 [batch, classes]). Clip sampling and cropping stay outside, as in `predict`. The loaded object also carries
 `class_names` (a string variable) and `input_shape` ([T, H, W, 3]).
 
 The model is serialized as StableHLO for `--platforms` (default: this machine's backend);
@@ -19,7 +20,7 @@ import sys
 
 import numpy as np
 
-from video_s3d import inference
+from video_s3d import inference, normalization
 
 PLATFORMS = ("cpu", "cuda", "rocm", "tpu")
 
@@ -49,9 +50,10 @@ def serving_function(run: inference.Run):
     import jax.numpy as jnp
 
     model = run.model
+    input_normalization = normalization.from_config(run.config.data)  # the run's mean / std
 
     def serve(variables, frames):
-        video = frames.astype(jnp.float32) * (2.0 / 255.0) - 1.0  # as video_ops.normalise
+        video = input_normalization(frames)
         logits = model.apply(variables, video, train=False).astype(jnp.float32)
         return logits, jax.nn.softmax(logits, axis=-1)
     return serve

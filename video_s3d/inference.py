@@ -24,7 +24,7 @@ import ml_collections
 import numpy as np
 from absl import logging as absl_logging
 
-from video_s3d import checkpointing, train_state
+from video_s3d import checkpointing, normalization, train_state
 from video_s3d.data.builders import video_files
 
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".avi", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg", ".ogv",
@@ -41,6 +41,7 @@ class VideoFormat:
     fps: float | None            # None: as recorded
     short_side: int | None       # None: as recorded
     central_fraction: float      # eval crop side as a fraction of the short side
+    short_clip: str = "repeat_last"  # how a video shorter than a clip is filled (video_ops)
 
 
 def _where_is_the_run(path: str) -> tuple[str, int | None]:
@@ -105,7 +106,8 @@ def video_format_of(data: ml_collections.ConfigDict) -> VideoFormat:
             fps = getattr(builder_config, "fps", None)
             short_side = getattr(builder_config, "short_side", 256)
     return VideoFormat(fps=fps, short_side=short_side,
-                       central_fraction=float(source.eval_central_fraction))
+                       central_fraction=float(source.eval_central_fraction),
+                       short_clip=source.short_clip)
 
 
 @dataclasses.dataclass
@@ -146,12 +148,15 @@ class Run:
         return frames
 
     def views(self, frames: np.ndarray) -> np.ndarray:
-        """float32 [clips x crops, T, S, S, 3] in [-1, 1]: the evaluation views of one video."""
+        """uint8 [clips x crops, T, S, S, 3]: the evaluation views of one video (`classify`
+        normalises them on the device)."""
         return evaluation_views(frames, num_frames=int(self.config.data.num_frames),
                                 stride=int(self.config.data.stride),
                                 crop_size=int(self.config.data.crop_size),
                                 num_clips=self.num_clips, num_crops=self.num_crops,
-                                central_fraction=self.video_format.central_fraction)
+                                central_fraction=self.video_format.central_fraction,
+                                short_clip=self.config.data.get("short_clip", None)
+                                or self.video_format.short_clip)
 
     # ------------------------------------------------------------------- forward
     def endpoint_names(self) -> list[str]:
@@ -165,8 +170,10 @@ class Run:
     def _compiled(self, endpoint: str | None):
         if endpoint not in self._forward:
             model = self.model
+            input_normalization = normalization.from_config(self.config.data)
 
             def forward(variables, video):
+                video = input_normalization.model_input(video)
                 if endpoint is None:
                     return model.apply(variables, video, train=False), None
                 logits, endpoints = model.apply(variables, video, train=False,
@@ -202,10 +209,13 @@ class Run:
 
 
 def evaluation_views(frames: np.ndarray, *, num_frames: int, stride: int, crop_size: int,
-                     num_clips: int, num_crops: int, central_fraction: float) -> np.ndarray:
-    """The eval pipeline's views of one decoded video (`pipeline.eval_dataset`'s sampling)."""
+                     num_clips: int, num_crops: int, central_fraction: float,
+                     short_clip: str = "repeat_last") -> np.ndarray:
+    """uint8: the eval pipeline's views of one decoded video (`pipeline.eval_dataset`'s
+    sampling)."""
     from video_s3d.data import video_ops  # TensorFlow, imported only when videos are read
-    clips = video_ops.eval_windows(len(frames), num_frames, stride, num_clips).numpy()
+    clips = video_ops.eval_windows(len(frames), num_frames, stride, num_clips,
+                                   short_clip).numpy()
     windows = video_ops.eval_crop_windows(np.array(frames.shape[1:3], np.int32),
                                           central_fraction, num_crops).numpy()
     views = []
@@ -213,7 +223,7 @@ def evaluation_views(frames: np.ndarray, *, num_frames: int, stride: int, crop_s
         selected = frames[clip]
         for y, x, height, width in windows:
             cropped = selected[:, y:y + height, x:x + width]
-            views.append(video_ops.normalise(video_ops.resize(cropped, crop_size)).numpy())
+            views.append(video_ops.resize(cropped, crop_size).numpy())
     return np.stack(views)
 
 

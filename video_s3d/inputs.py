@@ -5,8 +5,10 @@ gives random clips generated once on the host and cycled: no decoding cost at al
 step fed from it measures compute alone (the benchmark's compute-bound column) and the
 tests can exercise the training loop without building a dataset.
 
-Both sources hand out host-local numpy batches `{'video': f32 [B,T,S,S,3] in [-1,1],
-'label': i32 [B]}` and iterators with `save(path)` / `restore(path)` for exact resume.
+Both sources hand out host-local numpy batches `{'video': u8 [B,T,S,S,3], 'label': i32 [B]}`
+(the pipeline adds 'flip': bool [B]; the jitted programs mirror flagged clips and normalise on
+the device, `video_s3d.normalization`) and iterators
+with `save(path)` / `restore(path)` for exact resume.
 """
 from __future__ import annotations
 
@@ -58,7 +60,9 @@ def train_iterator(data: ml_collections.ConfigDict, *, local_batch: int, seed: i
     return pipeline.train_iterator(
         data.name, data_dir=data.data_dir, split=data.train_split, batch_size=local_batch,
         num_frames=data.num_frames, stride=data.stride, crop_size=data.crop_size, seed=seed,
-        process_index=process_index, process_count=process_count, flip=data.flip)
+        process_index=process_index, process_count=process_count, flip=data.flip,
+        train_crop=data.get("train_crop", None) or pipeline.RANDOM_RESIZED_CROP,
+        short_clip=data.get("short_clip", None))
 
 
 def eval_batches(data: ml_collections.ConfigDict, *, local_batch: int, reverse_time: bool,
@@ -75,7 +79,8 @@ def eval_batches(data: ml_collections.ConfigDict, *, local_batch: int, reverse_t
         data.name, data_dir=data.data_dir, split=split, batch_size=local_batch,
         num_frames=data.num_frames, stride=data.stride, crop_size=data.crop_size,
         num_clips=data.eval_num_clips, num_crops=data.eval_num_crops, reverse_time=reverse_time,
-        process_index=process_index, process_count=process_count)
+        process_index=process_index, process_count=process_count,
+        short_clip=data.get("short_clip", None))
 
 
 class InMemoryIterator:
@@ -87,7 +92,7 @@ class InMemoryIterator:
                  seed: int, process_index: int = 0):
         rng = np.random.default_rng([seed, process_index])
         shape = (local_batch, num_frames, crop_size, crop_size, 3)
-        self._pool = [{"video": rng.uniform(-1, 1, shape).astype(np.float32),
+        self._pool = [{"video": rng.integers(0, 256, shape, dtype=np.uint8),
                        "label": rng.integers(0, num_classes, local_batch).astype(np.int32)}
                       for _ in range(self.POOL_SIZE)]
         self.position = 0
@@ -125,7 +130,7 @@ def in_memory_eval_batches(*, local_batch: int, num_frames: int, crop_size: int,
         chunk = mine[b * local_batch:(b + 1) * local_batch]
         index[:len(chunk)] = chunk
         mask = np.arange(local_batch) < len(chunk)
-        video = np.random.default_rng([process_index, b]).uniform(-1, 1, shape).astype(np.float32)
+        video = np.random.default_rng([process_index, b]).integers(0, 256, shape, dtype=np.uint8)
         if reverse_time:
             video = video[:, ::-1]
         yield {"video": np.ascontiguousarray(video), "label": labels[index], "video_index": index,

@@ -52,6 +52,24 @@ class Normalization:
         scale, offset = self._scale_and_offset(jnp)
         return frames.astype(jnp.float32) * scale - offset
 
+    def model_input(self, frames: Any) -> Any:
+        """What a jitted program feeds its model: uint8 frames normalised here, on the device;
+        floating-point frames are taken as already normalised (clips made by tests and tools)
+        and pass unchanged. Decided from the dtype when tracing, so it costs nothing."""
+        if jnp.issubdtype(frames.dtype, jnp.integer):
+            return self(frames)
+        return frames
+
+    def train_input(self, batch: dict[str, Any]) -> Any:
+        """`model_input` of a training batch, its clips flagged in 'flip' (if any) mirrored
+        left-right first: the pipeline leaves that to the device, where it fuses with this
+        map into one pass (data/pipeline.py)."""
+        video = batch["video"]
+        if "flip" in batch:
+            flip = batch["flip"].reshape((-1,) + (1,) * (video.ndim - 1))
+            video = jnp.where(flip, jnp.flip(video, axis=-2), video)
+        return self.model_input(video)
+
     def numpy(self, frames: np.ndarray) -> np.ndarray:
         """The same map in numpy, for host-side code and tests."""
         scale, offset = self._scale_and_offset(np)

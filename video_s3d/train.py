@@ -21,7 +21,7 @@ import optax
 from jax import lax
 from jax.sharding import PartitionSpec as P
 
-from video_s3d import checkpointing, evaluate, inputs, optim, parallel, train_state
+from video_s3d import checkpointing, evaluate, inputs, normalization, optim, parallel, train_state
 from video_s3d.metric_writers import MetricWriter, Progress, log
 from video_s3d.train_state import TrainState
 
@@ -38,11 +38,17 @@ USER_ERRORS = (ValueError, FileNotFoundError, NonFiniteLossError)
 # ----------------------------------------------------------------------- update step
 def make_train_step(model, tx: optax.GradientTransformation, schedule: optax.Schedule, mesh,
                     *, num_classes: int, label_smoothing: float, sync_batch_norm: bool,
-                    freeze_batch_norm: bool, seed: int, compiler_options=None):
-    """jit(shard_map(per-device step)): (state, {'video','label'}) -> (state, metrics)."""
+                    freeze_batch_norm: bool, seed: int, compiler_options=None,
+                    input_normalization: normalization.Normalization | None = None):
+    """jit(shard_map(per-device step)): (state, {'video','label'}) -> (state, metrics).
+
+    uint8 videos are normalised inside the step by `input_normalization` (default [-1, 1]).
+    """
     base_key = jax.random.key(seed + 1)  # + 1: init used `seed` itself
+    input_normalization = input_normalization or normalization.Normalization()
 
     def per_device_step(state: TrainState, batch: dict[str, jax.Array]):
+        video = input_normalization.train_input(batch)  # uint8 -> float, flips, on device
         # Each device draws its own dropout mask; the stream depends only on (seed, step).
         dropout_key = jax.random.fold_in(jax.random.fold_in(base_key, state.step),
                                          lax.axis_index(parallel.BATCH_AXIS))
@@ -55,10 +61,10 @@ def make_train_step(model, tx: optax.GradientTransformation, schedule: optax.Sch
             variables = {"params": params, "batch_stats": state.batch_stats}
             if freeze_batch_norm:
                 # Fine-tuning with frozen BN: running statistics, no updates (and no dropout).
-                logits = model.apply(variables, batch["video"], train=False)
+                logits = model.apply(variables, video, train=False)
                 new_stats = state.batch_stats
             else:
-                logits, mutated = model.apply(variables, batch["video"], train=True,
+                logits, mutated = model.apply(variables, video, train=True,
                                               mutable=["batch_stats"], rngs={"dropout": dropout_key})
                 new_stats = mutated["batch_stats"]
             loss = optim.cross_entropy(logits, batch["label"], num_classes, label_smoothing)
@@ -86,7 +92,8 @@ def make_train_step(model, tx: optax.GradientTransformation, schedule: optax.Sch
 
 
 # ------------------------------------------------------------ precise BatchNorm statistics
-def make_batch_stats_step(model, mesh, *, sync_batch_norm: bool, compiler_options=None):
+def make_batch_stats_step(model, mesh, *, sync_batch_norm: bool, compiler_options=None,
+                          input_normalization: normalization.Normalization | None = None):
     """jit(shard_map): (variables, clips) -> this batch's BatchNorm statistics, every layer.
 
     BN keeps `ra = m * ra + (1 - m) * batch`. Running the train-mode forward pass from ra = 0
@@ -94,7 +101,13 @@ def make_batch_stats_step(model, mesh, *, sync_batch_norm: bool, compiler_option
     whatever momentum each layer uses (the forward pass itself normalises with the batch's
     own statistics, so it is the same in both runs).
     """
+    input_normalization = input_normalization or normalization.Normalization()
+
     def per_device(variables, video):
+        # A training batch {'video', 'flip'} is mirrored as in the train step; or bare clips.
+        video = (input_normalization.train_input(video) if isinstance(video, dict)
+                 else input_normalization.model_input(video))
+
         def updated_from(value):
             start = jax.tree.map(lambda s: jnp.full_like(s, value), variables["batch_stats"])
             _, mutated = model.apply({"params": variables["params"], "batch_stats": start}, video,
@@ -128,7 +141,8 @@ def recompute_batch_norm(state: TrainState, stats_step, config, mesh, local_batc
     total = None
     for _ in range(int(config.precise_bn_batches)):
         batch = next(stream)
-        stats = stats_step(state.variables, parallel.host_to_global(batch["video"], mesh))
+        clips = {key: batch[key] for key in ("video", "flip") if key in batch}
+        stats = stats_step(state.variables, parallel.host_to_global(clips, mesh))
         total = stats if total is None else jax.tree.map(jnp.add, total, stats)
     averaged = jax.jit(lambda t: jax.tree.map(lambda x: x / config.precise_bn_batches, t))(total)
     return state.replace(batch_stats=averaged)
@@ -254,11 +268,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
         model, tx, schedule, mesh, num_classes=num_classes,
         label_smoothing=float(config.label_smoothing), sync_batch_norm=bool(config.sync_batch_norm),
         freeze_batch_norm=bool(config.freeze_batch_norm), seed=int(config.seed),
-        compiler_options=train_state.compiler_options(config))
-    eval_step = evaluate.make_eval_step(model, mesh, train_state.compiler_options(config))
+        compiler_options=train_state.compiler_options(config),
+        input_normalization=normalization.from_config(config.data))
+    eval_step = evaluate.make_eval_step(model, mesh, train_state.compiler_options(config),
+                                        normalization.from_config(config.data))
     stats_step = make_batch_stats_step(
         model, mesh, sync_batch_norm=bool(config.sync_batch_norm),
-        compiler_options=train_state.compiler_options(config, runs_few_times=True))
+        compiler_options=train_state.compiler_options(config, runs_few_times=True),
+        input_normalization=normalization.from_config(config.data))
     writer = MetricWriter(workdir, enabled=is_main)
     watcher = checkpointing.PreemptionWatcher()
     progress = Progress(total_steps, step, enabled=is_main)
@@ -286,7 +303,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     try:
         while step < total_steps:
             batch = next(train_iter)
-            batch = parallel.host_to_global({"video": batch["video"], "label": batch["label"]}, mesh)
+            batch = parallel.host_to_global(
+                {key: batch[key] for key in ("video", "label", "flip") if key in batch}, mesh)
             state, metrics = train_step(state, batch)
             step += 1
             window.append((step, metrics))

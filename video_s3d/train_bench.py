@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import jax
 
 from experiments import synthetic_motion
-from video_s3d import inputs, optim, parallel, runtime, train, train_state
+from video_s3d import inputs, normalization, optim, parallel, runtime, train, train_state
 
 
 def bench_config(model: str, args: argparse.Namespace):
@@ -32,6 +32,7 @@ def bench_config(model: str, args: argparse.Namespace):
     config.data.num_frames = args.num_frames
     config.data.stride = args.stride
     config.data.crop_size = args.crop_size
+    config.data.train_crop = args.train_crop
     config.model.dtype = args.dtype
     config.batch_size = args.batch_size
     config.num_train_steps = args.steps + args.warmup
@@ -56,7 +57,8 @@ def bench_model(model_name: str, args: argparse.Namespace, mesh) -> list[dict]:
     step_fn = train.make_train_step(
         model, tx, optim.make_schedule(config.optim, config.num_train_steps), mesh,
         num_classes=info.num_classes, label_smoothing=0.0, sync_batch_norm=config.sync_batch_norm,
-        freeze_batch_norm=False, seed=0, compiler_options=train_state.compiler_options(config))
+        freeze_batch_norm=False, seed=0, compiler_options=train_state.compiler_options(config),
+        input_normalization=normalization.from_config(config.data))
     local_batch = parallel.local_batch_size(config.batch_size, mesh)
     where = dict(local_batch=local_batch, seed=0, process_index=jax.process_index(),
                  process_count=jax.process_count())
@@ -73,7 +75,8 @@ def bench_model(model_name: str, args: argparse.Namespace, mesh) -> list[dict]:
             metrics = None
             for _ in range(n):
                 batch = next(source)
-                batch = parallel.host_to_global({"video": batch["video"], "label": batch["label"]}, mesh)
+                batch = parallel.host_to_global(
+                    {key: batch[key] for key in ("video", "label", "flip") if key in batch}, mesh)
                 holder["state"], metrics = step_fn(holder["state"], batch)
             jax.block_until_ready(metrics)
         return run
@@ -132,6 +135,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--num_frames", type=int, default=5)
     parser.add_argument("--stride", type=int, default=7)
     parser.add_argument("--crop_size", type=int, default=48)
+    parser.add_argument("--train_crop", default="random_resized",
+                        choices=("paper", "random_resized"),
+                        help="training crop (config.data.train_crop)")
     parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
     parser.add_argument("--steps", type=int, default=10, help="timed steps per feed")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps per feed")

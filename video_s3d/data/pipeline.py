@@ -4,9 +4,15 @@ Both are a named sequence of small steps over raw elements from `sources` (a vid
 JPEG strings, its label and its index in the split):
 
     train: read (this host's videos) -> repeat -> sample window -> shuffle
-           -> decode+crop (one random window for all frames) -> flip -> resize -> normalise -> batch
-    eval:  read (this host's videos) -> sample N clips -> decode+crop (centre / 3 crops) -> resize
-           -> [reverse time] -> normalise -> pad with masked examples -> batch
+           -> decode+crop (one random window for all frames) -> [resize] -> batch
+           (+ a per-clip flip flag: the jitted step mirrors flagged clips on the device)
+    eval:  read (this host's videos) -> sample N clips -> decode+crop (centre / 3 crops)
+           -> [resize] -> [reverse time] -> pad with masked examples -> batch
+
+Batches leave as uint8 (a quarter of float32's bytes); the jitted programs normalise them on
+the device (`video_s3d.normalization`). A resize runs only where the crop is not already
+crop_size square: never for the paper's fixed train crop (`train_crop="paper"`) nor for the
+224 centre crop of 256-short-side frames.
 
 Frames are chosen before decoding, and only the cropped region of each JPEG is decoded.
 Randomness is stateless, seeded from (seed, host, position in this host's stream), so the
@@ -31,6 +37,11 @@ __all__ = ["DatasetInfo", "dataset_info", "ensure_built", "train_dataset", "trai
 
 # Purposes folded into an example's seed, one per random decision.
 _TEMPORAL, _CROP, _FLIP = 0, 1, 2
+
+# Training crops (`config.data.train_crop`).
+PAPER_CROP = "paper"                    # random crop_size square of the stored frames, no resize
+RANDOM_RESIZED_CROP = "random_resized"  # random area and aspect, resized to crop_size
+TRAIN_CROPS = (PAPER_CROP, RANDOM_RESIZED_CROP)
 
 
 def dataset_info(name: str, data_dir: str | None = None) -> DatasetInfo:
@@ -79,20 +90,34 @@ def train_dataset(name: str, *, data_dir: str | None = None, split: str = "train
                   seed: int, process_index: int | None = None,
                   process_count: int | None = None, flip: bool | None = None,
                   crop_area_range: tuple[float, float] | None = None,
-                  crop_aspect_range=(3 / 4, 4 / 3),
+                  crop_aspect_range=(3 / 4, 4 / 3), train_crop: str = RANDOM_RESIZED_CROP,
+                  short_clip: str | None = None, flip_on_device: bool = True,
                   shuffle_buffer: int = 256, fused_decode: bool = True) -> tf.data.Dataset:
-  """Infinite dataset of host-local batches {'video': f32 [B,T,S,S,3] in [-1,1], 'label': i32 [B]}.
+  """Infinite dataset of host-local batches {'video': u8 [B,T,S,S,3], 'label': i32 [B],
+  'flip': bool [B]}.
 
   `flip=None` flips at random where the dataset allows it; `flip=True` on a dataset whose
-  classes depend on left/right is refused. The crop covers a random fraction of the frame in
-  `crop_area_range` (None: the dataset's default, (0.4, 1) for real videos, (0.7, 1) for
-  synthetic_motion whose object must stay in view) with aspect in `crop_aspect_range`. `fused_decode=False` decodes whole frames then crops
-  (slower; kept for the benchmark). The shuffle buffer holds sampled clips (T JPEGs each), and is
-  saved with the iterator: keep it modest for big frames.
+  classes depend on left/right is refused. With `flip_on_device` (the default) the frames are
+  left as decoded and 'flip' says which clips the consumer mirrors (`apply_flips`; train.py
+  does it inside the step, where it is cheaper); otherwise the host mirrors them and 'flip'
+  is all False. `train_crop="paper"`: a crop_size square at a random
+  position of the stored frames, decoded and never resized (frames whose short side is below
+  crop_size: the largest square, scaled up). `"random_resized"`: the crop covers a random
+  fraction of the frame in `crop_area_range` (None: the dataset's default, (0.4, 1) for real
+  videos, (0.7, 1) for synthetic_motion whose object must stay in view) with aspect in
+  `crop_aspect_range`, resized to crop_size. `short_clip` (None: the dataset's default) says
+  how a video shorter than the window is filled (video_ops.SHORT_CLIP_MODES); never by
+  jumping back in time. `fused_decode=False` decodes whole frames then crops (slower; kept
+  for the benchmark). The shuffle buffer holds sampled clips (T JPEGs each), and is saved
+  with the iterator: keep it modest for big frames.
   """
   _check_positive(batch_size=batch_size, num_frames=num_frames, stride=stride,
                   crop_size=crop_size)
+  if train_crop not in TRAIN_CROPS:
+    raise ValueError(f"train_crop must be one of {TRAIN_CROPS}, not {train_crop!r}.")
   source = sources.get(name, data_dir)
+  short_clip = short_clip or source.short_clip
+  video_ops.check_short_clip(short_clip)
   info = source.info()
   if flip and not info.flip_allowed:
     raise ValueError(f"Dataset {name} forbids horizontal flips (left/right is part of its "
@@ -111,22 +136,28 @@ def train_dataset(name: str, *, data_dir: str | None = None, split: str = "train
   def sample(position, raw):
     example_seed = video_ops.example_seed(seed, process_index, position)
     indices = video_ops.train_window(tf.shape(raw["jpegs"])[0], num_frames, stride,
-                                     video_ops.sub_seed(example_seed, _TEMPORAL))
+                                     video_ops.sub_seed(example_seed, _TEMPORAL), short_clip)
     return {"jpegs": video_ops.gather_frames(raw["jpegs"], indices), "label": raw["label"],
             "seed": example_seed}
 
   decode = video_ops.decode_and_crop if fused_decode else video_ops.decode_then_crop
 
   def decode_and_augment(clip):
-    window = video_ops.random_crop_window(
-        video_ops.frame_shape(clip["jpegs"][0]), video_ops.sub_seed(clip["seed"], _CROP),
-        area_range=crop_area_range, aspect_range=crop_aspect_range)
+    image_hw = video_ops.frame_shape(clip["jpegs"][0])
+    crop_seed = video_ops.sub_seed(clip["seed"], _CROP)
+    if train_crop == PAPER_CROP:
+      window = video_ops.fixed_crop_window(image_hw, crop_size, crop_seed)
+    else:
+      window = video_ops.random_crop_window(image_hw, crop_seed, area_range=crop_area_range,
+                                            aspect_range=crop_aspect_range)
     frames = decode(clip["jpegs"], window)
-    if flip:  # on the uint8 crop, before resizing: a quarter of the bytes of the float result
-      frames = video_ops.random_flip(frames, video_ops.sub_seed(clip["seed"], _FLIP))
-    frames = video_ops.normalise(video_ops.resize(frames, crop_size))
+    mirrored = tf.logical_and(flip, video_ops.flip_draw(video_ops.sub_seed(clip["seed"], _FLIP)))
+    if flip and not flip_on_device:  # on the crop, before any resize (they commute)
+      frames = tf.cond(mirrored, lambda: video_ops.mirror(frames), lambda: frames)
+      mirrored = tf.constant(False)
+    frames = video_ops.resize(frames, crop_size)  # a no-op for crop_size squares
     return {"video": tf.ensure_shape(frames, [num_frames, crop_size, crop_size, 3]),
-            "label": clip["label"]}
+            "label": clip["label"], "flip": mirrored}
 
   ds = ds.map(sample, num_parallel_calls=tf.data.AUTOTUNE)
   ds = ds.shuffle(shuffle_buffer, seed=seed)
@@ -162,7 +193,9 @@ class TrainIterator:
     return self
 
   def __next__(self) -> dict[str, np.ndarray]:
-    return {key: value.numpy() for key, value in next(self._iterator).items()}
+    # np.asarray shares the tensor's buffer; .numpy() would copy every batch (~10% of the
+    # paper crop's pipeline time on one thread, data/bench.py).
+    return {key: np.asarray(value) for key, value in next(self._iterator).items()}
 
   def save(self, path: str) -> str:
     tf.io.gfile.makedirs(path)
@@ -176,6 +209,13 @@ class TrainIterator:
     self._checkpoint.read(prefix).assert_consumed()
 
 
+def apply_flips(batch: dict[str, np.ndarray]) -> np.ndarray:
+  """The batch's videos with the clips flagged in 'flip' mirrored left-right (host, numpy)."""
+  video = batch["video"]
+  flip = np.asarray(batch.get("flip", np.zeros(len(video), bool)))
+  return np.where(flip[:, None, None, None, None], video[:, :, :, ::-1], video)
+
+
 def train_iterator(name: str, **kwargs) -> TrainIterator:
   """`train_dataset(name, **kwargs)` as an infinite numpy iterator with save/restore."""
   return TrainIterator(train_dataset(name, **kwargs))
@@ -187,14 +227,16 @@ def eval_dataset(name: str, *, data_dir: str | None = None, split: str, batch_si
                  num_frames: int, stride: int = 1, crop_size: int, num_clips: int | None = 1,
                  num_crops: int = 1, reverse_time: bool = False,
                  process_index: int | None = None, process_count: int | None = None,
-                 central_fraction: float | None = None,
+                 central_fraction: float | None = None, short_clip: str | None = None,
                  fused_decode: bool = True) -> tf.data.Dataset:
   """Finite dataset of host-local batches {'video', 'label', 'video_index', 'mask'}.
 
   Each video gives `num_clips` uniformly spaced clips (0/None: one clip from the first frame,
   see video_ops.eval_windows) times `num_crops` squares of side `central_fraction` x the short
   side (None: the dataset's default, 0.875 for real videos = 224 of 256, 1.0 for
-  synthetic_motion), resized to `crop_size`.
+  synthetic_motion), resized to `crop_size` where they are not that size already. Videos
+  shorter than a clip are filled by `short_clip` (None: the dataset's default). 'video' is
+  uint8 [B, T, S, S, 3].
 
   Every (video, clip, crop) of the split appears exactly once across all hosts; every host
   yields the same number of batches, the last ones padded with mask=False examples
@@ -205,6 +247,8 @@ def eval_dataset(name: str, *, data_dir: str | None = None, split: str, batch_si
   if num_crops not in (1, 3):
     raise ValueError(f"num_crops must be 1 or 3, not {num_crops}.")
   source = sources.get(name, data_dir)
+  short_clip = short_clip or source.short_clip
+  video_ops.check_short_clip(short_clip)
   central_fraction = central_fraction or source.eval_central_fraction
   if not 0 < central_fraction <= 1:
     raise ValueError(f"central_fraction must be in (0, 1], not {central_fraction}.")
@@ -216,7 +260,8 @@ def eval_dataset(name: str, *, data_dir: str | None = None, split: str, batch_si
   decode = video_ops.decode_and_crop if fused_decode else video_ops.decode_then_crop
 
   def views_of_video(raw):
-    clips = video_ops.eval_windows(tf.shape(raw["jpegs"])[0], num_frames, stride, num_clips)
+    clips = video_ops.eval_windows(tf.shape(raw["jpegs"])[0], num_frames, stride, num_clips,
+                                   short_clip)
     windows = video_ops.eval_crop_windows(video_ops.frame_shape(raw["jpegs"][0]),
                                           central_fraction, num_crops)
     videos = []
@@ -226,7 +271,7 @@ def eval_dataset(name: str, *, data_dir: str | None = None, split: str, batch_si
         frames = video_ops.resize(decode(jpegs, window), crop_size)
         if reverse_time:
           frames = video_ops.reverse_time(frames)
-        videos.append(video_ops.normalise(frames))
+        videos.append(frames)
     return {
         "video": tf.ensure_shape(tf.stack(videos), [views, num_frames, crop_size, crop_size, 3]),
         "label": tf.fill([views], raw["label"]),
@@ -238,7 +283,7 @@ def eval_dataset(name: str, *, data_dir: str | None = None, split: str, batch_si
   ds = ds.map(views_of_video, num_parallel_calls=tf.data.AUTOTUNE)
   ds = ds.unbatch()
   padding = tf.data.Dataset.from_tensors({
-      "video": tf.zeros([num_frames, crop_size, crop_size, 3], tf.float32),
+      "video": tf.zeros([num_frames, crop_size, crop_size, 3], tf.uint8),
       "label": tf.zeros([], tf.int32),
       "video_index": tf.constant(-1, tf.int32),
       "mask": tf.constant(False),

@@ -13,7 +13,7 @@ from absl import app, flags
 
 
 def contact_sheet(videos: np.ndarray, titles: list[str], path: str) -> None:
-  """Saves float [N, T, S, S, 3] clips in [-1, 1] as a grid with one titled row per clip."""
+  """Saves uint8 [N, T, S, S, 3] clips as a grid with one titled row per clip."""
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
@@ -23,7 +23,7 @@ def contact_sheet(videos: np.ndarray, titles: list[str], path: str) -> None:
   for row in range(num_clips):
     for column in range(num_frames):
       axis = axes[row, column]
-      axis.imshow(np.clip((videos[row, column] + 1.0) / 2.0, 0.0, 1.0))
+      axis.imshow(videos[row, column])
       axis.set_xticks([])
       axis.set_yticks([])
       if column == 0:
@@ -45,7 +45,7 @@ def show(dataset: str, out: str, *, num_clips: int = 4, num_frames: int = 8, str
       stride=stride, crop_size=crop_size, seed=seed, process_index=0, process_count=1,
       shuffle_buffer=64))
   titles = [f"{label}: {info.class_names[label]}" for label in batch["label"]]
-  contact_sheet(batch["video"], titles, out)
+  contact_sheet(pipeline.apply_flips(batch), titles, out)  # flips as the train step does
   return f"Wrote {num_clips} clips x {num_frames} frames of {dataset}/{split} to {out}."
 
 

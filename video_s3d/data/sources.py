@@ -46,6 +46,9 @@ class _TfdsEntry:
   crop_area_range: tuple[float, float] = (0.4, 1.0)
   # Default eval crop side as a fraction of the short side (0.875: 224 of 256, the paper's).
   eval_central_fraction: float = 0.875
+  # How a video shorter than the window is filled (video_ops.SHORT_CLIP_MODES): repeating the
+  # last frame keeps the frame rate, what the paper's 64 consecutive frames assume.
+  short_clip: str = "repeat_last"
 
 
 _SYNTHETIC_CROP = (0.7, 1.0)
@@ -71,7 +74,12 @@ _TFDS_DATASETS = {
     "kinetics700": _TfdsEntry("video_s3d.data.builders.kinetics", "Kinetics700", None),
     "something_something_v2": _TfdsEntry(
         "video_s3d.data.builders.something_something_v2", "SomethingSomethingV2", None,
-        flip_allowed=False, partner_table="REVERSAL_PAIRS"),
+        flip_allowed=False, partner_table="REVERSAL_PAIRS",
+        # 2-6 s at 12 fps: most videos are shorter than 64 frames. Spread over the whole
+        # action (TSN-style, as TSN / TRN / TSM sample this dataset), every moment keeps an
+        # equal share of the time-averaged logits; repeating the last frame would let the
+        # end state fill up to half the window.
+        short_clip="spread"),
     "hmdb51": _TfdsEntry("video_s3d.data.builders.hmdb51", "Hmdb51", None),
     "ucf101": _TfdsEntry("video_s3d.data.builders.ucf101", "Ucf101Manual", None),
 }
@@ -120,6 +128,10 @@ class TfdsSource:
   @property
   def crop_area_range(self) -> tuple[float, float]:
     return self.entry.crop_area_range
+
+  @property
+  def short_clip(self) -> str:
+    return self.entry.short_clip
 
   @property
   def eval_central_fraction(self) -> float:
@@ -216,6 +228,7 @@ class DmvrSource:
   generated = False
   crop_area_range = (0.4, 1.0)
   eval_central_fraction = 0.875
+  short_clip = "repeat_last"
 
   def __init__(self, name: str, pattern: str, num_classes: int, flip_allowed: bool):
     self.name = name

@@ -26,40 +26,76 @@ def sub_seed(seed: tf.Tensor, purpose: int) -> tf.Tensor:
 
 # ---------------------------------------------------------------------------- sample
 
-def _looped(starts: tf.Tensor, num_available: tf.Tensor, num_frames: int,
-            stride: int) -> tf.Tensor:
-  """Frame indices of windows starting at `starts`, wrapping around short videos."""
+# What a video shorter than the window gives (`config.data.short_clip`); never a jump back.
+REPEAT_LAST = "repeat_last"  # the video's frames at the stride, then its last frame repeated
+SPREAD = "spread"            # TSN-style: the window's T indices spread over the whole video
+SHORT_CLIP_MODES = (REPEAT_LAST, SPREAD)
+
+
+def check_short_clip(short_clip: str) -> None:
+  if short_clip not in SHORT_CLIP_MODES:
+    raise ValueError(f"short_clip must be one of {SHORT_CLIP_MODES}, not {short_clip!r}: set "
+                     f"config.data.short_clip (or leave it None for the dataset's default).")
+
+
+def _windows(starts: tf.Tensor, num_available: tf.Tensor, num_frames: int, stride: int,
+             short_clip: str, jitter: tf.Tensor | None = None) -> tf.Tensor:
+  """int32 [..., T]: windows of T frames `stride` apart starting at `starts`; always monotone.
+
+  A window that fits is the frames `start, start + stride, ...`. A video shorter than the
+  window (span (T - 1) * stride + 1) instead gives, by `short_clip`: REPEAT_LAST, frames
+  0, stride, ... up to its end, then its last frame again; SPREAD, one index in each of T
+  equal segments of the whole video (segment centres, or `jitter` [T] in [0, 1) of the way
+  into each segment: TSN's training sampling). Either way the indices never decrease.
+  """
+  check_short_clip(short_clip)
+  num_available = tf.maximum(tf.cast(num_available, tf.int32), 1)
   offsets = tf.range(num_frames, dtype=tf.int32) * stride
-  return (starts[..., None] + offsets) % tf.maximum(num_available, 1)
+  fits = num_available >= (num_frames - 1) * stride + 1
+  windows = starts[..., None] + offsets
+  if short_clip == REPEAT_LAST:
+    short = tf.minimum(offsets, num_available - 1)
+  else:
+    where = 0.5 if jitter is None else jitter
+    position = (tf.range(num_frames, dtype=tf.float32) + where) / num_frames
+    short = tf.minimum(tf.cast(position * tf.cast(num_available, tf.float32), tf.int32),
+                       num_available - 1)
+  return tf.where(fits, windows, tf.broadcast_to(short, tf.shape(windows)))
 
 
-def train_window(num_available: tf.Tensor, num_frames: int, stride: int,
-                 seed: tf.Tensor) -> tf.Tensor:
-  """int32 [T]: a uniformly random window of T frames `stride` apart; short videos loop."""
+def train_window(num_available: tf.Tensor, num_frames: int, stride: int, seed: tf.Tensor,
+                 short_clip: str = REPEAT_LAST) -> tf.Tensor:
+  """int32 [T]: a uniformly random window of T frames `stride` apart.
+
+  Videos shorter than the window follow `short_clip` (see `_windows`); SPREAD then draws
+  one random frame per segment.
+  """
   num_available = tf.cast(num_available, tf.int32)
   span = (num_frames - 1) * stride + 1
-  # A video shorter than the window may start anywhere: looping makes every start valid.
-  last_start = tf.where(num_available >= span, num_available - span, num_available - 1)
-  start = tf.random.stateless_uniform([], seed, minval=0, maxval=tf.maximum(last_start, 0) + 1,
+  last_start = tf.maximum(num_available - span, 0)
+  start_seed, jitter_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+  start = tf.random.stateless_uniform([], start_seed, minval=0, maxval=last_start + 1,
                                       dtype=tf.int32)
-  return _looped(start, num_available, num_frames, stride)
+  jitter = tf.random.stateless_uniform([num_frames], jitter_seed)
+  return _windows(start, num_available, num_frames, stride, short_clip, jitter)
 
 
 def eval_windows(num_available: tf.Tensor, num_frames: int, stride: int,
-                 num_clips: int | None) -> tf.Tensor:
+                 num_clips: int | None, short_clip: str = REPEAT_LAST) -> tf.Tensor:
   """int32 [N, T]: N windows spaced uniformly from the first to the last frame.
 
-  `num_clips` 0 or None: one window from frame 0 holding every frame (at `stride`), looped or
-  cut to `num_frames`; pass num_frames >= the longest video / stride to really see all frames.
+  `num_clips` 0 or None: one window from frame 0 holding every frame (at `stride`), padded
+  by `short_clip` or cut to `num_frames`; pass num_frames >= the longest video / stride to
+  really see all frames. Videos shorter than the window follow `short_clip` (`_windows`).
   """
   num_available = tf.cast(num_available, tf.int32)
   if not num_clips:
-    return _looped(tf.zeros([1], tf.int32), num_available, num_frames, stride)
+    return _windows(tf.zeros([1], tf.int32), num_available, num_frames, stride, short_clip)
   span = (num_frames - 1) * stride + 1
   last_start = tf.maximum(num_available - span, 0)
   fractions = tf.linspace(0.0, 1.0, num_clips) if num_clips > 1 else tf.constant([0.5])
   starts = tf.cast(tf.round(fractions * tf.cast(last_start, tf.float32)), tf.int32)
-  return _looped(starts, num_available, num_frames, stride)
+  return _windows(starts, num_available, num_frames, stride, short_clip)
 
 
 def gather_frames(jpegs: tf.Tensor, indices: tf.Tensor) -> tf.Tensor:
@@ -82,6 +118,21 @@ def random_crop_window(image_hw: tf.Tensor, seed: tf.Tensor,
       min_object_covered=0.0, aspect_ratio_range=aspect_range, area_range=area_range,
       max_attempts=20, use_image_if_no_bounding_boxes=True)
   return tf.stack([begin[0], begin[1], size[0], size[1]])
+
+
+def fixed_crop_window(image_hw: tf.Tensor, size: int, seed: tf.Tensor) -> tf.Tensor:
+  """int32 [4] (y, x, height, width): a size x size square at a uniformly random position.
+
+  The paper's training crop (random 224x224 of 256-short-side frames), decoded without any
+  resize. A frame whose short side is below `size` gives instead the largest square that fits
+  (random position along the long side), which `resize` then scales up to `size`.
+  """
+  height, width = tf.unstack(tf.cast(image_hw, tf.int32))
+  side = tf.minimum(tf.minimum(height, width), size)
+  top_left = tf.random.stateless_uniform([2], seed, minval=0, maxval=2**30, dtype=tf.int32)
+  y = top_left[0] % (height - side + 1)
+  x = top_left[1] % (width - side + 1)
+  return tf.stack([y, x, side, side])
 
 
 def eval_crop_windows(image_hw: tf.Tensor, central_fraction: float,
@@ -144,20 +195,22 @@ def decode_then_crop(jpegs: tf.Tensor, window: tf.Tensor) -> tf.Tensor:
 # ---------------------------------------------------------------------------- augment
 
 def resize(frames: tf.Tensor, size: int) -> tf.Tensor:
-  """float32 [T, size, size, 3] from uint8 frames, values still 0..255.
+  """uint8 [T, size, size, 3] from uint8 frames; frames already size x size pass untouched.
 
   Bilinear; antialiased only when shrinking by more than 1.5x: near-1 factors (the usual
   crop of a 256-short-side frame to 224) look the same without it, and it costs twice as much
-  as the whole rest of the pipeline. The resize ops read uint8 and write float32 themselves:
-  casting first would add a full pass over the frames.
+  as the whole rest of the pipeline. The result is rounded back to uint8 so batches leave the
+  host at a quarter of float32's bytes (at most half a grey level from the float resize).
   """
   height, width = tf.shape(frames)[1], tf.shape(frames)[2]
   same = tf.logical_and(height == size, width == size)
   shrinks_a_lot = tf.minimum(height, width) * 2 > size * 3
-  return tf.case([
-      (same, lambda: tf.reshape(tf.cast(frames, tf.float32), [-1, size, size, 3])),
-      (shrinks_a_lot, lambda: tf.image.resize(frames, [size, size], antialias=True)),
-  ], default=lambda: tf.image.resize(frames, [size, size], antialias=False))
+
+  def resized(antialias):
+    return lambda: tf.cast(tf.image.resize(frames, [size, size], antialias=antialias) + 0.5,
+                           tf.uint8)
+  return tf.case([(same, lambda: tf.reshape(frames, [-1, size, size, 3])),
+                  (shrinks_a_lot, resized(True))], default=resized(False))
 
 
 def mirror(frames: tf.Tensor) -> tf.Tensor:
@@ -171,14 +224,19 @@ def mirror(frames: tf.Tensor) -> tf.Tensor:
   return tf.reshape(tf.reverse(rows, axis=[1]), shape)
 
 
-def random_flip(frames: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-  """Mirror all frames left-right together with probability 1/2.
+def flip_draw(seed: tf.Tensor) -> tf.Tensor:
+  """bool []: whether a clip is mirrored (probability 1/2)."""
+  return tf.random.stateless_uniform([], seed) < 0.5
 
-  Meant for the uint8 crop before `resize`: 4x fewer bytes to move than float32, and a
-  half-pixel-centred bilinear resize commutes with mirroring, so the result is the same.
+
+def random_flip(frames: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+  """Mirror all frames left-right together when `flip_draw(seed)`, on the host.
+
+  The trainer instead mirrors on the device (pipeline `flip_on_device`): on one CPU thread the
+  host mirror cost a quarter of the paper crop's decode (data/bench.py). Meant for the uint8 crop
+  before `resize`: a half-pixel-centred bilinear resize commutes with mirroring.
   """
-  flip = tf.random.stateless_uniform([], seed) < 0.5
-  return tf.cond(flip, lambda: mirror(frames), lambda: frames)
+  return tf.cond(flip_draw(seed), lambda: mirror(frames), lambda: frames)
 
 
 def reverse_time(frames: tf.Tensor) -> tf.Tensor:
@@ -188,5 +246,7 @@ def reverse_time(frames: tf.Tensor) -> tf.Tensor:
 # ---------------------------------------------------------------------------- normalise
 
 def normalise(frames: tf.Tensor) -> tf.Tensor:
-  """0..255 -> [-1, 1] float32."""
+  """0..255 -> [-1, 1] float32 on the host. The pipelines no longer call it: batches leave as
+  uint8 and `video_s3d.normalization` maps them on the device; kept as the reference the
+  uint8 path is tested against."""
   return tf.cast(frames, tf.float32) * (2.0 / 255.0) - 1.0
