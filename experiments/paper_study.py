@@ -170,12 +170,14 @@ class Interval:
     num_seeds: int
 
     def text(self, signed: bool = True) -> str:
-        sign = "+" if signed else ""
+        """A difference (signed, in points) or a level (in %), with interval and detectable
+        effect."""
         basis = (f"{self.num_seeds} seeds" if self.num_seeds > 1
                  else "1 seed: evaluation noise only")
-        return (f"{100 * self.mean:{sign}.1f} points (95% CI {100 * self.low:{sign}.1f} to "
+        sign, unit = ("+", " points") if signed else ("", "%")
+        return (f"{100 * self.mean:{sign}.1f}{unit} (95% CI {100 * self.low:{sign}.1f} to "
                 f"{100 * self.high:{sign}.1f}, {basis}; detectable >= "
-                f"{100 * self.detectable:.1f})")
+                f"{100 * self.detectable:.1f} points)")
 
 
 def interval(values: Sequence[float], evaluation_se: float) -> Interval:
@@ -340,11 +342,11 @@ def i2d_is_order_blind(s: dict[tuple[str, str], Score]) -> Finding:
         at_chance = pair.low <= 0.5 <= pair.high and abs(pair.mean - 0.5) <= EQUIVALENCE_MARGIN
         verdicts.append(REPRODUCED if at_chance else
                         NOT_REPRODUCED if not pair.low <= 0.5 <= pair.high else INCONCLUSIVE)
-        parts.append(f"{task}: right reversal partner in {pair.text(signed=False)} % of videos "
+        parts.append(f"{task}: right reversal partner in {pair.text(signed=False)} of videos "
                      f"(chance 50%)")
     appearance = s["i2d", "appearance"]
     learned = appearance.interval()
-    parts.append(f"appearance top-1 {learned.text(signed=False)} % (chance "
+    parts.append(f"appearance top-1 {learned.text(signed=False)} (chance "
                  f"{_pct(appearance.chance)})")
     others_learn = any(s[m, "appearance"].learned() for m in THREE_D_MODELS
                        if (m, "appearance") in s)
@@ -362,7 +364,8 @@ def three_d_needs_time(s: dict[tuple[str, str], Score]) -> Finding:
     claim = ("3D models collapse on time-reversed clips of the ordered tasks but not on "
              "appearance clips")
     tasks = [t for t in ORDERED_TASKS if any((m, t) in s for m in THREE_D_MODELS)]
-    present = [m for m in THREE_D_MODELS if (m, "appearance") in s and all((m, t) in s for t in tasks)]
+    present = [m for m in THREE_D_MODELS
+               if (m, "appearance") in s and all((m, t) in s for t in tasks)]
     if not present or not tasks:
         return _missing(claim, [(m, t) for m in THREE_D_MODELS for t in TASKS], s) or \
             Finding(claim, MISSING, "no 3D model has runs on an ordered task and appearance")
@@ -371,21 +374,24 @@ def three_d_needs_time(s: dict[tuple[str, str], Score]) -> Finding:
         for task in (*tasks, "appearance"):
             score = s[model, task]
             if any(r.reversed_video_top1 is None for r in score.runs.values()):
-                return Finding(claim, MISSING, f"{model} on {task} was evaluated without time reversal")
+                return Finding(claim, MISSING,
+                               f"{model} on {task} was evaluated without time reversal")
             # Collapse: reversed top-1 at most half the forward one; kept: at least 80% of it.
             keep = task == "appearance"
             factor = 0.8 if keep else 0.5
             margin = interval([_reversed(r) - factor * speed_accuracy.accuracy(r)
                                for r in score.runs.values()], score.evaluation_se())
-            verdict = gain_verdict(margin) if keep else gain_verdict(
-                Interval(-margin.mean, -margin.high, -margin.low, margin.detectable, margin.num_seeds))
+            flipped = Interval(-margin.mean, -margin.high, -margin.low, margin.detectable,
+                               margin.num_seeds)  # collapse claims a margin below zero
+            verdict = gain_verdict(margin if keep else flipped)
             parts.append(f"{DISPLAY_NAMES[model]} {task} {_pct(score.top1)} -> "
                          f"{_pct(score.interval(_reversed).mean)} reversed")
             if score.learned():
                 verdicts.append(verdict)
             else:
                 parts[-1] += " (not learned: not judged)"
-    evidence = "; ".join(parts) + " (collapse: reversed at most half of forward; kept: at least 80%)"
+    evidence = ("; ".join(parts)
+                + " (collapse: reversed at most half of forward; kept: at least 80%)")
     return Finding(claim, combine(verdicts) if verdicts else INCONCLUSIVE, evidence)
 
 
@@ -409,7 +415,7 @@ def top_heavy_beats_bottom_heavy(rows: Sequence[speed_accuracy.RunRow]) -> Findi
         bottom_cuts = sorted({p.cut for p in sweep if p.direction == "bottom"
                               and p.cut not in (0, zoo.SWEEP_CUTS[-1])})
         for cut in bottom_cuts:
-            differences, costs, bottoms, se = [], [], [], 0.0
+            differences, costs, accuracies, se = [], [], [], 0.0
             for seed, points in sorted(by_seed.items()):
                 bottom = points.get(speed_accuracy.CutPoint(family, "bottom", cut))
                 top_curve = sorted((speed_accuracy.cost_axis(r), speed_accuracy.accuracy(r))
@@ -421,17 +427,18 @@ def top_heavy_beats_bottom_heavy(rows: Sequence[speed_accuracy.RunRow]) -> Findi
                     continue
                 differences.append(top - speed_accuracy.accuracy(bottom))
                 costs.append(speed_accuracy.cost_axis(bottom))
-                bottoms.append(speed_accuracy.accuracy(bottom))
+                accuracies += [top, speed_accuracy.accuracy(bottom)]
                 se = math.hypot(_binomial_se(top, bottom.num_videos),
-                                _binomial_se(bottoms[-1], bottom.num_videos))
+                                _binomial_se(accuracies[-1], bottom.num_videos))
             if not differences:
                 continue
             effect = interval(differences, se)
             parts.append(f"{task} at {costs[0]:.1f} GMACs: top-heavy minus bottom-heavy-{cut} "
                          f"{effect.text()}")
-            chance = 1.0 / _any_row(sweep).num_classes
-            if max(bottoms) < chance + 2 * se and effect.high < 2 * se:
-                parts[-1] += NOT_JUDGED
+            row = _any_row(sweep)
+            chance = 1.0 / row.num_classes
+            if max(accuracies) < chance + 3 * _binomial_se(chance, row.num_videos):
+                parts[-1] += NOT_JUDGED  # neither side above chance + 3 sigma in any seed
                 continue
             verdicts.append(gain_verdict(effect))
             parts[-1] += f": {verdicts[-1]}"

@@ -297,7 +297,8 @@ def plot_speed_accuracy(rows: Sequence[RunRow], path: str) -> None:
     datasets = sorted({r.dataset for r in rows})
     fig, axes = plt.subplots(1, len(datasets), figsize=(6.5 * len(datasets), 5), squeeze=False)
     for ax, dataset in zip(axes[0], datasets):
-        chosen = [r for r in rows if r.dataset == dataset and cost_axis(r) and accuracy(r) is not None]
+        chosen = [r for r in rows
+                  if r.dataset == dataset and cost_axis(r) and accuracy(r) is not None]
         points = [(cost_axis(r), 100 * accuracy(r)) for r in chosen]
         front = set(pareto_front(points))
         for i, (x, y) in enumerate(points):

@@ -42,10 +42,14 @@ def render_split(task: str, num_clips: int, split: int, *, size: int, frames: in
     for i in range(num_clips):
         start = (np.random.default_rng((PROBE_DATA_SEED, split, i, 7)).integers(last_start + 1)
                  if train else int(round(0.5 * last_start)))
-        params = synthetic_render.make_params(
-            task, int(labels[i]), np.random.default_rng((PROBE_DATA_SEED, split, i)), size)
-        clips[i] = synthetic_render.render(params, RENDER_FRAMES, size,
-                                           frame_indices=np.arange(start, start + span, stride))
+        rng = np.random.default_rng((PROBE_DATA_SEED, split, i))
+        frames_kept = np.arange(start, start + span, stride)
+        if task == "order":
+            scene = synthetic_render.make_order_scene(int(labels[i]), rng, RENDER_FRAMES, size)
+            clips[i] = synthetic_render.render_scene(scene, size, frames_kept)
+        else:
+            params = synthetic_render.make_params(task, int(labels[i]), rng, size)
+            clips[i] = synthetic_render.render(params, RENDER_FRAMES, size, frames_kept)
     return clips, labels
 
 

@@ -209,3 +209,13 @@ def test_built_order_dataset_is_reproducible_with_reversal_partners(tmp_path):
   assert label == 3
   partner = synthetic_render.make_clip("order", 2, (0, 0, 3), 8, 24)
   assert synthetic_motion.encode(partner[::-1]) == jpegs
+
+
+def test_rendering_chosen_frames_gives_those_frames_of_the_whole_clip():
+  keep = np.array([1, 4, 9, 14])
+  params = synthetic_render.make_params("motion", 6, np.random.default_rng(2), 32)
+  np.testing.assert_array_equal(synthetic_render.render(params, 16, 32, keep),
+                                synthetic_render.render(params, 16, 32)[keep])
+  scene = synthetic_render.make_order_scene(3, np.random.default_rng(2), 16, 32)
+  np.testing.assert_array_equal(synthetic_render.render_scene(scene, 32, keep),
+                                synthetic_render.render_scene(scene, 32)[keep])

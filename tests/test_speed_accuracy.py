@@ -176,7 +176,7 @@ def test_study_reports_every_finding_from_the_runs(study_dir, tmp_path):
     assert [f.verdict for f in found] == [paper_study.REPRODUCED] * 5, found
     text = (tmp_path / "out" / paper_study.FINDINGS_FILE).read_text()
     assert "(72 runs, 3 seeds per model and task)" in text
-    assert "motion: right reversal partner in 50.0 %" in text              # I2D between partners
+    assert "motion: right reversal partner in 50.0% (95% CI" in text       # I2D between partners
     # Gating on motion: +8 points every seed; the interval comes from the evaluation floor.
     assert "motion: S3D-G 98.0% vs S3D 90.0%, difference +8.0 points (95% CI" in text
     assert "3 seeds; detectable >=" in text

@@ -389,12 +389,13 @@ def reverse_scene(scene: Scene) -> Scene:
                tuple((look, states[::-1].copy()) for look, states in scene.objects))
 
 
-def render_scene(scene: Scene, size: int) -> np.ndarray:
-  """uint8 [T, size, size, 3] frames of `scene`."""
+def render_scene(scene: Scene, size: int, frame_indices: np.ndarray | None = None) -> np.ndarray:
+  """uint8 [T, size, size, 3] frames of `scene` (only `frame_indices`, if given)."""
+  keep = slice(None) if frame_indices is None else np.asarray(frame_indices)
   xs, ys = pixel_grid(size)
-  frames = render_background(scene.background, scene.offsets, size)
+  frames = render_background(scene.background, scene.offsets[keep], size)
   for look, states in scene.objects:
-    frames = _draw_object(frames, look, states, xs, ys, size)
+    frames = _draw_object(frames, look, states[keep], xs, ys, size)
   return quantise(frames)
 
 
