@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from experiments import paper_study, speed_accuracy, synthetic_motion
+from models_testing import lively
 from video_s3d import evaluate, inputs
 
 NUM_VIDEOS = 300
@@ -260,7 +261,7 @@ def test_intervals_and_detectable_effects():
     agreeing = paper_study.interval([0.5, 0.5, 0.5], evaluation_se=0.03)
     assert agreeing.high - agreeing.low > 0.1
     assert paper_study.gain_verdict(three) == paper_study.REPRODUCED
-    assert paper_study.gain_verdict(paper_study.interval([-0.01, 0.0, 0.01], 0.001)) \
+    assert paper_study.gain_verdict(paper_study.interval([-0.004, 0.0, 0.004], 0.001)) \
         == paper_study.NOT_REPRODUCED  # inside the +-2 point band: no effect
     assert paper_study.gain_verdict(paper_study.interval([-0.2, 0.1, 0.3], 0.0)) \
         == paper_study.INCONCLUSIVE
@@ -307,8 +308,9 @@ def test_study_clips_keep_i2d_exactly_blind_to_frame_order():
     assert frames % 8 == 5
     model = models.create("tiny_i2d", 10)
     clip = jax.random.uniform(jax.random.key(0), (2, frames, 32, 32, 3), minval=-1, maxval=1)
-    variables = model.init({"params": jax.random.key(1), "dropout": jax.random.key(2)}, clip,
-                           train=False)
+    # O(1) activations throughout (the TF-Slim init leaves the logits ~1e-19: vacuous).
+    variables = lively(jax.eval_shape(lambda x: model.init(
+        {"params": jax.random.key(1), "dropout": jax.random.key(2)}, x, train=False), clip))
     forward = jax.jit(lambda x: model.apply(variables, x))
     logits, reversed_logits = forward(clip), forward(jnp.flip(clip, axis=1))
     assert float(jnp.abs(logits - reversed_logits).max()) < 1e-5 * float(jnp.abs(logits).max() + 1)
