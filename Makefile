@@ -30,10 +30,11 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(PY) -m pytest -n 2 -q -m "not slow"
 
-# The paper's study in miniature on CPU: tiny I2D/I3D/S3D/S3D-G and the heavy sweeps on both
-# synthetic tasks, then the speed-accuracy table, plots and findings.md (out/paper_study).
+# The paper's study in miniature on CPU, quick version (one seed): tiny I2D/I3D/S3D/S3D-G and
+# the heavy sweeps on the three synthetic tasks, then the speed-accuracy table, plots and
+# findings.md (out/paper_study). The full study: python -m experiments.paper_study (3 seeds).
 table: $(STAMP)
-	$(PY) -m experiments.paper_study
+	$(PY) -m experiments.paper_study --seeds=1
 
 cost: $(STAMP)
 	$(PY) -m video_s3d.cost --all

@@ -1,27 +1,30 @@
 r"""The paper's findings, reproduced in miniature on the synthetic dataset, end to end on a CPU.
 
-  python -m experiments.paper_study                       # `make table`: ~45 min on 2 CPU cores
+  python -m experiments.paper_study                       # the full study: 3 seeds per run
+  python -m experiments.paper_study --seeds=1             # `make table`: the quick version
   python -m experiments.paper_study --steps=40 --workdir=/tmp/study --out=/tmp/study_out
   python -m experiments.paper_study --dry_run             # the runs it would start
 
 Trains tiny I2D, I3D, S3D, S3D-G and tiny bottom-/top-heavy I3D networks (cut points
-HEAVY_CUTS; I2D and I3D close both curves) on both synthetic tasks (`motion`: the class is
-the direction of time, in reversal pairs; `appearance`: the class is the object's look), one
-after another (finished runs are skipped when started again), then writes the speed-accuracy
-table and plots (experiments/speed_accuracy.py) and `findings.md`: each of the paper's claims
-below with the numbers that support or refute it, computed from the runs:
+HEAVY_CUTS; I2D and I3D close both curves) on three synthetic tasks (`motion`: the class is
+the direction of time, in reversal pairs; `appearance`: the class is the object's look;
+`order`: the class is which of two shapes comes first, in reversal pairs, so order matters on
+top of appearance), each with `--seeds` seeds, one run after another (finished runs are
+skipped when started again), then writes the speed-accuracy table and plots
+(experiments/speed_accuracy.py) and `findings.md`: each of the paper's claims below with the
+numbers that support or refute it, computed from the runs:
 
-  1. I2D, blind to frame order, is at chance between reversal partners on `motion` but
-     learns `appearance`.
-  2. 3D models collapse on time-reversed `motion` clips (they predict the partner class) but
-     not on `appearance`.
+  1. I2D, blind to frame order, is at chance between reversal partners on `motion` and
+     `order` but learns `appearance`.
+  2. 3D models collapse on time-reversed clips of the ordered tasks but not on `appearance`.
   3. At equal cost, top-heavy beats bottom-heavy.
   4. S3D matches or beats I3D at a lower cost.
   5. Gating (S3D-G) helps.
 
-A claim the numbers do not support is reported as not reproduced; one whose runs did not
-learn enough to judge is reported as inconclusive. Tiny networks trained for minutes are
-noisy: each comparison states its binomial standard error (sigma) over the evaluation videos.
+Each comparison is the across-seed mean of a per-seed difference, paired by seed (runs of one
+seed read the same training stream), with a 95% Student-t interval and the smallest effect
+the study could detect; the verdict is reproduced / not reproduced / inconclusive from that
+interval (see `findings_markdown`). One seed leaves only evaluation noise in the interval.
 """
 from __future__ import annotations
 
@@ -29,8 +32,11 @@ import argparse
 import dataclasses
 import math
 import os
+import re
 import sys
 from typing import Callable, Sequence
+
+from scipy import stats
 
 from experiments import runs as runs_lib
 from experiments import speed_accuracy
@@ -39,7 +45,11 @@ from video_s3d import train_state
 from video_s3d.models import zoo
 
 CONFIG = "experiments/synthetic_motion.py"
-TASKS = ("motion", "appearance")
+TASKS = ("motion", "appearance", "order")
+# Tasks whose classes come in time-reversal pairs.
+ORDERED_TASKS = ("motion", "order")
+# The full study's seeds per (model, task); `make table` runs one.
+DEFAULT_SEEDS = 3
 BASE_MODELS = ("i2d", "i3d", "s3d", "s3dg")
 HEAVY_FAMILY = "i3d"
 HEAVY_CUTS = (3, 6)
@@ -56,12 +66,15 @@ FINDINGS_FILE = "findings.md"
 # for a CPU, and AdamW: in a 200-step probe tiny_i3d's training accuracy on `motion` rose to
 # 36% with it, while SGD at lr 0.1 stayed at chance.
 RUN_SETTINGS = {
-    # 5 frames 7 apart span the whole 32-frame motion, and T = 5 (mod 8) makes I2D's strided
-    # pools mirror-symmetric, so I2D is exactly blind to frame order (experiments/quickstart.py):
-    # at 8 frames tiny I2D told 86% of reversal pairs apart from that asymmetry alone.
-    "data.num_frames": 5,
-    "data.stride": 7,
-    # 48x48: at 32x32 the appearance task's textures fall to 2-4 pixels a cycle.
+    # 13 frames 2 apart: every 3D layer of every study model sees at least 2 frames (Conv_1a
+    # and MaxPool_4a/5a halve time: 13 -> 7 -> 4 -> 2 at Mixed_5c; at the earlier 5 frames
+    # Mixed_5b/5c saw one frame and their 3D kernels acted as 2D ones; tested from the models'
+    # endpoints), and T = 5 (mod 8) keeps I2D's strided pools mirror-symmetric, so I2D stays
+    # exactly blind to frame order (experiments/quickstart.py): at 8 frames tiny I2D told 86%
+    # of reversal pairs apart from that asymmetry alone. The 25-frame window covers 78% of the
+    # 32-frame motion, and every window holds the `order` task's hand-over (synthetic_render).
+    "data.num_frames": 13,
+    "data.stride": 2,
     "data.crop_size": 48,
     "batch_size": 16,
     "eval_batch_size": 32,
@@ -78,12 +91,33 @@ def study_models() -> list[str]:
     return [zoo.TINY_PREFIX + m for m in (*BASE_MODELS, *heavy)]
 
 
+def endpoint_frames(model: str, endpoint: str = "Mixed_5c", num_frames: int | None = None,
+                    crop_size: int | None = None) -> int:
+    """Frames left at `endpoint` of `model` on the study's clips (or the given shape), read from
+    the model's endpoints by jax.eval_shape (nothing is computed)."""
+    import jax
+    import jax.numpy as jnp
+    from video_s3d import models
+    num_frames = num_frames or RUN_SETTINGS["data.num_frames"]
+    crop_size = crop_size or RUN_SETTINGS["data.crop_size"]
+    network = models.create(model, 10)
+
+    def endpoints(clip):
+        variables = network.init({"params": jax.random.key(0), "dropout": jax.random.key(1)},
+                                 clip, train=False)
+        return network.apply(variables, clip, return_endpoints=True)[1]
+
+    shapes = jax.eval_shape(endpoints, jax.ShapeDtypeStruct(
+        (1, num_frames, crop_size, crop_size, 3), jnp.float32))
+    return int(shapes[endpoint].shape[1])
+
+
 def get_sweep(arg: str | None = None) -> list[runs_lib.Run]:
-    """Every model on both tasks. Argument string: steps=<training steps per run>, seeds=<N>,
+    """Every model on every task. Argument string: steps=<training steps per run>, seeds=<N>,
     data_dir=<TFDS folder for the generated datasets> (default: TFDS's own)."""
-    arg = parse_arg(arg, steps=DEFAULT_STEPS, seeds=1, data_dir="")
-    if arg.steps < 1:
-        raise ValueError(f"steps={arg.steps} must be at least 1.")
+    arg = parse_arg(arg, steps=DEFAULT_STEPS, seeds=DEFAULT_SEEDS, data_dir="")
+    if arg.steps < 1 or arg.seeds < 1:
+        raise ValueError(f"steps={arg.steps} and seeds={arg.seeds} must be at least 1.")
     overrides = {
         **RUN_SETTINGS,
         "num_train_steps": arg.steps,
@@ -108,64 +142,165 @@ class Finding:
 REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE, MISSING = (
     "reproduced", "not reproduced", "inconclusive", "missing runs")
 VERDICTS = (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE, MISSING)
+# Two-sided 95% intervals; "detectable" is the smallest true effect such a study finds at 95%
+# confidence with 80% power. Not published; our choices, the conventional ones.
+CONFIDENCE, POWER = 0.95, 0.80
+# Effects inside +-2 points count as no effect ("matches"; a claimed gain whose whole interval
+# lies inside this band is not reproduced). Not published; our choice: about the binomial
+# standard error of one run's top-1 over 300 evaluation videos.
+EQUIVALENCE_MARGIN = 0.02
+_SEED_IN_NAME = re.compile(r"-s(\d+)(?:-|$)")
+
+
+def run_seed(row: speed_accuracy.RunRow) -> int:
+    """The run's seed: from its config, else from its name (`...-s<seed>`), else 0."""
+    if row.seed is not None:
+        return int(row.seed)
+    match = _SEED_IN_NAME.search(row.run)
+    return int(match.group(1)) if match else 0
+
+
+@dataclasses.dataclass(frozen=True)
+class Interval:
+    """Mean of per-seed values with its confidence interval and detectable effect."""
+    mean: float
+    low: float
+    high: float
+    detectable: float
+    num_seeds: int
+
+    def text(self, signed: bool = True) -> str:
+        """A difference (signed, in points) or a level (in %), with interval and detectable
+        effect."""
+        basis = (f"{self.num_seeds} seeds" if self.num_seeds > 1
+                 else "1 seed: evaluation noise only")
+        sign, unit = ("+", " points") if signed else ("", "%")
+        return (f"{100 * self.mean:{sign}.1f}{unit} (95% CI {100 * self.low:{sign}.1f} to "
+                f"{100 * self.high:{sign}.1f}, {basis}; detectable >= "
+                f"{100 * self.detectable:.1f} points)")
+
+
+def interval(values: Sequence[float], evaluation_se: float) -> Interval:
+    """Across-seed mean and Student-t interval. The standard error is never taken below the
+    evaluation videos' binomial one (`evaluation_se`, for one run), so seeds that happen to agree
+    exactly do not give a zero-width interval; with one seed only that evaluation noise is left
+    (normal quantiles), which understates the seed-to-seed spread."""
+    n = len(values)
+    mean = sum(values) / n
+    floor = evaluation_se / math.sqrt(n)
+    if n > 1:
+        spread = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) / math.sqrt(n)
+        se = max(spread, floor)
+        two_sided = stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1)
+        power = stats.t.ppf(POWER, n - 1)
+    else:
+        se = floor
+        two_sided, power = stats.norm.ppf(0.5 + CONFIDENCE / 2), stats.norm.ppf(POWER)
+    return Interval(mean, mean - two_sided * se, mean + two_sided * se,
+                    (two_sided + power) * se, n)
+
+
+def _binomial_se(p: float, num_videos: int | None) -> float:
+    return math.sqrt(max(p * (1 - p), 1e-4) / max(num_videos or 1, 1))
+
+
+def gain_verdict(effect: Interval) -> str:
+    """A claimed gain (> 0): reproduced if the whole interval is above 0; not reproduced if it
+    is below 0 or inside the equivalence band; otherwise inconclusive."""
+    if effect.low > 0:
+        return REPRODUCED
+    if effect.high < 0 or (effect.low >= -EQUIVALENCE_MARGIN and effect.high <= EQUIVALENCE_MARGIN):
+        return NOT_REPRODUCED
+    return INCONCLUSIVE
+
+
+def match_verdict(effect: Interval) -> str:
+    """'Matches or beats' (>= -margin): reproduced if the interval is above -margin, not
+    reproduced if it is below -margin, otherwise inconclusive."""
+    if effect.low >= -EQUIVALENCE_MARGIN:
+        return REPRODUCED
+    if effect.high < -EQUIVALENCE_MARGIN:
+        return NOT_REPRODUCED
+    return INCONCLUSIVE
+
+
+def combine(verdicts: Sequence[str]) -> str:
+    """One claim from its comparisons: reproduced if some are and none fails, not reproduced if
+    some fail and none holds, inconclusive otherwise (none decided, or they disagree)."""
+    if REPRODUCED in verdicts and NOT_REPRODUCED not in verdicts:
+        return REPRODUCED
+    if NOT_REPRODUCED in verdicts and REPRODUCED not in verdicts:
+        return NOT_REPRODUCED
+    return INCONCLUSIVE
 
 
 @dataclasses.dataclass(frozen=True)
 class Score:
-    """One model on one task, averaged over its seeds."""
-    top1: float
-    reversed_top1: float | None
-    pairwise_reversal: float | None
-    gmacs: float
-    num_videos: int          # evaluation videos, summed over seeds
-    num_classes: int
+    """One model on one task: its runs by seed."""
+    runs: dict  # seed -> RunRow
+
+    @property
+    def seeds(self) -> list[int]:
+        return sorted(self.runs)
+
+    @property
+    def num_classes(self) -> int:
+        return next(iter(self.runs.values())).num_classes
 
     @property
     def chance(self) -> float:
         return 1.0 / self.num_classes
 
-    def sigma(self, p: float | None = None) -> float:
-        """Binomial standard error of an accuracy p (default: this top-1) over the videos."""
-        p = self.top1 if p is None else p
-        return math.sqrt(max(p * (1 - p), 1e-12) / max(self.num_videos, 1))
+    def values(self, metric: Callable, seeds: Sequence[int] | None = None) -> list[float]:
+        return [metric(self.runs[s]) for s in (self.seeds if seeds is None else seeds)]
+
+    def evaluation_se(self, metric: Callable = speed_accuracy.accuracy) -> float:
+        row = next(iter(self.runs.values()))
+        return _binomial_se(metric(row), row.num_videos)
+
+    def interval(self, metric: Callable = speed_accuracy.accuracy) -> Interval:
+        return interval(self.values(metric), self.evaluation_se(metric))
+
+    @property
+    def top1(self) -> float:
+        return self.interval().mean
+
+    @property
+    def cost(self) -> float:
+        return speed_accuracy.cost_axis(next(iter(self.runs.values()))) or 0.0
 
     def learned(self) -> bool:
-        """Top-1 at least 3 sigma above chance: enough learning for its failures to mean something."""
-        return self.top1 >= self.chance + 3 * self.sigma(self.chance)
-
-
-def _mean(values: Sequence[float | None]) -> float | None:
-    present = [v for v in values if v is not None]
-    return sum(present) / len(present) if present else None
+        """Top-1 interval above chance: enough learning for its failures to mean something."""
+        return self.interval().low > self.chance
 
 
 def scores(rows: Sequence[speed_accuracy.RunRow]) -> dict[tuple[str, str], Score]:
     """(model without 'tiny_', task) -> Score. The task is the part of the dataset name after
     'synthetic_motion/'."""
-    grouped: dict[tuple[str, str], list] = {}
+    grouped: dict[tuple[str, str], dict] = {}
     for row in rows:
         if speed_accuracy.accuracy(row) is None:
             continue
         model = row.model[len(zoo.TINY_PREFIX):] if row.model.startswith(zoo.TINY_PREFIX) else row.model
         task = row.dataset.split("/")[-1].removesuffix("_tiny")
-        grouped.setdefault((model, task), []).append(row)
-    return {key: Score(top1=_mean([speed_accuracy.accuracy(r) for r in rs]),
-                       reversed_top1=_mean([r.reversed_video_top1 for r in rs]),
-                       pairwise_reversal=_mean([r.pairwise_reversal for r in rs]),
-                       gmacs=_mean([r.gmacs for r in rs]) or 0.0,
-                       num_videos=sum(r.num_videos or 0 for r in rs),
-                       num_classes=rs[0].num_classes)
-            for key, rs in grouped.items()}
+        grouped.setdefault((model, task), {})[run_seed(row)] = row
+    return {key: Score(runs) for key, runs in grouped.items()}
 
 
-def _verdict(judged: Sequence[bool]) -> str:
-    """All judged comparisons hold: reproduced; none could be judged: inconclusive."""
-    if not judged:
-        return INCONCLUSIVE
-    return REPRODUCED if all(judged) else NOT_REPRODUCED
-
-
-NOT_JUDGED = " (neither learned the task: not judged)"
+def paired_difference(a: Score, b: Score, metric: Callable = speed_accuracy.accuracy) -> Interval:
+    """a - b over the seeds both ran, paired by seed: a study's runs of one seed read the same
+    training stream (the pipeline's order depends on the seed only), so pairing removes the
+    data-order part of the spread."""
+    seeds = sorted(set(a.seeds) & set(b.seeds)) or None
+    if seeds is None:  # no shared seed: unpaired means
+        mean_a, mean_b = a.interval(metric), b.interval(metric)
+        half = math.hypot(mean_a.high - mean_a.mean, mean_b.high - mean_b.mean)
+        detectable = math.hypot(mean_a.detectable, mean_b.detectable)
+        mean = mean_a.mean - mean_b.mean
+        return Interval(mean, mean - half, mean + half, detectable,
+                        min(mean_a.num_seeds, mean_b.num_seeds))
+    differences = [x - y for x, y in zip(a.values(metric, seeds), b.values(metric, seeds))]
+    return interval(differences, math.hypot(a.evaluation_se(metric), b.evaluation_se(metric)))
 
 
 def _pct(p: float | None) -> str:
@@ -179,50 +314,85 @@ def _missing(claim: str, needed: Sequence[tuple[str, str]], have) -> Finding | N
     return None
 
 
+def _pairwise(row: speed_accuracy.RunRow) -> float:
+    return row.pairwise_reversal
+
+
+def _reversed(row: speed_accuracy.RunRow) -> float:
+    return row.reversed_video_top1
+
+
+NOT_JUDGED = " (neither learned the task: not judged)"
+
+
 def i2d_is_order_blind(s: dict[tuple[str, str], Score]) -> Finding:
-    claim = "I2D is at chance between reversal partners on motion but learns appearance"
-    missing = _missing(claim, [("i2d", "motion"), ("i2d", "appearance")], s)
+    claim = ("I2D is at chance between time-reversal partners (motion, order) but learns "
+             "appearance")
+    ordered = [t for t in ORDERED_TASKS if ("i2d", t) in s]
+    missing = _missing(claim, [("i2d", "appearance")] + ([] if ordered else [("i2d", "motion")]), s)
     if missing:
         return missing
-    motion, appearance = s["i2d", "motion"], s["i2d", "appearance"]
-    if motion.pairwise_reversal is None:
-        return Finding(claim, MISSING, "the motion run reports no pairwise reversal accuracy")
-    pair_sigma = motion.sigma(0.5)
-    at_chance = abs(motion.pairwise_reversal - 0.5) <= 2 * pair_sigma
-    learns = appearance.learned()
-    others_learn = any(s[m, "appearance"].learned() for m in THREE_D_MODELS if (m, "appearance") in s)
-    evidence = (f"I2D picks the right one of two reversal partners in "
-                f"{_pct(motion.pairwise_reversal)} of motion videos (chance 50%, 2 sigma = "
-                f"{200 * pair_sigma:.1f} points); appearance top-1 {_pct(appearance.top1)} "
-                f"(chance {_pct(appearance.chance)})")
-    if ("i3d", "motion") in s and s["i3d", "motion"].pairwise_reversal is not None:
-        evidence += f"; for contrast, I3D's pairwise reversal accuracy is {_pct(s['i3d', 'motion'].pairwise_reversal)}"
-    if not learns and not others_learn:
-        return Finding(claim, INCONCLUSIVE, evidence + "; no model learned appearance")
-    return Finding(claim, REPRODUCED if at_chance and learns else NOT_REPRODUCED, evidence)
+    verdicts, parts = [], []
+    for task in ordered:
+        score = s["i2d", task]
+        if any(r.pairwise_reversal is None for r in score.runs.values()):
+            return Finding(claim, MISSING, f"the {task} runs report no pairwise reversal accuracy")
+        pair = interval(score.values(_pairwise), _binomial_se(0.5, _any(score).num_videos))
+        # At chance: the interval holds 50% and its mean is within the equivalence band of it.
+        at_chance = pair.low <= 0.5 <= pair.high and abs(pair.mean - 0.5) <= EQUIVALENCE_MARGIN
+        verdicts.append(REPRODUCED if at_chance else
+                        NOT_REPRODUCED if not pair.low <= 0.5 <= pair.high else INCONCLUSIVE)
+        parts.append(f"{task}: right reversal partner in {pair.text(signed=False)} of videos "
+                     f"(chance 50%)")
+    appearance = s["i2d", "appearance"]
+    learned = appearance.interval()
+    parts.append(f"appearance top-1 {learned.text(signed=False)} (chance "
+                 f"{_pct(appearance.chance)})")
+    others_learn = any(s[m, "appearance"].learned() for m in THREE_D_MODELS
+                       if (m, "appearance") in s)
+    if not appearance.learned() and not others_learn:
+        return Finding(claim, INCONCLUSIVE, "; ".join(parts) + "; no model learned appearance")
+    verdicts.append(REPRODUCED if appearance.learned() else NOT_REPRODUCED)
+    return Finding(claim, combine(verdicts), "; ".join(parts))
+
+
+def _any(score: Score) -> speed_accuracy.RunRow:
+    return next(iter(score.runs.values()))
 
 
 def three_d_needs_time(s: dict[tuple[str, str], Score]) -> Finding:
-    claim = "3D models collapse on time-reversed motion clips but not on appearance clips"
-    present = [m for m in THREE_D_MODELS if (m, "motion") in s and (m, "appearance") in s]
-    if not present:
-        return _missing(claim, [(m, t) for m in THREE_D_MODELS for t in TASKS], s)
-    judged, parts = [], []
+    claim = ("3D models collapse on time-reversed clips of the ordered tasks but not on "
+             "appearance clips")
+    tasks = [t for t in ORDERED_TASKS if any((m, t) in s for m in THREE_D_MODELS)]
+    present = [m for m in THREE_D_MODELS
+               if (m, "appearance") in s and all((m, t) in s for t in tasks)]
+    if not present or not tasks:
+        return _missing(claim, [(m, t) for m in THREE_D_MODELS for t in TASKS], s) or \
+            Finding(claim, MISSING, "no 3D model has runs on an ordered task and appearance")
+    verdicts, parts = [], []
     for model in present:
-        motion, appearance = s[model, "motion"], s[model, "appearance"]
-        if motion.reversed_top1 is None or appearance.reversed_top1 is None:
-            return Finding(claim, MISSING, f"{model} was evaluated without time reversal")
-        # Collapse: reversal costs at least half the accuracy; kept: it costs at most a fifth.
-        collapses = motion.reversed_top1 <= 0.5 * motion.top1
-        keeps = appearance.reversed_top1 >= 0.8 * appearance.top1
-        parts.append(f"{DISPLAY_NAMES[model]} motion {_pct(motion.top1)} -> {_pct(motion.reversed_top1)} "
-                     f"reversed, appearance {_pct(appearance.top1)} -> {_pct(appearance.reversed_top1)}")
-        if motion.learned() and appearance.learned():
-            judged.append(collapses and keeps)
-        else:
-            parts[-1] += " (did not learn both tasks: not judged)"
-    evidence = "; ".join(parts) + " (collapse: reversed at most half of forward; kept: at least 80%)"
-    return Finding(claim, _verdict(judged), evidence)
+        for task in (*tasks, "appearance"):
+            score = s[model, task]
+            if any(r.reversed_video_top1 is None for r in score.runs.values()):
+                return Finding(claim, MISSING,
+                               f"{model} on {task} was evaluated without time reversal")
+            # Collapse: reversed top-1 at most half the forward one; kept: at least 80% of it.
+            keep = task == "appearance"
+            factor = 0.8 if keep else 0.5
+            margin = interval([_reversed(r) - factor * speed_accuracy.accuracy(r)
+                               for r in score.runs.values()], score.evaluation_se())
+            flipped = Interval(-margin.mean, -margin.high, -margin.low, margin.detectable,
+                               margin.num_seeds)  # collapse claims a margin below zero
+            verdict = gain_verdict(margin if keep else flipped)
+            parts.append(f"{DISPLAY_NAMES[model]} {task} {_pct(score.top1)} -> "
+                         f"{_pct(score.interval(_reversed).mean)} reversed")
+            if score.learned():
+                verdicts.append(verdict)
+            else:
+                parts[-1] += " (not learned: not judged)"
+    evidence = ("; ".join(parts)
+                + " (collapse: reversed at most half of forward; kept: at least 80%)")
+    return Finding(claim, combine(verdicts) if verdicts else INCONCLUSIVE, evidence)
 
 
 def _interpolate(points: Sequence[tuple[float, float]], x: float) -> float | None:
@@ -234,83 +404,89 @@ def _interpolate(points: Sequence[tuple[float, float]], x: float) -> float | Non
 
 
 def top_heavy_beats_bottom_heavy(rows: Sequence[speed_accuracy.RunRow]) -> Finding:
-    claim = "At equal cost, top-heavy beats bottom-heavy"
-    comparisons, parts = [], []
-    # Learning floor per dataset: chance + 3 sigma (as Score.learned).
-    floors = {}
-    for row in rows:
-        chance = 1.0 / row.num_classes
-        floors[row.dataset] = chance + 3 * math.sqrt(chance * (1 - chance) / max(row.num_videos or 1, 1))
+    claim = "At equal cost (full-size G multiply-adds), top-heavy beats bottom-heavy"
+    verdicts, parts = [], []
     for (dataset, family), sweep in sorted(speed_accuracy.heavy_sweeps(rows).items()):
-        curves = {}
-        for direction in ("bottom", "top"):
-            points = sorted(
-                (sum(r.gmacs for r in rs) / len(rs), sum(speed_accuracy.accuracy(r) for r in rs) / len(rs), p.cut)
-                for p, rs in sweep.items() if p.direction == direction)
-            curves[direction] = points
-        top_curve = [(c, a) for c, a, _ in curves["top"]]
-        for cost, acc, cut in curves["bottom"]:
-            if cut in (0, zoo.SWEEP_CUTS[-1]):
-                continue  # the ends are the same network on both curves
-            top_acc = _interpolate(top_curve, cost)
-            if top_acc is None:
+        task = dataset.split("/")[-1].removesuffix("_tiny")
+        by_seed: dict[int, dict] = {}
+        for point, runs in sweep.items():
+            for row in runs:
+                by_seed.setdefault(run_seed(row), {})[point] = row
+        bottom_cuts = sorted({p.cut for p in sweep if p.direction == "bottom"
+                              and p.cut not in (0, zoo.SWEEP_CUTS[-1])})
+        for cut in bottom_cuts:
+            differences, costs, accuracies, se = [], [], [], 0.0
+            for seed, points in sorted(by_seed.items()):
+                bottom = points.get(speed_accuracy.CutPoint(family, "bottom", cut))
+                top_curve = sorted((speed_accuracy.cost_axis(r), speed_accuracy.accuracy(r))
+                                   for p, r in points.items() if p.direction == "top")
+                if bottom is None:
+                    continue
+                top = _interpolate(top_curve, speed_accuracy.cost_axis(bottom))
+                if top is None:
+                    continue
+                differences.append(top - speed_accuracy.accuracy(bottom))
+                costs.append(speed_accuracy.cost_axis(bottom))
+                accuracies += [top, speed_accuracy.accuracy(bottom)]
+                se = math.hypot(_binomial_se(top, bottom.num_videos),
+                                _binomial_se(accuracies[-1], bottom.num_videos))
+            if not differences:
                 continue
-            parts.append(f"{dataset.split('/')[-1]} at {cost:.4f} GMACs: bottom-heavy-{cut} "
-                         f"{_pct(acc)} vs top-heavy {_pct(top_acc)}")
-            if max(acc, top_acc) < floors[dataset]:
-                parts[-1] += NOT_JUDGED
+            effect = interval(differences, se)
+            parts.append(f"{task} at {costs[0]:.1f} GMACs: top-heavy minus bottom-heavy-{cut} "
+                         f"{effect.text()}")
+            row = _any_row(sweep)
+            chance = 1.0 / row.num_classes
+            if max(accuracies) < chance + 3 * _binomial_se(chance, row.num_videos):
+                parts[-1] += NOT_JUDGED  # neither side above chance + 3 sigma in any seed
                 continue
-            comparisons.append(top_acc >= acc)
+            verdicts.append(gain_verdict(effect))
+            parts[-1] += f": {verdicts[-1]}"
     if not parts:
         return Finding(claim, MISSING, "no bottom-/top-heavy sweep with runs on both sides of a cut")
-    if not comparisons:
-        return Finding(claim, INCONCLUSIVE, "; ".join(parts))
-    wins = sum(comparisons)
-    evidence = (f"top-heavy (interpolated along its cost curve) is at least as accurate in "
-                f"{wins} of {len(comparisons)} comparisons: " + "; ".join(parts))
-    return Finding(claim, REPRODUCED if wins * 2 > len(comparisons) else NOT_REPRODUCED, evidence)
+    return Finding(claim, combine(verdicts) if verdicts else INCONCLUSIVE, "; ".join(parts))
 
 
-def _difference_sigma(a: Score, b: Score) -> float:
-    return math.sqrt(a.sigma() ** 2 + b.sigma() ** 2)
+def _any_row(sweep) -> speed_accuracy.RunRow:
+    return next(iter(next(iter(sweep.values()))))
 
 
 def s3d_beats_i3d(s: dict[tuple[str, str], Score]) -> Finding:
     claim = "S3D matches or beats I3D at a lower cost"
-    missing = _missing(claim, [(m, t) for m in ("i3d", "s3d") for t in TASKS], s)
-    if missing:
-        return missing
-    holds, parts = [], []
-    for task in TASKS:
+    tasks = [t for t in TASKS if ("i3d", t) in s and ("s3d", t) in s]
+    if not tasks:
+        return _missing(claim, [(m, t) for m in ("i3d", "s3d") for t in TASKS], s)
+    verdicts, parts = [], []
+    for task in tasks:
         i3d, s3d = s["i3d", task], s["s3d", task]
-        sigma = _difference_sigma(i3d, s3d)
-        parts.append(f"{task}: S3D {_pct(s3d.top1)} at {s3d.gmacs:.4f} GMACs vs I3D "
-                     f"{_pct(i3d.top1)} at {i3d.gmacs:.4f} (2 sigma of the difference "
-                     f"{200 * sigma:.1f} points)")
+        effect = paired_difference(s3d, i3d)
+        parts.append(f"{task}: S3D {_pct(s3d.top1)} at {s3d.cost:.1f} GMACs vs I3D "
+                     f"{_pct(i3d.top1)} at {i3d.cost:.1f}, difference {effect.text()}")
         if not (i3d.learned() or s3d.learned()):
             parts[-1] += NOT_JUDGED
             continue
-        holds.append(s3d.gmacs < i3d.gmacs and s3d.top1 >= i3d.top1 - 2 * sigma)
-    return Finding(claim, _verdict(holds), "; ".join(parts))
+        verdicts.append(match_verdict(effect) if s3d.cost < i3d.cost else NOT_REPRODUCED)
+        parts[-1] += f": {verdicts[-1]}"
+    return Finding(claim, combine(verdicts) if verdicts else INCONCLUSIVE, "; ".join(parts))
 
 
 def gating_helps(s: dict[tuple[str, str], Score]) -> Finding:
     claim = "Gating helps: S3D-G is more accurate than S3D"
-    missing = _missing(claim, [(m, t) for m in ("s3d", "s3dg") for t in TASKS], s)
-    if missing:
-        return missing
-    holds, parts = [], []
-    for task in TASKS:
+    tasks = [t for t in TASKS if ("s3d", t) in s and ("s3dg", t) in s]
+    if not tasks:
+        return _missing(claim, [(m, t) for m in ("s3d", "s3dg") for t in TASKS], s)
+    verdicts, parts = [], []
+    for task in tasks:
         s3d, s3dg = s["s3d", task], s["s3dg", task]
-        difference, sigma = s3dg.top1 - s3d.top1, _difference_sigma(s3d, s3dg)
-        parts.append(f"{task}: S3D-G {_pct(s3dg.top1)} vs S3D {_pct(s3d.top1)} "
-                     f"({100 * difference:+.1f} points{', within 2 sigma' if abs(difference) < 2 * sigma else ''}), "
-                     f"cost x{s3dg.gmacs / s3d.gmacs:.3f}")
+        effect = paired_difference(s3dg, s3d)
+        parts.append(f"{task}: S3D-G {_pct(s3dg.top1)} vs S3D {_pct(s3d.top1)}, difference "
+                     f"{effect.text()}, cost x{s3dg.cost / s3d.cost:.3f}")
         if not (s3d.learned() or s3dg.learned()):
             parts[-1] += NOT_JUDGED
             continue
-        holds.append(difference > 0)
-    return Finding(claim, _verdict(holds), "; ".join(parts))
+        verdicts.append(gain_verdict(effect))
+        parts[-1] += f": {verdicts[-1]}"
+    return Finding(claim, combine(verdicts) if verdicts else INCONCLUSIVE, "; ".join(parts))
 
 
 def findings(rows: Sequence[speed_accuracy.RunRow]) -> list[Finding]:
@@ -320,9 +496,19 @@ def findings(rows: Sequence[speed_accuracy.RunRow]) -> list[Finding]:
 
 
 def findings_markdown(found: Sequence[Finding], num_runs: int,
-                      warnings: Sequence[str] = ()) -> str:
-    lines = [f"# Paper findings on synthetic_motion ({num_runs} runs)", ""]
+                      warnings: Sequence[str] = (), num_seeds: int | None = None) -> str:
+    lines = [f"# Paper findings on synthetic_motion ({num_runs} runs"
+             + (f", {num_seeds} seed{'s' if num_seeds != 1 else ''} per model and task)"
+                if num_seeds else ")"), ""]
     lines += [line for w in warnings for line in (f"**Warning:** {w}", "")]
+    lines += [f"Each comparison: the across-seed mean of the per-seed difference (paired by seed: "
+              f"runs of one seed see the same training stream) with its {CONFIDENCE:.0%} "
+              f"interval, and the smallest effect the study detects at {CONFIDENCE:.0%} "
+              f"confidence with {POWER:.0%} power. Verdicts: reproduced if the interval is on "
+              f"the claimed side, not reproduced if it is on the other side or within "
+              f"+-{100 * EQUIVALENCE_MARGIN:.0f} points of no effect where an effect is claimed, "
+              f"inconclusive otherwise. With one seed the interval covers only evaluation noise.",
+              ""]
     lines += ["| # | claim | verdict | evidence |", "|---|---|---|---|"]
     for i, f in enumerate(found, 1):
         lines.append(f"| {i} | {f.claim} | **{f.verdict}** | {f.evidence} |")
@@ -344,7 +530,8 @@ def run_study(workdir: str, out_dir: str, sweep_arg: str | None = None, dry_run:
         return []
     rows = speed_accuracy.write_report([run.workdir(root) for run in runs], out_dir, log=log)
     found = findings(rows)
-    text = findings_markdown(found, len(rows), speed_accuracy.mixed_versions(rows))
+    text = findings_markdown(found, len(rows), speed_accuracy.mixed_versions(rows),
+                             num_seeds=len({run_seed(r) for r in rows}))
     with open(os.path.join(out_dir, FINDINGS_FILE), "w", encoding="utf-8") as f:
         f.write(text)
     log(text)
@@ -358,7 +545,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--workdir", default="runs/paper_study", help="one workdir per run below it")
     parser.add_argument("--out", default="out/paper_study", help="table, plots and findings.md")
     parser.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="training steps per run")
-    parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--seeds", type=int, default=DEFAULT_SEEDS,
+                        help="seeds per (model, task): 3 for the study, 1 for the quick table")
     parser.add_argument("--data_dir", default="", help="TFDS folder for the generated datasets")
     parser.add_argument("--dry_run", action="store_true", help="print the runs' commands only")
     args = parser.parse_args(argv)

@@ -5,12 +5,16 @@ r"""The speed-accuracy table and plots from finished runs (each workdir's result
 
 Writes to --out:
   speed_accuracy.md / .csv  one row per run: model, input, G multiply-adds at the run's input
-                            size (video_s3d.cost), parameters, training and inference clips/s
-                            as measured on the run's devices, clip and video top-1/top-5,
+                            size and of the full-width network at the paper's 64x224x224
+                            (both video_s3d.cost), parameters, training and inference clips/s
+                            and the training step time as measured on the run's devices
+                            (rank models on one machine only), clip and video top-1/top-5,
                             time-reversed video top-1 and, for datasets with time-reversal
                             partner classes, the pairwise reversal accuracy.
-  speed_accuracy.png        video top-1 against G multiply-adds, one panel per dataset, the
-                            Pareto front (no run is both cheaper and more accurate) marked.
+  speed_accuracy.png        video top-1 against full-size G multiply-adds (the paper's speed
+                            axis: FLOPs at 64x224x224, not the tiny models' measured time),
+                            one panel per dataset, the Pareto front (no run is both cheaper
+                            and more accurate) marked.
   cut_points.png            for bottom-/top-heavy sweeps: video top-1 against the cut point
                             and against cost, one line per direction (only if such runs exist).
 
@@ -32,6 +36,10 @@ from typing import Callable, Iterable, Sequence
 from experiments import runs as runs_lib
 
 TABLE_NAME = "speed_accuracy"
+# The paper's cost axis: FLOPs of the full network on 64 frames of 224x224 (Xie et al. 2018,
+# Table 1 / Fig. 4 caption); tiny study models are costed as their full-width namesakes.
+FULL_SIZE = (64, 224)
+FULL_SIZE_CLASSES = 400
 CUT_PLOT_NAME = "cut_points.png"
 
 
@@ -48,7 +56,10 @@ class RunRow:
     crop_size: int
     step: int
     params: int
-    gmacs: float | None = None
+    gmacs: float | None = None          # at the run's input size
+    full_gmacs: float | None = None     # full-width network at FULL_SIZE (the paper's axis)
+    batch_size: int | None = None       # global training batch, from the workdir's config.json
+    seed: int | None = None
     train_clips_per_sec: float | None = None
     eval_clips_per_sec: float | None = None
     device: str | None = None
@@ -103,6 +114,7 @@ def read_run(workdir: str) -> RunRow | None:
         return None
     result = json.loads(text)
     metrics = result.get("metrics", {})
+    config = json.loads(_read_text(f"{workdir}/config.json") or "{}")
     return RunRow(
         run=os.path.basename(workdir), workdir=workdir, model=result["model"],
         dataset=result["dataset"], num_classes=int(result["num_classes"]),
@@ -116,7 +128,8 @@ def read_run(workdir: str) -> RunRow | None:
         reversed_video_top1=metrics.get("reversed_video_top1"),
         pairwise_reversal=metrics.get("pairwise_reversal_accuracy"),
         num_videos=int(metrics["num_videos"]) if "num_videos" in metrics else None,
-        dataset_version=result.get("dataset_version"))
+        dataset_version=result.get("dataset_version"),
+        batch_size=config.get("batch_size"), seed=config.get("seed"))
 
 
 @functools.lru_cache(maxsize=None)
@@ -125,6 +138,31 @@ def model_gmacs(model: str, num_frames: int, crop_size: int, num_classes: int) -
     remembered: several tables over the same runs count each network once)."""
     from video_s3d import cost
     return cost.measure(model, frames=num_frames, size=crop_size, num_classes=num_classes).gmacs
+
+
+def full_size_gmacs(model: str) -> float | None:
+    """G multiply-adds of the full-width network at FULL_SIZE (tiny_ prefix dropped), counted
+    from the spec (video_s3d.cost.gmacs: instant, equal to the traced count); None for a model
+    outside the zoo."""
+    from video_s3d import cost
+    from video_s3d.models import zoo
+    base = model[len(zoo.TINY_PREFIX):] if model.startswith(zoo.TINY_PREFIX) else model
+    try:
+        return cost.gmacs(base, *FULL_SIZE, num_classes=FULL_SIZE_CLASSES)
+    except ValueError:
+        return None
+
+
+def cost_axis(row: RunRow) -> float | None:
+    """The cost every plot and comparison uses: full-size G multiply-adds, else the run's."""
+    return row.full_gmacs if row.full_gmacs is not None else row.gmacs
+
+
+def train_step_ms(row: RunRow) -> float | None:
+    """Measured milliseconds per training step (global batch / clips per second)."""
+    if not row.train_clips_per_sec or not row.batch_size:
+        return None
+    return 1000.0 * row.batch_size / row.train_clips_per_sec
 
 
 def load_rows(workdirs: Sequence[str], gmacs_fn: Callable[..., float] = model_gmacs,
@@ -140,6 +178,7 @@ def load_rows(workdirs: Sequence[str], gmacs_fn: Callable[..., float] = model_gm
             f"{row.num_frames}x{row.crop_size}x{row.crop_size}")
         row.gmacs = gmacs_fn(row.model, num_frames=row.num_frames, crop_size=row.crop_size,
                              num_classes=row.num_classes)
+        row.full_gmacs = full_size_gmacs(row.model)
         rows.append(row)
     rows.sort(key=lambda r: (r.dataset, r.gmacs if r.gmacs is not None else math.inf, r.run))
     return rows
@@ -148,8 +187,10 @@ def load_rows(workdirs: Sequence[str], gmacs_fn: Callable[..., float] = model_gm
 # --------------------------------------------------------------------------- table
 COLUMNS = (  # (header, attribute, format)
     ("run", "run", "{}"), ("model", "model", "{}"), ("dataset", "dataset", "{}"),
-    ("input TxS²", None, None), ("GMACs", "gmacs", "{:.4g}"), ("params (M)", "params", None),
-    ("train clips/s", "train_clips_per_sec", "{:.1f}"), ("eval clips/s", "eval_clips_per_sec", "{:.1f}"),
+    ("input TxS²", None, None), ("GMACs", "gmacs", "{:.4g}"),
+    ("full-size GMACs", "full_gmacs", "{:.1f}"), ("params (M)", "params", None),
+    ("train clips/s", "train_clips_per_sec", "{:.1f}"), ("train ms/step", "step_ms", "{:.0f}"),
+    ("eval clips/s", "eval_clips_per_sec", "{:.1f}"),
     ("device", "device", "{}"),
     ("clip top-1", "clip_top1", "pct"), ("clip top-5", "clip_top5", "pct"),
     ("video top-1", "video_top1", "pct"), ("video top-5", "video_top5", "pct"),
@@ -160,7 +201,7 @@ COLUMNS = (  # (header, attribute, format)
 def _cell(row: RunRow, attribute: str | None, fmt: str | None) -> str:
     if attribute is None:
         return f"{row.num_frames}x{row.crop_size}²"
-    value = getattr(row, attribute)
+    value = train_step_ms(row) if attribute == "step_ms" else getattr(row, attribute)
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
     if attribute == "params":
@@ -256,8 +297,9 @@ def plot_speed_accuracy(rows: Sequence[RunRow], path: str) -> None:
     datasets = sorted({r.dataset for r in rows})
     fig, axes = plt.subplots(1, len(datasets), figsize=(6.5 * len(datasets), 5), squeeze=False)
     for ax, dataset in zip(axes[0], datasets):
-        chosen = [r for r in rows if r.dataset == dataset and r.gmacs and accuracy(r) is not None]
-        points = [(r.gmacs, 100 * accuracy(r)) for r in chosen]
+        chosen = [r for r in rows
+                  if r.dataset == dataset and cost_axis(r) and accuracy(r) is not None]
+        points = [(cost_axis(r), 100 * accuracy(r)) for r in chosen]
         front = set(pareto_front(points))
         for i, (x, y) in enumerate(points):
             on_front = i in front
@@ -272,7 +314,8 @@ def plot_speed_accuracy(rows: Sequence[RunRow], path: str) -> None:
         ax.set_xscale("log")
         ax.margins(x=0.2, y=0.08)  # room for the labels of the outermost points
         _annotate_without_overlap(ax, points, [row.model for row in chosen], fontsize=7)
-        ax.set_xlabel("G multiply-adds per clip (log)")
+        ax.set_xlabel(f"G multiply-adds per {FULL_SIZE[0]}x{FULL_SIZE[1]}² clip, full-width "
+                      "network (log)")
         ax.set_ylabel("video top-1 (%)")
         ax.set_title(dataset)
         ax.grid(True, which="both", alpha=0.3)
@@ -324,14 +367,14 @@ def plot_cut_points(rows: Sequence[RunRow], path: str) -> bool:
             label = f"{direction}-heavy {family.upper()}"
             cuts = [p.cut for p, _ in points]
             mean_acc = [100 * sum(accuracy(r) for r in runs) / len(runs) for _, runs in points]
-            costs = [sum(r.gmacs for r in runs) / len(runs) for _, runs in points]
+            costs = [sum(cost_axis(r) for r in runs) / len(runs) for _, runs in points]
             ax_cut.plot(cuts, mean_acc, "o-", color=colours[direction], label=label)
             ax_cost.plot(costs, mean_acc, "o-", color=colours[direction], label=label)
             for (p, runs) in points:  # every seed, faintly
                 ax_cut.scatter([p.cut] * len(runs), [100 * accuracy(r) for r in runs],
                                color=colours[direction], alpha=0.3, s=12)
         ax_cut.set_xlabel("cut point k (layers below the cut: bottom-heavy 3D, top-heavy 2D)")
-        ax_cost.set_xlabel("G multiply-adds per clip")
+        ax_cost.set_xlabel(f"full-size G multiply-adds per {FULL_SIZE[0]}x{FULL_SIZE[1]}² clip")
         for ax in (ax_cut, ax_cost):
             ax.set_ylabel("video top-1 (%)")
             ax.set_title(f"{dataset}: {family.upper()} family")

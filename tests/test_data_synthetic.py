@@ -142,3 +142,80 @@ def test_built_dataset_is_reproducible_balanced_and_has_reversal_partners(tmp_pa
   assert label == 4 and len(jpegs) == 8
   partner = synthetic_render.make_clip("motion", 5, (0, 0, 4), 8, 24)
   assert synthetic_motion.encode(partner[::-1]) == jpegs
+
+
+# --------------------------------------------------------------------------- the order task
+@pytest.mark.parametrize("label", range(len(synthetic_render.ORDER_CLASSES)))
+def test_order_clip_reversed_is_byte_identical_to_partner_clip(label):
+  partner = synthetic_render.reversal_partner("order")[label]
+  assert partner == label ^ 1
+  first, second = synthetic_render.ORDER_CLASSES[label].split(" then ")
+  assert synthetic_render.ORDER_CLASSES[partner] == f"{second} then {first}"
+  clip = synthetic_render.make_clip("order", label, (5, 2, label), 16, 32)
+  partner_clip = synthetic_render.make_clip("order", partner, (5, 2, label), 16, 32)
+  np.testing.assert_array_equal(clip[::-1], partner_clip)
+  assert clip[::-1].tobytes() != clip.tobytes()
+
+
+def test_order_clip_shows_the_first_shape_then_the_second():
+  """The first object is fully visible at the start and gone at the end; the second the
+  opposite; the hand-over lies inside every training window of the study's clip."""
+  for label in range(len(synthetic_render.ORDER_CLASSES)):
+    first, second = synthetic_render.ORDER_CLASSES[label].split(" then ")
+    for i in range(5):
+      scene = synthetic_render.make_order_scene(label, np.random.default_rng((label, i)), 32, 48)
+      events = {synthetic_render.SHAPES[look.shape]: states[:, 4]
+                for look, states in scene.objects}
+      assert events[first][0] == 1 and events[first][-1] == 0
+      assert events[second][0] == 0 and events[second][-1] == 1
+      for opacity in (events[first], events[second]):
+        changing = np.flatnonzero((opacity > 0) & (opacity < 1)) / 31
+        assert changing.min() > 0.23 and changing.max() < 0.77
+
+
+def test_order_pairs_need_both_shapes_and_the_distractor_is_independent_of_the_class():
+  shapes = [s for pair in synthetic_render.ORDER_PAIRS for s in pair]
+  # Every shape is in exactly two pairs: one shape alone names no pair.
+  assert all(shapes.count(s) == 2 for s in set(shapes))
+  assert synthetic_render.ORDER_DISTRACTOR not in shapes
+  modes = np.zeros((2, 4))
+  for label in (0, 1):
+    for i in range(200):
+      scene = synthetic_render.make_order_scene(label, np.random.default_rng((7, i)), 16, 32)
+      bars = [s[:, 4] for look, s in scene.objects
+              if synthetic_render.SHAPES[look.shape] == synthetic_render.ORDER_DISTRACTOR]
+      if not bars:
+        modes[label, 3] += 1
+      else:
+        bar = bars[0]
+        modes[label, 0 if bar[0] < bar[-1] else 1 if bar[0] > bar[-1] else 2] += 1
+  # Reversal swaps appearing and disappearing; every mode occurs for both orders.
+  np.testing.assert_array_equal(modes[0], modes[1][[1, 0, 2, 3]])
+  assert modes.min() > 30
+
+
+def test_built_order_dataset_is_reproducible_with_reversal_partners(tmp_path):
+  config = synthetic_motion.SyntheticMotionConfig(
+      name="order_test", task="order", num_frames=8, image_size=24,
+      split_sizes={"train": 10})
+  examples = []
+  for attempt in range(2):
+    builder = synthetic_motion.SyntheticMotion(config=config, data_dir=str(tmp_path / str(attempt)))
+    builder.download_and_prepare()
+    examples.append(_video_bytes(builder, "train"))
+  assert examples[0] == examples[1]
+  assert builder.info.features["label"].names == list(synthetic_render.ORDER_CLASSES)
+  label, jpegs = examples[0]["train_000003"]
+  assert label == 3
+  partner = synthetic_render.make_clip("order", 2, (0, 0, 3), 8, 24)
+  assert synthetic_motion.encode(partner[::-1]) == jpegs
+
+
+def test_rendering_chosen_frames_gives_those_frames_of_the_whole_clip():
+  keep = np.array([1, 4, 9, 14])
+  params = synthetic_render.make_params("motion", 6, np.random.default_rng(2), 32)
+  np.testing.assert_array_equal(synthetic_render.render(params, 16, 32, keep),
+                                synthetic_render.render(params, 16, 32)[keep])
+  scene = synthetic_render.make_order_scene(3, np.random.default_rng(2), 16, 32)
+  np.testing.assert_array_equal(synthetic_render.render_scene(scene, 32, keep),
+                                synthetic_render.render_scene(scene, 32)[keep])

@@ -23,7 +23,7 @@ FULL_SIZE = {
     "transfer": "dataset=hmdb51,init_from=/runs/k400/s3dg-s0",
 }
 NOT_PAPER_CONFIGS = {"__init__", "synthetic_motion", "quickstart", "recipes", "runs",
-                     "speed_accuracy", "paper_study", "mini_kinetics"}
+                     "speed_accuracy", "paper_study", "study_probe", "mini_kinetics"}
 
 
 def _get_config(name: str, arg: str):

@@ -51,7 +51,7 @@ def test_sweep_arguments_reach_the_runs():
     assert heavy[2].config_argument() == \
         "experiments/mini_kinetics_heavy.py:model=bottom_heavy_s3d_3,data_dir=/d,runlocal"
     study = runs_lib.load_sweep("experiments/paper_study.py:steps=7,seeds=2")
-    assert len(study) == 8 * 2 * 2  # 8 models x 2 tasks x 2 seeds
+    assert len(study) == 8 * 3 * 2  # 8 models x 3 tasks x 2 seeds
     assert "--config.num_train_steps=7" in study[0].main_args("/r")
     # A 7-step run compiles fast; the default 2000-step runs compile for fast steps.
     assert "--config.cpu_fast_compile=True" in study[0].main_args("/r")

@@ -61,6 +61,12 @@ _TFDS_DATASETS = {
         "video_s3d.data.builders.synthetic_motion", "SyntheticMotion", "appearance",
         generated=True, crop_area_range=_SYNTHETIC_CROP,
         eval_central_fraction=1.0),
+    "synthetic_motion/order": _TfdsEntry(
+        "video_s3d.data.builders.synthetic_motion", "SyntheticMotion", "order",
+        generated=True, crop_area_range=_SYNTHETIC_CROP, eval_central_fraction=1.0),
+    "synthetic_motion/order_tiny": _TfdsEntry(
+        "video_s3d.data.builders.synthetic_motion", "SyntheticMotion", "order_tiny",
+        generated=True, crop_area_range=_SYNTHETIC_CROP, eval_central_fraction=1.0),
     "synthetic_motion/motion_tiny": _TfdsEntry(
         "video_s3d.data.builders.synthetic_motion", "SyntheticMotion", "motion_tiny",
         flip_allowed=False, generated=True, crop_area_range=_SYNTHETIC_CROP,

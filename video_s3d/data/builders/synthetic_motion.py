@@ -6,8 +6,10 @@ Built locally from a seed, no download (a process per core: 45 s on 2 cores):
 
 Configs: `motion` (10 classes in 5 time-reversal pairs; appearance and start position carry no
 class information, so a frame-order-blind model such as I2D cannot tell partners apart),
-`appearance` (10 classes of object shape x texture, random motion), and `*_tiny` versions
-(16 frames at 32x32, a few dozen clips) for tests.
+`appearance` (10 classes of object shape x texture, random motion), `order` (10 classes "A
+then B": one shape replaced by another, in 5 time-reversal pairs, with a distractor bar that
+appears, disappears, stays or is absent at random; order matters on top of appearance), and
+`*_tiny` versions (16 frames at 32x32, a few dozen clips) for tests.
 """
 from __future__ import annotations
 
@@ -70,10 +72,13 @@ class SyntheticMotion(common.BeamAwareMixin, tfds.core.GeneratorBasedBuilder):
   BUILDER_CONFIGS = [
       SyntheticMotionConfig(name="motion", task="motion"),
       SyntheticMotionConfig(name="appearance", task="appearance"),
+      SyntheticMotionConfig(name="order", task="order"),
       SyntheticMotionConfig(name="motion_tiny", task="motion", num_frames=16, image_size=32,
                             split_sizes=_TINY_SPLITS),
       SyntheticMotionConfig(name="appearance_tiny", task="appearance", num_frames=16,
                             image_size=32, split_sizes=_TINY_SPLITS),
+      SyntheticMotionConfig(name="order_tiny", task="order", num_frames=16, image_size=32,
+                            split_sizes=_TINY_SPLITS),
   ]
 
   def _info(self) -> tfds.core.DatasetInfo:

@@ -30,7 +30,7 @@ MOTION_CLASSES = (
 # The looks a `motion` clip draws from (shape carries no class there).
 MOTION_SHAPES = ("disk", "square", "triangle", "cross", "diamond")
 # Every shape; ClipParams.shape indexes this (appended to, so motion clips keep their bytes).
-SHAPES = MOTION_SHAPES + ("ring",)
+SHAPES = MOTION_SHAPES + ("ring", "bar")
 # The shapes that name `appearance` classes. Not the diamond: objects turn, and a square turned
 # by 45 degrees is a diamond (the two classes were indistinguishable in version 1.2.0).
 APPEARANCE_SHAPES = ("disk", "square", "triangle", "cross", "ring")
@@ -38,7 +38,19 @@ PATTERNS = ("stripes", "checkers")
 # Class names of the `appearance` task: every (shape, pattern) pair.
 APPEARANCE_CLASSES = tuple(f"{pattern} {shape}" for shape in APPEARANCE_SHAPES
                            for pattern in PATTERNS)
-TASKS = ("motion", "appearance")
+# The `order` task: two appearance events in sequence, "A then B" (A is on screen, then B
+# replaces it). Each pair of shapes gives two classes, A-then-B and B-then-A, which are each
+# other's time reversal, so frame-order-blind I2D can tell the pair (both shapes) but not its
+# order: at best 50% between partners. Pairs form a cycle, so one shape names no pair by itself.
+ORDER_PAIRS = (("disk", "square"), ("square", "triangle"), ("triangle", "cross"),
+               ("cross", "ring"), ("ring", "disk"))
+ORDER_CLASSES = tuple(name for first, second in ORDER_PAIRS
+                      for name in (f"{first} then {second}", f"{second} then {first}"))
+# The distractor of `order` clips: a bar (no class shape) that appears, disappears, stays or is
+# absent, independently of the class, so "something appears / disappears" says nothing.
+ORDER_DISTRACTOR = "bar"
+ORDER_DISTRACTOR_MODES = ("appears", "disappears", "stays", "absent")
+TASKS = ("motion", "appearance", "order")
 
 # (x, y, radius, angle, opacity); x, y, radius are fractions of the frame side.
 STATE_FIELDS = 5
@@ -57,13 +69,15 @@ def class_names(task: str) -> tuple[str, ...]:
     return MOTION_CLASSES
   if task == "appearance":
     return APPEARANCE_CLASSES
+  if task == "order":
+    return ORDER_CLASSES
   raise ValueError(f"Unknown synthetic_motion task {task!r}: use one of {TASKS}.")
 
 
 def reversal_partner(task: str) -> list[int] | None:
-  """Motion classes come in pairs 2k <-> 2k + 1; appearance has no time direction."""
-  if task == "motion":
-    return [c ^ 1 for c in range(len(MOTION_CLASSES))]
+  """Motion and order classes come in pairs 2k <-> 2k + 1; appearance has no time direction."""
+  if task in ("motion", "order"):
+    return [c ^ 1 for c in range(len(class_names(task)))]
   return None
 
 
@@ -119,6 +133,8 @@ def _signed_distance(shape: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     bar = 0.38
     return np.minimum(np.maximum(np.abs(u) - 1.0, np.abs(v) - bar),
                       np.maximum(np.abs(u) - bar, np.abs(v) - 1.0))
+  if name == "bar":  # a 2:0.6 rectangle
+    return np.maximum(np.abs(u) - 1.0, np.abs(v) - 0.3)
   if name == "triangle":  # equilateral, pointing up, inscribed radius 0.55
     normals = ((0.0, 1.0), (np.sqrt(3) / 2, -0.5), (-np.sqrt(3) / 2, -0.5))
     distances = [u * nx + v * ny for nx, ny in normals]
@@ -134,14 +150,47 @@ def _texture(pattern: int, frequency: float, u: np.ndarray, v: np.ndarray) -> np
   return cells & 1
 
 
-def render(params: ClipParams, num_frames: int, size: int) -> np.ndarray:
-  """uint8 [T, size, size, 3] frames of one clip."""
-  states = _interpolate(params.start, params.end, num_frames)                  # [T, 5]
-  offsets = _interpolate(params.background_start, params.background_end, num_frames)  # [T, 2]
-  pixel = np.arange(size, dtype=np.float64) + 0.5
-  ys, xs = np.meshgrid(pixel, pixel, indexing="ij")                            # [H, W]
+def render(params: ClipParams, num_frames: int, size: int,
+           frame_indices: np.ndarray | None = None) -> np.ndarray:
+  """uint8 [T, size, size, 3] frames of one clip; with `frame_indices` (into the T) only those
+  frames, byte-identical to the same frames of the whole clip."""
+  keep = slice(None) if frame_indices is None else np.asarray(frame_indices)
+  states = _interpolate(params.start, params.end, num_frames)[keep]            # [T, 5]
+  offsets = _interpolate(params.background_start, params.background_end, num_frames)[keep]
+  twin_states = None if params.twin_start is None else \
+      _interpolate(params.twin_start, params.twin_end, num_frames)[keep]
+  return render_states(params, states, offsets, size, twin_states)
 
-  # Background: a periodic blend of sine waves sampled at the moving offset. Each wave is
+
+def render_states(params: ClipParams, states: np.ndarray, offsets: np.ndarray, size: int,
+                  twin_states: np.ndarray | None = None) -> np.ndarray:
+  """uint8 [T, size, size, 3]: `params`' object at per-frame `states` [T, 5] (and its twin at
+  `twin_states`) over its background at per-frame `offsets` [T, 2]. Each frame depends only on
+  its own row, so reversing the rows reverses the clip byte for byte."""
+  xs, ys = pixel_grid(size)
+  frames = _draw_object(render_background(params, offsets, size), params, states, xs, ys, size)
+  if twin_states is not None:
+    frames = _draw_object(frames, params, twin_states, xs, ys, size)
+  return quantise(frames)
+
+
+def pixel_grid(size: int) -> tuple[np.ndarray, np.ndarray]:
+  """x and y of every pixel centre, [H, W] each."""
+  pixel = np.arange(size, dtype=np.float64) + 0.5
+  ys, xs = np.meshgrid(pixel, pixel, indexing="ij")
+  return xs, ys
+
+
+def quantise(frames: np.ndarray) -> np.ndarray:
+  """float frames -> uint8, rounded to nearest."""
+  return np.clip(np.rint(frames), 0, 255).astype(np.uint8)
+
+
+def render_background(params: ClipParams, offsets: np.ndarray, size: int) -> np.ndarray:
+  """float32 [T, size, size, 3]: the clip's background at per-frame offsets [T, 2]."""
+  num_frames = len(offsets)
+  pixel = np.arange(size, dtype=np.float64) + 0.5
+  # A periodic blend of sine waves sampled at the moving offset. Each wave is
   # sin(a(t, x) + b(t, y)), expanded into per-row and per-column factors to save time.
   bx = pixel[None] + offsets[:, 0, None]                                       # [T, W]
   by = pixel[None] + offsets[:, 1, None]                                       # [T, H]
@@ -154,13 +203,7 @@ def render(params: ClipParams, num_frames: int, size: int) -> np.ndarray:
   # Per-pixel colour work in float32: the frames are 3x larger than the geometry.
   blend = np.clip(0.5 + 0.35 * field, 0.0, 1.0).astype(np.float32)[..., None]
   low, high = params.background_colors.astype(np.float32)
-  background = low + (high - low) * blend
-
-  frames = _draw_object(background, params, states, xs, ys, size)
-  if params.twin_start is not None:
-    twin_states = _interpolate(params.twin_start, params.twin_end, num_frames)
-    frames = _draw_object(frames, params, twin_states, xs, ys, size)
-  return np.clip(np.rint(frames), 0, 255).astype(np.uint8)
+  return low + (high - low) * blend
 
 
 def _draw_object(background: np.ndarray, params: ClipParams, states: np.ndarray,
@@ -324,4 +367,113 @@ def make_clip(task: str, label: int, clip_seed: tuple[int, ...] | int, num_frame
               size: int) -> np.ndarray:
   """uint8 [num_frames, size, size, 3]: the clip of class `label` drawn from `clip_seed`."""
   rng = np.random.default_rng(clip_seed)
+  if task == "order":
+    return render_scene(make_order_scene(label, rng, num_frames, size), size)
   return render(make_params(task, label, rng, size), num_frames, size)
+
+
+# --------------------------------------------------------------------------- scenes
+@dataclasses.dataclass(frozen=True)
+class Scene:
+  """A clip as per-frame data: a background (the look of `background`: colours and waves) at
+  per-frame `offsets` [T, 2] (pixels), and objects drawn in order, each a look (ClipParams:
+  shape, pattern, colours, marker) with per-frame states [T, STATE_FIELDS]. Frame t depends
+  only on row t of every array, so `reverse_scene` renders the exact reversed frames."""
+  background: ClipParams
+  offsets: np.ndarray
+  objects: tuple[tuple[ClipParams, np.ndarray], ...]
+
+
+def reverse_scene(scene: Scene) -> Scene:
+  return Scene(scene.background, scene.offsets[::-1].copy(),
+               tuple((look, states[::-1].copy()) for look, states in scene.objects))
+
+
+def render_scene(scene: Scene, size: int, frame_indices: np.ndarray | None = None) -> np.ndarray:
+  """uint8 [T, size, size, 3] frames of `scene` (only `frame_indices`, if given)."""
+  keep = slice(None) if frame_indices is None else np.asarray(frame_indices)
+  xs, ys = pixel_grid(size)
+  frames = render_background(scene.background, scene.offsets[keep], size)
+  for look, states in scene.objects:
+    frames = _draw_object(frames, look, states[keep], xs, ys, size)
+  return quantise(frames)
+
+
+def _fade(num_frames: int, centre: float, width: float, rising: bool) -> np.ndarray:
+  """Opacity per frame: 0 -> 1 (rising) or 1 -> 0 over `width` of the clip around `centre`
+  (fractions of the clip from its first to its last frame)."""
+  time = np.arange(num_frames, dtype=np.float64) / max(num_frames - 1, 1)
+  ramp = np.clip(0.5 + (time - centre) / width, 0.0, 1.0)
+  return ramp if rising else 1.0 - ramp
+
+
+def _drifting_states(rng: np.random.Generator, num_frames: int, radius: float,
+                     opacity: np.ndarray) -> np.ndarray:
+  """[T, STATE_FIELDS]: an object drifting up to 15% of the frame and turning up to 60
+  degrees, linearly, with the given per-frame opacity."""
+  margin = radius + 0.03
+  start = rng.uniform(margin, 1 - margin, size=2)
+  end = np.clip(start + rng.uniform(-0.15, 0.15, size=2), margin, 1 - margin)
+  angle = rng.uniform(0, 2 * np.pi)
+  turn = rng.uniform(-np.pi / 3, np.pi / 3)
+  first = np.array([*start, radius, angle, 0.0])
+  last = np.array([*end, radius, angle + turn, 0.0])
+  states = _interpolate(first, last, num_frames)
+  states[:, 4] = opacity
+  return states
+
+
+def _solid_look(shape: str, rng: np.random.Generator) -> ClipParams:
+  """One bright colour (both texture colours equal), no orientation dot: the shape is the look."""
+  colour = _hsv_to_rgb(rng.uniform(0, 1), rng.uniform(0.6, 1.0), rng.uniform(0.8, 1.0)) * 255
+  zeros = np.zeros(STATE_FIELDS)
+  return ClipParams(shape=SHAPES.index(shape), pattern=0, pattern_frequency=1.0,
+                    object_colors=np.stack([colour, colour]), background_colors=np.zeros((2, 3)),
+                    background_waves=np.zeros((0, 4)), start=zeros, end=zeros,
+                    background_start=np.zeros(2), background_end=np.zeros(2), marker=False)
+
+
+# The event timing of `order` clips, in fractions of the clip: the hand-over's centre, the gap
+# between the first object's fade-out and the second's fade-in, and the fade's duration. The
+# centre's range is symmetric about the middle, so a reversed clip's timing is as likely as
+# the forward one's; every event ends inside [0.23, 0.77], the part of the 32-frame clip that
+# every training window of the study's 13 frames 2 apart covers (video_ops.train_window).
+ORDER_CENTRE = (0.42, 0.58)
+ORDER_GAP = (0.0, 0.15)
+ORDER_FADE = 0.12
+
+
+def make_order_scene(label: int, rng: np.random.Generator, num_frames: int,
+                     size: int) -> Scene:
+  """The `order` clip of class `label` from `rng`: a class and its partner draw the same
+  numbers, and the odd class of a pair is the even class's scene reversed, so their clips from
+  one seed are byte-identical reversals of each other."""
+  if not 0 <= label < len(ORDER_CLASSES):
+    raise ValueError(f"label {label} is out of range for the order task "
+                     f"({len(ORDER_CLASSES)} classes).")
+  first, second = ORDER_PAIRS[label // 2]
+  zeros = np.zeros(STATE_FIELDS)
+  background = ClipParams(**_random_look(rng), start=zeros, end=zeros,
+                          background_start=np.zeros(2), background_end=np.zeros(2))
+  offset_start, offset_end = _background_motion(rng, size)
+  offsets = _interpolate(offset_start, offset_end, num_frames)
+  centre, gap = rng.uniform(*ORDER_CENTRE), rng.uniform(*ORDER_GAP)
+  objects = []
+  mode = ORDER_DISTRACTOR_MODES[int(rng.integers(len(ORDER_DISTRACTOR_MODES)))]
+  distractor_look = _solid_look(ORDER_DISTRACTOR, rng)
+  distractor_centre = rng.uniform(0.25, 0.75)
+  opacity = {"appears": _fade(num_frames, distractor_centre, ORDER_FADE, rising=True),
+             "disappears": _fade(num_frames, distractor_centre, ORDER_FADE, rising=False),
+             "stays": np.ones(num_frames), "absent": np.zeros(num_frames)}[mode]
+  distractor = (distractor_look, _drifting_states(rng, num_frames, rng.uniform(0.16, 0.22),
+                                                  opacity))
+  if mode != "absent":
+    objects.append(distractor)
+  for shape, fade_centre, rising in ((first, centre - gap / 2, False),
+                                     (second, centre + gap / 2, True)):
+    look = _solid_look(shape, rng)
+    states = _drifting_states(rng, num_frames, rng.uniform(0.20, 0.26),
+                              _fade(num_frames, fade_centre, ORDER_FADE, rising))
+    objects.append((look, states))
+  scene = Scene(background, offsets, tuple(objects))
+  return reverse_scene(scene) if label % 2 else scene
