@@ -41,5 +41,10 @@ def main(argv):
         sys.exit(f"Error: {e}")
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The console script `video-s3d-train` (pyproject.toml)."""
     app.run(main, flags_parser=config_cli.parse_flags)
+
+
+if __name__ == "__main__":
+    cli()
