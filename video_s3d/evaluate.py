@@ -31,7 +31,7 @@ import ml_collections
 import numpy as np
 from jax.sharding import PartitionSpec as P
 
-from video_s3d import checkpointing, inputs, parallel, train_state
+from video_s3d import checkpointing, inputs, normalization, parallel, steps, train_state
 from video_s3d.metric_writers import MetricWriter, log
 
 
@@ -323,24 +323,46 @@ def write_result(workdir: str, *, config: ml_collections.ConfigDict, info, step:
 
 
 # ------------------------------------------------------------------- standalone --mode=eval
-def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-    """Evaluates the latest checkpoint in `workdir`; writes result.json and summaries."""
+def with_recorded_normalization(config: ml_collections.ConfigDict, workdir: str,
+                                is_main: bool = True) -> ml_collections.ConfigDict:
+    """`config` with the input normalisation the run's weights expect, as its config.json
+    records it (an imported torchvision run records torchvision's): the weights decide."""
+    import json
+    path = os.path.join(workdir, "config.json")
+    if not os.path.isfile(path):
+        return config
+    with open(path, encoding="utf-8") as f:
+        recorded = normalization.from_config(json.load(f).get("data", {}))
+    if recorded == normalization.from_config(config.data):
+        return config
+    log(f"inputs normalised as {workdir}/config.json records (mean {recorded.mean}, std "
+        f"{recorded.std}), not as the given config", is_main)
+    config = ml_collections.ConfigDict(config.to_dict())
+    config.data.update(recorded.to_config())
+    return config
+
+
+def evaluate(config: ml_collections.ConfigDict, workdir: str,
+             step: str | int = steps.LATEST) -> dict[str, Any]:
+    """Evaluates one checkpoint in `workdir` (`step`: latest, best or a number; see
+    video_s3d.steps); writes result.json and summaries."""
     is_main = jax.process_index() == 0
     mesh = parallel.make_mesh()
     parallel.check_global_batch(config.eval_batch_size, mesh, "config.eval_batch_size")
     ckpt = checkpointing.Checkpoints(workdir, read_only=True) \
         if os.path.isdir(os.path.join(workdir, "checkpoints")) else None
-    step = ckpt.latest_step() if ckpt else None
-    if step is None:
+    if ckpt is None or not ckpt.all_steps():
         raise FileNotFoundError(f"{workdir} holds no checkpoint to evaluate; train first with "
                                 f"--mode=train --workdir={workdir}.")
+    step, how = steps.resolve(ckpt, steps.parse(step), workdir)
+    config = with_recorded_normalization(config, workdir, is_main)
     inputs.ensure_ready(config.data)
     info = inputs.dataset_info(config.data)
     ckpt.check_same_run({"model": config.model.name, "num_classes": info.num_classes})
     model = train_state.create_model(config, info.num_classes)
     variables = ckpt.restore_model(step, train_state.abstract_variables(model, config, mesh))
     ckpt.close()
-    log(f"evaluating {config.model.name} at step {step} on {config.data.name}:{config.data.eval_split}",
+    log(f"evaluating {config.model.name} at step {step} ({how}) on {config.data.name}:{config.data.eval_split}",
         is_main)
     metrics, extras = evaluate_variables(config, model, variables, mesh, info, is_main=is_main)
     writer = MetricWriter(workdir, enabled=is_main)

@@ -106,7 +106,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     inference.setup_process()
     try:
-        run = inference.load_run(args.checkpoint)
+        run = inference.load_run(args.checkpoint, step=args.step)
     except (FileNotFoundError, ValueError) as error:
         print(f"Error: {error}", file=sys.stderr)
         return 2

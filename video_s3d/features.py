@@ -115,7 +115,7 @@ def main(argv=None) -> int:
     inference.setup_process()
     try:
         videos = inference.list_videos(args.videos, flag="--videos")
-        run = inference.load_run(args.checkpoint, num_clips=args.num_clips,
+        run = inference.load_run(args.checkpoint, step=args.step, num_clips=args.num_clips,
                                  num_crops=args.num_crops)
         valid = run.endpoint_names()
         if args.endpoint not in valid:

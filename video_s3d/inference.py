@@ -24,7 +24,7 @@ import ml_collections
 import numpy as np
 from absl import logging as absl_logging
 
-from video_s3d import checkpointing, train_state
+from video_s3d import checkpointing, normalization, steps, train_state
 from video_s3d.data.builders import video_files
 
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".avi", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg", ".ogv",
@@ -120,6 +120,7 @@ class Run:
     video_format: VideoFormat
     num_clips: int
     num_crops: int
+    step_choice: str = "as asked"   # how `step` was picked (steps.resolve)
     _forward: dict = dataclasses.field(default_factory=dict, repr=False)
 
     @property
@@ -134,7 +135,8 @@ class Run:
 
     def describe(self) -> str:
         t, s = self.input_shape[:2]
-        return (f"{self.config.model.name} at step {self.step} ({self.workdir}), {self.num_classes} "
+        return (f"{self.config.model.name} at step {self.step} ({self.step_choice}; "
+                f"{self.workdir}), {self.num_classes} "
                 f"classes; per video {self.num_clips} clip(s) x {self.num_crops} crop(s) of {t} "
                 f"frames (stride {self.config.data.stride}) at {s}x{s}")
 
@@ -146,12 +148,14 @@ class Run:
         return frames
 
     def views(self, frames: np.ndarray) -> np.ndarray:
-        """float32 [clips x crops, T, S, S, 3] in [-1, 1]: the evaluation views of one video."""
+        """float32 [clips x crops, T, S, S, 3], normalised as the run's weights expect
+        (`config.data.input_mean` / `input_std`; [-1, 1] by default): one video's eval views."""
         return evaluation_views(frames, num_frames=int(self.config.data.num_frames),
                                 stride=int(self.config.data.stride),
                                 crop_size=int(self.config.data.crop_size),
                                 num_clips=self.num_clips, num_crops=self.num_crops,
-                                central_fraction=self.video_format.central_fraction)
+                                central_fraction=self.video_format.central_fraction,
+                                normalize=normalization.from_config(self.config.data))
 
     # ------------------------------------------------------------------- forward
     def endpoint_names(self) -> list[str]:
@@ -202,8 +206,11 @@ class Run:
 
 
 def evaluation_views(frames: np.ndarray, *, num_frames: int, stride: int, crop_size: int,
-                     num_clips: int, num_crops: int, central_fraction: float) -> np.ndarray:
-    """The eval pipeline's views of one decoded video (`pipeline.eval_dataset`'s sampling)."""
+                     num_clips: int, num_crops: int, central_fraction: float,
+                     normalize: normalization.Normalization | None = None) -> np.ndarray:
+    """The eval pipeline's views of one decoded video (`pipeline.eval_dataset`'s sampling),
+    normalised by `normalize` (default [-1, 1], bit-identical to `video_ops.normalise`)."""
+    normalize = normalize or normalization.Normalization()
     from video_s3d.data import video_ops  # TensorFlow, imported only when videos are read
     clips = video_ops.eval_windows(len(frames), num_frames, stride, num_clips).numpy()
     windows = video_ops.eval_crop_windows(np.array(frames.shape[1:3], np.int32),
@@ -213,7 +220,7 @@ def evaluation_views(frames: np.ndarray, *, num_frames: int, stride: int, crop_s
         selected = frames[clip]
         for y, x, height, width in windows:
             cropped = selected[:, y:y + height, x:x + width]
-            views.append(video_ops.normalise(video_ops.resize(cropped, crop_size)).numpy())
+            views.append(normalize.numpy(video_ops.resize(cropped, crop_size).numpy()))
     return np.stack(views)
 
 
@@ -222,13 +229,19 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return shifted / shifted.sum(-1, keepdims=True)
 
 
-def load_run(checkpoint: str, *, num_clips: int | None = None,
+def load_run(checkpoint: str, *, step: str | int | None = None, num_clips: int | None = None,
              num_crops: int | None = None) -> Run:
     """Rebuilds the model from the workdir's resolved config and restores its checkpoint.
 
-    `checkpoint`: a workdir (latest step), its checkpoints/ folder (latest) or checkpoints/<step>.
+    `checkpoint`: a workdir, its checkpoints/ folder or checkpoints/<step>; `step`: "best"
+    (the default: best validation accuracy, else the latest), "latest" or a step number
+    (`video_s3d.steps`). A step folder and another `step` contradict each other: refused.
     """
-    workdir, step = _where_is_the_run(checkpoint)
+    workdir, path_step = _where_is_the_run(checkpoint)
+    which = steps.parse(step) if step is not None else path_step
+    if path_step is not None and step is not None and which != path_step:
+        raise ValueError(f"--checkpoint names step {path_step} but --step={step}; give one.")
+    which = steps.BEST if which is None else which
     config = load_config(workdir)
     verbosity = absl_logging.get_verbosity()
     absl_logging.set_verbosity(absl_logging.ERROR)  # orbax warns that read-only means read-only
@@ -237,13 +250,7 @@ def load_run(checkpoint: str, *, num_clips: int | None = None,
     finally:
         absl_logging.set_verbosity(verbosity)
     try:
-        steps = ckpt.all_steps()
-        if step is None:
-            step = ckpt.latest_step()
-        if step is None or step not in steps:
-            raise FileNotFoundError(
-                f"{workdir} holds no complete checkpoint{'' if step is None else f' at step {step}'}"
-                f" (steps: {steps or 'none'}); point --checkpoint at a run that saved one.")
+        step, how = steps.resolve(ckpt, which, workdir)
         info = ckpt.run_info(step) or {}
         num_classes = int(info.get("num_classes") or config.data.num_classes)
         config = _for_inference(config)
@@ -260,7 +267,8 @@ def load_run(checkpoint: str, *, num_clips: int | None = None,
         raise ValueError(f"num_clips={num_clips} must be >= 1 and num_crops={num_crops} 1 or 3.")
     return Run(workdir=workdir, step=int(step), config=config, model=model, variables=variables,
                class_names=class_names_of(info, config, num_classes),
-               video_format=video_format_of(config.data), num_clips=num_clips, num_crops=num_crops)
+               video_format=video_format_of(config.data), num_clips=num_clips, num_crops=num_crops,
+               step_choice=how)
 
 
 def _for_inference(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
@@ -319,6 +327,9 @@ def argument_parser(module: str, description: str) -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", required=True,
                         help="training workdir, its checkpoints/ folder, or checkpoints/<step>")
+    parser.add_argument("--step", default=None,
+                        help="best (default: best validation accuracy, else the latest), latest, "
+                             "or a step number")
     return parser
 
 

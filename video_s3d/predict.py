@@ -47,7 +47,7 @@ def main(argv=None) -> int:
     inference.setup_process()
     try:
         videos = inference.list_videos(args.video)
-        run = inference.load_run(args.checkpoint, num_clips=args.num_clips,
+        run = inference.load_run(args.checkpoint, step=args.step, num_clips=args.num_clips,
                                  num_crops=args.num_crops)
     except (FileNotFoundError, ValueError) as error:
         print(f"Error: {error}", file=sys.stderr)
