@@ -45,7 +45,14 @@ def main(argv):
 
 
 def cli() -> None:
-    """The console script `video-s3d-train` (pyproject.toml)."""
+    """The console script `video-s3d-train` (pyproject.toml).
+
+    absl's --help lists the flags and docstring of the `__main__` module, which for a console
+    script is the generated wrapper: point both at this module's.
+    """
+    for flag in flags.FLAGS.get_key_flags_for_module(__name__):
+        flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
+    sys.modules["__main__"].__doc__ = __doc__
     app.run(main, flags_parser=config_cli.parse_flags)
 
 
