@@ -100,10 +100,18 @@ def test_best_without_evaluated_steps_is_the_latest_and_init_from_spellings():
     assert steps.split_source("gs://b/runs/a") == ("gs://b/runs/a", "latest")
 
 
-def test_eval_mode_evaluates_the_chosen_step(workdir, data_dir):
+def test_eval_mode_evaluates_the_chosen_step_showing_rate_and_eta(workdir, data_dir, capsys,
+                                                                  monkeypatch):
     config = _config(data_dir)
     config.eval_batch_size = 8
+    monkeypatch.setattr(evaluate, "EVAL_PROGRESS_SECONDS", 0.0)  # a line after every batch
     result = evaluate.evaluate(config, workdir, step="best")
     assert result["step"] == 2
+    out = capsys.readouterr().out
+    assert "at step 2 (best validation accuracy)" in out
+    total = result["metrics"]["num_videos"]  # one clip, one crop per video
+    assert f"eval: batch 2, 16/{total:.0f} clips, " in out and "clips/s, ETA " in out
+    assert evaluate.eval_progress_line(3, 24, 16, 2.0, 40) == \
+        "eval: batch 3, 24/40 clips, 8.0 clips/s, ETA 0:02"
     result = evaluate.evaluate(config, workdir, step=4)
     assert result["step"] == 4

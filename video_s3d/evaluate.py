@@ -32,7 +32,10 @@ import numpy as np
 from jax.sharding import PartitionSpec as P
 
 from video_s3d import checkpointing, inputs, normalization, parallel, steps, train_state
-from video_s3d.metric_writers import MetricWriter, log
+from video_s3d.metric_writers import MetricWriter, format_duration, log
+
+# Seconds between evaluation progress lines (clips done, rate, ETA).
+EVAL_PROGRESS_SECONDS = 10.0
 
 
 # --------------------------------------------------------------------------- metrics
@@ -216,10 +219,16 @@ def make_eval_step(model, mesh, compiler_options=None):
 
 
 def run_eval(eval_step, variables, batches: Iterable[dict], mesh, num_classes: int,
-             show_progress: bool = False) -> tuple[dict[str, np.ndarray], float]:
-    """Feeds every batch; returns merged per-video logits and clips/s (after the first batch)."""
+             show_progress: bool = False, total_clips: int | None = None
+             ) -> tuple[dict[str, np.ndarray], float]:
+    """Feeds every batch; returns merged per-video logits and clips/s (after the first batch).
+
+    With `show_progress`, a line every EVAL_PROGRESS_SECONDS: this process's clips done, the
+    rate and, given `total_clips` (this process's share), the ETA.
+    """
     accumulator = VideoAccumulator(num_classes)
     start, clips_timed, pending = None, 0, None
+    last_shown, clips_fed = time.perf_counter(), 0
 
     def collect(item):
         logits, batch = item
@@ -238,13 +247,30 @@ def run_eval(eval_step, variables, batches: Iterable[dict], mesh, num_classes: i
             start = time.perf_counter()
         else:
             clips_timed += int(np.sum(batch["mask"]))
-        if show_progress and i and i % 50 == 0:
-            log(f"  eval batch {i}, {accumulator.clips} clips", enabled=True)
+        clips_fed += int(np.sum(batch["mask"]))
+        now = time.perf_counter()
+        if show_progress and start is not None and now - last_shown >= EVAL_PROGRESS_SECONDS:
+            last_shown = now
+            log("  " + eval_progress_line(i + 1, clips_fed, clips_timed, now - start,
+                                          total_clips))
     if pending is not None:
         collect(pending)
     elapsed = time.perf_counter() - start if start is not None else 0.0
     total_timed = int(parallel.allgather_host(np.array([clips_timed])).sum())
     return accumulator.merged(), (total_timed / elapsed if elapsed > 0 else float("nan"))
+
+
+def eval_progress_line(batches: int, clips: int, clips_timed: int, seconds: float,
+                       total_clips: int | None) -> str:
+    """'eval: batch 12, 96/480 clips, 31.0 clips/s, ETA 0:12' (rate after the first batch)."""
+    rate = clips_timed / seconds if seconds > 0 and clips_timed else float("nan")
+    out_of = f"/{total_clips}" if total_clips else ""
+    line = f"eval: batch {batches}, {clips}{out_of} clips"
+    if np.isfinite(rate):
+        line += f", {rate:.1f} clips/s"
+        if total_clips:
+            line += f", ETA {format_duration(max(total_clips - clips, 0) / rate)}"
+    return line
 
 
 def evaluate_variables(config: ml_collections.ConfigDict, model, variables, mesh, info,
@@ -260,7 +286,8 @@ def evaluate_variables(config: ml_collections.ConfigDict, model, variables, mesh
                                    process_count=jax.process_count())
 
     merged, clips_per_sec = run_eval(eval_step, variables, batches(False), mesh, info.num_classes,
-                                     show_progress=is_main)
+                                     show_progress=is_main,
+                                     total_clips=_local_eval_clips(config, info))
     metrics, extras = summarize(merged, info.num_classes, partner)
     metrics["eval_clips_per_sec"] = clips_per_sec
     if config.reverse_time_eval:
@@ -269,6 +296,16 @@ def evaluate_variables(config: ml_collections.ConfigDict, model, variables, mesh
         metrics["reversed_video_top1"] = reversed_metrics["video_top1"]
         metrics["reversed_clip_top1"] = reversed_metrics["clip_top1"]
     return metrics, extras
+
+
+def _local_eval_clips(config: ml_collections.ConfigDict, info) -> int | None:
+    """This process's clips in one pass over the eval split (for the ETA); None if unknown."""
+    try:
+        videos = int(info.split_sizes[config.data.eval_split])
+    except (KeyError, TypeError, ValueError, FileNotFoundError):
+        return None
+    views = int(config.data.eval_num_clips) * int(config.data.eval_num_crops)
+    return -(-videos // jax.process_count()) * views
 
 
 def report(workdir: str, writer: MetricWriter, step: int, metrics: dict[str, float], extras: dict,
