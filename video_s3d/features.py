@@ -9,7 +9,7 @@ evaluation views (sampled as `predict` samples them). With a folder-per-class la
 The .npz holds: features [N, C] float32, videos [N] paths, labels [N] (only when known),
 logits [N, classes], predictions [N] class indices, predicted_labels [N], class_names,
 endpoint, step, failed (paths that could not be read). The plot is the paper's feature
-visualisation: a 2D t-SNE (default; `video_s3d.projection`, exact, numpy) or PCA of the
+visualisation: a 2D t-SNE (default; `video_s3d.projection`, scikit-learn) or PCA of the
 features, one colour per label (per predicted class when labels are unknown).
 """
 from __future__ import annotations
