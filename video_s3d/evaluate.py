@@ -399,7 +399,8 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str,
     model = train_state.create_model(config, info.num_classes)
     variables = ckpt.restore_model(step, train_state.abstract_variables(model, config, mesh))
     ckpt.close()
-    log(f"evaluating {config.model.name} at step {step} ({how}) on {config.data.name}:{config.data.eval_split}",
+    log(f"evaluating {config.model.name} at step {step} ({how}) on "
+        f"{config.data.name}:{config.data.eval_split}",
         is_main)
     metrics, extras = evaluate_variables(config, model, variables, mesh, info, is_main=is_main)
     writer = MetricWriter(workdir, enabled=is_main)

@@ -3,8 +3,9 @@
   python -m video_s3d.export --checkpoint=runs/s3dg --out=exported/s3dg [--platforms=cpu,cuda]
 
 The serving signature `serving_default` takes `frames`: uint8 [batch, T, H, W, 3] RGB, with
-T, H, W fixed by the run's config (num_frames, crop_size) and any batch size; it scales them
-to [-1, 1] inside and returns `logits` and `probabilities` (float32 [batch, classes]). Clip
+T, H, W fixed by the run's config (num_frames, crop_size) and any batch size; it normalises
+them inside as the run records (`config.data.input_mean`/`input_std`, default [-1, 1]) and
+returns `logits` and `probabilities` (float32 [batch, classes]). Clip
 sampling and cropping stay outside, as in `predict`. The loaded object also carries
 `class_names` (a string variable) and `input_shape` ([T, H, W, 3]).
 
@@ -19,7 +20,7 @@ import sys
 
 import numpy as np
 
-from video_s3d import inference
+from video_s3d import inference, normalization
 
 PLATFORMS = ("cpu", "cuda", "rocm", "tpu")
 
@@ -49,9 +50,10 @@ def serving_function(run: inference.Run):
     import jax.numpy as jnp
 
     model = run.model
+    normalize = normalization.from_config(run.config.data)  # the run's own input statistics
 
     def serve(variables, frames):
-        video = frames.astype(jnp.float32) * (2.0 / 255.0) - 1.0  # as video_ops.normalise
+        video = normalize(frames)
         logits = model.apply(variables, video, train=False).astype(jnp.float32)
         return logits, jax.nn.softmax(logits, axis=-1)
     return serve

@@ -50,8 +50,9 @@ def resolve(ckpt, which: str | int, where: str) -> tuple[int, str]:
             return steps[-1], "latest; no kept step was evaluated"
         return best, "best validation accuracy"
     if which not in steps:
+        kept = ", ".join(map(str, steps))
         raise FileNotFoundError(f"{where} holds no checkpoint at step {which} (kept steps: "
-                                f"{', '.join(map(str, steps))}); pick one of those, best or latest.")
+                                f"{kept}); pick one of those, best or latest.")
     return int(which), "as asked"
 
 
