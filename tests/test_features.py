@@ -102,41 +102,16 @@ def _clusters(n_per=40, dims=64, seed=0):
     return centres[labels] + rng.normal(0, 1, (len(labels), dims)), labels
 
 
-def test_tsne_keeps_clusters_apart_and_lowers_the_kl_divergence():
+def test_tsne_keeps_clusters_apart():
     x, labels = _clusters()
     points, kl = projection.tsne(x)
+    assert points.shape == (len(x), 2) and np.isfinite(points).all() and 0 <= kl < 2.0
     d = ((points[:, None] - points[None]) ** 2).sum(-1)
     np.fill_diagonal(d, np.inf)
     assert (labels[d.argmin(1)] == labels).mean() == 1.0  # every nearest neighbour same cluster
-    p = projection.joint_probabilities(projection.pca(x, 50)[0], 30.0)
-    start, _ = projection.kl_divergence(p, projection.pca(x, 2)[0] * 1e-4)
-    assert kl < 0.5 * start
-
-
-def test_tsne_pieces_match_their_definitions():
-    x, _ = _clusters(n_per=8, dims=5)
-    conditional = projection.conditional_probabilities(x, 5.0)
-    np.testing.assert_allclose(conditional.sum(1), 1.0, rtol=1e-12)
-    assert np.all(np.diag(conditional) == 0)
-    off = ~np.eye(len(x), dtype=bool)
-    entropy = -np.sum(np.where(off, conditional * np.log(np.where(off, conditional, 1)), 0), 1)
-    np.testing.assert_allclose(np.exp(entropy), 5.0, rtol=1e-4)  # each row's perplexity
-    # Nearer points get more probability (the kernel decreases with distance).
-    d = projection._squared_distances(x)
-    first = np.argsort(d[0])[1:]
-    assert np.all(np.diff(conditional[0, first]) <= 1e-15)
-    p = projection.joint_probabilities(x, 5.0)
-    assert np.allclose(p, p.T) and abs(p.sum() - 1) < 1e-6
-    y = np.random.default_rng(1).normal(size=(len(x), 2))
-    # Gradient against central finite differences of the KL divergence.
-    _, gradient = projection.kl_divergence(p, y)
-    numeric = np.zeros_like(y)
-    for index in np.ndindex(*y.shape):
-        step = np.zeros_like(y)
-        step[index] = 1e-6
-        numeric[index] = (projection.kl_divergence(p, y + step)[0]
-                          - projection.kl_divergence(p, y - step)[0]) / 2e-6
-    np.testing.assert_allclose(gradient, numeric, atol=1e-7)
+    # Tiny sets get a perplexity below their size (scikit-learn refuses otherwise).
+    small, _ = projection.tsne(x[:7])
+    assert small.shape == (7, 2) and projection.effective_perplexity(7) == 2.0
 
 
 def test_pca_finds_the_directions_of_largest_variance():

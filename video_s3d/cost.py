@@ -401,5 +401,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def cli() -> None:
+    """The console script (pyproject.toml)."""
+    sys.exit(main())
+
+
 if __name__ == "__main__":
     sys.exit(main())

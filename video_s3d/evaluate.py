@@ -31,8 +31,11 @@ import ml_collections
 import numpy as np
 from jax.sharding import PartitionSpec as P
 
-from video_s3d import checkpointing, inputs, normalization, parallel, train_state
-from video_s3d.metric_writers import MetricWriter, log
+from video_s3d import checkpointing, inputs, normalization, parallel, steps, train_state
+from video_s3d.metric_writers import MetricWriter, format_duration, log
+
+# Seconds between evaluation progress lines (clips done, rate, ETA).
+EVAL_PROGRESS_SECONDS = 10.0
 
 
 # --------------------------------------------------------------------------- metrics
@@ -222,10 +225,16 @@ def make_eval_step(model, mesh, compiler_options=None,
 
 
 def run_eval(eval_step, variables, batches: Iterable[dict], mesh, num_classes: int,
-             show_progress: bool = False) -> tuple[dict[str, np.ndarray], float]:
-    """Feeds every batch; returns merged per-video logits and clips/s (after the first batch)."""
+             show_progress: bool = False, total_clips: int | None = None
+             ) -> tuple[dict[str, np.ndarray], float]:
+    """Feeds every batch; returns merged per-video logits and clips/s (after the first batch).
+
+    With `show_progress`, a line every EVAL_PROGRESS_SECONDS: this process's clips done, the
+    rate and, given `total_clips` (this process's share), the ETA.
+    """
     accumulator = VideoAccumulator(num_classes)
     start, clips_timed, pending = None, 0, None
+    last_shown, clips_fed = time.perf_counter(), 0
 
     def collect(item):
         logits, batch = item
@@ -244,13 +253,30 @@ def run_eval(eval_step, variables, batches: Iterable[dict], mesh, num_classes: i
             start = time.perf_counter()
         else:
             clips_timed += int(np.sum(batch["mask"]))
-        if show_progress and i and i % 50 == 0:
-            log(f"  eval batch {i}, {accumulator.clips} clips", enabled=True)
+        clips_fed += int(np.sum(batch["mask"]))
+        now = time.perf_counter()
+        if show_progress and start is not None and now - last_shown >= EVAL_PROGRESS_SECONDS:
+            last_shown = now
+            log("  " + eval_progress_line(i + 1, clips_fed, clips_timed, now - start,
+                                          total_clips))
     if pending is not None:
         collect(pending)
     elapsed = time.perf_counter() - start if start is not None else 0.0
     total_timed = int(parallel.allgather_host(np.array([clips_timed])).sum())
     return accumulator.merged(), (total_timed / elapsed if elapsed > 0 else float("nan"))
+
+
+def eval_progress_line(batches: int, clips: int, clips_timed: int, seconds: float,
+                       total_clips: int | None) -> str:
+    """'eval: batch 12, 96/480 clips, 31.0 clips/s, ETA 0:12' (rate after the first batch)."""
+    rate = clips_timed / seconds if seconds > 0 and clips_timed else float("nan")
+    out_of = f"/{total_clips}" if total_clips else ""
+    line = f"eval: batch {batches}, {clips}{out_of} clips"
+    if np.isfinite(rate):
+        line += f", {rate:.1f} clips/s"
+        if total_clips:
+            line += f", ETA {format_duration(max(total_clips - clips, 0) / rate)}"
+    return line
 
 
 def evaluate_variables(config: ml_collections.ConfigDict, model, variables, mesh, info,
@@ -267,7 +293,8 @@ def evaluate_variables(config: ml_collections.ConfigDict, model, variables, mesh
                                    process_count=jax.process_count())
 
     merged, clips_per_sec = run_eval(eval_step, variables, batches(False), mesh, info.num_classes,
-                                     show_progress=is_main)
+                                     show_progress=is_main,
+                                     total_clips=_local_eval_clips(config, info))
     metrics, extras = summarize(merged, info.num_classes, partner)
     metrics["eval_clips_per_sec"] = clips_per_sec
     if config.reverse_time_eval:
@@ -276,6 +303,16 @@ def evaluate_variables(config: ml_collections.ConfigDict, model, variables, mesh
         metrics["reversed_video_top1"] = reversed_metrics["video_top1"]
         metrics["reversed_clip_top1"] = reversed_metrics["clip_top1"]
     return metrics, extras
+
+
+def _local_eval_clips(config: ml_collections.ConfigDict, info) -> int | None:
+    """This process's clips in one pass over the eval split (for the ETA); None if unknown."""
+    try:
+        videos = int(info.split_sizes[config.data.eval_split])
+    except (KeyError, TypeError, ValueError, FileNotFoundError):
+        return None
+    views = int(config.data.eval_num_clips) * int(config.data.eval_num_crops)
+    return -(-videos // jax.process_count()) * views
 
 
 def report(workdir: str, writer: MetricWriter, step: int, metrics: dict[str, float], extras: dict,
@@ -330,24 +367,47 @@ def write_result(workdir: str, *, config: ml_collections.ConfigDict, info, step:
 
 
 # ------------------------------------------------------------------- standalone --mode=eval
-def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-    """Evaluates the latest checkpoint in `workdir`; writes result.json and summaries."""
+def with_recorded_normalization(config: ml_collections.ConfigDict, workdir: str,
+                                is_main: bool = True) -> ml_collections.ConfigDict:
+    """`config` with the input normalisation the run's weights expect, as its config.json
+    records it (an imported torchvision run records torchvision's): the weights decide."""
+    import json
+    path = os.path.join(workdir, "config.json")
+    if not os.path.isfile(path):
+        return config
+    with open(path, encoding="utf-8") as f:
+        recorded = normalization.from_config(json.load(f).get("data", {}))
+    if recorded == normalization.from_config(config.data):
+        return config
+    log(f"inputs normalised as {workdir}/config.json records (mean {recorded.mean}, std "
+        f"{recorded.std}), not as the given config", is_main)
+    config = ml_collections.ConfigDict(config.to_dict())
+    config.data.update(recorded.to_config())
+    return config
+
+
+def evaluate(config: ml_collections.ConfigDict, workdir: str,
+             step: str | int = steps.LATEST) -> dict[str, Any]:
+    """Evaluates one checkpoint in `workdir` (`step`: latest, best or a number; see
+    video_s3d.steps); writes result.json and summaries."""
     is_main = jax.process_index() == 0
     mesh = parallel.make_mesh()
     parallel.check_global_batch(config.eval_batch_size, mesh, "config.eval_batch_size")
     ckpt = checkpointing.Checkpoints(workdir, read_only=True) \
         if os.path.isdir(os.path.join(workdir, "checkpoints")) else None
-    step = ckpt.latest_step() if ckpt else None
-    if step is None:
+    if ckpt is None or not ckpt.all_steps():
         raise FileNotFoundError(f"{workdir} holds no checkpoint to evaluate; train first with "
                                 f"--mode=train --workdir={workdir}.")
+    step, how = steps.resolve(ckpt, steps.parse(step), workdir)
+    config = with_recorded_normalization(config, workdir, is_main)
     inputs.ensure_ready(config.data)
     info = inputs.dataset_info(config.data)
     ckpt.check_same_run({"model": config.model.name, "num_classes": info.num_classes})
     model = train_state.create_model(config, info.num_classes)
     variables = ckpt.restore_model(step, train_state.abstract_variables(model, config, mesh))
     ckpt.close()
-    log(f"evaluating {config.model.name} at step {step} on {config.data.name}:{config.data.eval_split}",
+    log(f"evaluating {config.model.name} at step {step} ({how}) on "
+        f"{config.data.name}:{config.data.eval_split}",
         is_main)
     metrics, extras = evaluate_variables(config, model, variables, mesh, info, is_main=is_main)
     writer = MetricWriter(workdir, enabled=is_main)

@@ -108,7 +108,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     inference.setup_process()
     try:
-        run = inference.load_run(args.checkpoint)
+        run = inference.load_run(args.checkpoint, step=args.step)
     except (FileNotFoundError, ValueError) as error:
         print(f"Error: {error}", file=sys.stderr)
         return 2
@@ -118,6 +118,11 @@ def main(argv=None) -> int:
     print(f"wrote {args.out}: serving_default(frames: uint8 [batch, {t}, {h}, {w}, {c}]) -> "
           f"logits, probabilities [batch, {run.num_classes}]")
     return 0
+
+
+def cli() -> None:
+    """The console script (pyproject.toml)."""
+    sys.exit(main())
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ evaluation views (sampled as `predict` samples them). With a folder-per-class la
 The .npz holds: features [N, C] float32, videos [N] paths, labels [N] (only when known),
 logits [N, classes], predictions [N] class indices, predicted_labels [N], class_names,
 endpoint, step, failed (paths that could not be read). The plot is the paper's feature
-visualisation: a 2D t-SNE (default; `video_s3d.projection`, exact, numpy) or PCA of the
+visualisation: a 2D t-SNE (default; `video_s3d.projection`, scikit-learn) or PCA of the
 features, one colour per label (per predicted class when labels are unknown).
 """
 from __future__ import annotations
@@ -115,7 +115,7 @@ def main(argv=None) -> int:
     inference.setup_process()
     try:
         videos = inference.list_videos(args.videos, flag="--videos")
-        run = inference.load_run(args.checkpoint, num_clips=args.num_clips,
+        run = inference.load_run(args.checkpoint, step=args.step, num_clips=args.num_clips,
                                  num_crops=args.num_crops)
         valid = run.endpoint_names()
         if args.endpoint not in valid:
@@ -144,6 +144,11 @@ def main(argv=None) -> int:
                         f"{run.config.model.name} {args.endpoint}, step {run.step}, {count} videos")
             print(f"wrote {args.plot} ({used})")
     return 0
+
+
+def cli() -> None:
+    """The console script (pyproject.toml)."""
+    sys.exit(main())
 
 
 if __name__ == "__main__":

@@ -11,9 +11,13 @@
     python -m video_s3d.import_weights --source=torchvision_googlenet --path=googlenet-1378be20.pth \
         --model=i3d --out=runs/imported/i3d_imagenet_tv
 
-then train with `--config.init_from=runs/imported/...` and `--config.model.name=` the same
-model. The workdir holds checkpoints/0/{model, run} like a training run's (no optimiser
-state): `run` names the model, the class count and where the weights came from.
+The workdir is a complete run, like a training run's without optimiser state: config.json
+(the model, the clip shape and the input normalisation the weights expect, in
+`config.data.input_mean` / `input_std`) and checkpoints/0/{model, run} (`run` names the
+model, the class count, the class names where the source publishes them, and where the
+weights came from). So `predict`, `features`, `export` and `video_s3d.load` use it as it is,
+`video_s3d.main --mode=eval` evaluates it, and `--config.init_from=runs/imported/...` (same
+`--config.model.name`) fine-tunes from it.
 
 --num_classes defaults to the source's own classifier (400 for Kinetics S3D, 1001 for
 Slim's ImageNet model, 1000 for GoogLeNet's), kept as imported. Another count gives a
@@ -31,6 +35,15 @@ from typing import Sequence
 SOURCES = ("torchvision_s3d", "slim_inception_v1", "torchvision_googlenet")
 DEFAULT_MODELS = {"torchvision_s3d": "s3d_torchvision", "slim_inception_v1": "s3dg",
                   "torchvision_googlenet": "s3dg"}
+# The clip shape an imported run is used at. Not published with the weights; our choice:
+# torchvision states S3D's cost (17.98 G multiply-adds) for 16x224x224 clips, and 224 is the
+# crop of every source's recipe.
+DEFAULT_NUM_FRAMES, DEFAULT_CROP_SIZE = 16, 224
+# The dataset whose videos each source's classifier was trained on (predict decodes a file as
+# that dataset stores its videos when it is built here; else at short side 256, as recorded).
+SOURCE_DATASETS = {"torchvision_s3d": "kinetics400", "slim_inception_v1": "imagenet",
+                   "torchvision_googlenet": "imagenet"}
+KINETICS400_CLASSES = os.path.join(os.path.dirname(__file__), "interop", "kinetics400_classes.txt")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -45,7 +58,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="Classifier size (default: the source's; another size starts fresh).")
     parser.add_argument("--seed", type=int, default=0, help="Seed of any freshly initialised leaf.")
     parser.add_argument("--out", required=True, help="Workdir to create (must hold no checkpoints).")
-    return parser.parse_args(argv)
+    parser.add_argument("--num_frames", type=int, default=DEFAULT_NUM_FRAMES,
+                        help="Frames per clip that predict / eval feed the model.")
+    parser.add_argument("--crop_size", type=int, default=DEFAULT_CROP_SIZE,
+                        help="Square crop side that predict / eval feed the model.")
+    args = parser.parse_args(argv)
+    if min(args.num_frames, args.crop_size) < 1:
+        parser.error("--num_frames and --crop_size must be positive.")
+    return args
 
 
 def _log(message: str) -> None:
@@ -75,7 +95,8 @@ def import_torchvision_s3d(path: str, model_name: str, num_classes: int | None, 
                          f"(its padding and BatchNorm), not {model_name!r}.")
     variables, source_classes = torchvision_s3d.load_variables(path)
     notes = {"input_normalization": {"range": "[0, 1]", "mean": torchvision_s3d.INPUT_MEAN,
-                                     "std": torchvision_s3d.INPUT_STD}}
+                                     "std": torchvision_s3d.INPUT_STD},
+             "class_names": kinetics400_class_names()}
     fresh = []
     if num_classes is not None and num_classes != source_classes:
         variables = _fresh_classifier(variables, num_classes, seed)
@@ -111,6 +132,35 @@ def import_torchvision_googlenet(path: str, model_name: str, num_classes: int | 
     return variables, source_classes, fresh, notes
 
 
+def kinetics400_class_names() -> list[str]:
+    """torchvision's Kinetics-400 categories (`_KINETICS400_CATEGORIES` in torchvision/models/
+    _meta.py), the order its S3D's classifier uses: alphabetical, as our Kinetics builder."""
+    with open(KINETICS400_CLASSES, encoding="utf-8") as f:
+        return [line.rstrip("\n") for line in f if line.strip()]
+
+
+def run_config(model_name: str, source: str, num_classes: int, normalization_fields: dict,
+               num_frames: int, crop_size: int) -> dict:
+    """The config.json of an imported run: the default config with this model, clip shape and
+    input normalisation, evaluated as one centre clip and crop (the sources publish no
+    multi-view protocol for these weights; our choice)."""
+    from experiments import synthetic_motion
+
+    config = synthetic_motion.get_config()
+    config.model.name = model_name
+    config.model.dtype = "float32"
+    config.data.name = SOURCE_DATASETS[source]
+    config.data.num_classes = int(num_classes)
+    config.data.num_frames = int(num_frames)
+    config.data.crop_size = int(crop_size)
+    config.data.stride = 1
+    config.data.eval_num_clips = 1
+    config.data.eval_num_crops = 1
+    config.sync_batch_norm = False
+    config.init_from = ""
+    return dict(config.to_dict(), data=dict(config.data.to_dict(), **normalization_fields))
+
+
 IMPORTERS = {"torchvision_s3d": import_torchvision_s3d,
              "slim_inception_v1": import_slim_inception_v1,
              "torchvision_googlenet": import_torchvision_googlenet}
@@ -136,7 +186,7 @@ def write_workdir(out: str, variables: dict, run_info: dict) -> str:
 
 def run(args: argparse.Namespace) -> str:
     """Imports, checks and writes; returns the checkpoints folder."""
-    from video_s3d import models
+    from video_s3d import checkpointing, models, normalization
 
     model_name = args.model or DEFAULT_MODELS[args.source]
     models.get_spec(model_name)  # unknown name -> the list of valid ones, before any work
@@ -154,10 +204,20 @@ def run(args: argparse.Namespace) -> str:
     if fresh:
         _log(f"freshly initialised (seed {args.seed}): {', '.join(fresh[:6])}"
              f"{f' and {len(fresh) - 6} more' if len(fresh) > 6 else ''}")
+    names = notes.pop("class_names", None)
+    if names and len(names) == num_classes:
+        notes["class_names"] = names
     info = {"model": model_name, "num_classes": num_classes, "dataset": f"imported:{args.source}",
             "source_path": os.path.abspath(args.path), "source_num_classes": source_classes,
             "fresh_leaves": fresh, **notes}
+    recorded = notes["input_normalization"]  # torchvision's statistics, else [-1, 1]
+    normalization_fields = (normalization.Normalization(tuple(recorded["mean"]),
+                                                        tuple(recorded["std"]))
+                            if "mean" in recorded else normalization.Normalization()).to_config()
+    config = run_config(model_name, args.source, num_classes, normalization_fields,
+                        args.num_frames, args.crop_size)
     directory = write_workdir(args.out, variables, info)
+    checkpointing.write_json(os.path.join(args.out, "config.json"), config)
     _log(f"wrote {directory}/0 ({model_name}, {num_classes} classes) in {time.time() - start:.0f}s; "
          f"train with --config.init_from={args.out} --config.model.name={model_name}")
     return directory
@@ -173,6 +233,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0
+
+
+def cli() -> None:
+    """The console script (pyproject.toml)."""
+    sys.exit(main())
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ import ml_collections
 import numpy as np
 from absl import logging as absl_logging
 
-from video_s3d import checkpointing, normalization, train_state
+from video_s3d import checkpointing, normalization, steps, train_state
 from video_s3d.data.builders import video_files
 
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".avi", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg", ".ogv",
@@ -122,6 +122,7 @@ class Run:
     video_format: VideoFormat
     num_clips: int
     num_crops: int
+    step_choice: str = "as asked"   # how `step` was picked (steps.resolve)
     _forward: dict = dataclasses.field(default_factory=dict, repr=False)
 
     @property
@@ -136,7 +137,8 @@ class Run:
 
     def describe(self) -> str:
         t, s = self.input_shape[:2]
-        return (f"{self.config.model.name} at step {self.step} ({self.workdir}), {self.num_classes} "
+        return (f"{self.config.model.name} at step {self.step} ({self.step_choice}; "
+                f"{self.workdir}), {self.num_classes} "
                 f"classes; per video {self.num_clips} clip(s) x {self.num_crops} crop(s) of {t} "
                 f"frames (stride {self.config.data.stride}) at {s}x{s}")
 
@@ -232,13 +234,19 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return shifted / shifted.sum(-1, keepdims=True)
 
 
-def load_run(checkpoint: str, *, num_clips: int | None = None,
+def load_run(checkpoint: str, *, step: str | int | None = None, num_clips: int | None = None,
              num_crops: int | None = None) -> Run:
     """Rebuilds the model from the workdir's resolved config and restores its checkpoint.
 
-    `checkpoint`: a workdir (latest step), its checkpoints/ folder (latest) or checkpoints/<step>.
+    `checkpoint`: a workdir, its checkpoints/ folder or checkpoints/<step>; `step`: "best"
+    (the default: best validation accuracy, else the latest), "latest" or a step number
+    (`video_s3d.steps`). A step folder and another `step` contradict each other: refused.
     """
-    workdir, step = _where_is_the_run(checkpoint)
+    workdir, path_step = _where_is_the_run(checkpoint)
+    which = steps.parse(step) if step is not None else path_step
+    if path_step is not None and step is not None and which != path_step:
+        raise ValueError(f"--checkpoint names step {path_step} but --step={step}; give one.")
+    which = steps.BEST if which is None else which
     config = load_config(workdir)
     verbosity = absl_logging.get_verbosity()
     absl_logging.set_verbosity(absl_logging.ERROR)  # orbax warns that read-only means read-only
@@ -247,13 +255,7 @@ def load_run(checkpoint: str, *, num_clips: int | None = None,
     finally:
         absl_logging.set_verbosity(verbosity)
     try:
-        steps = ckpt.all_steps()
-        if step is None:
-            step = ckpt.latest_step()
-        if step is None or step not in steps:
-            raise FileNotFoundError(
-                f"{workdir} holds no complete checkpoint{'' if step is None else f' at step {step}'}"
-                f" (steps: {steps or 'none'}); point --checkpoint at a run that saved one.")
+        step, how = steps.resolve(ckpt, which, workdir)
         info = ckpt.run_info(step) or {}
         num_classes = int(info.get("num_classes") or config.data.num_classes)
         config = _for_inference(config)
@@ -270,7 +272,8 @@ def load_run(checkpoint: str, *, num_clips: int | None = None,
         raise ValueError(f"num_clips={num_clips} must be >= 1 and num_crops={num_crops} 1 or 3.")
     return Run(workdir=workdir, step=int(step), config=config, model=model, variables=variables,
                class_names=class_names_of(info, config, num_classes),
-               video_format=video_format_of(config.data), num_clips=num_clips, num_crops=num_crops)
+               video_format=video_format_of(config.data), num_clips=num_clips, num_crops=num_crops,
+               step_choice=how)
 
 
 def _for_inference(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
@@ -329,6 +332,9 @@ def argument_parser(module: str, description: str) -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", required=True,
                         help="training workdir, its checkpoints/ folder, or checkpoints/<step>")
+    parser.add_argument("--step", default=None,
+                        help="best (default: best validation accuracy, else the latest), latest, "
+                             "or a step number")
     return parser
 
 

@@ -14,7 +14,10 @@ _CONFIG = config_flags.DEFINE_config_file(
     lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run folder: checkpoints, metrics, result.json.")
 _MODE = flags.DEFINE_enum("mode", "train", ["train", "eval"],
-                          "train (resumes from workdir) or eval (latest checkpoint in workdir).")
+                          "train (resumes from workdir) or eval (a checkpoint in workdir: --step).")
+_STEP = flags.DEFINE_string("step", "latest",
+                            "--mode=eval: which checkpoint, best (validation accuracy), latest or "
+                            "a step number. (To pick init_from's, append @best|@latest|@N to it.)")
 _MULTIHOST = flags.DEFINE_bool("multihost", False,
                                "Call jax.distributed.initialize() with cluster auto-detection "
                                "(TPU pod, SLURM); same as --config.distributed=true.")
@@ -34,12 +37,24 @@ def main(argv):
         if _MODE.value == "train":
             train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
         else:
-            evaluate.evaluate(_CONFIG.value, _WORKDIR.value)
+            evaluate.evaluate(_CONFIG.value, _WORKDIR.value, step=_STEP.value)
     except train.USER_ERRORS as e:
         # A mistake the user can fix: the sentence, not a traceback (--verbosity=0 adds it).
         logging.info("details", exc_info=True)
         sys.exit(f"Error: {e}")
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The console script `video-s3d-train` (pyproject.toml).
+
+    absl's --help lists the flags and docstring of the `__main__` module, which for a console
+    script is the generated wrapper: point both at this module's.
+    """
+    for flag in flags.FLAGS.get_key_flags_for_module(__name__):
+        flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
+    sys.modules["__main__"].__doc__ = __doc__
     app.run(main, flags_parser=config_cli.parse_flags)
+
+
+if __name__ == "__main__":
+    cli()

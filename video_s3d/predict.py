@@ -47,7 +47,7 @@ def main(argv=None) -> int:
     inference.setup_process()
     try:
         videos = inference.list_videos(args.video)
-        run = inference.load_run(args.checkpoint, num_clips=args.num_clips,
+        run = inference.load_run(args.checkpoint, step=args.step, num_clips=args.num_clips,
                                  num_crops=args.num_crops)
     except (FileNotFoundError, ValueError) as error:
         print(f"Error: {error}", file=sys.stderr)
@@ -78,6 +78,11 @@ def main(argv=None) -> int:
         print(f"Error: none of the {len(videos)} video(s) could be read.", file=sys.stderr)
         return 1
     return 0
+
+
+def cli() -> None:
+    """The console script (pyproject.toml)."""
+    sys.exit(main())
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ averaged after the step so that every replica holds the same running averages.
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
@@ -21,7 +22,8 @@ import optax
 from jax import lax
 from jax.sharding import PartitionSpec as P
 
-from video_s3d import checkpointing, evaluate, inputs, normalization, optim, parallel, train_state
+from video_s3d import (checkpointing, evaluate, inputs, normalization, optim, parallel, steps,
+                       train_state)
 from video_s3d.metric_writers import MetricWriter, Progress, log
 from video_s3d.train_state import TrainState
 
@@ -174,10 +176,25 @@ def run_info(config: ml_collections.ConfigDict, num_classes: int,
     return info
 
 
+def _warn_if_normalisation_differs(source_dir: str, config, is_main: bool) -> None:
+    """Weights trained on other pixel statistics (e.g. torchvision's) start worse on ours."""
+    path = os.path.join(source_dir, "config.json")
+    if not os.path.isfile(path):
+        return
+    with open(path, encoding="utf-8") as f:
+        source = normalization.from_config(json.load(f).get("data", {}))
+    ours = normalization.from_config(config.data)
+    if source != ours:
+        log(f"warning: {source_dir} was trained on inputs normalised with mean {source.mean}, "
+            f"std {source.std}, this run uses mean {ours.mean}, std {ours.std}; pass "
+            f"--config.data.input_mean and --config.data.input_std to match them.", is_main)
+
+
 def init_from_checkpoint(state: TrainState, config, model, mesh, num_classes: int, is_main: bool):
     """Backbone (every matching leaf) from `config.init_from`; mismatched leaves (the head) stay fresh."""
-    source_info = checkpointing.Checkpoints(config.init_from, read_only=True).run_info() \
-        if os.path.isdir(os.path.join(config.init_from, "checkpoints")) else None
+    source_dir, _ = steps.split_source(config.init_from)  # DIR[@best|latest|N], checkpoints/<N>
+    source_info = checkpointing.Checkpoints(source_dir, read_only=True).run_info() \
+        if os.path.isdir(os.path.join(source_dir, "checkpoints")) else None
     if source_info is not None and source_info.get("model") != config.model.name:
         raise ValueError(
             f"config.init_from={config.init_from!r} holds model {source_info.get('model')!r} but "
@@ -186,7 +203,8 @@ def init_from_checkpoint(state: TrainState, config, model, mesh, num_classes: in
     source_model = model if source_classes == num_classes else \
         train_state.create_model(config, source_classes)
     source_abstract = train_state.abstract_variables(source_model, config, mesh)
-    source, _ = checkpointing.load_variables(config.init_from, source_abstract, mesh)
+    source, loaded_info = steps.load_variables(config.init_from, source_abstract, mesh)
+    _warn_if_normalisation_differs(source_dir, config, is_main)
 
     fresh = {"params": state.params, "batch_stats": state.batch_stats}
     source_leaves = dict(jax.tree_util.tree_leaves_with_path(source))
@@ -200,7 +218,8 @@ def init_from_checkpoint(state: TrainState, config, model, mesh, num_classes: in
         return leaf
 
     merged = jax.tree_util.tree_map_with_path(pick, fresh)
-    log(f"fine-tuning from {config.init_from} ({source_classes} classes -> {num_classes}); "
+    log(f"fine-tuning from {source_dir} at step {loaded_info['step']} ({source_classes} classes "
+        f"-> {num_classes}); "
         f"freshly initialised: {', '.join(reinitialised) or 'nothing'}", is_main)
     return state.replace(params=merged["params"], batch_stats=merged["batch_stats"],
                          opt_state=state.opt_state)

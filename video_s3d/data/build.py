@@ -64,7 +64,8 @@ def _define_flags():
   """Flags exist only when run as a program, so the module imports next to other tools."""
   global _DATASET, _DATA_DIR, _MANUAL_DIR, _BEAM_OPTIONS
   _DATASET = flags.DEFINE_string("dataset", None, "Dataset name, e.g. synthetic_motion/motion, "
-                                 "kinetics400, hmdb51/split2, ucf101, something_something_v2.")
+                                 "kinetics400, hmdb51/split2, ucf101, something_something_v2, "
+                                 "video_folder/<name> (your own videos).")
   _DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data dir (default ~/tensorflow_datasets).")
   _MANUAL_DIR = flags.DEFINE_string("manual_dir", None, "Folder with the downloaded videos and "
                                     "annotation files (real datasets only).")

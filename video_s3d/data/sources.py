@@ -88,6 +88,8 @@ _TFDS_DATASETS = {
         short_clip="spread"),
     "hmdb51": _TfdsEntry("video_s3d.data.builders.hmdb51", "Hmdb51", None),
     "ucf101": _TfdsEntry("video_s3d.data.builders.ucf101", "Ucf101Manual", None),
+    # Your own videos: video_folder/<any name> (builders/video_folder.py).
+    "video_folder": _TfdsEntry("video_s3d.data.builders.video_folder", "VideoFolder", None),
 }
 # Synonyms: TFDS's own registered names of our builders, and the config-less synthetic name.
 _ALIASES = {"synthetic_motion": "synthetic_motion/motion", "ucf101_manual": "ucf101"}

@@ -5,3 +5,4 @@ from video_s3d.data.builders.kinetics import Kinetics400, Kinetics600, Kinetics7
 from video_s3d.data.builders.something_something_v2 import SomethingSomethingV2
 from video_s3d.data.builders.synthetic_motion import SyntheticMotion, SyntheticMotionConfig
 from video_s3d.data.builders.ucf101 import Ucf101Manual
+from video_s3d.data.builders.video_folder import VideoFolder
