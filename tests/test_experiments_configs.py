@@ -19,6 +19,7 @@ from video_s3d.models import zoo
 FULL_SIZE = {
     "kinetics400": "model=i3d",
     "something_something_v2": "model=i2d,batch=96",
+    "something_something_v1": "model=i3d",
     "mini_kinetics_heavy": "model=bottom_heavy_s3d_4,data_dir=/data/mini_k200_tfds",
     "transfer": "dataset=hmdb51,init_from=/runs/k400/s3dg-s0",
 }
@@ -154,10 +155,13 @@ def test_transfer_average_is_the_mean_over_splits(tmp_path):
 
 def test_something_something_spreads_short_clips():
     assert _get_config("something_something_v2", "").data.short_clip == "spread"
+    assert _get_config("something_something_v1", "").data.short_clip == "spread"
+    assert _get_config("something_something_v1", "").data.name == "something_something_v1"
     assert _get_config("kinetics400", "").data.short_clip == "repeat_last"
 
 
 def test_something_something_never_flips():
+    assert _get_config("something_something_v1", "").data.flip is False
     assert _get_config("something_something_v2", "").data.flip is False
     assert _get_config("something_something_v2", "runlocal").data.flip is False
 
@@ -209,6 +213,7 @@ def _train_runlocal(name: str, arg: str, data_dir: str, workdir) -> dict:
 # The heavy config's own default model (tiny_top_heavy_i3d_3) is the zoo's to test; here it
 # trains tiny_s3dg like the others, so that its run reuses their compiled programs.
 RUNLOCAL = {"kinetics400": "runlocal", "something_something_v2": "runlocal",
+            "something_something_v1": "runlocal",
             "mini_kinetics_heavy": "runlocal,model=s3dg"}
 
 
