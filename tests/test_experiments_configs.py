@@ -9,7 +9,7 @@ import jax
 import pytest
 from jax.experimental.compilation_cache import compilation_cache
 
-from experiments import recipes, speed_accuracy
+from experiments import speed_accuracy
 from experiments import runs as runs_lib
 from video_s3d import train
 from video_s3d.models import zoo

@@ -15,7 +15,13 @@ stays there however well it knows the pair.
   device (e.g. "8x TPU v4"), train_clips_per_sec, eval_clips_per_sec,
   metrics: {clip_top1, clip_top5, video_top1, video_top5, reversed_video_top1,
             pairwise_reversal_accuracy (only with partners), num_videos, num_clips},
-  per_class_accuracy: {class_name: video-level accuracy}, updated (UTC time).
+  per_class_accuracy: {class_name: video-level accuracy},
+  eval_protocols: {protocol: its metrics, headline: bool} for every protocol in
+            config.data.eval_protocols ("all_frames": every frame of each video in one pass at a
+            centre crop, the paper's; "multi_clip": the windows above), the first the headline,
+  all_frames_cost: {frames: 250, gmacs, activation_bytes_estimate, seconds_estimate} of one
+            10 s video at 25 fps (video_s3d.cost; the seconds scale this run's measured
+            whole-video throughput by multiply-adds), updated (UTC time).
 """
 from __future__ import annotations
 
@@ -274,7 +280,8 @@ def _all_frames_step(model, mesh, config):
     if jax.process_count() > 1:
         mesh = parallel.make_mesh(jax.local_devices())
     cached = _ALL_FRAMES_STEPS.get(id(model))
-    if cached is None or cached[0] is not model or cached[1].devices.tolist() != mesh.devices.tolist():
+    same_devices = cached is not None and cached[1].devices.tolist() == mesh.devices.tolist()
+    if cached is None or cached[0] is not model or not same_devices:
         cached = (model, mesh, make_eval_step(model, mesh, train_state.compiler_options(config)))
         _ALL_FRAMES_STEPS[id(model)] = cached
     return cached[1], cached[2]
@@ -301,7 +308,8 @@ def run_all_frames_eval(eval_step, variables, batches: Iterable[dict], mesh, num
             log(f"  all-frames eval batch {i}, {accumulator.clips} videos", enabled=True)
     total = parallel.allgather_host(np.array([timed_videos, frames]).reshape(1, 2)).sum(0)
     seconds = float(np.max(parallel.allgather_host(np.array([timed_seconds]))))
-    return accumulator.merged(), (total[0] / seconds if seconds > 0 else float("nan")), int(total[1])
+    videos_per_sec = total[0] / seconds if seconds > 0 else float("nan")
+    return accumulator.merged(), videos_per_sec, int(total[1])
 
 
 def _evaluate_all_frames(config, model, variables, mesh, info, reverse: bool,

@@ -85,10 +85,12 @@ def all_frames_eval_batches(data: ml_collections.ConfigDict, *, local_batch: int
     `pipeline.all_frames_eval_dataset`. `in_memory`: videos of data.num_frames frames."""
     split = split or data.eval_split
     if data.name == IN_MEMORY:
-        return in_memory_eval_batches(
+        batches = in_memory_eval_batches(
             local_batch=local_batch, num_frames=data.num_frames, crop_size=data.crop_size,
             num_classes=data.num_classes, num_videos=data.num_eval_videos, views=1,
             reverse_time=reverse_time, process_index=process_index, process_count=process_count)
+        return ({**b, "num_frames": np.full(local_batch, data.num_frames, np.int32)}
+                for b in batches)
     from video_s3d.data import pipeline
     return pipeline.all_frames_eval_dataset(
         data.name, data_dir=data.data_dir, split=split, batch_size=local_batch,

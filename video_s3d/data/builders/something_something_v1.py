@@ -65,8 +65,8 @@ class SomethingSomethingV1(manual_video.ManualVideoBuilder):
     make = functools.partial(make_frame_folder_examples, names=tuple(names),
                              short_side=self.builder_config.short_side)
     if self._use_beam:
-      return common.generate(items, functools.partial(manual_video._skip_in_beam, make), True,  # pylint: disable=protected-access
-                             label=split)
+      skip_in_beam = manual_video._skip_in_beam  # pylint: disable=protected-access
+      return common.generate(items, functools.partial(skip_in_beam, make), True, label=split)
     return self._generate_locally(split, items, make)
 
 
