@@ -229,9 +229,11 @@ def apply_runlocal(config: ml_collections.ConfigDict, *, dataset: str = RUNLOCAL
     config.eval_every_steps = 0
     config.checkpoint_every_steps = 2
     config.async_checkpointing = False
-    if "recipe" in config and config.recipe.init == "imagenet":
-        config.recipe.init = "scratch"
-        config.init_from = ""
+    if "recipe" in config:
+        config.recipe.targets = "none: a runlocal smoke test, not the paper's experiment"
+        if config.recipe.init == "imagenet":
+            config.recipe.init = "scratch"
+            config.init_from = ""
 
 
 def check_model(name: str) -> None:
