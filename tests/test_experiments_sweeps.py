@@ -18,6 +18,7 @@ SWEEPS = {
     "experiments/sweeps/kinetics400.py": "seeds=2",
     "experiments/sweeps/heavy.py": "data_dir=/data/mini_k200_tfds,step=3",
     "experiments/sweeps/something_something_v2.py": "batch=64",
+    "experiments/sweeps/something_something_v1.py": "",
     "experiments/sweeps/transfer.py": "init_from=/runs/k400/s3dg-s0",
     "experiments/sweeps/synthetic.py": "",
     "experiments/paper_study.py": "steps=7",

@@ -3,6 +3,7 @@
     python -m video_s3d.cost --model=s3dg --frames=64 --size=224
     python -m video_s3d.cost --model=s3d_torchvision --frames=16 --size=224 --json
     python -m video_s3d.cost --all            # every named model at 64x224x224 vs the paper
+    python -m video_s3d.cost --layers         # i3d / s3d / s3dg per layer, the paper gap
 
 Counting conventions (all per clip, forward pass):
   gmacs      Multiply-adds of every convolution and matmul in the program JAX hands to
@@ -32,8 +33,9 @@ import time
 from typing import Any, Callable, Sequence
 
 
-# Paper figures (Xie et al. 2018, Kinetics-400 at 64x224x224); see REFERENCE.md.
-PAPER_GMACS = {"i3d": 108.0, "s3d": 66.38, "s3dg": 71.4}
+# The paper's FLOP column (Xie et al. 2018, Kinetics-400 table, 64x224x224; REFERENCE.md
+# "Numbers to hold"). Its counting convention is not published.
+PAPER_GMACS = {"i3d": 107.89, "s3d": 66.38, "s3dg": 71.38}
 PAPER_FRAMES, PAPER_SIZE = 64, 224
 
 
@@ -317,23 +319,108 @@ training step keeps for the backward pass (batch {batch}, {dtype}), before XLA f
 Stems: i3d 3D 7x7x7; s3d, s3dg (TF-Slim) full 3D 3x7x7; s3d_torchvision separable 1x7x7
 (every frame) then 7x1x1 stride 2; i2d 2D 1x7x7."""
 
-# Why our counts differ from the paper's (for the README too).
-PAPER_GAP_EXPLANATION = """\
-Paper figures (Xie et al. 2018, 64x224x224): I3D 108 G, S3D 66.4 G (unverified), S3D-G 71.4 G.
-Our I3D (111.2 G, +2.9%) and S3D (64.2 G, -3.3%) agree within the paper's unstated
-counting convention (XLA's padding-free count gives 104.9 G and 62.7 G). Our S3D-G is
-64.2 G, 10.1% below 71.4 G, and the gap is the first layer, not gating: the 37 gates cost
-only C^2 multiply-adds each, 0.001 G per clip in total. We follow the TF-Slim release,
-whose S3D-G stem is a full 3x7x7 conv (11.3 G). With a separable stem, 1x7x7 on all 64
-frames and then 7x1x1 with stride 2 (19.1 G; torchvision's S3D layout, our
-s3d_torchvision), the same network counts 71.9 G, within 0.7% of the paper's S3D-G. So
-the paper's 71.4 G fits a separable first layer, which the public code does not use."""
+# The account of the gap to the paper's figures, from counts (the README quotes it).
+PAPER_GAP_ACCOUNT = """\
+Paper's FLOP column (64x224x224; convention not published): I3D 107.89, S3D 66.38, S3D-G
+71.38 G. Our dense multiply-adds of the TF-Slim structure: I3D 111.15 (+3.0%), S3D 64.18
+(-3.3%), S3D-G 64.18 (-10.1%). The per-layer table (--layers) shows the whole story: S3D-G
+is S3D plus 37 self-gates, and a gate costs C^2 multiply-adds once per clip (it acts on the
+pooled vector), 0.0012 G in all; every other row is identical. So nothing in the public
+S3D-G structure accounts for the paper's 5.0 G between S3D and S3D-G, and we do not claim an
+explanation. Two counted hypotheses, neither confirmed: (a) a separable first layer
+(1x7x7 on all 64 frames then 7x1x1 stride 2; torchvision's layout) gives 71.9 G, but it
+would move S3D to the same 71.9 G, so it cannot explain a gap between the two; (b) counting
+each gate's C x C matrix at every position (as a 1x1x1 conv before the pooling, which gives
+the same output because pooling and the matrix commute) adds {gate_positions:.2f} G, S3D-G
+{gate_total:.2f} G. I3D and S3D sit within 3.3% of the paper, the usual spread between
+counting tools (XLA's padding-free count gives 104.9 and 62.7 G)."""
+
+
+def gates_at_every_position_gmacs(name: str, frames: int, size: int) -> float:
+    """Hypothesis (b) of PAPER_GAP_ACCOUNT: extra G multiply-adds if every gate's C x C
+    product were counted at every (t, h, w) position of its input instead of once."""
+    from video_s3d.models import get_spec
+
+    spec = get_spec(name)
+    total = 0
+    for layer_name, shape in layer_output_shapes(name, frames, size).items():
+        layer = dict(zip(_layer_names(), spec.layers)).get(layer_name)
+        if layer is None or not layer.gating:
+            continue
+        t, h, w, _ = shape
+        if layer_name == "Conv_2c":
+            total += t * h * w * spec.channels(192) ** 2
+        else:
+            from video_s3d.models.spec import INCEPTION_CHANNELS
+            b0, _, b1, _, b2, b3 = (spec.channels(x) for x in INCEPTION_CHANNELS[layer_name])
+            total += t * h * w * sum(c * c for c in (b0, b1, b2, b3)) - sum(
+                c * c for c in (b0, b1, b2, b3))
+    return total / 1e9
+
+
+def _layer_names():
+    from video_s3d.models.spec import LAYER_NAMES
+    return LAYER_NAMES
+
+
+def layer_output_shapes(name: str, frames: int, size: int,
+                        num_classes: int = 400) -> dict[str, tuple[int, ...]]:
+    """Per-endpoint output shape (T, H, W, C) of one clip, by abstract evaluation."""
+    import jax
+    import jax.numpy as jnp
+
+    from video_s3d import models
+
+    model = models.create(name, num_classes)
+    x = jax.ShapeDtypeStruct((1, frames, size, size, 3), jnp.float32)
+    variables = jax.eval_shape(lambda x: model.init(jax.random.key(0), x), x)
+    _, endpoints = jax.eval_shape(lambda v, x: model.apply(v, x, return_endpoints=True),
+                                  variables, x)
+    return {k: tuple(v.shape[1:]) for k, v in endpoints.items() if len(v.shape) == 5}
+
+
+def inference_activation_bytes(name: str, frames: int, size: int, num_classes: int = 400,
+                               bytes_per_value: int = 4) -> int:
+    """Estimate of the activation memory of one evaluation pass over one clip: the largest
+    input + output pair of consecutive endpoints (float32 by default). A lower bound on what
+    XLA keeps (an Inception block also holds its branches), for sizing an all-frames pass."""
+    sizes = [frames * size * size * 3] + [math.prod(shape) for shape in
+                                          layer_output_shapes(name, frames, size,
+                                                              num_classes).values()]
+    return max(a + b for a, b in zip(sizes, sizes[1:])) * bytes_per_value
+
+
+def format_layer_table(names: Sequence[str], frames: int = PAPER_FRAMES, size: int = PAPER_SIZE,
+                       num_classes: int = 400) -> str:
+    """G multiply-adds per layer (analytic_macs), one column per model, and the total."""
+    from video_s3d.models import get_spec
+
+    per_model = {n: analytic_macs(get_spec(n), frames, size, num_classes) for n in names}
+    layers = list(next(iter(per_model.values())))
+    header = f"{'layer':<10}" + "".join(f"{n:>14}" for n in names)
+    lines = [f"G multiply-adds per layer at {frames}x{size}x{size}, {num_classes} classes",
+             header, "-" * len(header)]
+    for layer in layers:
+        lines.append(f"{layer:<10}" + "".join(f"{per_model[n][layer] / 1e9:14.4f}" for n in names))
+    lines.append("-" * len(header))
+    lines.append(f"{'total':<10}" + "".join(f"{sum(per_model[n].values()) / 1e9:14.4f}"
+                                             for n in names))
+    paper = [PAPER_GMACS.get(n) for n in names]
+    if any(paper) and (frames, size) == (PAPER_FRAMES, PAPER_SIZE):
+        lines.append(f"{'paper':<10}" + "".join(f"{p:14.2f}" if p else f"{'':>14}" for p in paper))
+    return "\n".join(lines)
+
+
+def paper_gap_account() -> str:
+    extra = gates_at_every_position_gmacs("s3dg", PAPER_FRAMES, PAPER_SIZE)
+    return PAPER_GAP_ACCOUNT.format(gate_positions=extra,
+                                    gate_total=gmacs("s3dg", PAPER_FRAMES, PAPER_SIZE) + extra)
 
 
 def convention_note(costs: Sequence[ModelCost], batch: int, dtype: str) -> str:
     note = CONVENTIONS.format(batch=batch, dtype=dtype)
     if any(c.model in PAPER_GMACS and (c.frames, c.size) == (PAPER_FRAMES, PAPER_SIZE) for c in costs):
-        note += "\n" + PAPER_GAP_EXPLANATION
+        note += "\n" + paper_gap_account()
     return note
 
 
@@ -353,7 +440,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--all", action="store_true",
                         help="every named (non-tiny) model at 64x224x224, beside the paper")
     parser.add_argument("--models", type=lambda s: [m for m in s.split(",") if m],
-                        help="with --all: only these comma-separated models")
+                        help="with --all or --layers: only these comma-separated models")
+    parser.add_argument("--layers", action="store_true",
+                        help="per-layer multiply-adds of i3d, s3d, s3dg (or --models) and the "
+                             "account of the gap to the paper's figures; nothing compiled")
     return parser.parse_args(argv)
 
 
@@ -373,6 +463,15 @@ def selected_models(all_models: bool, model: str | None, subset: Sequence[str] |
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.layers:
+        try:
+            chosen = selected_models(True, None, args.models or ["i3d", "s3d", "s3dg"])
+        except ValueError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        print(format_layer_table(chosen, args.frames, args.size, args.num_classes))
+        print(paper_gap_account())
+        return 0
     try:
         chosen = selected_models(args.all, args.model, args.models)
         if min(args.frames, args.size, args.batch, args.num_classes) < 1:

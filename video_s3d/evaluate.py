@@ -15,7 +15,13 @@ stays there however well it knows the pair.
   device (e.g. "8x TPU v4"), train_clips_per_sec, eval_clips_per_sec,
   metrics: {clip_top1, clip_top5, video_top1, video_top5, reversed_video_top1,
             pairwise_reversal_accuracy (only with partners), num_videos, num_clips},
-  per_class_accuracy: {class_name: video-level accuracy}, updated (UTC time).
+  per_class_accuracy: {class_name: video-level accuracy},
+  eval_protocols: {protocol: its metrics, headline: bool} for every protocol in
+            config.data.eval_protocols ("all_frames": every frame of each video in one pass at a
+            centre crop, the paper's; "multi_clip": the windows above), the first the headline,
+  all_frames_cost: {frames: 250, gmacs, activation_bytes_estimate, seconds_estimate} of one
+            10 s video at 25 fps (video_s3d.cost; the seconds scale this run's measured
+            whole-video throughput by multiply-adds), updated (UTC time).
 """
 from __future__ import annotations
 
@@ -279,9 +285,123 @@ def eval_progress_line(batches: int, clips: int, clips_timed: int, seconds: floa
     return line
 
 
+# The test protocols: "multi_clip" = config.data.eval_num_clips windows of num_frames x
+# eval_num_crops crops, logits averaged per video; "all_frames" = the paper's, every frame of
+# each video in one pass at a centre crop.
+EVAL_PROTOCOLS = ("multi_clip", "all_frames")
+# What the cost model in result.json describes: a 10 s Kinetics clip at 25 fps.
+COST_MODEL_FRAMES = 250
+
+
+def eval_protocols(config: ml_collections.ConfigDict) -> tuple[str, ...]:
+    """config.data.eval_protocols (the first is the headline), default multi-clip only."""
+    protocols = tuple(config.data.get("eval_protocols", None) or ("multi_clip",))
+    unknown = [p for p in protocols if p not in EVAL_PROTOCOLS]
+    if unknown:
+        raise ValueError(f"config.data.eval_protocols has {unknown[0]!r}; use any of "
+                         f"{', '.join(EVAL_PROTOCOLS)} (the first is the headline).")
+    return protocols
+
+
+_ALL_FRAMES_STEPS: dict[int, tuple[Any, Any, Any]] = {}
+
+
+def _all_frames_step(model, mesh, config):
+    """(mesh, eval step) for whole videos: this host's own devices (hosts see different
+    lengths, so they cannot share one program), compiled once per model and length."""
+    if jax.process_count() > 1:
+        mesh = parallel.make_mesh(jax.local_devices())
+    cached = _ALL_FRAMES_STEPS.get(id(model))
+    same_devices = cached is not None and cached[1].devices.tolist() == mesh.devices.tolist()
+    if cached is None or cached[0] is not model or not same_devices:
+        cached = (model, mesh, make_eval_step(model, mesh, train_state.compiler_options(config),
+                                              normalization.from_config(config.data)))
+        _ALL_FRAMES_STEPS[id(model)] = cached
+    return cached[1], cached[2]
+
+
+def run_all_frames_eval(eval_step, variables, batches: Iterable[dict], mesh, num_classes: int,
+                        show_progress: bool = False) -> tuple[dict[str, np.ndarray], float, int]:
+    """Whole-video batches -> merged per-video logits, videos/s (batches of a length seen
+    before only: a new length compiles) and the number of frames the model saw."""
+    accumulator = VideoAccumulator(num_classes)
+    seen_shapes, timed_seconds, timed_videos, frames = set(), 0.0, 0, 0
+    sharding = parallel.batch_sharded(mesh)
+    for i, batch in enumerate(batches):
+        start = time.perf_counter()
+        video = jax.make_array_from_process_local_data(sharding, np.asarray(batch["video"]))
+        logits = np.asarray(eval_step(variables, video))  # fully addressable: this host's mesh
+        if batch["video"].shape in seen_shapes:
+            timed_seconds += time.perf_counter() - start
+            timed_videos += int(np.sum(batch["mask"]))
+        seen_shapes.add(batch["video"].shape)
+        frames += int(np.sum(np.asarray(batch["num_frames"])[np.asarray(batch["mask"], bool)]))
+        accumulator.add(logits, batch["label"], batch["video_index"], batch["mask"])
+        if show_progress and i and i % 50 == 0:
+            log(f"  all-frames eval batch {i}, {accumulator.clips} videos", enabled=True)
+    total = parallel.allgather_host(np.array([timed_videos, frames]).reshape(1, 2)).sum(0)
+    seconds = float(np.max(parallel.allgather_host(np.array([timed_seconds]))))
+    videos_per_sec = total[0] / seconds if seconds > 0 else float("nan")
+    return accumulator.merged(), videos_per_sec, int(total[1])
+
+
+def _evaluate_all_frames(config, model, variables, mesh, info, reverse: bool,
+                         is_main: bool) -> tuple[dict[str, float], dict]:
+    local_mesh, step = _all_frames_step(model, mesh, config)
+    if local_mesh is not mesh:
+        variables = jax.device_put(parallel.replicated_to_host(variables),
+                                   parallel.replicated(local_mesh))
+    local_batch = local_mesh.size * int(config.data.get("all_frames_videos_per_device", 1))
+    partner = getattr(info, "reversal_partner", None)
+
+    def batches(reverse_time: bool):
+        return inputs.all_frames_eval_batches(config.data, local_batch=local_batch,
+                                              reverse_time=reverse_time,
+                                              process_index=jax.process_index(),
+                                              process_count=jax.process_count())
+
+    merged, videos_per_sec, frames = run_all_frames_eval(step, variables, batches(False),
+                                                         local_mesh, info.num_classes,
+                                                         show_progress=is_main)
+    metrics, extras = summarize(merged, info.num_classes, partner)
+    metrics["frames_seen"] = float(frames)
+    metrics["eval_videos_per_sec"] = videos_per_sec
+    metrics["eval_clips_per_sec"] = videos_per_sec  # a clip is a whole video here
+    if reverse:
+        reversed_merged, _, _ = run_all_frames_eval(step, variables, batches(True), local_mesh,
+                                                    info.num_classes)
+        reversed_metrics, _ = summarize(reversed_merged, info.num_classes, partner)
+        metrics["reversed_video_top1"] = reversed_metrics["video_top1"]
+        metrics["reversed_clip_top1"] = reversed_metrics["clip_top1"]
+    return metrics, extras
+
+
 def evaluate_variables(config: ml_collections.ConfigDict, model, variables, mesh, info,
                        eval_step=None, is_main: bool = True) -> tuple[dict[str, float], dict]:
-    """All evaluation numbers for one set of variables (forward and, if asked, reversed)."""
+    """All evaluation numbers for one set of variables, for every protocol in
+    config.data.eval_protocols: the first gives the headline metrics (and, if asked, the
+    reversed-time ones); the others add `<protocol>_video_top1/5`; extras['protocols'] holds
+    each protocol's full metrics for result.json."""
+    results = {}
+    for i, protocol in enumerate(eval_protocols(config)):
+        reverse = bool(config.reverse_time_eval) and i == 0
+        if protocol == "all_frames":
+            results[protocol] = _evaluate_all_frames(config, model, variables, mesh, info,
+                                                     reverse, is_main)
+        else:
+            results[protocol] = _evaluate_multi_clip(config, model, variables, mesh, info,
+                                                     eval_step, reverse, is_main)
+    headline = next(iter(results))
+    metrics, extras = dict(results[headline][0]), dict(results[headline][1])
+    for protocol, (other, _) in results.items():
+        if protocol != headline:
+            metrics.update({f"{protocol}_{k}": other[k] for k in ("video_top1", "video_top5")})
+    extras["protocols"] = {p: dict(m, headline=p == headline) for p, (m, _) in results.items()}
+    return metrics, extras
+
+
+def _evaluate_multi_clip(config, model, variables, mesh, info, eval_step, reverse: bool,
+                         is_main: bool) -> tuple[dict[str, float], dict]:
     eval_step = eval_step or make_eval_step(model, mesh, train_state.compiler_options(config),
                                             normalization.from_config(config.data))
     local_batch = parallel.local_batch_size(config.eval_batch_size, mesh)
@@ -297,7 +417,7 @@ def evaluate_variables(config: ml_collections.ConfigDict, model, variables, mesh
                                      total_clips=_local_eval_clips(config, info))
     metrics, extras = summarize(merged, info.num_classes, partner)
     metrics["eval_clips_per_sec"] = clips_per_sec
-    if config.reverse_time_eval:
+    if reverse:
         reversed_merged, _ = run_eval(eval_step, variables, batches(True), mesh, info.num_classes)
         reversed_metrics, _ = summarize(reversed_merged, info.num_classes, partner)
         metrics["reversed_video_top1"] = reversed_metrics["video_top1"]
@@ -326,7 +446,8 @@ def report(workdir: str, writer: MetricWriter, step: int, metrics: dict[str, flo
     writer.write_image(step, "eval/confusion_matrix", image)
     save_png(image, os.path.join(workdir, "confusion_matrix.png"))
     shown = "  ".join(f"{k} {v:.3f}" for k, v in metrics.items()
-                      if k not in ("num_videos", "num_clips", "eval_clips_per_sec"))
+                      if k not in ("num_videos", "num_clips", "eval_clips_per_sec",
+                                   "eval_videos_per_sec", "frames_seen"))
     log(f"eval @ step {step}: {shown}  ({int(metrics['num_videos'])} videos, "
         f"{metrics['eval_clips_per_sec']:.1f} clips/s)")
 
@@ -360,9 +481,44 @@ def write_result(workdir: str, *, config: ml_collections.ConfigDict, info, step:
         "eval_clips_per_sec": metrics.get("eval_clips_per_sec"),
         "metrics": {k: float(v) for k, v in metrics.items() if k != "eval_clips_per_sec"},
         "per_class_accuracy": per_class,
+        "eval_protocols": _jsonable(extras.get("protocols")),
+        "all_frames_cost": all_frames_cost(config, extras.get("protocols")),
         "updated": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
     checkpointing.write_json(path, result)
+    return result
+
+
+def _jsonable(protocols: dict | None) -> dict | None:
+    if protocols is None:
+        return None
+    return {p: {k: (bool(v) if isinstance(v, bool) else float(v)) for k, v in m.items()}
+            for p, m in protocols.items()}
+
+
+def all_frames_cost(config: ml_collections.ConfigDict, protocols: dict | None,
+                    frames: int = COST_MODEL_FRAMES) -> dict[str, Any] | None:
+    """The cost model of one all-frames pass over a `frames`-frame video at the run's crop:
+    multiply-adds and the activation-memory estimate (video_s3d.cost), and the time the
+    multiply-adds predict from this run's own measured whole-video throughput."""
+    from video_s3d import cost
+
+    size = int(config.data.crop_size)
+    try:
+        macs = cost.gmacs(config.model.name, frames, size)
+        memory = cost.inference_activation_bytes(config.model.name, frames, size)
+    except ValueError:  # a model outside the zoo: no spec to count from
+        return None
+    result = {"frames": frames, "crop_size": size, "gmacs": macs,
+              "activation_bytes_estimate": memory, "seconds_estimate": None}
+    measured = (protocols or {}).get("all_frames")
+    if measured and measured.get("num_videos") and measured.get("eval_videos_per_sec", 0) > 0:
+        # Seconds per measured video, scaled by multiply-adds to a `frames`-frame video.
+        mean_frames = measured["frames_seen"] / measured["num_videos"]
+        per_video = 1.0 / measured["eval_videos_per_sec"]
+        result["seconds_estimate"] = per_video * macs / cost.gmacs(
+            config.model.name, max(int(round(mean_frames)), 1), size)
+        result["measured_mean_frames"] = mean_frames
     return result
 
 

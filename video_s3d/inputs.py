@@ -83,6 +83,26 @@ def eval_batches(data: ml_collections.ConfigDict, *, local_batch: int, reverse_t
         short_clip=data.get("short_clip", None))
 
 
+def all_frames_eval_batches(data: ml_collections.ConfigDict, *, local_batch: int,
+                            reverse_time: bool, process_index: int, process_count: int,
+                            split: str | None = None) -> Iterator[dict]:
+    """Whole videos (every frame once, centre crop), batched by length; see
+    `pipeline.all_frames_eval_dataset`. `in_memory`: videos of data.num_frames frames."""
+    split = split or data.eval_split
+    if data.name == IN_MEMORY:
+        batches = in_memory_eval_batches(
+            local_batch=local_batch, num_frames=data.num_frames, crop_size=data.crop_size,
+            num_classes=data.num_classes, num_videos=data.num_eval_videos, views=1,
+            reverse_time=reverse_time, process_index=process_index, process_count=process_count)
+        return ({**b, "num_frames": np.full(local_batch, data.num_frames, np.int32)}
+                for b in batches)
+    from video_s3d.data import pipeline
+    return pipeline.all_frames_eval_dataset(
+        data.name, data_dir=data.data_dir, split=split, batch_size=local_batch,
+        crop_size=data.crop_size, reverse_time=reverse_time, process_index=process_index,
+        process_count=process_count).as_numpy_iterator()
+
+
 class InMemoryIterator:
     """Cycles through a few random host-local batches made once from the seed."""
 

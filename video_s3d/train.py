@@ -22,7 +22,8 @@ import optax
 from jax import lax
 from jax.sharding import PartitionSpec as P
 
-from video_s3d import (checkpointing, evaluate, inputs, normalization, optim, parallel, steps,
+from video_s3d import (checkpointing, evaluate, inputs, normalization, optim, parallel,
+                       recipe_card, steps,
                        train_state)
 from video_s3d.metric_writers import MetricWriter, Progress, log
 from video_s3d.train_state import TrainState
@@ -225,6 +226,19 @@ def init_from_checkpoint(state: TrainState, config, model, mesh, num_classes: in
                          opt_state=state.opt_state)
 
 
+def check_init_from(config: ml_collections.ConfigDict, workdir: str) -> None:
+    """One sentence, before any data or model work, when config.init_from names nothing
+    (a run that resumes from its own checkpoints does not read it)."""
+    init_from = (config.get("init_from") or "").rstrip("/")
+    if init_from.endswith("/checkpoints"):
+        init_from = init_from[:-len("/checkpoints")]
+    resuming = os.path.isdir(os.path.join(workdir, "checkpoints")) and \
+        os.listdir(os.path.join(workdir, "checkpoints"))
+    if init_from and not resuming and not os.path.isdir(os.path.join(init_from, "checkpoints")):
+        hint = config.get("init_hint") or "pass the workdir of a finished run"
+        raise FileNotFoundError(f"config.init_from={init_from!r} holds no checkpoints; {hint}.")
+
+
 def _mean_metrics(window: list[tuple[int, dict[str, np.ndarray]]]) -> dict[str, float]:
     keys = window[-1][1].keys()
     averaged = {k: float(np.mean([m[k] for _, m in window])) for k in keys}
@@ -241,6 +255,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     validate_config(config)
     is_main = jax.process_index() == 0
     workdir = os.path.abspath(workdir)
+    if "recipe" in config:  # the resolved recipe beside the paper's, before any work
+        log(recipe_card.format_card(config), is_main)
+    check_init_from(config, workdir)
     mesh = parallel.make_mesh()
     parallel.check_global_batch(config.batch_size, mesh, "config.batch_size")
     parallel.check_global_batch(config.eval_batch_size, mesh, "config.eval_batch_size")

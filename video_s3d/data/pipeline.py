@@ -33,7 +33,7 @@ from video_s3d.data import sources, video_ops
 from video_s3d.data.sources import DatasetInfo
 
 __all__ = ["DatasetInfo", "dataset_info", "ensure_built", "train_dataset", "train_iterator",
-           "eval_dataset", "eval_batches", "TrainIterator"]
+           "eval_dataset", "eval_batches", "all_frames_eval_dataset", "TrainIterator"]
 
 # Purposes folded into an example's seed, one per random decision.
 _TEMPORAL, _CROP, _FLIP = 0, 1, 2
@@ -290,6 +290,63 @@ def eval_dataset(name: str, *, data_dir: str | None = None, split: str, batch_si
   }).repeat(num_padding)
   ds = ds.concatenate(padding).batch(batch_size, drop_remainder=True)
   ds = ds.prefetch(2)
+  return ds.with_options(_options())
+
+
+def all_frames_eval_dataset(name: str, *, data_dir: str | None = None, split: str,
+                            batch_size: int, crop_size: int, reverse_time: bool = False,
+                            process_index: int | None = None, process_count: int | None = None,
+                            central_fraction: float | None = None) -> tf.data.Dataset:
+  """The paper's test protocol: every frame of each video, one centre crop, one pass.
+
+  Finite dataset of host-local batches {'video': [B, T, S, S, 3], 'label', 'video_index',
+  'mask', 'num_frames'}: each row is one whole video (all its T frames, in order, each once),
+  and a batch holds only videos of one length T. Lengths vary, and padding frames would change
+  the result (zero-padded convolutions see them at the clip's end, and S3D-G's gates and the
+  head average over all of time), so videos are grouped by exact length instead: one compiled
+  program per distinct length (Kinetics has few: most clips are 250 or 300 frames), results
+  exact. A group's last batch is padded with whole masked videos (mask False, video_index
+  -1); padding along the batch axis leaves every real row exact, since evaluation-mode
+  BatchNorm does not mix rows. Hosts may yield different numbers and lengths of batches:
+  evaluate on each host's own devices (video_s3d.evaluate does).
+  """
+  _check_positive(batch_size=batch_size, crop_size=crop_size)
+  source = sources.get(name, data_dir)
+  central_fraction = central_fraction or source.eval_central_fraction
+  if not 0 < central_fraction <= 1:
+    raise ValueError(f"central_fraction must be in (0, 1], not {central_fraction}.")
+  process_index, process_count = _resolve_host(process_index, process_count)
+  start, stop, _ = _host_range(source.split_size(split), process_index, process_count)
+
+  def whole_video(raw):
+    jpegs = raw["jpegs"]
+    window = video_ops.eval_crop_windows(video_ops.frame_shape(jpegs[0]), central_fraction, 1)[0]
+    frames = video_ops.resize(video_ops.decode_and_crop(jpegs, window), crop_size)
+    if reverse_time:
+      frames = video_ops.reverse_time(frames)
+    # uint8, normalised on the device by the eval step (the run's own mean / std).
+    return {"video": frames, "label": raw["label"],
+            "video_index": raw["video_index"], "mask": tf.constant(True),
+            "num_frames": tf.shape(jpegs)[0]}
+
+  def pad_batch(batch):
+    count = tf.shape(batch["label"])[0]
+    missing = batch_size - count
+
+    def pad(x, value):
+      paddings = tf.concat([[[0, missing]], tf.zeros([tf.rank(x) - 1, 2], tf.int32)], axis=0)
+      return tf.pad(x, paddings, constant_values=value)
+
+    return {"video": pad(batch["video"], 0), "label": pad(batch["label"], 0),
+            "video_index": pad(batch["video_index"], -1), "mask": pad(batch["mask"], False),
+            "num_frames": pad(batch["num_frames"], 0)}
+
+  ds = source.read(split, start, stop)
+  ds = ds.map(whole_video, num_parallel_calls=tf.data.AUTOTUNE)
+  ds = ds.group_by_window(key_func=lambda x: tf.cast(x["num_frames"], tf.int64),
+                          reduce_func=lambda _, window: window.batch(batch_size),
+                          window_size=batch_size)
+  ds = ds.map(pad_batch).prefetch(2)
   return ds.with_options(_options())
 
 

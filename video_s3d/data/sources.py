@@ -78,6 +78,9 @@ _TFDS_DATASETS = {
     "kinetics400": _TfdsEntry("video_s3d.data.builders.kinetics", "Kinetics400", None),
     "kinetics600": _TfdsEntry("video_s3d.data.builders.kinetics", "Kinetics600", None),
     "kinetics700": _TfdsEntry("video_s3d.data.builders.kinetics", "Kinetics700", None),
+    "something_something_v1": _TfdsEntry(
+        "video_s3d.data.builders.something_something_v1", "SomethingSomethingV1", None,
+        flip_allowed=False, partner_table="REVERSAL_PAIRS"),
     "something_something_v2": _TfdsEntry(
         "video_s3d.data.builders.something_something_v2", "SomethingSomethingV2", None,
         flip_allowed=False, partner_table="REVERSAL_PAIRS",
