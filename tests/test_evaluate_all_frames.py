@@ -59,7 +59,8 @@ def test_every_frame_of_every_video_arrives_exactly_once_in_order(dataset_name):
             frames = batch["video"][row]
             assert frames.shape == (LENGTHS[vid], CROP, CROP, 3)
             assert batch["num_frames"][row] == LENGTHS[vid]
-            seen[vid] = (frames.mean(axis=(1, 2, 3)) + 1) * 255 / 2  # back to grey levels
+            assert frames.dtype == np.uint8  # normalised on the device by the eval step
+            seen[vid] = frames.mean(axis=(1, 2, 3))
         assert np.all(batch["video_index"][~batch["mask"]] == -1)
     assert sorted(seen) == list(range(len(LENGTHS)))
     for vid, levels in seen.items():
@@ -84,6 +85,7 @@ def test_logits_equal_a_direct_apply_on_the_whole_video(dataset_name):
     assert any(not batch["mask"].all() for batch in _batches(dataset_name))  # padding exercised
     for batch in _batches(dataset_name, batch_size=1):
         vid = int(batch["video_index"][0])
-        direct = direct_apply(variables, batch["video"][:1])
+        # The eval step normalises uint8 on the device; the direct apply gets [-1, 1] floats.
+        direct = direct_apply(variables, batch["video"][:1] * (2 / 255) - 1)
         np.testing.assert_allclose(merged["logits"][vid], np.asarray(direct)[0], rtol=1e-4,
                                    atol=1e-5)
