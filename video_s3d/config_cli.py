@@ -51,8 +51,9 @@ def parse_arg(arg: str | None, **defaults: Any) -> ml_collections.ConfigDict:
             try:
                 result[key] = type(default)(value)
             except ValueError:
-                raise UserError(f"Config argument {key}={value!r} in {arg!r} is not a "
-                                f"{type(default).__name__}; write e.g. {key}={default}.") from None
+                kind = "an integer" if isinstance(default, int) else "a number"
+                raise UserError(f"Config argument {key}={value!r} in {arg!r} is not {kind}; "
+                                f"write e.g. {key}={default}.") from None
         else:
             result[key] = value
     return result
