@@ -8,7 +8,7 @@ import sys
 import pytest
 import tensorflow as tf
 
-from tests.test_train_step import SMALL_MODEL, small_config
+from tests.training_testing import SMALL_MODEL, small_config
 from video_s3d import config_cli, errors, train
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from experiments import quickstart
-from tests.test_train_step import SMALL_MODEL
+from tests.training_testing import SMALL_MODEL
 
 from tests.conftest import TINY_MOTION as TINY
 

@@ -32,6 +32,7 @@ import numpy as np
 from jax.sharding import PartitionSpec as P
 
 from video_s3d import checkpointing, inputs, parallel, train_state
+from video_s3d.errors import UserFileError
 from video_s3d.metric_writers import MetricWriter, log
 
 
@@ -332,7 +333,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         if os.path.isdir(os.path.join(workdir, "checkpoints")) else None
     step = ckpt.latest_step() if ckpt else None
     if step is None:
-        raise FileNotFoundError(f"{workdir} holds no checkpoint to evaluate; train first with "
+        raise UserFileError(f"{workdir} holds no checkpoint to evaluate; train first with "
                                 f"--mode=train --workdir={workdir}.")
     inputs.ensure_ready(config.data)
     info = inputs.dataset_info(config.data)

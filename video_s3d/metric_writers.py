@@ -22,7 +22,10 @@ import numpy as np
 class MetricWriter:
     """Scalars and images to TensorBoard and `metrics.jsonl` in `workdir` (process 0 only)."""
 
-    def __init__(self, workdir: str, enabled: bool = True):
+    def __init__(self, workdir: str, enabled: bool = True, start_step: int | None = None):
+        """`start_step`: the step a run starts (or resumes) from. Records after it in
+        metrics.jsonl came from steps the run repeats (done after the checkpoint it resumed
+        from) and are dropped, so each step appears once."""
         self.enabled = enabled
         self._tb = None
         self._jsonl = None
@@ -34,7 +37,10 @@ class MetricWriter:
         self._tf = tf
         self._summary_pb2 = summary_pb2
         self._tb = tf.summary.create_file_writer(os.path.join(workdir, "tensorboard"))
-        self._jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a", encoding="utf-8")
+        path = os.path.join(workdir, "metrics.jsonl")
+        if start_step is not None and os.path.exists(path):
+            _drop_records_after(path, start_step)
+        self._jsonl = open(path, "a", encoding="utf-8")
 
     def write_scalars(self, step: int, scalars: dict[str, Any], prefix: str = "") -> None:
         if not self.enabled:
@@ -74,6 +80,25 @@ class MetricWriter:
             self._tb.close()
             self._jsonl.close()
             self.enabled = False
+
+
+def _drop_records_after(path: str, step: int) -> None:
+    """Rewrites metrics.jsonl (atomically) without the records of steps after `step`."""
+    with open(path, encoding="utf-8") as f:
+        lines = f.readlines()
+
+    def keep(line: str) -> bool:
+        try:
+            return int(json.loads(line)["step"]) <= step
+        except (ValueError, KeyError, TypeError):
+            return False  # a line cut short by a killed run
+    kept = [line for line in lines if keep(line)]
+    if len(kept) == len(lines):
+        return
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.writelines(kept)
+    os.replace(tmp, path)
 
 
 class Progress:

@@ -18,7 +18,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from video_s3d.data import dmvr
-from video_s3d.errors import UserError
+from video_s3d.errors import UserError, UserFileError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,7 +86,7 @@ def known_names() -> list[str]:
 
 
 def get(name: str, data_dir: str | None = None) -> "TfdsSource | DmvrSource":
-  """The source for a dataset name; a ValueError naming the choices if it is unknown."""
+  """The source for a dataset name; a UserError naming the choices if it is unknown."""
   if name.startswith(DMVR_PREFIX):
     return DmvrSource.from_name(name)
   base = _ALIASES.get(name, name)
@@ -97,7 +97,7 @@ def get(name: str, data_dir: str | None = None) -> "TfdsSource | DmvrSource":
   dataset = _ALIASES.get(dataset, dataset)
   entry = _TFDS_DATASETS.get(dataset)
   if entry is None or entry.generated or not config:
-    raise ValueError(f"Unknown dataset {name!r}: use one of {', '.join(known_names())}.")
+    raise UserError(f"Unknown dataset {name!r}: use one of {', '.join(known_names())}.")
   return TfdsSource(f"{dataset}/{config}", dataclasses.replace(entry, config=config), data_dir)
 
 
@@ -131,7 +131,7 @@ class TfdsSource:
 
   def not_built_error(self) -> FileNotFoundError:
     data_dir = f" --data_dir={self.data_dir}" if self.data_dir else ""
-    return FileNotFoundError(
+    return UserFileError(
         f"Dataset {self.name} is not prepared in {self.builder.data_dir}: build it once with "
         f"`python -m video_s3d.data.build --dataset={self.name} --manual_dir=DIR{data_dir}`, "
         f"DIR holding {getattr(self.builder, 'MANUAL_DIR_SUMMARY', 'the source files')}.")
@@ -167,7 +167,7 @@ class TfdsSource:
   def split_size(self, split: str) -> int:
     sizes = self.info().split_sizes
     if split not in sizes:
-      raise ValueError(f"Dataset {self.name} has no split {split!r}: use one of "
+      raise UserError(f"Dataset {self.name} has no split {split!r}: use one of "
                        f"{', '.join(sorted(sizes))}.")
     return sizes[split]
 
@@ -239,7 +239,7 @@ class DmvrSource:
     pattern = self.pattern.replace("{split}", split)
     files = sorted(tf.io.gfile.glob(pattern))
     if not files:
-      raise FileNotFoundError(f"No DMVR shards match {pattern}: check the path and the "
+      raise UserFileError(f"No DMVR shards match {pattern}: check the path and the "
                               f"split name ({split!r}).")
     return files
 
@@ -247,7 +247,7 @@ class DmvrSource:
     return True
 
   def not_built_error(self) -> FileNotFoundError:
-    return FileNotFoundError(f"No DMVR shards match {self.pattern}.")
+    return UserFileError(f"No DMVR shards match {self.pattern}.")
 
   def split_size(self, split: str) -> int:
     """Records in the split's shards, every label checked on the way (read once, cached)."""
