@@ -264,3 +264,16 @@ def test_create_model_passes_every_model_field_through():
     config.model.widht_multiplier = 0.5
     with pytest.raises(errors.UserError, match=r"Unknown model override\(s\) \['widht_multiplier'\]"):
         train_state.create_model(config, 7)
+
+
+def test_predict_names_a_config_json_that_does_not_match_or_parse(tmp_path):
+    train.train_and_evaluate(small_config(num_train_steps=2), str(tmp_path))
+    config = json.loads((tmp_path / "config.json").read_text())
+    config["model"]["name"] = "tiny_s3dg"  # was a 229-line orbax tree diff
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(errors.UserError, match=rf"config.json names model 'tiny_s3dg' but "
+                                               rf"checkpoint step 2 holds '{SMALL_MODEL}'"):
+        inference.load_run(str(tmp_path))
+    (tmp_path / "config.json").write_text("{")
+    with pytest.raises(errors.UserError, match=rf"{tmp_path / 'config.json'} is not readable JSON"):
+        inference.load_run(str(tmp_path))

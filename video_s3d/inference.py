@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import glob
-import json
 import os
 from typing import Any, Iterator
 
@@ -24,7 +23,8 @@ import ml_collections
 import numpy as np
 from absl import logging as absl_logging
 
-from video_s3d import checkpointing, train_state
+from video_s3d import checkpointing, train_state, workdirs
+from video_s3d.errors import UserError
 from video_s3d.data.builders import video_files
 
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".avi", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg", ".ogv",
@@ -66,8 +66,8 @@ def _where_is_the_run(path: str) -> tuple[str, int | None]:
 
 
 def load_config(workdir: str) -> ml_collections.ConfigDict:
-    with open(os.path.join(workdir, "config.json"), encoding="utf-8") as f:
-        return ml_collections.ConfigDict(json.load(f))
+    # A malformed config.json is one sentence naming the file, not a JSON traceback.
+    return ml_collections.ConfigDict(workdirs.read_config_json(workdir))
 
 
 def class_names_of(info: dict[str, Any], config: ml_collections.ConfigDict,
@@ -350,6 +350,10 @@ def load_run(checkpoint: str, *, num_clips: int | None = None,
                 f"{workdir} holds no complete checkpoint{'' if step is None else f' at step {step}'}"
                 f" (steps: {steps or 'none'}); point --checkpoint at a run that saved one.")
         info = ckpt.run_info(step) or {}
+        if info.get("model") and info["model"] != config.model.name:
+            raise UserError(
+                f"{workdir}/config.json names model {config.model.name!r} but checkpoint step "
+                f"{step} holds {info['model']!r}; restore the run's own config.json.")
         num_classes = int(info.get("num_classes") or config.data.num_classes)
         config = _for_inference(config)
         model = train_state.create_model(config, num_classes)
