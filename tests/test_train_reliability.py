@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from tests.training_testing import SMALL_MODEL, small_config
-from video_s3d import checkpointing, errors, evaluate, inference, train, train_state, workdirs
+from video_s3d import (checkpointing, errors, evaluate, inference, metric_writers, train,
+                       train_state, workdirs)
 from video_s3d.data import dmvr
 from video_s3d.data.builders import common
 
@@ -277,3 +278,15 @@ def test_predict_names_a_config_json_that_does_not_match_or_parse(tmp_path):
     (tmp_path / "config.json").write_text("{")
     with pytest.raises(errors.UserError, match=rf"{tmp_path / 'config.json'} is not readable JSON"):
         inference.load_run(str(tmp_path))
+
+
+def test_progress_times_steps_after_the_compile_and_leaves_pauses_out(monkeypatch):
+    clock = iter([0.0, 10.0, 14.0, 20.0, 21.0, 30.0]).__next__
+    monkeypatch.setattr(metric_writers.time, "perf_counter", clock)
+    progress = metric_writers.Progress(total_steps=10, first_step=0, enabled=False)  # t=0
+    progress.restart(1)          # t=10: step 1 compiled
+    progress.pause()             # t=14: steps 2..5 done, evaluation starts
+    progress.resume()            # t=20: 6 s of evaluation left out
+    progress.pause()             # t=21: step 7 done
+    assert progress.average_rate(7, clips_per_step=8) == pytest.approx(6 * 8 / 5.0)
+    assert progress.average_rate(1, clips_per_step=8) is None

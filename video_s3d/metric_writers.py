@@ -111,6 +111,7 @@ class Progress:
         self._start_time = time.perf_counter()
         self._last_step = first_step
         self._last_time = self._start_time
+        self._paused_at: float | None = None
 
     def measure(self, step: int, clips_per_step: int) -> dict[str, float]:
         """Clips/s and steps/s since the previous call, and the ETA from the overall rate."""
@@ -124,6 +125,27 @@ class Progress:
             return {"clips_per_sec": float("nan"), "sec_per_step": float("nan"), "eta_sec": eta}
         return {"clips_per_sec": steps * clips_per_step / elapsed,
                 "sec_per_step": elapsed / steps, "eta_sec": eta}
+
+    def restart(self, step: int) -> None:
+        """Time from now and `step` on (called after the first step, which compiles)."""
+        self._start_step = self._last_step = step
+        self._start_time = self._last_time = time.perf_counter()
+        self._paused_at = None
+
+    def pause(self) -> None:
+        """Stop the clock (evaluation, checkpointing) until `resume`."""
+        self._paused_at = time.perf_counter()
+
+    def resume(self) -> None:
+        if self._paused_at is not None:
+            self.exclude(time.perf_counter() - self._paused_at)
+            self._paused_at = None
+
+    def average_rate(self, step: int, clips_per_step: int) -> float | None:
+        """Clips/s over every step timed so far, pauses left out; None before any."""
+        end = self._paused_at if self._paused_at is not None else time.perf_counter()
+        steps, seconds = step - self._start_step, end - self._start_time
+        return steps * clips_per_step / seconds if steps > 0 and seconds > 0 else None
 
     def exclude(self, seconds: float) -> None:
         """Leave out time spent on something else (evaluation, checkpointing)."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import os
-import time
 from typing import Any
 
 import jax
@@ -280,7 +279,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Trai
     window: list[tuple[int, Any]] = []   # (step, device metrics) not yet fetched
     log_window: list[tuple[int, dict]] = []
     last_eval: tuple[int, dict[str, float], dict] | None = None
-    train_seconds, timed_steps, timer = 0.0, 0, None
+    compiled = False  # the first step compiles: throughput is timed from after it
 
     def fetch_window() -> None:
         """Pull pending metrics to the host; stop at the first non-finite loss."""
@@ -304,12 +303,10 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Trai
             state, metrics = train_step(state, batch)
             step += 1
             window.append((step, metrics))
-            if timer is None:  # the first step compiles: time throughput from after it
+            if not compiled:
                 jax.block_until_ready(metrics)
-                timer = time.perf_counter()
-                progress = Progress(total_steps, step, enabled=is_main)
-            else:
-                timed_steps += 1
+                progress.restart(step)
+                compiled = True
 
             final = step == total_steps
             stop = watcher.should_stop(step) and not final
@@ -320,8 +317,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Trai
                 continue
 
             fetch_window()  # before saving: never checkpoint NaN parameters
-            now = time.perf_counter()
-            train_seconds += now - timer
+            progress.pause()  # evaluation and checkpointing are not training time
             if do_log and log_window:
                 averaged = _mean_metrics(log_window)
                 rates = progress.measure(step, config.batch_size)
@@ -353,11 +349,9 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Trai
                 log(f"{watcher.signal_name}: saved step {step} to {ckpt.directory}; rerun the "
                     f"same command to resume.", is_main)
                 break
-            timer = time.perf_counter()
-            progress.exclude(timer - now)  # evaluation and checkpointing are not training time
+            progress.resume()
 
-        train_clips_per_sec = (timed_steps * config.batch_size / train_seconds
-                               if train_seconds > 0 and timed_steps else None)
+        train_clips_per_sec = progress.average_rate(step, config.batch_size)
         result_path = os.path.join(workdir, "result.json")
         if step >= total_steps and last_eval is None and not os.path.exists(result_path):
             # Trained to the end earlier but stopped before writing the result: evaluate now.
