@@ -29,6 +29,7 @@ import ml_collections
 
 from video_s3d import recipe_card
 from video_s3d.models import zoo
+from video_s3d.errors import UserError
 
 PAPER_IMPL = "PAPER-IMPL"
 PAPER_PROTO = "PAPER-PROTO"
@@ -183,7 +184,7 @@ def apply_init(config: ml_collections.ConfigDict, *, model: str, init: str, imag
     config.init_from; `init=scratch`: the model's own initialisers. Sets the targets the run
     is compared with: a from-scratch run quotes from-scratch numbers only."""
     if init not in INITS:
-        raise ValueError(f"init={init} is unknown; use one of {', '.join(INITS)}.")
+        raise UserError(f"init={init} is unknown; use one of {', '.join(INITS)}.")
     config.recipe.init = init
     config.recipe.paper_init = "imagenet" if model in IMAGENET_INIT_SOURCE else "not published"
     config.recipe.paper_init_source = IMAGENET_INIT_SOURCE.get(

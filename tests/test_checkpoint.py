@@ -5,7 +5,7 @@ import jax
 import numpy as np
 import pytest
 
-from tests.test_train_step import small_config
+from tests.training_testing import small_config
 from video_s3d import checkpointing, inputs, optim, parallel, train, train_state
 
 
@@ -16,7 +16,7 @@ def _state(config, devices, seed=0):
     return train_state.create_state(model, tx, config, mesh, jax.random.key(seed)), model, tx, mesh
 
 
-RUN = {"model": "tests.test_train_step:small_video_net", "num_classes": 10}
+RUN = {"model": "tests.training_testing:small_video_net", "num_classes": 10}
 
 
 def test_a_checkpoint_restores_onto_another_device_count_with_its_data_position(tmp_path):

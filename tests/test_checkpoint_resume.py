@@ -11,7 +11,7 @@ import jax
 import numpy as np
 import pytest
 
-from tests.test_train_step import SMALL_MODEL, small_config
+from tests.training_testing import SMALL_MODEL, small_config
 from video_s3d import checkpointing, parallel, train_state
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -1,7 +1,9 @@
 """The tf.data train/eval pipelines: shapes, crops, flips, determinism, resume, multi-host eval."""
 import numpy as np
+import tensorflow as tf
 import pytest
 
+from video_s3d import errors
 from video_s3d.data import dmvr, pipeline, sources
 from video_s3d.data.builders import common
 
@@ -140,6 +142,38 @@ def test_dmvr_shards_read_through_the_pipeline(ramp_shards):
     pipeline.dataset_info("dmvr:/nowhere/x-*")
   with pytest.raises(FileNotFoundError, match="No DMVR shards"):
     pipeline.dataset_info("dmvr:/nowhere/{split}-*?num_classes=2").split_sizes["train"]
+
+
+def test_dmvr_label_outside_the_classes_is_refused_naming_the_record(tmp_path):
+  jpegs = common.encode_jpeg(_ramp_video(num_frames=2))
+  labels = [0, 1, 2, 0, 3, 1]  # record 4 (the third of shard 0) says class 3 of 3
+  records = [dmvr.make_example(jpegs, label=label) for label in labels]
+  shards = dmvr.write_shards(records, str(tmp_path), "train", num_shards=2)
+  name = f"dmvr:{tmp_path}/{{split}}-*-of-*?num_classes=3"
+  with pytest.raises(errors.UserError) as error:
+    pipeline.dataset_info(name).split_sizes["train"]
+  assert str(error.value) == (
+      f"DMVR record 2 of {shards[0]} has label 3, outside 0..2; fix the shards or set "
+      f"num_classes in the dataset name ({name}).")
+  # The training pipeline counts its split first, so it fails before any batch is made.
+  with pytest.raises(errors.UserError, match="has label 3, outside 0..2"):
+    pipeline.train_iterator(name, batch_size=2, num_frames=2, crop_size=8, seed=0,
+                            process_index=0, process_count=1)
+  # A record without a label, and a corrupt shard, are named too.
+  unlabelled = tf.train.SequenceExample().SerializeToString()
+  for bad, expected in ((unlabelled, "has no clip/label/index"),
+                        (b"\xff junk", "is not a tf.train.SequenceExample")):
+    folder = tmp_path / f"b{len(bad)}"
+    dmvr.write_shards([records[0], records[1], bad], str(folder), "train", 1)
+    with pytest.raises(errors.UserError, match=f"record 2 of {folder}/train-00000-of-00001 "
+                                               f"{expected}"):
+      pipeline.dataset_info(f"dmvr:{folder}/train-*?num_classes=3").split_sizes["train"]
+  cut = tmp_path / "c" / "train-00000-of-00001"
+  cut.parent.mkdir()
+  cut.write_bytes(open(shards[0], "rb").read()[:-7])
+  with pytest.raises(errors.UserError, match=f"DMVR shard {cut} is truncated or corrupt at or "
+                                             f"after record 2"):
+    pipeline.dataset_info(f"dmvr:{cut}?num_classes=3").split_sizes["train"]
 
 
 def test_hosts_default_to_this_jax_process(data_dir):

@@ -6,6 +6,7 @@ again from their numpy seed, written as a .pth by interop_testing.write_pth, imp
 run in JAX. Where torch is installed, test_matches_pytorch_directly also compares live.
 """
 import importlib.util
+import io
 import json
 import os
 import pickle
@@ -19,7 +20,7 @@ import pytest
 
 import interop_testing
 from models_testing import jit
-from video_s3d import checkpointing, import_weights, models, parallel
+from video_s3d import checkpointing, errors, import_weights, models, parallel
 from video_s3d.interop import torch_pickle, torchvision_s3d, variables as variables_lib
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
@@ -267,3 +268,32 @@ def test_cli_fresh_classifier_and_bad_input(seeded_pth, tmp_path, capsys):
     assert import_weights.main(["--source=torchvision_s3d", f"--path={tmp_path / 'nope.pth'}",
                                 f"--out={tmp_path / 'y'}"]) == 2
     assert "No file at --path=" in capsys.readouterr().err
+
+
+def test_refuses_tensors_larger_than_their_storage_and_wrong_storage_records(tmp_path):
+    # The issue's 648-byte file: a stride-0 tensor whose copy would take 2.1 GB.
+    expanded = tmp_path / "expanded.pth"
+    interop_testing.write_pth(expanded, {"w": interop_testing.StridedView(
+        np.zeros(4, np.float32), 0, (1 << 19, 1 << 10), (0, 1))})
+    assert os.path.getsize(expanded) < 2048
+    with pytest.raises(torch_pickle.TorchFileError, match=r"has 536870912 elements but its "
+                                                          r"storage holds 4; .* refused"):
+        torch_pickle.load(expanded)
+    # The 4 TiB variant (MemoryError traceback before): the same sentence, nothing allocated.
+    huge = tmp_path / "huge.pth"
+    interop_testing.write_pth(huge, {"w": interop_testing.StridedView(
+        np.zeros(4, np.float32), 0, (1 << 21, 1 << 20), (0, 0))})
+    with pytest.raises(torch_pickle.TorchFileError, match="elements but its storage holds 4"):
+        torch_pickle.load(huge)
+    # A tensor record whose "storage" is not a storage (AttributeError traceback before).
+    wrong = tmp_path / "wrong_storage.pth"
+    with zipfile.ZipFile(wrong, "w") as archive:
+        tensor = interop_testing._Tensor(None, 0, (2,), (1,))
+        tensor.args = (7,) + tensor.args[1:]
+        buffer = io.BytesIO()
+        interop_testing._TorchPickler(buffer, protocol=2).dump({"w": tensor})
+        archive.writestr("a/data.pkl", buffer.getvalue())
+    with pytest.raises(torch_pickle.TorchFileError, match="names a int where a storage belongs"):
+        torch_pickle.load(wrong)
+    # Every refusal is a user error: entry points print it as one line.
+    assert issubclass(torch_pickle.TorchFileError, errors.UserError)

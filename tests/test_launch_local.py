@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from launch import local
-from tests.test_train_step import SMALL_MODEL
+from tests.training_testing import SMALL_MODEL
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -15,7 +15,7 @@ import jax
 import numpy as np
 import pytest
 
-from tests.test_train_step import small_config
+from tests.training_testing import small_config
 from video_s3d import checkpointing, parallel, runtime, train, train_state
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -3,7 +3,7 @@ import jax
 import numpy as np
 import pytest
 
-from tests.test_train_step import random_batch, one_train_step, small_config
+from tests.training_testing import random_batch, one_train_step, small_config
 from video_s3d import optim, parallel, train_state
 
 

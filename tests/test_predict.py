@@ -12,8 +12,9 @@ import pytest
 import tensorflow as tf
 
 from tests import inference_testing
-from video_s3d import checkpointing, inference, predict, train_state
+from video_s3d import checkpointing, inference, predict, predict_bench, train_state
 from video_s3d.data import pipeline, sources
+from video_s3d.data.builders import video_files
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -151,3 +152,44 @@ def test_files_are_decoded_as_the_training_dataset_stored_its_videos(tmp_path):
     assert fmt("synthetic_motion/motion") == inference.VideoFormat(25.0, 64, 1.0)
     assert fmt("synthetic_motion/motion_tiny") == inference.VideoFormat(25.0, 32, 1.0)
     assert fmt("in_memory") == inference.VideoFormat(None, None, 1.0)
+
+
+@pytest.mark.parametrize("extension", ["mp4", "webm"])
+def test_only_the_frames_the_views_use_are_decoded_and_they_are_read_videos(tmp_path, extension):
+    """The selective decoder returns read_video's frames at every position the views pick."""
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (47, 24, 40, 3), dtype=np.uint8)  # every frame distinct
+    path = str(tmp_path / f"long.{extension}")
+    video_files.write_video(path, frames, fps=25)
+    for fps, short_side, num_clips in ((None, None, 3), (10, 16, 2), (30, 20, 4), (25, None, 1)):
+        settings = dict(num_frames=5, stride=2, num_clips=num_clips)
+        full, _ = video_files.read_video(path, fps=fps, short_side=short_side)
+        selected = inference.read_frames_for_views(path, fps=fps, short_side=short_side,
+                                                   **settings)
+        assert len(selected) == len(full) and selected.shape == full.shape
+        assert selected.num_decoded <= num_clips * 5 < len(full)
+        views = dict(crop_size=16, num_crops=3, central_fraction=0.875, **settings)
+        np.testing.assert_array_equal(inference.evaluation_views(selected, **views),
+                                      inference.evaluation_views(full, **views))
+
+
+def test_a_video_shorter_than_one_clip_is_looped_with_a_warning(tmp_path, caplog):
+    path = str(tmp_path / "short.mp4")
+    video_files.write_video(path, np.full((6, 16, 16, 3), 90, np.uint8), fps=25)
+    with caplog.at_level("WARNING"):
+        selected = inference.read_frames_for_views(path, fps=None, short_side=None, num_frames=8,
+                                                   stride=2, num_clips=2)
+    assert len(selected) == 6 and selected.num_decoded == 3  # stride 2: frames 0, 2, 4
+    assert "has 6 frames, fewer than one clip's 15 (8 at stride 2): its frames are repeated" \
+        in caplog.text
+
+
+def test_the_memory_benchmarks_measurement_reads_a_streamed_clip(tmp_path):
+    # The table itself runs each measurement in a fresh process (python -m
+    # video_s3d.predict_bench); here one measurement runs in this one.
+    path = str(tmp_path / "clip.mp4")
+    assert predict_bench.write_long_video(path, 1.0, 64, 48) == 25
+    settings = dict(short_side=32, num_frames=4, stride=2, num_clips=2, num_crops=1, crop_size=16)
+    row = predict_bench.measure("selected", path, settings)
+    assert row["frames"] == 25 and row["views"] == [2, 4, 16, 16, 3]
+    assert row["peak_above_imports_mib"] >= 0 and row["seconds"] > 0

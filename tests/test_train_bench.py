@@ -1,7 +1,7 @@
 """video_s3d/train_bench.py: the three feeds per model, timed, and the summary table."""
 import json
 
-from tests.test_train_step import SMALL_MODEL
+from tests.training_testing import SMALL_MODEL
 from video_s3d import train_bench
 
 from tests.conftest import TINY_MOTION as TINY

@@ -8,8 +8,8 @@ import sys
 import pytest
 import tensorflow as tf
 
-from tests.test_train_step import SMALL_MODEL, small_config
-from video_s3d import config_cli, train
+from tests.training_testing import SMALL_MODEL, small_config
+from video_s3d import config_cli, errors, train
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 from tests.conftest import TINY_MOTION as TINY
@@ -95,6 +95,28 @@ def test_override_helpers_explain_typos_and_bad_argument_strings():
         config_cli.load_config_file("experiments/synthetic_motion.py:modle=tiny_i2d")
     parsed = config_cli.parse_arg("model=tiny_i2d,runlocal", model="s", runlocal=False, steps=3)
     assert parsed.model == "tiny_i2d" and parsed.runlocal is True and parsed.steps == 3
+    assert config_cli.parse_arg("runlocal=off", runlocal=True).runlocal is False
+    assert config_cli.parse_arg("runlocal=On", runlocal=False).runlocal is True
+
+
+@pytest.mark.parametrize("word", ["ture", "maybe", ""])
+def test_a_misspelt_yes_no_argument_is_refused_not_read_as_false(word):
+    # `runlocal=ture` used to start the full experiment.
+    with pytest.raises(errors.UserError, match=f"runlocal='{word}' .* is not a yes/no value"):
+        config_cli.parse_arg(f"runlocal={word}", runlocal=False)
+    with pytest.raises(errors.UserError, match="steps='x' .* is not an integer"):
+        config_cli.parse_arg("steps=x", steps=3)
+
+
+def test_a_missing_or_broken_config_file_is_one_sentence(tmp_path):
+    broken = tmp_path / "broken.py"
+    broken.write_text("def get_config(:\n")
+    for path, expected in ((tmp_path / "missing.py", "does not exist"),
+                           (broken, "line 1 is not valid Python (SyntaxError")):
+        done = _main(f"--config={path}", f"--workdir={tmp_path / 'run'}", timeout=120)
+        assert done.returncode != 0
+        lines = done.stderr.strip().splitlines()
+        assert "Traceback" not in done.stderr and expected in lines[-1], done.stderr
 
 
 def test_guard_rails_fail_in_one_sentence_before_training(tmp_path):

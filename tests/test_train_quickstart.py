@@ -8,7 +8,8 @@ import json
 import pytest
 
 from experiments import quickstart
-from tests.test_train_step import SMALL_MODEL
+from tests.training_testing import SMALL_MODEL
+from video_s3d import errors
 
 from tests.conftest import TINY_MOTION as TINY
 
@@ -67,9 +68,17 @@ def test_a_finished_run_is_reused_only_for_the_same_steps_and_classes(tmp_path):
 
 def test_a_mistake_is_one_sentence_not_a_traceback(monkeypatch, capsys):
     def refuse(*args, **kwargs):
-        raise ValueError("runs/quickstart/tiny_s3dg already holds checkpoints trained on other "
+        raise errors.UserError("runs/quickstart/tiny_s3dg already holds checkpoints trained on other "
                          "classes; use a new --workdir.")
     monkeypatch.setattr(quickstart, "train_all", refuse)
     assert quickstart.main(["--workdir=unused"]) == 1
     assert capsys.readouterr().err == ("Error: runs/quickstart/tiny_s3dg already holds checkpoints "
                                        "trained on other classes; use a new --workdir.\n")
+
+
+def test_a_bug_keeps_its_traceback(monkeypatch):
+    def bug(*args, **kwargs):
+        raise ValueError("an internal error, not the user's")
+    monkeypatch.setattr(quickstart, "train_all", bug)
+    with pytest.raises(ValueError, match="an internal error"):
+        quickstart.main(["--workdir=unused"])

@@ -1,91 +1,16 @@
 """The train step and loop: NaN guard, precise BatchNorm, bfloat16 (tests/test_parallel.py: 1 vs 8 devices).
 
-`small_video_net` is a throwaway video model (two 3-D conv + BatchNorm layers) that compiles
-in seconds; other training tests use it through config.model.name='tests.test_train_step:
-small_video_net' (train_state.create_model imports 'module:function' names).
+The small model and config live in tests/training_testing.py.
 """
 import re
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from experiments import synthetic_motion
+from tests.training_testing import one_train_step, random_batch, small_config
 from video_s3d import optim, parallel, train, train_state
-
-SMALL_MODEL = "tests.test_train_step:small_video_net"
-
-
-class SmallVideoNet(nn.Module):
-    num_classes: int
-    dtype: str = "float32"
-    bn_axis_name: str | None = None
-    dropout_rate: float = 0.0
-
-    @nn.compact
-    def __call__(self, x, train: bool = False):
-        x = x.astype(self.dtype)
-        for i, features in enumerate((8, 16)):
-            x = nn.Conv(features, (3, 3, 3), strides=(1, 2, 2), use_bias=False, dtype=self.dtype,
-                        name=f"conv{i}")(x)
-            x = nn.BatchNorm(use_running_average=not train, axis_name=self.bn_axis_name,
-                             momentum=0.9, epsilon=1e-3, dtype=self.dtype, name=f"bn{i}")(x)
-            x = nn.relu(x)
-        x = jnp.mean(x, axis=(1, 2, 3))
-        x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
-        return nn.Dense(self.num_classes, dtype=self.dtype, name="head")(x).astype(jnp.float32)
-
-
-def small_video_net(num_classes, *, dtype="float32", bn_axis_name=None, dropout_rate=0.0,
-                    remat=False):
-    del remat  # nothing worth rematerialising
-    return SmallVideoNet(num_classes, dtype=dtype, bn_axis_name=bn_axis_name,
-                         dropout_rate=dropout_rate)
-
-
-def small_config(**overrides):
-    """The default config on in-memory clips with the small model: seconds per run."""
-    config = synthetic_motion.get_config("in_memory,runlocal")
-    config.model.name = SMALL_MODEL
-    config.model.dropout_rate = 0.0
-    config.data.num_frames = 4
-    config.data.crop_size = 16
-    config.data.num_eval_videos = 16
-    config.batch_size = 16
-    config.eval_batch_size = 16
-    config.num_train_steps = 4
-    config.log_every_steps = 2
-    config.checkpoint_every_steps = 2
-    config.reverse_time_eval = False
-    for key, value in overrides.items():
-        node = config
-        *parents, leaf = key.split(".")
-        for p in parents:
-            node = node[p]
-        node[leaf] = value
-    return config
-
-
-def one_train_step(config, devices, batch):
-    mesh = parallel.make_mesh(devices)
-    model = train_state.create_model(config, config.data.num_classes)
-    tx = optim.make_optimizer(config.optim, config.num_train_steps)
-    state = train_state.create_state(model, tx, config, mesh, jax.random.key(0))
-    step = train.make_train_step(
-        model, tx, optim.make_schedule(config.optim, config.num_train_steps), mesh,
-        num_classes=config.data.num_classes, label_smoothing=0.1,
-        sync_batch_norm=config.sync_batch_norm, freeze_batch_norm=False, seed=0)
-    state, metrics = step(state, parallel.host_to_global(batch, mesh))
-    return state, metrics
-
-
-def random_batch(config, n):
-    rng = np.random.default_rng(0)
-    return {"video": rng.uniform(-1, 1, (n, config.data.num_frames, config.data.crop_size,
-                                         config.data.crop_size, 3)).astype(np.float32),
-            "label": rng.integers(0, config.data.num_classes, n).astype(np.int32)}
 
 
 def test_nan_loss_stops_naming_the_step_and_last_good_checkpoint(tmp_path):

@@ -16,8 +16,10 @@ from __future__ import annotations
 import glob
 import json
 import os
+import re
 import shutil
 import signal
+import sys
 import threading
 from typing import Any
 
@@ -28,6 +30,7 @@ from etils import epath
 from jax.experimental import multihost_utils
 
 from video_s3d import parallel
+from video_s3d.errors import UserError, UserFileError
 
 BEST_METRIC = "video_top1"
 
@@ -60,6 +63,7 @@ class Checkpoints:
         self.workdir = os.path.abspath(workdir)
         self.directory = os.path.join(self.workdir, "checkpoints")
         self.input_dir = os.path.join(self.workdir, "input_state")
+        self._check_step_folders()
         policies = ocp.checkpoint_managers
         options = ocp.CheckpointManagerOptions(
             # Keep the newest `keep`, and the best by validation accuracy on top of them.
@@ -77,6 +81,40 @@ class Checkpoints:
         self.manager = ocp.CheckpointManager(
             epath.Path(self.directory), options=options,
             item_names=("model", "optimizer", "run"))
+
+    def _check_step_folders(self) -> None:
+        """One sentence naming a step folder orbax would list but cannot restore.
+
+        Orbax writes a step into a temporary folder and renames it when complete, so a
+        `checkpoints/<step>` without `model/` was made by hand or by a partial copy; orbax
+        would count it as the latest step and fail with a KeyError naming no folder.
+        """
+        if not os.path.isdir(self.directory):
+            return
+        for name in sorted(os.listdir(self.directory), key=lambda n: (len(n), n)):
+            folder = os.path.join(self.directory, name)
+            if name.isdigit() and os.path.isdir(folder) and \
+                    not os.path.isdir(os.path.join(folder, "model")):
+                what = "is empty" if not os.listdir(folder) else "has no model/ folder"
+                raise UserFileError(
+                    f"Checkpoint folder {folder} {what} (a partial copy or a stray folder, not "
+                    f"a checkpoint orbax wrote); delete or move it away and rerun.")
+
+    def processes_at(self, step: int) -> int:
+        """How many processes wrote the data-iterator states of `step` (0: none saved)."""
+        names = os.listdir(os.path.join(self.input_dir, str(step))) \
+            if os.path.isdir(os.path.join(self.input_dir, str(step))) else []
+        return len({m.group(1) for n in names if (m := re.match(r"process_(\d+)", n))})
+
+    def check_process_count(self, step: int) -> None:
+        """A resume must run as many processes as wrote `step`: each restores its own input
+        position, and a different count would split the data (and batches) differently."""
+        writers = self.processes_at(step)
+        if writers and writers != jax.process_count():
+            raise UserError(
+                f"Checkpoint step {step} in {self.directory} was written by {writers} processes "
+                f"but this run has {jax.process_count()}; resume with {writers} processes (the "
+                f"same launch command) or start a new --workdir.")
 
     # ----------------------------------------------------------------- queries
     def latest_step(self) -> int | None:
@@ -104,9 +142,10 @@ class Checkpoints:
         saved = self.run_info()
         if saved is None:
             return
+        self.check_process_count(self.latest_step())
         for key in ("model", "num_classes"):
             if saved.get(key) != run_info.get(key):
-                raise ValueError(
+                raise UserError(
                     f"{self.workdir} already holds checkpoints of model {saved.get('model')!r} with "
                     f"{saved.get('num_classes')} classes, but the config asks for model "
                     f"{run_info.get('model')!r} with {run_info.get('num_classes')} classes; use a new "
@@ -116,7 +155,7 @@ class Checkpoints:
         saved_names, names = saved.get("class_names"), run_info.get("class_names")
         if saved_names and names and list(saved_names) != list(names):
             changed = [f"{old!r} -> {new!r}" for old, new in zip(saved_names, names) if old != new]
-            raise ValueError(
+            raise UserError(
                 f"{self.workdir} already holds checkpoints trained on other classes than "
                 f"{run_info.get('dataset')!r} has now ({', '.join(changed)}); use a new --workdir "
                 f"(or delete {self.directory} to start over).")
@@ -139,6 +178,21 @@ class Checkpoints:
             force=True)
         self._prune_input_states(keep_also=step)
 
+    def record_metrics(self, step: int, metrics: dict[str, float]) -> None:
+        """Adds evaluation metrics to a step saved without them (process 0 writes).
+
+        The final step is saved before its evaluation, so that a failing evaluation cannot
+        lose the trained weights; its metrics then join it here, in the file orbax writes for
+        `save(..., metrics=)` and reads for the best-step policy.
+        """
+        self.manager.wait_until_finished()
+        if jax.process_index() != 0:
+            return
+        folder = os.path.join(self.directory, str(step), ocp.checkpoint_manager.METRIC_ITEM_NAME)
+        os.makedirs(folder, exist_ok=True)
+        write_json(os.path.join(folder, ocp.checkpoint_manager.METRIC_ITEM_NAME),
+                   {k: float(v) for k, v in metrics.items()})
+
     def restore(self, step: int, abstract_state, data_iterator=None):
         """State at `step`, laid out like `abstract_state` (its shardings: any device count)."""
         restored = self.manager.restore(step, args=ocp.args.Composite(
@@ -147,9 +201,10 @@ class Checkpoints:
             optimizer=ocp.args.StandardRestore({"step": abstract_state.step,
                                                 "opt_state": abstract_state.opt_state})))
         if data_iterator is not None:
+            self.check_process_count(step)
             path = os.path.join(self.input_dir, str(step), f"process_{jax.process_index()}")
             if not glob.glob(path + "*"):
-                raise FileNotFoundError(
+                raise UserFileError(
                     f"Checkpoint step {step} in {self.directory} has no data-iterator state at {path}; "
                     f"it was written by a different number of processes or copied without "
                     f"{self.input_dir}: resume with the original process count or start a new --workdir.")
@@ -203,13 +258,13 @@ def load_variables(source: str, abstract_variables: dict[str, Any], mesh) -> tup
     """
     workdir = source[:-len("/checkpoints")] if source.rstrip("/").endswith("/checkpoints") else source
     if not os.path.isdir(os.path.join(workdir, "checkpoints")):
-        raise FileNotFoundError(
+        raise UserFileError(
             f"config.init_from={source!r} has no checkpoints folder; point it at the workdir of a "
             f"finished training run.")
     ckpt = Checkpoints(workdir, read_only=True)
     step = ckpt.latest_step()
     if step is None:
-        raise FileNotFoundError(f"config.init_from={source!r} holds no complete checkpoint; point it "
+        raise UserFileError(f"config.init_from={source!r} holds no complete checkpoint; point it "
                                 f"at the workdir of a run that saved one.")
     info = ckpt.run_info(step)
     target = abstract_like(abstract_variables, parallel.replicated(mesh))
@@ -228,23 +283,32 @@ def write_json(path: str, payload: dict[str, Any]) -> None:
 
 
 class PreemptionWatcher:
-    """Turns SIGTERM into 'save at the end of this step and exit cleanly'.
+    """Turns SIGTERM and Ctrl-C into 'save at the end of this step and exit cleanly'.
 
-    One process: a Python SIGTERM handler sets a flag that the loop reads each step.
+    One process: Python handlers set a flag that the loop reads each step; a second Ctrl-C
+    interrupts at once (KeyboardInterrupt), without saving.
     Several processes: JAX's preemption service (started by jax.distributed.initialize)
     already catches SIGTERM and agrees on one step at which every process stops, so that
-    all of them take part in the same collective save.
+    all of them take part in the same collective save (Ctrl-C keeps its default there).
     """
 
     def __init__(self):
         self.requested = False
+        self.signal_name = "SIGTERM"
         self._multi = jax.process_count() > 1
-        self._previous = None
+        self._previous: dict[int, Any] = {}
         if not self._multi and threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGTERM, self._on_sigterm)
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                self._previous[signum] = signal.signal(signum, self._on_signal)
 
-    def _on_sigterm(self, signum, frame):
+    def _on_signal(self, signum, frame):
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # the second Ctrl-C: stop now, without saving
         self.requested = True
+        self.signal_name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        if signum == signal.SIGINT:
+            print("\nCtrl-C: saving a checkpoint at the end of this step, then stopping (press "
+                  "Ctrl-C again to stop without saving).", file=sys.stderr, flush=True)
 
     def should_stop(self, step: int) -> bool:
         if self._multi:
@@ -252,6 +316,6 @@ class PreemptionWatcher:
         return self.requested
 
     def close(self) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGTERM, self._previous)
-            self._previous = None
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+        self._previous = {}

@@ -16,31 +16,44 @@ from typing import Any
 import ml_collections
 from absl import flags
 
+from video_s3d.errors import UserError, UserFileError
+
+# The spellings a boolean config argument accepts (anything else is refused, not read as False).
+TRUE_WORDS = ("1", "true", "yes", "y", "on")
+FALSE_WORDS = ("0", "false", "no", "n", "off")
+
 
 def parse_arg(arg: str | None, **defaults: Any) -> ml_collections.ConfigDict:
     """'model=tiny_i2d,runlocal' -> {model: 'tiny_i2d', runlocal: True}, typed like the defaults.
 
-    Unknown keys are rejected (one sentence naming the valid ones), so a typo in the
-    argument string never silently runs the default experiment.
+    Unknown keys and unreadable values (`runlocal=ture`) are rejected in one sentence, so a
+    typo in the argument string never silently runs the default experiment.
     """
     result = ml_collections.ConfigDict(dict(defaults))
     for item in filter(None, (arg or "").split(",")):
         key, has_value, value = item.partition("=")
         key = key.strip()
         if key not in defaults:
-            raise ValueError(f"Unknown config argument {key!r} in {arg!r}; valid arguments are "
+            raise UserError(f"Unknown config argument {key!r} in {arg!r}; valid arguments are "
                              f"{', '.join(sorted(defaults))}.")
         default = defaults[key]
         if not has_value:
             if not isinstance(default, bool):
-                raise ValueError(f"Config argument {key!r} needs a value ({key}=...).")
+                raise UserError(f"Config argument {key!r} needs a value ({key}=...).")
             result[key] = True
         elif isinstance(default, bool):
-            result[key] = value.lower() in ("1", "true", "yes", "y")
-        elif isinstance(default, int):
-            result[key] = int(value)
-        elif isinstance(default, float):
-            result[key] = float(value)
+            word = value.strip().lower()
+            if word not in TRUE_WORDS + FALSE_WORDS:
+                raise UserError(f"Config argument {key}={value!r} in {arg!r} is not a yes/no value; "
+                                f"write {key}=true or {key}=false (or just {key}).")
+            result[key] = word in TRUE_WORDS
+        elif isinstance(default, (int, float)):
+            try:
+                result[key] = type(default)(value)
+            except ValueError:
+                kind = "an integer" if isinstance(default, int) else "a number"
+                raise UserError(f"Config argument {key}={value!r} in {arg!r} is not {kind}; "
+                                f"write e.g. {key}={default}.") from None
         else:
             result[key] = value
     return result
@@ -50,7 +63,7 @@ def load_config_file(spec: str) -> ml_collections.ConfigDict:
     """Loads 'path.py[:arg]' the way config_flags does (used to explain override errors)."""
     path, _, arg = spec.partition(":")
     if not os.path.exists(path):
-        raise FileNotFoundError(f"Config file {path!r} does not exist; pass --config=experiments/<name>.py.")
+        raise UserFileError(f"Config file {path!r} does not exist; pass --config=experiments/<name>.py.")
     module_spec = importlib.util.spec_from_file_location("_video_s3d_config", path)
     module = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(module)
@@ -80,8 +93,34 @@ def override_error(argv: list[str]) -> str | None:
     return None
 
 
+def config_file_error(argv: list[str]) -> str | None:
+    """The sentence for a `--config=` file that is missing or does not parse, else None.
+
+    ml_collections loads the file lazily, so without this check the mistake surfaces as a
+    chained traceback at the first read of the config.
+    """
+    spec = next((a.split("=", 1)[1] for a in argv if a.startswith("--config=")), None)
+    if spec is None:
+        return None
+    path = spec.partition(":")[0]
+    if not os.path.isfile(path):
+        return (f"Config file {path!r} does not exist; pass --config=experiments/<name>.py "
+                f"(a path relative to {os.getcwd()}).")
+    try:
+        with open(path, encoding="utf-8") as f:
+            compile(f.read(), path, "exec")
+    except (SyntaxError, ValueError, UnicodeDecodeError) as e:
+        where = f" line {e.lineno}" if getattr(e, "lineno", None) else ""
+        return f"Config file {path}{where} is not valid Python ({e.__class__.__name__}: " \
+               f"{getattr(e, 'msg', e)}); fix the file."
+    return None
+
+
 def parse_flags(argv: list[str]) -> list[str]:
     """absl flags parser for app.run: one clear sentence instead of a traceback."""
+    message = config_file_error(argv)
+    if message:
+        sys.exit(f"Error: {message}")
     try:
         return flags.FLAGS(argv)
     except flags.Error as e:

@@ -38,6 +38,7 @@ import numpy as np
 from jax.sharding import PartitionSpec as P
 
 from video_s3d import checkpointing, inputs, normalization, parallel, steps, train_state
+from video_s3d.errors import UserError, UserFileError
 from video_s3d.metric_writers import MetricWriter, format_duration, log
 
 # Seconds between evaluation progress lines (clips done, rate, ETA).
@@ -298,7 +299,7 @@ def eval_protocols(config: ml_collections.ConfigDict) -> tuple[str, ...]:
     protocols = tuple(config.data.get("eval_protocols", None) or ("multi_clip",))
     unknown = [p for p in protocols if p not in EVAL_PROTOCOLS]
     if unknown:
-        raise ValueError(f"config.data.eval_protocols has {unknown[0]!r}; use any of "
+        raise UserError(f"config.data.eval_protocols has {unknown[0]!r}; use any of "
                          f"{', '.join(EVAL_PROTOCOLS)} (the first is the headline).")
     return protocols
 
@@ -552,7 +553,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str,
     ckpt = checkpointing.Checkpoints(workdir, read_only=True) \
         if os.path.isdir(os.path.join(workdir, "checkpoints")) else None
     if ckpt is None or not ckpt.all_steps():
-        raise FileNotFoundError(f"{workdir} holds no checkpoint to evaluate; train first with "
+        raise UserFileError(f"{workdir} holds no checkpoint to evaluate; train first with "
                                 f"--mode=train --workdir={workdir}.")
     step, how = steps.resolve(ckpt, steps.parse(step), workdir)
     config = with_recorded_normalization(config, workdir, is_main)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import glob
-import json
 import os
 from typing import Any, Iterator
 
@@ -24,7 +23,8 @@ import ml_collections
 import numpy as np
 from absl import logging as absl_logging
 
-from video_s3d import checkpointing, normalization, steps, train_state
+from video_s3d import checkpointing, normalization, steps, train_state, workdirs
+from video_s3d.errors import UserError
 from video_s3d.data.builders import video_files
 
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".avi", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg", ".ogv",
@@ -67,8 +67,8 @@ def _where_is_the_run(path: str) -> tuple[str, int | None]:
 
 
 def load_config(workdir: str) -> ml_collections.ConfigDict:
-    with open(os.path.join(workdir, "config.json"), encoding="utf-8") as f:
-        return ml_collections.ConfigDict(json.load(f))
+    # A malformed config.json is one sentence naming the file, not a JSON traceback.
+    return ml_collections.ConfigDict(workdirs.read_config_json(workdir))
 
 
 def class_names_of(info: dict[str, Any], config: ml_collections.ConfigDict,
@@ -143,11 +143,15 @@ class Run:
                 f"frames (stride {self.config.data.stride}) at {s}x{s}")
 
     # --------------------------------------------------------------------- input
-    def read(self, path: str) -> np.ndarray:
-        """uint8 [N, H, W, 3] frames as the dataset stored them; UnreadableVideo if it cannot."""
+    def read(self, path: str) -> "SelectedFrames":
+        """The video's frames as the dataset stored them (UnreadableVideo if it cannot be read),
+        of which only those the evaluation views use are decoded to pixels: memory does not
+        grow with the video's length. Indexes like a uint8 [N, H, W, 3] array."""
         fmt = self.video_format
-        frames, _ = video_files.read_video(path, fps=fmt.fps, short_side=fmt.short_side)
-        return frames
+        num_frames, stride = int(self.config.data.num_frames), int(self.config.data.stride)
+        return read_frames_for_views(path, fps=fmt.fps, short_side=fmt.short_side,
+                                     num_frames=num_frames, stride=stride,
+                                     num_clips=self.num_clips)
 
     def views(self, frames: np.ndarray) -> np.ndarray:
         """uint8 [clips x crops, T, S, S, 3]: the evaluation views of one video (`classify`
@@ -229,6 +233,107 @@ def evaluation_views(frames: np.ndarray, *, num_frames: int, stride: int, crop_s
     return np.stack(views)
 
 
+# ------------------------------------------------------- decoding only the frames used
+class SelectedFrames:
+    """The frames of one video, only some of them decoded: indexes like uint8 [N, H, W, 3].
+
+    `len()` and `shape` are the whole video's; indexing with the frame numbers that were
+    decoded returns them (any other number is a bug in the caller: KeyError).
+    """
+
+    def __init__(self, length: int, frames: dict[int, np.ndarray]):
+        self._length = int(length)
+        self._frames = frames
+        first = next(iter(frames.values()))
+        self.shape = (self._length,) + first.shape
+        self.dtype = first.dtype
+
+    def __len__(self) -> int:
+        return self._length
+
+    @property
+    def num_decoded(self) -> int:
+        return len(self._frames)
+
+    def __getitem__(self, index) -> np.ndarray:
+        index = np.asarray(index)
+        picked = [self._frames[int(i)] for i in index.reshape(-1)]
+        return np.stack(picked).reshape(index.shape + self.shape[1:]) if picked else \
+            np.zeros(index.shape + self.shape[1:], self.dtype)
+
+
+def _output_frame_count(num_source: int, source_fps: float, out_fps: float) -> int:
+    """How many frames `video_files.read_video` returns for `num_source` source frames
+    (the same arithmetic: output k shows source frame round(k * source_fps / out_fps))."""
+    filled = 0
+    while round(filled * source_fps / out_fps) <= num_source - 1:
+        filled += 1
+    return max(filled, round(num_source * out_fps / source_fps))
+
+
+def read_frames_for_views(path: str, *, fps: float | None, short_side: int | None,
+                          num_frames: int, stride: int, num_clips: int) -> SelectedFrames:
+    """`read_video`'s frames of `path`, decoding to pixels only those `eval_windows` picks.
+
+    A first pass counts the video's packets without decoding them; the clip windows follow
+    from that count exactly as from the decoded frames. Frames are still decoded in order
+    (codecs need their predecessors) but only the picked ones are converted, resized and
+    kept, so memory is bounded by the views, not by the video's length. Should the count
+    disagree with the frames actually decoded (a damaged file), the whole video is read as
+    before: the result is always `read_video`'s frames at the picked positions.
+    """
+    import av  # PyAV, as video_files: imported where videos are read
+    from video_s3d.data import video_ops  # TensorFlow: the eval pipeline's own windows
+    if not os.path.isfile(path):
+        raise UnreadableVideo("file not found")
+    if os.path.getsize(path) == 0:
+        raise UnreadableVideo("empty file")
+    try:
+        with av.open(path) as container:
+            if not container.streams.video:
+                raise UnreadableVideo("no video stream")
+            stream = container.streams.video[0]
+            source_fps = float(stream.average_rate or stream.guessed_rate or 0) or 25.0
+            num_source = sum(1 for packet in container.demux(stream) if packet.size)
+    except UnreadableVideo:
+        raise
+    except (av.error.FFmpegError, ValueError, OSError, IndexError) as error:
+        raise UnreadableVideo(f"cannot decode ({type(error).__name__}: {error})") from error
+    if num_source == 0:
+        raise UnreadableVideo("no decodable frame")
+    out_fps = float(fps) if fps else source_fps
+    length = _output_frame_count(num_source, source_fps, out_fps)
+    windows = video_ops.eval_windows(length, num_frames, stride, num_clips).numpy()
+    span = (num_frames - 1) * stride + 1
+    if length < span:
+        absl_logging.warning("%s has %d frames, fewer than one clip's %d (%d at stride %d): "
+                             "its frames are repeated to fill the clip, as evaluation does.",
+                             path, length, span, num_frames, stride)
+    wanted: dict[int, list[int]] = {}  # source frame -> the output frames that show it
+    for k in sorted(set(windows.reshape(-1).tolist())):
+        wanted.setdefault(min(round(k * source_fps / out_fps), num_source - 1), []).append(k)
+    frames: dict[int, np.ndarray] = {}
+    decoded = 0
+    try:
+        with av.open(path) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            # Decoded to the end (pixels dropped) so that the count is checked, not assumed.
+            for source_index, frame in enumerate(container.decode(stream)):
+                decoded += 1
+                if source_index in wanted:
+                    width, height = video_files.output_size(frame.width, frame.height, short_side)
+                    image = frame.to_ndarray(format="rgb24", width=width, height=height,
+                                             interpolation="AREA")
+                    frames.update((k, image) for k in wanted[source_index])
+    except (av.error.FFmpegError, ValueError, OSError, IndexError):
+        decoded = -1  # fall back to read_video, which names the problem
+    if decoded != num_source:
+        decoded, _ = video_files.read_video(path, fps=fps, short_side=short_side)
+        return SelectedFrames(len(decoded), dict(enumerate(decoded)))
+    return SelectedFrames(length, frames)
+
+
 def softmax(logits: np.ndarray) -> np.ndarray:
     shifted = np.exp(logits - logits.max(-1, keepdims=True))
     return shifted / shifted.sum(-1, keepdims=True)
@@ -257,6 +362,10 @@ def load_run(checkpoint: str, *, step: str | int | None = None, num_clips: int |
     try:
         step, how = steps.resolve(ckpt, which, workdir)
         info = ckpt.run_info(step) or {}
+        if info.get("model") and info["model"] != config.model.name:
+            raise UserError(
+                f"{workdir}/config.json names model {config.model.name!r} but checkpoint step "
+                f"{step} holds {info['model']!r}; restore the run's own config.json.")
         num_classes = int(info.get("num_classes") or config.data.num_classes)
         config = _for_inference(config)
         model = train_state.create_model(config, num_classes)

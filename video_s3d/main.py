@@ -42,6 +42,10 @@ def main(argv):
         # A mistake the user can fix: the sentence, not a traceback (--verbosity=0 adds it).
         logging.info("details", exc_info=True)
         sys.exit(f"Error: {e}")
+    except KeyboardInterrupt:
+        # Once training runs, Ctrl-C saves and stops like SIGTERM (checkpointing.PreemptionWatcher);
+        # this is Ctrl-C before the first step, or a second one: nothing new to save.
+        sys.exit("Interrupted; nothing since the last checkpoint was saved.")
 
 
 def cli() -> None:

@@ -22,7 +22,10 @@ import numpy as np
 class MetricWriter:
     """Scalars and images to TensorBoard and `metrics.jsonl` in `workdir` (process 0 only)."""
 
-    def __init__(self, workdir: str, enabled: bool = True):
+    def __init__(self, workdir: str, enabled: bool = True, start_step: int | None = None):
+        """`start_step`: the step a run starts (or resumes) from. Records after it in
+        metrics.jsonl came from steps the run repeats (done after the checkpoint it resumed
+        from) and are dropped, so each step appears once."""
         self.enabled = enabled
         self._tb = None
         self._jsonl = None
@@ -34,7 +37,10 @@ class MetricWriter:
         self._tf = tf
         self._summary_pb2 = summary_pb2
         self._tb = tf.summary.create_file_writer(os.path.join(workdir, "tensorboard"))
-        self._jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a", encoding="utf-8")
+        path = os.path.join(workdir, "metrics.jsonl")
+        if start_step is not None and os.path.exists(path):
+            _drop_records_after(path, start_step)
+        self._jsonl = open(path, "a", encoding="utf-8")
 
     def write_scalars(self, step: int, scalars: dict[str, Any], prefix: str = "") -> None:
         if not self.enabled:
@@ -76,6 +82,25 @@ class MetricWriter:
             self.enabled = False
 
 
+def _drop_records_after(path: str, step: int) -> None:
+    """Rewrites metrics.jsonl (atomically) without the records of steps after `step`."""
+    with open(path, encoding="utf-8") as f:
+        lines = f.readlines()
+
+    def keep(line: str) -> bool:
+        try:
+            return int(json.loads(line)["step"]) <= step
+        except (ValueError, KeyError, TypeError):
+            return False  # a line cut short by a killed run
+    kept = [line for line in lines if keep(line)]
+    if len(kept) == len(lines):
+        return
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.writelines(kept)
+    os.replace(tmp, path)
+
+
 class Progress:
     """Throughput and ETA between log points; prints one line per log step (process 0)."""
 
@@ -86,6 +111,7 @@ class Progress:
         self._start_time = time.perf_counter()
         self._last_step = first_step
         self._last_time = self._start_time
+        self._paused_at: float | None = None
 
     def measure(self, step: int, clips_per_step: int) -> dict[str, float]:
         """Clips/s and steps/s since the previous call, and the ETA from the overall rate."""
@@ -99,6 +125,27 @@ class Progress:
             return {"clips_per_sec": float("nan"), "sec_per_step": float("nan"), "eta_sec": eta}
         return {"clips_per_sec": steps * clips_per_step / elapsed,
                 "sec_per_step": elapsed / steps, "eta_sec": eta}
+
+    def restart(self, step: int) -> None:
+        """Time from now and `step` on (called after the first step, which compiles)."""
+        self._start_step = self._last_step = step
+        self._start_time = self._last_time = time.perf_counter()
+        self._paused_at = None
+
+    def pause(self) -> None:
+        """Stop the clock (evaluation, checkpointing) until `resume`."""
+        self._paused_at = time.perf_counter()
+
+    def resume(self) -> None:
+        if self._paused_at is not None:
+            self.exclude(time.perf_counter() - self._paused_at)
+            self._paused_at = None
+
+    def average_rate(self, step: int, clips_per_step: int) -> float | None:
+        """Clips/s over every step timed so far, pauses left out; None before any."""
+        end = self._paused_at if self._paused_at is not None else time.perf_counter()
+        steps, seconds = step - self._start_step, end - self._start_time
+        return steps * clips_per_step / seconds if steps > 0 and seconds > 0 else None
 
     def exclude(self, seconds: float) -> None:
         """Leave out time spent on something else (evaluation, checkpointing)."""

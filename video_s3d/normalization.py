@@ -18,6 +18,8 @@ from typing import Any, Sequence
 import jax.numpy as jnp
 import numpy as np
 
+from video_s3d.errors import UserError
+
 # [-1, 1]: mean 0.5 and std 0.5 on the [0, 1] scale.
 MINUS_ONE_TO_ONE_MEAN = (0.5, 0.5, 0.5)
 MINUS_ONE_TO_ONE_STD = (0.5, 0.5, 0.5)
@@ -32,10 +34,10 @@ class Normalization:
 
     def __post_init__(self):
         if len(self.mean) != len(self.std):
-            raise ValueError(f"input_mean {self.mean} and input_std {self.std} need one value per "
+            raise UserError(f"input_mean {self.mean} and input_std {self.std} need one value per "
                              "channel each; give both the same length.")
         if any(s <= 0 for s in self.std):
-            raise ValueError(f"input_std {self.std} must be positive in every channel.")
+            raise UserError(f"input_std {self.std} must be positive in every channel.")
 
     @property
     def is_minus_one_to_one(self) -> bool:
@@ -87,5 +89,5 @@ def from_config(data: Any) -> Normalization:
     if mean is None and std is None:
         return Normalization()
     if mean is None or std is None:
-        raise ValueError("config.data sets only one of input_mean / input_std; set both or neither.")
+        raise UserError("config.data sets only one of input_mean / input_std; set both or neither.")
     return Normalization(tuple(float(m) for m in mean), tuple(float(s) for s in std))

@@ -12,6 +12,8 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
+from video_s3d.errors import UserError
+
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("cosine", "step", "constant")
 
@@ -19,7 +21,7 @@ SCHEDULES = ("cosine", "step", "constant")
 def make_schedule(cfg: ml_collections.ConfigDict, num_train_steps: int) -> optax.Schedule:
     """Learning rate per step: linear warm-up from 0, then cosine / step / constant."""
     if cfg.schedule not in SCHEDULES:
-        raise ValueError(f"config.optim.schedule={cfg.schedule!r} is unknown; use one of {SCHEDULES}.")
+        raise UserError(f"config.optim.schedule={cfg.schedule!r} is unknown; use one of {SCHEDULES}.")
     warmup = int(cfg.warmup_steps)
     peak = float(cfg.learning_rate)
     after = max(num_train_steps - warmup, 1)
@@ -49,7 +51,7 @@ def decay_mask(params, decay_bn_and_bias: bool):
 def make_optimizer(cfg: ml_collections.ConfigDict, num_train_steps: int) -> optax.GradientTransformation:
     """The optax transformation for `config.optim` (clipping, decay, SGD or AdamW)."""
     if cfg.name not in OPTIMIZERS:
-        raise ValueError(f"config.optim.name={cfg.name!r} is unknown; use one of {OPTIMIZERS}.")
+        raise UserError(f"config.optim.name={cfg.name!r} is unknown; use one of {OPTIMIZERS}.")
     schedule = make_schedule(cfg, num_train_steps)
     mask = lambda params: decay_mask(params, bool(cfg.decay_bn_and_bias))  # noqa: E731
     parts = []

@@ -15,6 +15,8 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from video_s3d.errors import UserError
+
 BATCH_AXIS = "batch"
 
 
@@ -39,7 +41,7 @@ def check_global_batch(global_batch: int, mesh: Mesh, field: str = "config.batch
     n = mesh.size
     if global_batch <= 0 or global_batch % n:
         suggestion = max(n, (global_batch // n) * n) if global_batch > 0 else n
-        raise ValueError(
+        raise UserError(
             f"{field}={global_batch} is the global batch and must be a positive multiple of "
             f"the {n} devices in the mesh; set {field}={suggestion} or another multiple of {n}.")
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import ml_collections
+from video_s3d.errors import UserError
 
 # Fields that change with the global batch under the scaling rule.
 BATCH_DEPENDENT = ("batch_size", "optim.learning_rate", "num_train_steps",
@@ -28,7 +29,7 @@ def scale_to_batch(batch_size: int, reference_batch: int, *, learning_rate: floa
                    num_train_steps: int, step_boundaries: Sequence[int]) -> dict[str, Any]:
     """The scaling rule: lr linear in the global batch, step counts in examples seen."""
     if batch_size <= 0:
-        raise ValueError(f"batch={batch_size} must be a positive global batch size, e.g. "
+        raise UserError(f"batch={batch_size} must be a positive global batch size, e.g. "
                          f"batch={reference_batch}.")
     ratio = reference_batch / batch_size
     return {"batch_size": batch_size,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from typing import Any
+from video_s3d.errors import UserError, UserFileError
 
 BEST, LATEST = "best", "latest"
 
@@ -27,9 +28,9 @@ def parse(value: str | int | None, flag: str = "--step") -> str | int:
     elif str(value).strip().isdigit():
         step = int(str(value).strip())
     else:
-        raise ValueError(f"{flag}={value!r} is not a step; use best, latest or a step number.")
+        raise UserError(f"{flag}={value!r} is not a step; use best, latest or a step number.")
     if step < 0:
-        raise ValueError(f"{flag}={value} is negative; use best, latest or a step number.")
+        raise UserError(f"{flag}={value} is negative; use best, latest or a step number.")
     return step
 
 
@@ -40,7 +41,7 @@ def resolve(ckpt, which: str | int, where: str) -> tuple[int, str]:
     """
     steps = sorted(ckpt.all_steps())
     if not steps:
-        raise FileNotFoundError(f"{where} holds no complete checkpoint; point it at a run that "
+        raise UserFileError(f"{where} holds no complete checkpoint; point it at a run that "
                                 f"saved one.")
     if which == LATEST:
         return steps[-1], "latest"
@@ -51,7 +52,7 @@ def resolve(ckpt, which: str | int, where: str) -> tuple[int, str]:
         return best, "best validation accuracy"
     if which not in steps:
         kept = ", ".join(map(str, steps))
-        raise FileNotFoundError(f"{where} holds no checkpoint at step {which} (kept steps: "
+        raise UserFileError(f"{where} holds no checkpoint at step {which} (kept steps: "
                                 f"{kept}); pick one of those, best or latest.")
     return int(which), "as asked"
 
@@ -81,7 +82,7 @@ def load_variables(source: str, abstract_variables: dict[str, Any], mesh
 
     workdir, which = split_source(source)
     if not os.path.isdir(os.path.join(workdir, "checkpoints")):
-        raise FileNotFoundError(
+        raise UserFileError(
             f"config.init_from={source!r} has no checkpoints folder; point it at the workdir of a "
             f"finished training run (or of video_s3d.import_weights).")
     ckpt = checkpointing.Checkpoints(workdir, read_only=True)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import time
 from typing import Any
 
 import jax
@@ -23,19 +22,19 @@ from jax import lax
 from jax.sharding import PartitionSpec as P
 
 from video_s3d import (checkpointing, evaluate, inputs, normalization, optim, parallel,
-                       recipe_card, steps,
-                       train_state)
+                       recipe_card, steps, train_state, workdirs)
+from video_s3d.errors import UserError, UserFileError
 from video_s3d.metric_writers import MetricWriter, Progress, log
 from video_s3d.train_state import TrainState
 
 
-class NonFiniteLossError(RuntimeError):
+class NonFiniteLossError(UserError):
     """The loss became NaN or Inf; the message names the step and the last good checkpoint."""
 
 
 # What training raises for a mistake the user can fix: entry points print the sentence, not a
-# traceback.
-USER_ERRORS = (ValueError, FileNotFoundError, NonFiniteLossError)
+# traceback. Anything else (a bug here or in a library) keeps its traceback.
+USER_ERRORS = (UserError,)
 
 
 # ----------------------------------------------------------------------- update step
@@ -156,15 +155,15 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
     """Cheap checks a user can trip, before any data or model is touched."""
     for field in ("num_train_steps", "log_every_steps", "checkpoint_every_steps"):
         if int(config[field]) <= 0:
-            raise ValueError(f"config.{field}={config[field]} must be a positive integer.")
+            raise UserError(f"config.{field}={config[field]} must be a positive integer.")
     if int(config.eval_every_steps) < 0:
-        raise ValueError(f"config.eval_every_steps={config.eval_every_steps} must be >= 0 "
+        raise UserError(f"config.eval_every_steps={config.eval_every_steps} must be >= 0 "
                          f"(0 evaluates only at the end).")
     if config.optim.name not in optim.OPTIMIZERS:
-        raise ValueError(f"config.optim.name={config.optim.name!r} is unknown; use one of "
+        raise UserError(f"config.optim.name={config.optim.name!r} is unknown; use one of "
                          f"{optim.OPTIMIZERS}.")
     if config.optim.schedule not in optim.SCHEDULES:
-        raise ValueError(f"config.optim.schedule={config.optim.schedule!r} is unknown; use one of "
+        raise UserError(f"config.optim.schedule={config.optim.schedule!r} is unknown; use one of "
                          f"{optim.SCHEDULES}.")
 
 
@@ -197,7 +196,7 @@ def init_from_checkpoint(state: TrainState, config, model, mesh, num_classes: in
     source_info = checkpointing.Checkpoints(source_dir, read_only=True).run_info() \
         if os.path.isdir(os.path.join(source_dir, "checkpoints")) else None
     if source_info is not None and source_info.get("model") != config.model.name:
-        raise ValueError(
+        raise UserError(
             f"config.init_from={config.init_from!r} holds model {source_info.get('model')!r} but "
             f"config.model.name={config.model.name!r}; fine-tune the same architecture.")
     source_classes = int(source_info["num_classes"]) if source_info else num_classes
@@ -236,7 +235,7 @@ def check_init_from(config: ml_collections.ConfigDict, workdir: str) -> None:
         os.listdir(os.path.join(workdir, "checkpoints"))
     if init_from and not resuming and not os.path.isdir(os.path.join(init_from, "checkpoints")):
         hint = config.get("init_hint") or "pass the workdir of a finished run"
-        raise FileNotFoundError(f"config.init_from={init_from!r} holds no checkpoints; {hint}.")
+        raise UserFileError(f"config.init_from={init_from!r} holds no checkpoints; {hint}.")
 
 
 def _mean_metrics(window: list[tuple[int, dict[str, np.ndarray]]]) -> dict[str, float]:
@@ -250,11 +249,17 @@ def _mean_metrics(window: list[tuple[int, dict[str, np.ndarray]]]) -> dict[str, 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
     """Trains (resuming from `workdir` if it holds a checkpoint), evaluates, writes result.json.
 
+    One run per workdir: a second one stops at once (`workdirs.WorkdirLock`).
     Returns the final state (this process's view of the replicated arrays).
     """
     validate_config(config)
+    workdir = workdirs.usable_workdir(workdir)
+    with workdirs.WorkdirLock(workdir, enabled=jax.process_index() == 0):
+        return _train_and_evaluate(config, workdir)
+
+
+def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
     is_main = jax.process_index() == 0
-    workdir = os.path.abspath(workdir)
     if "recipe" in config:  # the resolved recipe beside the paper's, before any work
         log(recipe_card.format_card(config), is_main)
     check_init_from(config, workdir)
@@ -264,16 +269,23 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     inputs.ensure_ready(config.data)
     info = inputs.dataset_info(config.data)
     num_classes = int(info.num_classes)
+    # DMVR shards are counted, their labels checked, on first use: the eval split's now, so
+    # that a bad label there stops the run before training rather than at its evaluation.
+    info.split_sizes.get(config.data.eval_split)
     model = train_state.create_model(config, num_classes)
 
-    os.makedirs(workdir, exist_ok=True)
     ckpt = checkpointing.Checkpoints(workdir, keep=config.keep_checkpoints,
                                      async_save=config.async_checkpointing)
     meta = run_info(config, num_classes, info.class_names)
     ckpt.check_same_run(meta)
+    saved_step = ckpt.latest_step()
+    # Before config.json is rewritten: it must keep describing the checkpoints.
+    changes = workdirs.check_resume(workdir, config, saved_step) if saved_step is not None else {}
     if is_main:
-        with open(os.path.join(workdir, "config.json"), "w", encoding="utf-8") as f:
-            f.write(config.to_json_best_effort(indent=2, sort_keys=True) + "\n")
+        workdirs.write_config(workdir, config, changes, saved_step)
+    if changes:
+        log(f"resuming with a changed config (recorded in {workdirs.CHANGES_NAME}): "
+            f"{workdirs.describe_changes(changes)}", is_main)
 
     total_steps = int(config.num_train_steps)
     schedule = optim.make_schedule(config.optim, total_steps)
@@ -312,14 +324,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
         model, mesh, sync_batch_norm=bool(config.sync_batch_norm),
         compiler_options=train_state.compiler_options(config, runs_few_times=True),
         input_normalization=normalization.from_config(config.data))
-    writer = MetricWriter(workdir, enabled=is_main)
+    writer = MetricWriter(workdir, enabled=is_main, start_step=step)
     watcher = checkpointing.PreemptionWatcher()
     progress = Progress(total_steps, step, enabled=is_main)
 
     window: list[tuple[int, Any]] = []   # (step, device metrics) not yet fetched
     log_window: list[tuple[int, dict]] = []
     last_eval: tuple[int, dict[str, float], dict] | None = None
-    train_seconds, timed_steps, timer = 0.0, 0, None
+    compiled = False  # the first step compiles: throughput is timed from after it
 
     def fetch_window() -> None:
         """Pull pending metrics to the host; stop at the first non-finite loss."""
@@ -344,12 +356,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
             state, metrics = train_step(state, batch)
             step += 1
             window.append((step, metrics))
-            if timer is None:  # the first step compiles: time throughput from after it
+            if not compiled:
                 jax.block_until_ready(metrics)
-                timer = time.perf_counter()
-                progress = Progress(total_steps, step, enabled=is_main)
-            else:
-                timed_steps += 1
+                progress.restart(step)
+                compiled = True
 
             final = step == total_steps
             stop = watcher.should_stop(step) and not final
@@ -360,8 +370,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
                 continue
 
             fetch_window()  # before saving: never checkpoint NaN parameters
-            now = time.perf_counter()
-            train_seconds += now - timer
+            progress.pause()  # evaluation and checkpointing are not training time
             if do_log and log_window:
                 averaged = _mean_metrics(log_window)
                 rates = progress.measure(step, config.batch_size)
@@ -371,26 +380,31 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
                 writer.write_scalars(step, averaged, prefix="train/")
                 log_window.clear()
             eval_metrics = None
+            if do_eval and config.get("precise_bn_batches", 0) and not config.freeze_batch_norm:
+                state = recompute_batch_norm(state, stats_step, config, mesh, local_batch)
+            if final:
+                # Saved before the final evaluation: an evaluation that fails (or is killed)
+                # must not lose the trained weights; its metrics join the step afterwards.
+                ckpt.save(step, state, meta, train_iter)
+                ckpt.wait()  # on disk, not in flight, before the evaluation starts
             if do_eval:
-                if config.get("precise_bn_batches", 0) and not config.freeze_batch_norm:
-                    state = recompute_batch_norm(state, stats_step, config, mesh, local_batch)
                 eval_metrics, extras = evaluate.evaluate_variables(
                     config, model, state.variables, mesh, info, eval_step=eval_step, is_main=is_main)
                 evaluate.report(workdir, writer, step, eval_metrics, extras, info.class_names, is_main)
                 last_eval = (step, eval_metrics, extras)
-            if do_save:
-                ckpt.save(step, state, meta, train_iter,
-                          metrics={checkpointing.BEST_METRIC: eval_metrics[checkpointing.BEST_METRIC]}
-                          if eval_metrics else None)
+            best = ({checkpointing.BEST_METRIC: eval_metrics[checkpointing.BEST_METRIC]}
+                    if eval_metrics else None)
+            if do_save and not final:
+                ckpt.save(step, state, meta, train_iter, metrics=best)
+            elif final and best:
+                ckpt.record_metrics(step, best)
             if stop:
-                log(f"SIGTERM: saved step {step} to {ckpt.directory}; rerun the same command to "
-                    f"resume.", is_main)
+                log(f"{watcher.signal_name}: saved step {step} to {ckpt.directory}; rerun the "
+                    f"same command to resume.", is_main)
                 break
-            timer = time.perf_counter()
-            progress.exclude(timer - now)  # evaluation and checkpointing are not training time
+            progress.resume()
 
-        train_clips_per_sec = (timed_steps * config.batch_size / train_seconds
-                               if train_seconds > 0 and timed_steps else None)
+        train_clips_per_sec = progress.average_rate(step, config.batch_size)
         result_path = os.path.join(workdir, "result.json")
         if step >= total_steps and last_eval is None and not os.path.exists(result_path):
             # Trained to the end earlier but stopped before writing the result: evaluate now.
@@ -398,6 +412,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
                 config, model, state.variables, mesh, info, eval_step=eval_step, is_main=is_main)
             evaluate.report(workdir, writer, step, eval_metrics, extras, info.class_names, is_main)
             last_eval = (step, eval_metrics, extras)
+            if step in ckpt.all_steps() and not ckpt.manager.metrics(step):
+                ckpt.record_metrics(step, {checkpointing.BEST_METRIC:
+                                           eval_metrics[checkpointing.BEST_METRIC]})
         if step >= total_steps and last_eval is not None and is_main:
             eval_step_done, eval_metrics, extras = last_eval
             evaluate.write_result(

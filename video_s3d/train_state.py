@@ -12,6 +12,7 @@ import ml_collections
 import optax
 
 from video_s3d import parallel
+from video_s3d.errors import UserError
 
 
 @flax.struct.dataclass
@@ -58,14 +59,15 @@ def compiler_options(config: ml_collections.ConfigDict | None = None, *,
 def create_model(config: ml_collections.ConfigDict, num_classes: int) -> nn.Module:
     """`config.model` -> flax module; bfloat16 compute keeps float32 parameters.
 
+    Every field of `config.model` but `name` is passed to the model as a keyword argument
+    (big_vision's `Model(num_classes, **config.model)`), so a model knob such as
+    `width_multiplier` or `temporal_padding` is set from the config with no change here.
     `config.model.name` is a zoo name, or 'package.module:function' for a model outside the
     zoo (the function takes the same arguments as `models.create` after the name).
     """
-    kwargs = dict(
-        dtype=config.model.dtype,
-        # Synchronised BN averages batch statistics over the mesh axis inside the step.
-        bn_axis_name=parallel.BATCH_AXIS if config.sync_batch_norm else None,
-        dropout_rate=float(config.model.dropout_rate), remat=bool(config.model.remat))
+    kwargs = {key: value for key, value in config.model.to_dict().items() if key != "name"}
+    # Synchronised BN averages batch statistics over the mesh axis inside the step.
+    kwargs["bn_axis_name"] = parallel.BATCH_AXIS if config.sync_batch_norm else None
     if ":" in config.model.name:
         return _import_factory(config.model.name)(num_classes, **kwargs)
     from video_s3d import models  # models.create names the valid choices on a bad name/dtype
@@ -77,7 +79,7 @@ def _import_factory(path: str):
     try:
         return getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as e:
-        raise ValueError(f"config.model.name={path!r} names no importable function ({e}); use a zoo "
+        raise UserError(f"config.model.name={path!r} names no importable function ({e}); use a zoo "
                          f"name from video_s3d.models.names() or 'package.module:function'.") from e
 
 

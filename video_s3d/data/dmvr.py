@@ -24,6 +24,15 @@ def parse(record: tf.Tensor) -> dict[str, tf.Tensor]:
   return {"jpegs": sequence[IMAGE_KEY], "label": tf.cast(context[LABEL_KEY], tf.int32)}
 
 
+def parse_labels(records: tf.Tensor) -> tf.Tensor:
+  """int64 [B] labels of a batch of serialized SequenceExamples (-1 where none), frames unread."""
+  context, _, _ = tf.io.parse_sequence_example(
+      records,
+      context_features={LABEL_KEY: tf.io.FixedLenFeature([], tf.int64, default_value=-1)},
+      sequence_features={})
+  return context[LABEL_KEY]
+
+
 def make_example(jpegs: Sequence[bytes], label: int, label_text: str = "",
                  filename: str = "", start_us: int = 0, end_us: int = 0) -> bytes:
   """One serialized DMVR SequenceExample."""

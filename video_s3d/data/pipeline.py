@@ -30,6 +30,7 @@ import numpy as np
 import tensorflow as tf
 
 from video_s3d.data import sources, video_ops
+from video_s3d.errors import UserError, UserFileError
 from video_s3d.data.sources import DatasetInfo
 
 __all__ = ["DatasetInfo", "dataset_info", "ensure_built", "train_dataset", "train_iterator",
@@ -68,7 +69,7 @@ def _host_range(num_videos: int, process_index: int,
   """This host's videos [start, stop) of the split (contiguous, disjoint across hosts), and the
   most videos any host gets."""
   if not 0 <= process_index < process_count:
-    raise ValueError(f"process_index {process_index} must be in [0, {process_count}).")
+    raise UserError(f"process_index {process_index} must be in [0, {process_count}).")
   start = num_videos * process_index // process_count
   stop = num_videos * (process_index + 1) // process_count
   return start, stop, math.ceil(num_videos / process_count)
@@ -114,20 +115,20 @@ def train_dataset(name: str, *, data_dir: str | None = None, split: str = "train
   _check_positive(batch_size=batch_size, num_frames=num_frames, stride=stride,
                   crop_size=crop_size)
   if train_crop not in TRAIN_CROPS:
-    raise ValueError(f"train_crop must be one of {TRAIN_CROPS}, not {train_crop!r}.")
+    raise UserError(f"train_crop must be one of {TRAIN_CROPS}, not {train_crop!r}.")
   source = sources.get(name, data_dir)
   short_clip = short_clip or source.short_clip
   video_ops.check_short_clip(short_clip)
   info = source.info()
   if flip and not info.flip_allowed:
-    raise ValueError(f"Dataset {name} forbids horizontal flips (left/right is part of its "
+    raise UserError(f"Dataset {name} forbids horizontal flips (left/right is part of its "
                      f"classes): leave flip=None or set flip=False.")
   flip = info.flip_allowed if flip is None else flip
   crop_area_range = crop_area_range or source.crop_area_range
   process_index, process_count = _resolve_host(process_index, process_count)
   start, stop, _ = _host_range(source.split_size(split), process_index, process_count)
   if stop <= start:
-    raise ValueError(f"Split {split} of {name} has too few videos for {process_count} hosts.")
+    raise UserError(f"Split {split} of {name} has too few videos for {process_count} hosts.")
 
   ds = source.read(split, start, stop, shuffle_files=True, seed=seed)
   ds = ds.repeat()
@@ -204,7 +205,7 @@ class TrainIterator:
   def restore(self, path: str) -> None:
     prefix = os.path.join(path, self._PREFIX)
     if not tf.io.gfile.exists(prefix + ".index"):
-      raise FileNotFoundError(f"No saved data iterator under {path}: pass the directory given "
+      raise UserFileError(f"No saved data iterator under {path}: pass the directory given "
                               f"to save().")
     self._checkpoint.read(prefix).assert_consumed()
 
@@ -245,13 +246,13 @@ def eval_dataset(name: str, *, data_dir: str | None = None, split: str, batch_si
   _check_positive(batch_size=batch_size, num_frames=num_frames, stride=stride,
                   crop_size=crop_size)
   if num_crops not in (1, 3):
-    raise ValueError(f"num_crops must be 1 or 3, not {num_crops}.")
+    raise UserError(f"num_crops must be 1 or 3, not {num_crops}.")
   source = sources.get(name, data_dir)
   short_clip = short_clip or source.short_clip
   video_ops.check_short_clip(short_clip)
   central_fraction = central_fraction or source.eval_central_fraction
   if not 0 < central_fraction <= 1:
-    raise ValueError(f"central_fraction must be in (0, 1], not {central_fraction}.")
+    raise UserError(f"central_fraction must be in (0, 1], not {central_fraction}.")
   process_index, process_count = _resolve_host(process_index, process_count)
   start, stop, most = _host_range(source.split_size(split), process_index, process_count)
   views = max(num_clips or 1, 1) * num_crops  # examples per video
@@ -314,7 +315,7 @@ def all_frames_eval_dataset(name: str, *, data_dir: str | None = None, split: st
   source = sources.get(name, data_dir)
   central_fraction = central_fraction or source.eval_central_fraction
   if not 0 < central_fraction <= 1:
-    raise ValueError(f"central_fraction must be in (0, 1], not {central_fraction}.")
+    raise UserError(f"central_fraction must be in (0, 1], not {central_fraction}.")
   process_index, process_count = _resolve_host(process_index, process_count)
   start, stop, _ = _host_range(source.split_size(split), process_index, process_count)
 
@@ -359,4 +360,4 @@ def eval_batches(name: str, **kwargs) -> Iterator[dict[str, np.ndarray]]:
 def _check_positive(**values: int) -> None:
   for key, value in values.items():
     if not isinstance(value, (int, np.integer)) or value < 1:
-      raise ValueError(f"{key} must be a positive integer, not {value!r}.")
+      raise UserError(f"{key} must be a positive integer, not {value!r}.")

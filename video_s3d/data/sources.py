@@ -18,6 +18,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from video_s3d.data import dmvr
+from video_s3d.errors import UserError, UserFileError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,7 +105,7 @@ def known_names() -> list[str]:
 
 
 def get(name: str, data_dir: str | None = None) -> "TfdsSource | DmvrSource":
-  """The source for a dataset name; a ValueError naming the choices if it is unknown."""
+  """The source for a dataset name; a UserError naming the choices if it is unknown."""
   if name.startswith(DMVR_PREFIX):
     return DmvrSource.from_name(name)
   base = _ALIASES.get(name, name)
@@ -115,7 +116,7 @@ def get(name: str, data_dir: str | None = None) -> "TfdsSource | DmvrSource":
   dataset = _ALIASES.get(dataset, dataset)
   entry = _TFDS_DATASETS.get(dataset)
   if entry is None or entry.generated or not config:
-    raise ValueError(f"Unknown dataset {name!r}: use one of {', '.join(known_names())}.")
+    raise UserError(f"Unknown dataset {name!r}: use one of {', '.join(known_names())}.")
   return TfdsSource(f"{dataset}/{config}", dataclasses.replace(entry, config=config), data_dir)
 
 
@@ -153,7 +154,7 @@ class TfdsSource:
 
   def not_built_error(self) -> FileNotFoundError:
     data_dir = f" --data_dir={self.data_dir}" if self.data_dir else ""
-    return FileNotFoundError(
+    return UserFileError(
         f"Dataset {self.name} is not prepared in {self.builder.data_dir}: build it once with "
         f"`python -m video_s3d.data.build --dataset={self.name} --manual_dir=DIR{data_dir}`, "
         f"DIR holding {getattr(self.builder, 'MANUAL_DIR_SUMMARY', 'the source files')}.")
@@ -189,7 +190,7 @@ class TfdsSource:
   def split_size(self, split: str) -> int:
     sizes = self.info().split_sizes
     if split not in sizes:
-      raise ValueError(f"Dataset {self.name} has no split {split!r}: use one of "
+      raise UserError(f"Dataset {self.name} has no split {split!r}: use one of "
                        f"{', '.join(sorted(sizes))}.")
     return sizes[split]
 
@@ -253,7 +254,7 @@ class DmvrSource:
     path, _, query = name[len(DMVR_PREFIX):].partition("?")
     params = urllib.parse.parse_qs(query)
     if "num_classes" not in params:
-      raise ValueError(f"DMVR dataset {name!r} needs its class count: append "
+      raise UserError(f"DMVR dataset {name!r} needs its class count: append "
                        f"'?num_classes=N' to the name.")
     flip = params.get("flip", ["true"])[0].lower() not in ("false", "0", "no")
     return cls(name, path, int(params["num_classes"][0]), flip)
@@ -262,7 +263,7 @@ class DmvrSource:
     pattern = self.pattern.replace("{split}", split)
     files = sorted(tf.io.gfile.glob(pattern))
     if not files:
-      raise FileNotFoundError(f"No DMVR shards match {pattern}: check the path and the "
+      raise UserFileError(f"No DMVR shards match {pattern}: check the path and the "
                               f"split name ({split!r}).")
     return files
 
@@ -270,15 +271,46 @@ class DmvrSource:
     return True
 
   def not_built_error(self) -> FileNotFoundError:
-    return FileNotFoundError(f"No DMVR shards match {self.pattern}.")
+    return UserFileError(f"No DMVR shards match {self.pattern}.")
 
   def split_size(self, split: str) -> int:
+    """Records in the split's shards, every label checked on the way (read once, cached)."""
     if split not in self._sizes:
       files = self.files(split)
       logging.info("Counting records in %d DMVR shards of %s...", len(files), split)
-      self._sizes[split] = int(tf.data.TFRecordDataset(files).reduce(
-          tf.constant(0, tf.int64), lambda count, _: count + 1))
+      self._sizes[split] = sum(self._count_and_check(path) for path in files)
     return self._sizes[split]
+
+  def _count_and_check(self, path: str, batch: int = 4096) -> int:
+    """Records in one shard; a UserError naming the record whose label is not a class.
+
+    Such a label would train against an all-zero target and crash the evaluation, so it is
+    refused before training: the shards are read here anyway to count them. A record that
+    does not parse, or a truncated shard, is named the same way (found by rereading that
+    shard one record at a time).
+    """
+    labels = tf.data.TFRecordDataset(path).batch(batch).map(dmvr.parse_labels)
+    count = 0
+    try:
+      for chunk in labels.as_numpy_iterator():
+        bad = ((chunk < 0) | (chunk >= self.num_classes)).nonzero()[0]
+        if len(bad):
+          index, label = count + int(bad[0]), int(chunk[bad[0]])
+          what = (f"has no {dmvr.LABEL_KEY}" if label == -1 else
+                  f"has label {label}, outside 0..{self.num_classes - 1}")
+          raise UserError(
+              f"DMVR record {index} of {path} {what}; fix the shards or set "
+              f"num_classes in the dataset name ({self.name}).")
+        count += len(chunk)
+    except (tf.errors.InvalidArgumentError, tf.errors.DataLossError) as error:
+      if batch > 1:
+        return self._count_and_check(path, batch=1)
+      if isinstance(error, tf.errors.InvalidArgumentError):
+        raise UserError(f"DMVR record {count} of {path} is not a tf.train.SequenceExample; "
+                        f"rewrite or remove that shard.") from None
+      raise UserError(f"DMVR shard {path} is truncated or corrupt at or after record {count}; "
+                      f"rewrite or remove that shard.") from None
+    return count
 
   def info(self) -> DatasetInfo:
     names = tuple(str(i) for i in range(self.num_classes))

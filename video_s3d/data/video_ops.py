@@ -9,6 +9,7 @@ of shape [2], so parallel maps give the same result in any order and after a res
 from __future__ import annotations
 
 import tensorflow as tf
+from video_s3d.errors import UserError
 
 
 # ---------------------------------------------------------------------------- seeds
@@ -34,7 +35,7 @@ SHORT_CLIP_MODES = (REPEAT_LAST, SPREAD)
 
 def check_short_clip(short_clip: str) -> None:
   if short_clip not in SHORT_CLIP_MODES:
-    raise ValueError(f"short_clip must be one of {SHORT_CLIP_MODES}, not {short_clip!r}: set "
+    raise UserError(f"short_clip must be one of {SHORT_CLIP_MODES}, not {short_clip!r}: set "
                      f"config.data.short_clip (or leave it None for the dataset's default).")
 
 
@@ -144,7 +145,7 @@ def eval_crop_windows(image_hw: tf.Tensor, central_fraction: float,
   fraction 0.875 that is the paper's 224 centre crop without any resizing.
   """
   if num_crops not in (1, 3):
-    raise ValueError(f"num_crops must be 1 or 3, not {num_crops}.")
+    raise UserError(f"num_crops must be 1 or 3, not {num_crops}.")
   height, width = tf.unstack(tf.cast(image_hw, tf.int32))
   short = tf.minimum(height, width)
   side = tf.clip_by_value(

@@ -15,6 +15,7 @@ offset, size and stride (views of one storage therefore come out right).
 from __future__ import annotations
 
 import collections
+import math
 import os
 import pickle
 import zipfile
@@ -22,6 +23,8 @@ from typing import Any
 
 import ml_dtypes
 import numpy as np
+
+from video_s3d.errors import UserError
 
 STORAGE_DTYPES = {
     "FloatStorage": np.dtype(np.float32),
@@ -40,7 +43,7 @@ STORAGE_DTYPES = {
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 
 
-class TorchFileError(ValueError):
+class TorchFileError(UserError):
     """The file is not a state dict this reader can load safely."""
 
 
@@ -55,11 +58,29 @@ class _StorageType:
 def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=False,
                        backward_hooks=None, metadata=None):
     del requires_grad, backward_hooks, metadata  # autograd state: meaningless for numpy
-    size, stride = tuple(int(s) for s in size), tuple(int(s) for s in stride)
-    if len(size) != len(stride) or any(s < 0 for s in stride) or storage_offset < 0:
+    if not isinstance(storage, np.ndarray):
+        raise TorchFileError(f"A tensor record names a {type(storage).__name__} where a storage "
+                             "belongs; the file is corrupt or not a torch.save state dict.")
+    try:
+        size, stride = tuple(int(s) for s in size), tuple(int(s) for s in stride)
+        storage_offset = int(storage_offset)
+    except (TypeError, ValueError):
+        raise TorchFileError(f"Corrupt tensor record: size {size!r}, stride {stride!r}, offset "
+                             f"{storage_offset!r}; re-save the file with torch.save.") from None
+    if (len(size) != len(stride) or any(s < 0 for s in stride) or any(n < 0 for n in size)
+            or storage_offset < 0):
         raise TorchFileError(f"Corrupt tensor record: size {size}, stride {stride}, "
                              f"offset {storage_offset}; re-save the file with torch.save.")
-    if 0 in size:
+    # Python ints: no overflow. A stride-0 tensor (torch's expand) repeats storage elements,
+    # so its copy could be far larger than the file (a 648-byte file asked for 2.1 GB);
+    # a state dict's tensors never hold more elements than their storage.
+    numel = math.prod(size)
+    if numel > storage.size:
+        raise TorchFileError(
+            f"A tensor of size {size} with stride {stride} has {numel} elements but its storage "
+            f"holds {storage.size}; expanded or corrupt tensors are refused: save "
+            f"{{name: tensor.contiguous()}} with torch.save.")
+    if numel == 0:
         return np.zeros(size, storage.dtype)
     last = storage_offset + sum((n - 1) * s for n, s in zip(size, stride))
     if last >= storage.size:
@@ -169,7 +190,8 @@ def load(path: str | os.PathLike) -> Any:
                 return _RestrictedUnpickler(f, archive, prefix, byteorder).load()
             except TorchFileError:
                 raise
-            except (pickle.UnpicklingError, EOFError, TypeError, ValueError) as e:
+            except (pickle.UnpicklingError, EOFError, TypeError, ValueError, AttributeError,
+                    IndexError, KeyError) as e:
                 raise TorchFileError(f"Could not read {path}: {e}; the file is corrupt or not "
                                      "a torch.save checkpoint.") from e
 

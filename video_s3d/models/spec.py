@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from video_s3d.errors import UserError
 from video_s3d.models.layers import BN_CONVENTIONS, CONV_KINDS, PADDING_MODES, TEMPORAL_PADDINGS
 
 # The ten layers whose conv kind the design space varies, bottom to top. The stem
@@ -50,11 +51,11 @@ class LayerSpec:
 
     def __post_init__(self):
         if self.kind not in CONV_KINDS:
-            raise ValueError(f"Unknown conv kind {self.kind!r}; use one of {CONV_KINDS}.")
+            raise UserError(f"Unknown conv kind {self.kind!r}; use one of {CONV_KINDS}.")
         if self.kind == "2d" and self.temporal_kernel != 1:
-            raise ValueError(f"A '2d' layer has temporal kernel 1, got {self.temporal_kernel}.")
+            raise UserError(f"A '2d' layer has temporal kernel 1, got {self.temporal_kernel}.")
         if self.temporal_kernel < 1:
-            raise ValueError(f"Temporal kernel must be >= 1, got {self.temporal_kernel}.")
+            raise UserError(f"Temporal kernel must be >= 1, got {self.temporal_kernel}.")
 
     def short(self) -> str:
         """Compact label such as '3d7', 'sep3+g', '2d'."""
@@ -86,26 +87,26 @@ class NetworkSpec:
     def __post_init__(self):
         object.__setattr__(self, "layers", tuple(self.layers))
         if len(self.layers) != len(LAYER_NAMES):
-            raise ValueError(
+            raise UserError(
                 f"A NetworkSpec needs {len(LAYER_NAMES)} layer specs ({', '.join(LAYER_NAMES)}), "
                 f"got {len(self.layers)}."
             )
         if self.stem.gating:
-            raise ValueError("The stem (Conv_1a) cannot be gated; set gating=False on it.")
+            raise UserError("The stem (Conv_1a) cannot be gated; set gating=False on it.")
         if not self.width_multiplier > 0:
-            raise ValueError(f"width_multiplier must be > 0, got {self.width_multiplier}.")
+            raise UserError(f"width_multiplier must be > 0, got {self.width_multiplier}.")
         if self.min_channels < 1:
-            raise ValueError(f"min_channels must be >= 1, got {self.min_channels}.")
+            raise UserError(f"min_channels must be >= 1, got {self.min_channels}.")
         if self.convention not in BN_CONVENTIONS:
-            raise ValueError(f"Unknown convention {self.convention!r}; use one of {BN_CONVENTIONS}.")
+            raise UserError(f"Unknown convention {self.convention!r}; use one of {BN_CONVENTIONS}.")
         if self.padding not in PADDING_MODES:
-            raise ValueError(f"Unknown padding {self.padding!r}; use one of {PADDING_MODES}.")
+            raise UserError(f"Unknown padding {self.padding!r}; use one of {PADDING_MODES}.")
         if self.temporal_padding not in TEMPORAL_PADDINGS:
-            raise ValueError(
+            raise UserError(
                 f"Unknown temporal_padding {self.temporal_padding!r}; use one of {TEMPORAL_PADDINGS}."
             )
         if not 0.0 <= self.dropout_rate < 1.0:
-            raise ValueError(f"dropout_rate must be in [0, 1), got {self.dropout_rate}.")
+            raise UserError(f"dropout_rate must be in [0, 1), got {self.dropout_rate}.")
 
     def channels(self, width: int) -> int:
         return max(self.min_channels, int(width * self.width_multiplier))

@@ -45,6 +45,7 @@ from typing import Any
 
 import jax.numpy as jnp
 
+from video_s3d.errors import UserError
 from video_s3d.models.inception import VideoInception
 from video_s3d.models.spec import LAYER_NAMES, TWO_D, LayerSpec, NetworkSpec
 
@@ -119,7 +120,7 @@ def names(include_tiny: bool = True) -> list[str]:
 
 def get_spec(name: str) -> NetworkSpec:
     if name not in _SPECS:
-        raise ValueError(
+        raise UserError(
             f"Unknown model {name!r}; valid names: {', '.join(_BASE_NAMES)}, "
             f"top_heavy_{{i3d,s3d}}_K and bottom_heavy_{{i3d,s3d}}_K for K in 0..{len(LAYER_NAMES)}, "
             f"each also as {TINY_PREFIX}<name>."
@@ -130,7 +131,7 @@ def get_spec(name: str) -> NetworkSpec:
 def _compute_dtype(dtype: Any) -> Any:
     key = dtype if isinstance(dtype, str) else jnp.dtype(dtype).name
     if key not in _DTYPES:
-        raise ValueError(f"Unsupported compute dtype {dtype!r}; use one of {list(_DTYPES)}.")
+        raise UserError(f"Unsupported compute dtype {dtype!r}; use one of {list(_DTYPES)}.")
     return _DTYPES[key]
 
 
@@ -138,14 +139,14 @@ def create_from_spec(spec: NetworkSpec, num_classes: int, **overrides) -> VideoI
     """A `VideoInception` for `spec`; see `create` for the overrides."""
     unknown = sorted(set(overrides) - set(OVERRIDES))
     if unknown:
-        raise ValueError(f"Unknown model override(s) {unknown}; valid: {', '.join(OVERRIDES)}.")
+        raise UserError(f"Unknown model override(s) {unknown}; valid: {', '.join(OVERRIDES)}.")
     if not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(f"num_classes must be a positive int, got {num_classes!r}.")
+        raise UserError(f"num_classes must be a positive int, got {num_classes!r}.")
     spec_changes = {k: overrides[k] for k in _SPEC_OVERRIDES if k in overrides}
     spec = spec.replace(**spec_changes)  # NetworkSpec validates the values.
     bn_axis_name = overrides.get("bn_axis_name")
     if bn_axis_name is not None and not isinstance(bn_axis_name, str):
-        raise ValueError(f"bn_axis_name must be a mesh axis name (str) or None, got {bn_axis_name!r}.")
+        raise UserError(f"bn_axis_name must be a mesh axis name (str) or None, got {bn_axis_name!r}.")
     return VideoInception(
         spec=spec,
         num_classes=num_classes,
