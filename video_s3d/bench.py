@@ -35,6 +35,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                                      description=__doc__.split("\n")[0])
     parser.add_argument("--sections", default=",".join(SECTIONS),
                         help=f"comma-separated subset of {','.join(SECTIONS)}")
+    parser.add_argument("--quickstart_models", default="tiny_s3dg,tiny_i2d")
     parser.add_argument("--torch_python", help="python with torch + torchvision (a separate venv)")
     parser.add_argument("--torch_shape", default="2x16x224",
                         help="batch x frames x size for the PyTorch comparison")
@@ -86,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "quickstart" in args.sections:
         rows = [figures.lowering_speedup(name, **figures.QUICKSTART_SHAPE, rounds=args.rounds,
                                          steps=args.steps, progress=progress)
-                for name in figures.QUICKSTART_MODELS]
+                for name in args.quickstart_models.split(",")]
         report["quickstart"] = rows
         print("\n`make run` shapes: training step, old CPU lowering vs new (same run)")
         print(f"{'model':<12} {'shape':<12} {'old ms':>8} {'new ms':>8} {'speed-up':>9}")

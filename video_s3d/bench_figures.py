@@ -20,8 +20,8 @@ from video_s3d import models
 from video_s3d.models import bench as model_bench
 from video_s3d.models import layers
 
-# `make run`'s shapes (experiments/quickstart.py: batch 32, 5 frames, 48x48 crops).
-QUICKSTART_MODELS = ("tiny_s3dg", "tiny_i2d")
+# `make run`'s shapes (experiments/quickstart.py: tiny_s3dg and tiny_i2d, batch 32, 5 frames,
+# 48x48 crops).
 QUICKSTART_SHAPE = dict(batch=32, frames=5, size=48)
 # The lowering before the hand-written conv VJP, and today's.
 OLD_LOWERING, NEW_LOWERING = "unrolled_autodiff", "unrolled"
