@@ -19,12 +19,12 @@ def _native_conv(x, kernel, strides, padding):
     return lax.conv_general_dilated(x, kernel, strides, pads, dimension_numbers=("NDHWC", "DHWIO", "NDHWC"))
 
 
-@pytest.mark.parametrize("lowering", ["unrolled", "unrolled_autodiff"])
+@pytest.mark.parametrize("lowering", ["unrolled", "unrolled_vjp"])
 def test_conv_and_pool_lowerings_compute_the_native_ops(lowering):
     """Per-frame 2D convs, temporal-shift unrolling and separable max-pools must be the
     very same functions as XLA's 3D conv / reduce_window (values and gradients), for
     zero and edge temporal padding, SAME and torchvision's symmetric padding: with the
-    hand-written conv VJP ('unrolled', the CPU default) and with XLA's ('unrolled_autodiff').
+    hand-written conv VJP ('unrolled_vjp') and with XLA's ('unrolled', the CPU default).
     Tolerance: values 2e-5 absolute; gradients 1e-5 of each gradient's largest entry."""
     key1, key2 = jax.random.split(jax.random.key(0))
     x = jax.random.normal(key1, (2, 7, 9, 10, 3))
@@ -95,7 +95,7 @@ def test_conv_and_pool_lowerings_compute_the_native_ops(lowering):
 @pytest.mark.parametrize("convention", ["tf_slim", "torchvision"])
 def test_conv_unit_gradients_of_the_cpu_lowering_equal_the_native_ops(convention):
     """Every conv-unit kind (2D, 3D, separable, with gating), strided, train-mode BN: the
-    parameter and input gradients of the CPU lowering (hand-written conv VJP) equal those
+    parameter and input gradients of the 'unrolled_vjp' lowering (hand-written VJP) equal those
     of XLA's native 3D conv / reduce_window within 1e-4 of each gradient's scale."""
     x = jax.random.normal(jax.random.key(4), (2, 5, 9, 9, 4))
     for kind in layers.CONV_KINDS:
@@ -111,12 +111,12 @@ def test_conv_unit_gradients_of_the_cpu_lowering_equal_the_native_ops(convention
             return jnp.sum(jnp.sin(pooled * 3.0))
 
         grads = {}
-        for implementation in ("unrolled", "native"):
+        for implementation in ("unrolled_vjp", "native"):
             with layers.window_ops(implementation):
                 grads[implementation] = jit(jax.grad(loss, argnums=(0, 1)))(variables["params"], x)
         leaves = jax.tree.leaves(grads["native"])
         assert len(leaves) >= 3 and all(float(jnp.abs(b).max()) > 0 for b in leaves)
-        for a, b in zip(jax.tree.leaves(grads["unrolled"]), leaves):
+        for a, b in zip(jax.tree.leaves(grads["unrolled_vjp"]), leaves):
             np.testing.assert_allclose(a, b, atol=1e-4 * float(jnp.abs(b).max()))
 
 

@@ -6,8 +6,8 @@ r"""Every performance figure of issue 20 in one run, as side-by-side ratios.
 
 Sections:
   quickstart  tiny S3D-G / I2D at `make run`'s shapes (32x5x48^2): training step (forward,
-              backward, SGD update) with the CPU lowering before the hand-written conv VJP
-              ('unrolled_autodiff') and today's ('unrolled'), alternating rounds.
+              backward, SGD update) with the default CPU lowering ('unrolled', XLA's conv
+              gradients) and the hand-written conv VJP ('unrolled_vjp'), alternating rounds.
   torch       s3d_torchvision at --torch_shape (default 2x16x224^2) against torchvision's S3D
               (video_s3d/bench_torch.py in --torch_python's interpreter, --threads threads),
               alternating rounds. Without --torch_python only our two lowerings are timed.
@@ -39,7 +39,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--torch_python", help="python with torch + torchvision (a separate venv)")
     parser.add_argument("--torch_shape", default="2x16x224",
                         help="batch x frames x size for the PyTorch comparison")
-    parser.add_argument("--torch_lowerings", default="unrolled,unrolled_autodiff",
+    parser.add_argument("--torch_lowerings", default="unrolled,unrolled_vjp",
                         help="our CPU lowerings to time against PyTorch (the first is ours)")
     parser.add_argument("--threads", type=int, default=os.cpu_count(),
                         help="torch threads; XLA:CPU uses every core of the machine")

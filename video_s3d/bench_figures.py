@@ -23,8 +23,8 @@ from video_s3d.models import layers
 # `make run`'s shapes (experiments/quickstart.py: tiny_s3dg and tiny_i2d, batch 32, 5 frames,
 # 48x48 crops).
 QUICKSTART_SHAPE = dict(batch=32, frames=5, size=48)
-# The lowering before the hand-written conv VJP, and today's.
-OLD_LOWERING, NEW_LOWERING = "unrolled_autodiff", "unrolled"
+# The CPU default lowering (XLA's conv gradients) and the opt-in hand-written conv VJP.
+OLD_LOWERING, NEW_LOWERING = "unrolled", "unrolled_vjp"
 
 
 def compiled_sgd_step(name: str, batch: int, frames: int, size: int, lowering: str,

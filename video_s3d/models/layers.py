@@ -71,13 +71,12 @@ def padding_pairs(
 # maxima over shifted slices along t, h, w: the same function, 4-6x faster on CPU.
 # 'native' keeps the single XLA op, best on GPU/TPU (cuDNN 3D conv). 'auto' picks
 # 'unrolled' on CPU and 'native' elsewhere.
-# 'unrolled' also differentiates every 2D conv with its own VJP (`_conv2d`): XLA:CPU's
-# kernel gradient of a conv (a conv whose window is the whole image) ran 10-37x slower
-# than the forward conv (measured: 3.1 s vs 85 ms for a 1x1 conv on 80x28x28x64), while
-# the same sums as one matmul take a fraction of that. 'unrolled_autodiff' is the
-# previous lowering (same forward, XLA's own conv gradients), kept for side-by-side
-# benchmarks (python -m video_s3d.bench).
-WINDOW_OP_IMPLEMENTATIONS = ("auto", "native", "unrolled", "unrolled_autodiff")
+# 'unrolled_vjp' also differentiates every 2D conv with its own VJP (`_conv2d`): XLA:CPU's
+# kernel gradient of a large conv (a conv whose window is the whole image) ran 10-37x slower
+# than the forward conv (measured: 3.1 s vs 85 ms for a 1x1 conv on 80x28x28x64); one im2col
+# matmul takes a fraction of that. But at `make run`'s tiny shapes the whole tiny_s3dg step
+# was 2.6x SLOWER with it (313 vs 817 ms, one run), so it is opt-in, not the CPU default.
+WINDOW_OP_IMPLEMENTATIONS = ("auto", "native", "unrolled", "unrolled_vjp")
 _window_ops = contextvars.ContextVar("window_ops", default="auto")
 
 
@@ -102,7 +101,7 @@ def _unrolled() -> bool:
 
 
 def _custom_conv_gradients() -> bool:
-    return _unrolled() and _window_ops.get() != "unrolled_autodiff"
+    return _window_ops.get() == "unrolled_vjp"
 
 
 def _shifted_slices(
