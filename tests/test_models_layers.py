@@ -11,7 +11,7 @@ from jax import lax
 from video_s3d import cost
 from video_s3d.models import layers
 
-from models_testing import jit
+from models_testing import jit, lively
 
 
 def _native_conv(x, kernel, strides, padding):
@@ -19,13 +19,20 @@ def _native_conv(x, kernel, strides, padding):
     return lax.conv_general_dilated(x, kernel, strides, pads, dimension_numbers=("NDHWC", "DHWIO", "NDHWC"))
 
 
-def test_conv_and_pool_lowerings_compute_the_native_ops():
+@pytest.mark.parametrize("lowering", ["unrolled", "unrolled_vjp"])
+def test_conv_and_pool_lowerings_compute_the_native_ops(lowering):
     """Per-frame 2D convs, temporal-shift unrolling and separable max-pools must be the
     very same functions as XLA's 3D conv / reduce_window (values and gradients), for
-    zero and edge temporal padding."""
+    zero and edge temporal padding, SAME and torchvision's symmetric padding: with the
+    hand-written conv VJP ('unrolled_vjp') and with XLA's ('unrolled', the CPU default).
+    Tolerance: values 2e-5 absolute; gradients 1e-5 of each gradient's largest entry."""
     key1, key2 = jax.random.split(jax.random.key(0))
     x = jax.random.normal(key1, (2, 7, 9, 10, 3))
-    cases = [((1, 7, 7), (2, 2, 2)), ((3, 3, 3), (1, 1, 1)), ((7, 1, 1), (2, 1, 1))]
+    # (kernel, strides): 2D with stride (Conv_1a-like), 3D, temporal half of a separable
+    # conv (strided and not), pointwise, 2D 3x3 with spatial stride, strided 3D.
+    cases = [((1, 7, 7), (2, 2, 2)), ((3, 3, 3), (1, 1, 1)), ((7, 1, 1), (2, 1, 1)),
+             ((3, 1, 1), (1, 1, 1)), ((1, 1, 1), (1, 1, 1)), ((1, 3, 3), (1, 2, 2)),
+             ((3, 3, 3), (2, 2, 2))]
     kernels = [jax.random.normal(jax.random.fold_in(key2, i), (*k, 3, 4)) for i, (k, _) in enumerate(cases)]
     pools = [((1, 3, 3), (1, 2, 2)), ((3, 3, 3), (1, 1, 1)), ((3, 3, 3), (2, 2, 2)), ((2, 2, 2), (2, 2, 2))]
 
@@ -43,12 +50,12 @@ def test_conv_and_pool_lowerings_compute_the_native_ops():
         return sum(jnp.sum(jnp.sin(y)) for y in both_paddings(x, kernels))
 
     results = {}
-    for implementation in ("unrolled", "native"):
+    for implementation in (lowering, "native"):
         with layers.window_ops(implementation):
             results[implementation] = jit(
                 lambda x, k: (both_paddings(x, k), jax.grad(loss, argnums=(0, 1))(x, k))
             )(x, kernels)
-    (ours, our_grads), (native, native_grads) = results["unrolled"], results["native"]
+    (ours, our_grads), (native, native_grads) = results[lowering], results["native"]
 
     def xla_ops(x, kernels):  # one XLA 3D conv / reduce_window per case, for reference
         out = []
@@ -83,6 +90,34 @@ def test_conv_and_pool_lowerings_compute_the_native_ops():
             pass
     with pytest.raises(ValueError, match="temporal padding 'reflect'; use one of"):
         layers.conv3d(x, kernels[1], (1, 1, 1), "same", "reflect")
+
+
+@pytest.mark.parametrize("convention", ["tf_slim", "torchvision"])
+def test_conv_unit_gradients_of_the_cpu_lowering_equal_the_native_ops(convention):
+    """Every conv-unit kind (2D, 3D, separable, with gating), strided, train-mode BN: the
+    parameter and input gradients of the 'unrolled_vjp' lowering (hand-written VJP) equal those
+    of XLA's native 3D conv / reduce_window within 1e-4 of each gradient's scale."""
+    x = jax.random.normal(jax.random.key(4), (2, 5, 9, 9, 4))
+    for kind in layers.CONV_KINDS:
+        unit = layers.ConvUnit(6, 3, temporal_kernel=3, strides=(2, 2, 2), kind=kind,
+                               gating=kind == "separable", convention=convention,
+                               padding="symmetric" if convention == "torchvision" else "same")
+        variables = lively(unit.init(jax.random.key(0), x, train=False))
+
+        def loss(params, x):
+            y, _ = unit.apply({**variables, "params": params}, x, train=True,
+                              mutable=["batch_stats"])
+            pooled = layers.max_pool3d(y, (3, 3, 3), (2, 2, 2), unit.padding)
+            return jnp.sum(jnp.sin(pooled * 3.0))
+
+        grads = {}
+        for implementation in ("unrolled_vjp", "native"):
+            with layers.window_ops(implementation):
+                grads[implementation] = jit(jax.grad(loss, argnums=(0, 1)))(variables["params"], x)
+        leaves = jax.tree.leaves(grads["native"])
+        assert len(leaves) >= 3 and all(float(jnp.abs(b).max()) > 0 for b in leaves)
+        for a, b in zip(jax.tree.leaves(grads["unrolled_vjp"]), leaves):
+            np.testing.assert_allclose(a, b, atol=1e-4 * float(jnp.abs(b).max()))
 
 
 def test_batch_norm_matches_flax():

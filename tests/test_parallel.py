@@ -1,10 +1,13 @@
-"""Data parallelism: mesh and array moves, and one train step on 1 device == on 8 devices."""
+"""Data parallelism: mesh and array moves, one train step on 1 device == on 8 devices, and
+one gradient all-reduce per step (compiled HLO)."""
+import re
+
 import jax
 import numpy as np
 import pytest
 
 from tests.training_testing import random_batch, one_train_step, small_config
-from video_s3d import optim, parallel, train_state
+from video_s3d import optim, parallel, train, train_state
 
 
 def test_host_batches_become_batch_sharded_global_arrays_and_back():
@@ -65,3 +68,34 @@ def test_per_device_batch_norm_statistics_are_averaged_so_replicas_agree():
         for copy in copies[1:]:
             np.testing.assert_array_equal(copy, copies[0])
     assert np.isfinite(float(metrics["loss"]))
+
+
+def _compiled_all_reduces(config):
+    """(result shapes) of every all-reduce in the compiled 8-device train step."""
+    mesh = parallel.make_mesh(jax.devices()[:8])
+    model = train_state.create_model(config, config.data.num_classes)
+    tx = optim.make_optimizer(config.optim, config.num_train_steps)
+    state = train_state.create_state(model, tx, config, mesh, jax.random.key(0))
+    step = train.make_train_step(
+        model, tx, optim.make_schedule(config.optim, config.num_train_steps), mesh,
+        num_classes=config.data.num_classes, label_smoothing=0.1,
+        sync_batch_norm=config.sync_batch_norm, freeze_batch_norm=False, seed=0)
+    batch = parallel.host_to_global(random_batch(config, 16), mesh)
+    hlo = step.lower(state, batch).compile().as_text()
+    lines = [line for line in hlo.splitlines() if re.search(r"= .* all-reduce(-start)?\(", line)]
+    num_params = sum(leaf.size for leaf in jax.tree.leaves(state.params))
+    return [line.split(" all-reduce")[0] for line in lines], num_params
+
+
+@pytest.mark.parametrize("sync_batch_norm", [False, True])
+def test_every_gradient_travels_in_one_all_reduce_per_step(sync_batch_norm):
+    results, num_params = _compiled_all_reduces(small_config(sync_batch_norm=sync_batch_norm))
+    carrying_gradients = [r for r in results if f"f32[{num_params}]" in r]
+    assert len(carrying_gradients) == 1, results
+    if sync_batch_norm:
+        # The forward pass's BN statistics and their backward pass are all-reduces of their own
+        # (2 BN layers here); none of them is parameter-sized.
+        assert all(r == carrying_gradients[0] or f"[{num_params}]" not in r for r in results)
+    else:
+        # Gradients, averaged BN statistics and metrics: XLA combines them all into one.
+        assert len(results) == 1, results

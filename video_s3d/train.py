@@ -73,7 +73,7 @@ def make_train_step(model, tx: optax.GradientTransformation, schedule: optax.Sch
             return loss, (logits, new_stats)
 
         (loss, (logits, new_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-        grads = lax.pmean(grads, parallel.BATCH_AXIS)
+        grads = parallel.fused_pmean(grads)  # one all-reduce for every gradient
         if not sync_batch_norm and not freeze_batch_norm:
             # Per-device statistics differ; average them so the replicas stay identical.
             new_stats = lax.pmean(new_stats, parallel.BATCH_AXIS)

@@ -109,6 +109,70 @@ def benchmark(
     )
 
 
+def sgd_train_step(model, num_classes: int, learning_rate: float = 0.01):
+    """(params, batch_stats, momentum, x, labels) -> same, loss: forward, backward and an
+    SGD-with-momentum update, the step PyTorch's `loss.backward(); opt.step()` performs."""
+    tx = optax.sgd(learning_rate, momentum=0.9)
+
+    def step(params, batch_stats, opt_state, x, labels):
+        def loss_fn(params):
+            logits, new_state = model.apply(
+                {"params": params, "batch_stats": batch_stats}, x, train=True,
+                mutable=["batch_stats"], rngs={"dropout": jax.random.key(1)},
+            )
+            loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+            return loss, new_state["batch_stats"]
+
+        (loss, new_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), new_stats, opt_state, loss
+
+    return tx, step
+
+
+def train_step_inputs(model, tx, batch: int, frames: int, size: int, num_classes: int,
+                      abstract: bool = False):
+    """Arguments of `sgd_train_step`'s step: random clips and freshly initialised variables
+    (`abstract`: only their shapes, for compile-only memory analysis)."""
+    shape = (batch, frames, size, size, 3)
+    key_x, key_y, key_init = jax.random.split(jax.random.key(0), 3)
+
+    def make():
+        x = jax.random.uniform(key_x, shape, minval=-1.0, maxval=1.0)
+        labels = jax.random.randint(key_y, (batch,), 0, num_classes)
+        variables = model.init({"params": key_init}, x, train=False)
+        opt_state = tx.init(variables["params"])
+        return variables["params"], variables["batch_stats"], opt_state, x, labels
+
+    if abstract:
+        return jax.eval_shape(make)
+    return jax.jit(make, compiler_options=FAST_COMPILE_OPTIONS
+                   if jax.default_backend() == "cpu" else None)()
+
+
+def train_memory(name: str, frames: int, size: int, batch: int, *, remat: bool,
+                 dtype: str = "bfloat16", num_classes: int = 400,
+                 lowering: str = "native") -> dict:
+    """XLA's memory analysis of the compiled SGD train step (compiled only, never run).
+
+    `lowering` 'native' is the accelerator program (one XLA 3D conv per conv). Returns
+    bytes: temp (activations and scratch), argument, output, and peak = their sum less
+    what outputs alias (donated) arguments."""
+    from video_s3d.models import layers  # noqa: PLC0415 -- avoid a cycle at import
+
+    model = models.create(name, num_classes, dtype=dtype, remat=remat)
+    tx, step = sgd_train_step(model, num_classes)
+    with layers.window_ops(lowering):
+        args = train_step_inputs(model, tx, batch, frames, size, num_classes, abstract=True)
+        options = FAST_COMPILE_OPTIONS if jax.default_backend() == "cpu" else None
+        compiled = jax.jit(step).lower(*args).compile(options)
+    analysis = compiled.memory_analysis()
+    temp, argument = analysis.temp_size_in_bytes, analysis.argument_size_in_bytes
+    output, alias = analysis.output_size_in_bytes, analysis.alias_size_in_bytes
+    return {"temp": temp, "argument": argument, "output": output,
+            "peak": temp + argument + output - alias}
+
+
 def format_table(results: Sequence[BenchResult]) -> str:
     header = (
         f"{'model':<24} {'GMACs/clip':>10} {'params':>11} {'act. mem':>10} {'compile s':>9} "

@@ -71,7 +71,12 @@ def padding_pairs(
 # maxima over shifted slices along t, h, w: the same function, 4-6x faster on CPU.
 # 'native' keeps the single XLA op, best on GPU/TPU (cuDNN 3D conv). 'auto' picks
 # 'unrolled' on CPU and 'native' elsewhere.
-WINDOW_OP_IMPLEMENTATIONS = ("auto", "native", "unrolled")
+# 'unrolled_vjp' also differentiates every 2D conv with its own VJP (`_conv2d`): XLA:CPU's
+# kernel gradient of a large conv (a conv whose window is the whole image) ran 10-37x slower
+# than the forward conv (measured: 3.1 s vs 85 ms for a 1x1 conv on 80x28x28x64); one im2col
+# matmul takes a fraction of that. But at `make run`'s tiny shapes the whole tiny_s3dg step
+# was 2.6x SLOWER with it (313 vs 817 ms, one run), so it is opt-in, not the CPU default.
+WINDOW_OP_IMPLEMENTATIONS = ("auto", "native", "unrolled", "unrolled_vjp")
 _window_ops = contextvars.ContextVar("window_ops", default="auto")
 
 
@@ -92,7 +97,11 @@ def window_ops(implementation: str):
 
 def _unrolled() -> bool:
     choice = _window_ops.get()
-    return choice == "unrolled" or (choice == "auto" and jax.default_backend() == "cpu")
+    return choice.startswith("unrolled") or (choice == "auto" and jax.default_backend() == "cpu")
+
+
+def _custom_conv_gradients() -> bool:
+    return _window_ops.get() == "unrolled_vjp"
 
 
 def _shifted_slices(
@@ -109,14 +118,66 @@ def _shifted_slices(
     ]
 
 
+_NHWC = ("NHWC", "HWIO", "NHWC")
+# Above this many elements the kernel gradient's patch matrix is not built whole (one matmul
+# per kernel tap instead): 64M float32 = 256 MiB of transient memory.
+_MAX_PATCH_ELEMENTS = 64 * 2**20
+
+
+def _conv2d_xla(x, kernel, strides, pads):
+    return lax.conv_general_dilated(x, kernel, strides, pads, dimension_numbers=_NHWC)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _conv2d(x: jax.Array, kernel: jax.Array, strides: tuple, pads: tuple) -> jax.Array:
+    """NHWC 2D conv, explicit (low, high) pads; gradients by `_conv2d_backward`."""
+    return _conv2d_xla(x, kernel, strides, pads)
+
+
+def _conv2d_forward(x, kernel, strides, pads):
+    return _conv2d_xla(x, kernel, strides, pads), (x, kernel)
+
+
+def _conv2d_backward(strides, pads, residuals, grad_y):
+    """Input gradient: XLA's own (a transposed conv, as fast as the forward pass for stride
+    1). Kernel gradient: dK[a, b] = sum over output positions of x_pad[s*i + a, s*j + b]^T
+    dY[i, j], i.e. the strided input patches times dY as one matmul (patches side by side,
+    im2col) or, for large inputs, one matmul per kernel tap; float32 accumulation."""
+    x, kernel = residuals
+    _, input_vjp = jax.vjp(lambda x: _conv2d_xla(x, kernel, strides, pads), x)
+    (grad_x,) = input_vjp(grad_y)
+    kh, kw, cin, cout = kernel.shape
+    n, out_h, out_w, _ = grad_y.shape
+    x_pad = jnp.pad(x, [(0, 0), pads[0], pads[1], (0, 0)])
+    taps = [
+        lax.slice(x_pad, (0, a, b, 0),
+                  (n, a + (out_h - 1) * strides[0] + 1, b + (out_w - 1) * strides[1] + 1, cin),
+                  (1, strides[0], strides[1], 1)).reshape(-1, cin)
+        for a in range(kh) for b in range(kw)
+    ]
+    dy = grad_y.reshape(-1, cout)
+
+    def patches_t_dy(patches):  # [M, K]^T [M, cout] -> [K, cout]
+        return lax.dot_general(patches, dy, (((0,), (0,)), ((), ())),
+                               preferred_element_type=jnp.float32)
+
+    if len(taps) == 1 or dy.shape[0] * kh * kw * cin <= _MAX_PATCH_ELEMENTS:
+        grad_k = patches_t_dy(jnp.concatenate(taps, axis=1) if len(taps) > 1 else taps[0])
+    else:
+        grad_k = jnp.concatenate([patches_t_dy(tap) for tap in taps], axis=0)
+    return grad_x, grad_k.reshape(kernel.shape).astype(kernel.dtype)
+
+
+_conv2d.defvjp(_conv2d_forward, _conv2d_backward)
+
+
 def _conv_frames(x: jax.Array, kernel_2d: jax.Array, strides_hw, padding: str) -> jax.Array:
     """2D conv of every frame: time folded into the batch."""
     b, t = x.shape[:2]
     frames = x.reshape(b * t, *x.shape[2:])
-    pads = padding_pairs(frames.shape[1:3], kernel_2d.shape[:2], strides_hw, padding)
-    y = lax.conv_general_dilated(
-        frames, kernel_2d, tuple(strides_hw), pads, dimension_numbers=("NHWC", "HWIO", "NHWC")
-    )
+    pads = tuple(padding_pairs(frames.shape[1:3], kernel_2d.shape[:2], strides_hw, padding))
+    conv = _conv2d if _custom_conv_gradients() else _conv2d_xla
+    y = conv(frames, kernel_2d, tuple(strides_hw), pads)
     return y.reshape(b, t, *y.shape[1:])
 
 
