@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import time
 
 import jax
@@ -35,6 +36,7 @@ class DemoConfig:
     batch_size: int = 8
     steps: int = 300
     learning_rate: float = 1e-3
+    precise_bn_batches: int = 4
     seed: int = 0
 
 
@@ -79,12 +81,19 @@ def run(config: DemoConfig, log=print) -> dict:
     train_videos = make_videos(config, 0, config.train_videos)
     eval_videos = make_videos(config, 1, config.eval_videos)
     detect = training.make_detect(model)
+    batch_statistics = training.make_batch_statistics(model)
 
     def evaluate(state):
-        return training.evaluate(detect, state, eval_videos, num_classes, config.num_frames,
-                                 batch_size=config.batch_size)
+        # Precise BatchNorm statistics from training clips (a stream of its own), as for
+        # classification: the running averages of a short run are stale.
+        stats_rng = np.random.default_rng(config.seed + 1)
+        batches = [sample_batch(train_videos, stats_rng, config)[0]
+                   for _ in range(config.precise_bn_batches)]
+        state = training.precise_batch_norm(batch_statistics, state, batches)
+        return state, training.evaluate(detect, state, eval_videos, num_classes,
+                                        config.num_frames, batch_size=config.batch_size)
 
-    untrained = evaluate(state)
+    _, untrained = evaluate(state)
     log(f"untrained: frame-mAP@0.5 {untrained['frame_map@0.5']:.3f}")
     step_fn = training.make_train_step(model, optimizer)
     rng = np.random.default_rng(config.seed)
@@ -101,7 +110,7 @@ def run(config: DemoConfig, log=print) -> dict:
                 f"(rpn {terms['rpn_class']:.3f}/{terms['rpn_box']:.3f}, head "
                 f"{terms['head_class']:.3f}/{terms['head_box']:.3f})  {rate:.2f} steps/s  "
                 f"ETA {(config.steps - step) / max(rate, 1e-9):.0f}s")
-    trained = evaluate(state)
+    state, trained = evaluate(state)
     log(f"trained: frame-mAP@0.5 {trained['frame_map@0.5']:.3f}  video-mAP@0.2 "
         f"{trained['video_map@0.2']:.3f}  @0.5 {trained['video_map@0.5']:.3f}")
     return {"untrained": untrained, "trained": trained, "state": state, "detect": detect,
@@ -147,7 +156,6 @@ def main():
     result = run(config)
     print("per-class frame-AP@0.5:", np.round(result["trained"]["frame_ap@0.5"], 3))
     if args.out:
-        import os
         os.makedirs(args.out, exist_ok=True)
         path = os.path.join(args.out, "detections.png")
         contact_sheet(result["detect"], result["state"], result["eval_videos"][:4], path,

@@ -17,6 +17,7 @@ import optax
 from video_s3d import normalization
 from video_s3d.detection import linking, metrics
 from video_s3d.detection.model import ActionDetector, detection_loss, postprocess
+from video_s3d.models.layers import BN_MOMENTUM
 
 
 class LabelledVideo(NamedTuple):
@@ -84,6 +85,37 @@ def make_train_step(model: ActionDetector, optimizer: optax.GradientTransformati
         return TrainState(params, batch_stats, opt_state), {"loss": loss, **terms}
 
     return step
+
+
+def make_batch_statistics(model: ActionDetector,
+                          norm: normalization.Normalization = normalization.Normalization()
+                          ) -> Callable:
+    """stats(params, batch_stats, clips) -> the BatchNorm statistics of this batch, every layer.
+
+    BN keeps `ra = m * ra + (1 - m) * batch`; one train-mode pass from ra = 0 leaves
+    (1 - m) * batch. With TF-Slim's m = 0.999 a short run's running averages still mostly hold
+    their initial values, so evaluation uses `precise_batch_norm`'s averages instead (as
+    video_s3d/train.py's precise BatchNorm does for classification).
+    """
+
+    @jax.jit
+    def stats(params, batch_stats, clips):
+        zeros = jax.tree.map(jnp.zeros_like, batch_stats)
+        _, mutated = model.apply({"params": params, "batch_stats": zeros}, norm(clips),
+                                 train=True, mutable=["batch_stats"])
+        return jax.tree.map(lambda s: s / (1.0 - BN_MOMENTUM), mutated["batch_stats"])
+
+    return stats
+
+
+def precise_batch_norm(stats: Callable, state: TrainState, batches: Iterable) -> TrainState:
+    """`state` with its running averages replaced by the mean statistics over `batches`."""
+    total, count = None, 0
+    for clips in batches:
+        batch = stats(state.params, state.batch_stats, clips)
+        total = batch if total is None else jax.tree.map(jnp.add, total, batch)
+        count += 1
+    return state._replace(batch_stats=jax.tree.map(lambda s: s / count, total))
 
 
 def make_detect(model: ActionDetector, max_detections: int = 20,
