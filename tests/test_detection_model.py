@@ -80,14 +80,15 @@ def test_detector_shapes_and_trunk_from_a_classifier():
                                     aspect_ratios=(1.0,), rpn_channels=8, head_channels=16,
                                     roi_size=2, pre_nms_proposals=20, num_proposals=5)
     video = jnp.zeros((2, 4, 32, 32, 3))
-    variables = detector.init(jax.random.PRNGKey(0), video)
+    # Jitted: op-by-op initialisation of a trunk is many times slower than compiling it.
+    variables = jax.jit(detector.init)(jax.random.PRNGKey(0), video)
     assert "Mixed_4b" not in variables["params"]["backbone"]   # nothing above the feature layer
     gt = jnp.asarray([[A], [B]])
-    out = detector.apply(variables, video, extra_rois=gt)
+    out = jax.jit(functools.partial(detector.apply, extra_rois=gt))(variables, video)
     assert out["rois"].shape == (2, 6, 4) and out["class_logits"].shape == (2, 6, 4)
     np.testing.assert_array_equal(out["rois"][:, -1], gt[:, 0])
     classifier = zoo.create("tiny_s3d", 7)
-    trained = classifier.init(jax.random.PRNGKey(1), video)
+    trained = jax.jit(classifier.init)(jax.random.PRNGKey(1), video)
     loaded = model.load_trunk(variables, trained)
     for name in loaded["params"]["backbone"]:
         for mine, theirs in zip(jax.tree.leaves(loaded["params"]["backbone"][name]),
@@ -96,7 +97,8 @@ def test_detector_shapes_and_trunk_from_a_classifier():
     np.testing.assert_array_equal(loaded["params"]["head_logits"]["kernel"],
                                   variables["params"]["head_logits"]["kernel"])
     with pytest.raises(ValueError, match="same model name"):
-        model.load_trunk(variables, zoo.create("tiny_i3d", 7).init(jax.random.PRNGKey(1), video))
+        model.load_trunk(variables, jax.eval_shape(zoo.create("tiny_i3d", 7).init,
+                                                   jax.random.PRNGKey(1), video))
 
 
 def test_box_ops_run_under_shard_map():
@@ -128,6 +130,7 @@ def test_tiny_detector_learns_the_synthetic_set():
     result = demo.run(config, log=lambda message: None)
     untrained = result["untrained"]["frame_map@0.5"]
     trained = result["trained"]["frame_map@0.5"]
-    # Measured (README): untrained ~0.0, trained ~TBD after 300 steps.
-    assert untrained < 0.05
+    # Measured (README, 2-core CPU): untrained 0.018, trained 0.615 after these 300 steps. The
+    # floor is half the measurement: the run's exact trajectory differs between CPUs.
+    assert untrained < 0.1
     assert trained > 0.3
