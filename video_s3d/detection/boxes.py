@@ -113,7 +113,10 @@ def non_max_suppression(boxes: jax.Array, scores: jax.Array, valid: jax.Array,
         suppressed = jnp.any(keep & overlaps[:, i] & earlier[:, i])
         return keep.at[i].set(sorted_valid[i] & ~suppressed)
 
-    keep = jax.lax.fori_loop(0, num, visit, jnp.zeros((num,), bool))
+    # All False, but derived from the inputs: under shard_map the loop carry must vary over the
+    # mesh exactly as the body's output does, and a fresh constant would not.
+    nothing = overlaps[0] & sorted_valid & False
+    keep = jax.lax.fori_loop(0, num, visit, nothing)
     # Kept boxes first, in score order; the rest are padding.
     rank = jnp.argsort(~keep, stable=True)[:max_outputs]
     if max_outputs > num:
