@@ -85,12 +85,16 @@ def minimum_input(spec: NetworkSpec) -> tuple[int, int]:
 
 
 class Backbone(nn.Module):
-    """Conv_1a ... Mixed_5c; returns every endpoint by layer name."""
+    """Conv_1a ... Mixed_5c; returns every endpoint by layer name.
+
+    `last_layer` stops the network early (a detector that reads Mixed_3c builds, runs and
+    keeps BatchNorm statistics for nothing above it)."""
 
     spec: NetworkSpec
     dtype: Any = jnp.float32
     bn_axis_name: str | None = None
     remat: bool = False
+    last_layer: str = LAYER_NAMES[-1]
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> dict[str, jax.Array]:
@@ -143,6 +147,8 @@ class Backbone(nn.Module):
                     self.bn_axis_name, spec.temporal_padding, name=name,
                 )(x, train)
             endpoints[name] = x
+            if name == self.last_layer:
+                break
         return endpoints
 
 
