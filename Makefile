@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 # The stamp holds a copy of requirements.txt: a changed file means a new install.
 STAMP  := $(VENV)/.requirements.installed
 
-.PHONY: run test test-fast table cost clean-venv
+.PHONY: run test test-fast format table cost clean-venv
 
 $(PY):
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is needed: install it or run 'make PYTHON=/path/to/python3.11 ...'"; exit 1; }
@@ -22,9 +22,16 @@ $(STAMP): requirements.txt | $(PY)
 run: $(STAMP)
 	$(PY) -m experiments.quickstart
 
-# The whole test suite (slow tests included), two workers for the two CPU cores.
+# Formatting and import order first (ruff.toml; fix with `make format`), then the whole test
+# suite (slow tests included), two workers for the two CPU cores.
 test: $(STAMP)
+	$(VENV)/bin/ruff format --check --quiet . || { echo "Formatting differs: run 'make format'."; exit 1; }
+	$(VENV)/bin/ruff check --quiet .
 	$(PY) -m pytest -n 2 --durations=15 -q
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
 
 # Everything but the tests marked slow.
 test-fast: $(STAMP)

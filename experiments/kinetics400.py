@@ -23,6 +23,7 @@ test on all frames with a 224 centre crop, four 64-frame windows reported beside
 Targets, top-1/top-5 (paper's Kinetics-400 table): I3D 71.1/89.3, S3D 72.2/90.6,
 S3D-G 74.7/93.4 (ImageNet-initialised; I3D from scratch: 68.4/88.0, kinetics-i3d README).
 """
+
 import ml_collections
 
 from experiments import recipes, synthetic_motion
@@ -30,13 +31,23 @@ from video_s3d.config_cli import parse_arg
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    arg = parse_arg(arg, model="s3dg", batch=recipes.PAPER_BATCH_SIZE, init="imagenet",
-                    imagenet="", runlocal=False)
+    arg = parse_arg(
+        arg,
+        model="s3dg",
+        batch=recipes.PAPER_BATCH_SIZE,
+        init="imagenet",
+        imagenet="",
+        runlocal=False,
+    )
     recipes.check_model(arg.model)
     config = synthetic_motion.get_config()
     config.model.name = arg.model
-    recipes.apply_paper_recipe(config, dataset="kinetics400", batch_size=arg.batch,
-                               name=f"Kinetics-400 {arg.model} (paper's Kinetics-400 table)")
+    recipes.apply_paper_recipe(
+        config,
+        dataset="kinetics400",
+        batch_size=arg.batch,
+        name=f"Kinetics-400 {arg.model} (paper's Kinetics-400 table)",
+    )
     recipes.apply_init(config, model=arg.model, init=arg.init, imagenet=arg.imagenet)
     if arg.runlocal:
         recipes.apply_runlocal(config)

@@ -15,6 +15,7 @@ dir gives the subset dataset:
 --classes takes a file with one class name per line or a comma-separated list; without it
 the classes are those of the videos in --train_ids.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,31 +40,41 @@ def read_names(spec: str) -> list[str]:
 
 def read_rows(path: str) -> list[dict[str, str]]:
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"Annotation file {path} does not exist; pass the official "
-                                "Kinetics-400 CSV (columns label,youtube_id,time_start,time_end).")
+        raise FileNotFoundError(
+            f"Annotation file {path} does not exist; pass the official "
+            "Kinetics-400 CSV (columns label,youtube_id,time_start,time_end)."
+        )
     with open(path, newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
         missing = set(FIELDS[:4]) - set(reader.fieldnames or ())
         if missing:
-            raise ValueError(f"{path} lacks the columns {sorted(missing)}; pass the official "
-                             "Kinetics-400 CSV.")
+            raise ValueError(
+                f"{path} lacks the columns {sorted(missing)}; pass the official Kinetics-400 CSV."
+            )
         return list(reader)
 
 
 def clip_id(row: dict[str, str]) -> str:
     """The clip file stem the Kinetics builder looks for: <youtube_id>_<start:06d>_<end:06d>."""
-    return f"{row['youtube_id']}_{int(float(row['time_start'])):06d}_{int(float(row['time_end'])):06d}"
+    return (
+        f"{row['youtube_id']}_{int(float(row['time_start'])):06d}_{int(float(row['time_end'])):06d}"
+    )
 
 
-def select_rows(rows: Iterable[dict[str, str]], classes: set[str] | None,
-                ids: set[str] | None) -> list[dict[str, str]]:
-    return [row for row in rows
-            if (classes is None or row["label"] in classes)
-            and (ids is None or row["youtube_id"] in ids)]
+def select_rows(
+    rows: Iterable[dict[str, str]], classes: set[str] | None, ids: set[str] | None
+) -> list[dict[str, str]]:
+    return [
+        row
+        for row in rows
+        if (classes is None or row["label"] in classes)
+        and (ids is None or row["youtube_id"] in ids)
+    ]
 
 
-def make_subset(splits: dict[str, list[dict[str, str]]], videos_root: str, out_dir: str,
-                log=print) -> dict[str, tuple[int, int]]:
+def make_subset(
+    splits: dict[str, list[dict[str, str]]], videos_root: str, out_dir: str, log=print
+) -> dict[str, tuple[int, int]]:
     """Writes out_dir/annotations/*.csv and out_dir/videos/<clip> symlinks; returns, per split,
     (rows written, clips found)."""
     videos = manual_video.index_videos(videos_root)
@@ -72,8 +83,12 @@ def make_subset(splits: dict[str, list[dict[str, str]]], videos_root: str, out_d
     counts = {}
     for split, rows in splits.items():
         found = 0
-        with open(os.path.join(out_dir, "annotations", OUTPUT_CSV[split]), "w", newline="",
-                  encoding="utf-8") as f:
+        with open(
+            os.path.join(out_dir, "annotations", OUTPUT_CSV[split]),
+            "w",
+            newline="",
+            encoding="utf-8",
+        ) as f:
             writer = csv.DictWriter(f, FIELDS, extrasaction="ignore")
             writer.writeheader()
             for row in rows:
@@ -91,13 +106,18 @@ def make_subset(splits: dict[str, list[dict[str, str]]], videos_root: str, out_d
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m experiments.mini_kinetics", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m experiments.mini_kinetics",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--train_csv", required=True)
     parser.add_argument("--val_csv", required=True)
     parser.add_argument("--videos", required=True, help="folder holding the Kinetics-400 clips")
     parser.add_argument("--out", required=True, help="the new manual dir")
-    parser.add_argument("--classes", help="file of class names (one per line) or a comma-separated list")
+    parser.add_argument(
+        "--classes", help="file of class names (one per line) or a comma-separated list"
+    )
     parser.add_argument("--train_ids", help="file of YouTube ids to keep in train (one per line)")
     parser.add_argument("--val_ids", help="file of YouTube ids to keep in validation")
     args = parser.parse_args(argv)
@@ -111,15 +131,21 @@ def main(argv: Sequence[str] | None = None) -> None:
         classes = set(read_names(args.classes))
         unknown = sorted(classes - {row["label"] for row in train_rows})
         if unknown:
-            raise ValueError(f"{len(unknown)} class names are not in {args.train_csv}, e.g. "
-                             f"{unknown[0]!r}; use the exact Kinetics-400 names.")
+            raise ValueError(
+                f"{len(unknown)} class names are not in {args.train_csv}, e.g. "
+                f"{unknown[0]!r}; use the exact Kinetics-400 names."
+            )
     else:
         classes = {row["label"] for row in select_rows(train_rows, None, train_ids)}
-    splits = {"train": select_rows(train_rows, classes, train_ids),
-              "validation": select_rows(val_rows, classes, val_ids)}
+    splits = {
+        "train": select_rows(train_rows, classes, train_ids),
+        "validation": select_rows(val_rows, classes, val_ids),
+    }
     make_subset(splits, args.videos, args.out)
-    print(f"{len(classes)} classes; build it with: python -m video_s3d.data.build "
-          f"--dataset=kinetics400 --manual_dir={args.out} --data_dir=<its own TFDS folder>")
+    print(
+        f"{len(classes)} classes; build it with: python -m video_s3d.data.build "
+        f"--dataset=kinetics400 --manual_dir={args.out} --data_dir=<its own TFDS folder>"
+    )
 
 
 if __name__ == "__main__":

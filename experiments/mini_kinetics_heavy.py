@@ -27,6 +27,7 @@ point, not an ImageNet start, is what differs between rows.
 The paper's finding: at equal FLOPs, top-heavy (3D only in the upper layers) beats
 bottom-heavy, and is faster.
 """
+
 import ml_collections
 
 from experiments import recipes, synthetic_motion
@@ -36,19 +37,26 @@ STEPS_SOURCE = "not published; our choice: ~the Kinetics recipe's epochs on Mini
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    arg = parse_arg(arg, model="top_heavy_i3d_3", data_dir="", batch=recipes.PAPER_BATCH_SIZE,
-                    runlocal=False)
+    arg = parse_arg(
+        arg, model="top_heavy_i3d_3", data_dir="", batch=recipes.PAPER_BATCH_SIZE, runlocal=False
+    )
     recipes.check_model(arg.model)
     if not arg.data_dir and not arg.runlocal:
-        raise ValueError("Pass data_dir=<TFDS folder of the Mini-Kinetics build> in the config's "
-                         "argument string (see experiments/mini_kinetics.py to make one).")
+        raise ValueError(
+            "Pass data_dir=<TFDS folder of the Mini-Kinetics build> in the config's "
+            "argument string (see experiments/mini_kinetics.py to make one)."
+        )
     config = synthetic_motion.get_config()
     config.model.name = arg.model
-    recipes.apply_paper_recipe(config, dataset="kinetics400", batch_size=arg.batch,
-                               num_train_steps=40_000, boundaries=(30_000, 35_000),
-                               steps_source=STEPS_SOURCE,
-                               name=f"Mini-Kinetics-200 heavy sweep, {arg.model} "
-                                    "(paper's bottom-/top-heavy figure)")
+    recipes.apply_paper_recipe(
+        config,
+        dataset="kinetics400",
+        batch_size=arg.batch,
+        num_train_steps=40_000,
+        boundaries=(30_000, 35_000),
+        steps_source=STEPS_SOURCE,
+        name=f"Mini-Kinetics-200 heavy sweep, {arg.model} (paper's bottom-/top-heavy figure)",
+    )
     config.recipe.paper_init_source = "not published; our choice: scratch"
     config.data.data_dir = arg.data_dir or None
     config.eval_every_steps = 5000

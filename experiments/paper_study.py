@@ -26,6 +26,7 @@ seed read the same training stream), with a 95% Student-t interval and the small
 the study could detect; the verdict is reproduced / not reproduced / inconclusive from that
 interval (see `findings_markdown`). One seed leaves only evaluation noise in the interval.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,8 +41,8 @@ from scipy import stats
 
 from experiments import runs as runs_lib
 from experiments import speed_accuracy
-from video_s3d.config_cli import parse_arg
 from video_s3d import train_state
+from video_s3d.config_cli import parse_arg
 from video_s3d.models import zoo
 
 CONFIG = "experiments/synthetic_motion.py"
@@ -81,7 +82,7 @@ RUN_SETTINGS = {
     "optim.name": "adamw",
     "optim.learning_rate": 0.003,
     "optim.weight_decay": 1e-4,
-    "eval_every_steps": 0,             # evaluate once, at the end
+    "eval_every_steps": 0,  # evaluate once, at the end
 }
 
 
@@ -91,24 +92,32 @@ def study_models() -> list[str]:
     return [zoo.TINY_PREFIX + m for m in (*BASE_MODELS, *heavy)]
 
 
-def endpoint_frames(model: str, endpoint: str = "Mixed_5c", num_frames: int | None = None,
-                    crop_size: int | None = None) -> int:
+def endpoint_frames(
+    model: str,
+    endpoint: str = "Mixed_5c",
+    num_frames: int | None = None,
+    crop_size: int | None = None,
+) -> int:
     """Frames left at `endpoint` of `model` on the study's clips (or the given shape), read from
     the model's endpoints by jax.eval_shape (nothing is computed)."""
     import jax
     import jax.numpy as jnp
+
     from video_s3d import models
+
     num_frames = num_frames or RUN_SETTINGS["data.num_frames"]
     crop_size = crop_size or RUN_SETTINGS["data.crop_size"]
     network = models.create(model, 10)
 
     def endpoints(clip):
-        variables = network.init({"params": jax.random.key(0), "dropout": jax.random.key(1)},
-                                 clip, train=False)
+        variables = network.init(
+            {"params": jax.random.key(0), "dropout": jax.random.key(1)}, clip, train=False
+        )
         return network.apply(variables, clip, return_endpoints=True)[1]
 
-    shapes = jax.eval_shape(endpoints, jax.ShapeDtypeStruct(
-        (1, num_frames, crop_size, crop_size, 3), jnp.float32))
+    shapes = jax.eval_shape(
+        endpoints, jax.ShapeDtypeStruct((1, num_frames, crop_size, crop_size, 3), jnp.float32)
+    )
     return int(shapes[endpoint].shape[1])
 
 
@@ -127,20 +136,30 @@ def get_sweep(arg: str | None = None) -> list[runs_lib.Run]:
         "cpu_fast_compile": train_state.fast_compile_pays_off(arg.steps),
         **({"data.data_dir": arg.data_dir} if arg.data_dir else {}),
     }
-    return runs_lib.grid(CONFIG, models=study_models(), datasets=TASKS, dataset_key="config",
-                         seeds=range(arg.seeds), overrides=[overrides])
+    return runs_lib.grid(
+        CONFIG,
+        models=study_models(),
+        datasets=TASKS,
+        dataset_key="config",
+        seeds=range(arg.seeds),
+        overrides=[overrides],
+    )
 
 
 # --------------------------------------------------------------------------- findings
 @dataclasses.dataclass(frozen=True)
 class Finding:
     claim: str
-    verdict: str    # one of VERDICTS
+    verdict: str  # one of VERDICTS
     evidence: str
 
 
 REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE, MISSING = (
-    "reproduced", "not reproduced", "inconclusive", "missing runs")
+    "reproduced",
+    "not reproduced",
+    "inconclusive",
+    "missing runs",
+)
 VERDICTS = (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE, MISSING)
 # Two-sided 95% intervals; "detectable" is the smallest true effect such a study finds at 95%
 # confidence with 80% power. Not published; our choices, the conventional ones.
@@ -163,6 +182,7 @@ def run_seed(row: speed_accuracy.RunRow) -> int:
 @dataclasses.dataclass(frozen=True)
 class Interval:
     """Mean of per-seed values with its confidence interval and detectable effect."""
+
     mean: float
     low: float
     high: float
@@ -172,12 +192,13 @@ class Interval:
     def text(self, signed: bool = True) -> str:
         """A difference (signed, in points) or a level (in %), with interval and detectable
         effect."""
-        basis = (f"{self.num_seeds} seeds" if self.num_seeds > 1
-                 else "1 seed: evaluation noise only")
+        basis = f"{self.num_seeds} seeds" if self.num_seeds > 1 else "1 seed: evaluation noise only"
         sign, unit = ("+", " points") if signed else ("", "%")
-        return (f"{100 * self.mean:{sign}.1f}{unit} (95% CI {100 * self.low:{sign}.1f} to "
-                f"{100 * self.high:{sign}.1f}, {basis}; detectable >= "
-                f"{100 * self.detectable:.1f} points)")
+        return (
+            f"{100 * self.mean:{sign}.1f}{unit} (95% CI {100 * self.low:{sign}.1f} to "
+            f"{100 * self.high:{sign}.1f}, {basis}; detectable >= "
+            f"{100 * self.detectable:.1f} points)"
+        )
 
 
 def interval(values: Sequence[float], evaluation_se: float) -> Interval:
@@ -196,8 +217,7 @@ def interval(values: Sequence[float], evaluation_se: float) -> Interval:
     else:
         se = floor
         two_sided, power = stats.norm.ppf(0.5 + CONFIDENCE / 2), stats.norm.ppf(POWER)
-    return Interval(mean, mean - two_sided * se, mean + two_sided * se,
-                    (two_sided + power) * se, n)
+    return Interval(mean, mean - two_sided * se, mean + two_sided * se, (two_sided + power) * se, n)
 
 
 def _binomial_se(p: float, num_videos: int | None) -> float:
@@ -237,6 +257,7 @@ def combine(verdicts: Sequence[str]) -> str:
 @dataclasses.dataclass(frozen=True)
 class Score:
     """One model on one task: its runs by seed."""
+
     runs: dict  # seed -> RunRow
 
     @property
@@ -281,7 +302,11 @@ def scores(rows: Sequence[speed_accuracy.RunRow]) -> dict[tuple[str, str], Score
     for row in rows:
         if speed_accuracy.accuracy(row) is None:
             continue
-        model = row.model[len(zoo.TINY_PREFIX):] if row.model.startswith(zoo.TINY_PREFIX) else row.model
+        model = (
+            row.model[len(zoo.TINY_PREFIX) :]
+            if row.model.startswith(zoo.TINY_PREFIX)
+            else row.model
+        )
         task = row.dataset.split("/")[-1].removesuffix("_tiny")
         grouped.setdefault((model, task), {})[run_seed(row)] = row
     return {key: Score(runs) for key, runs in grouped.items()}
@@ -297,8 +322,9 @@ def paired_difference(a: Score, b: Score, metric: Callable = speed_accuracy.accu
         half = math.hypot(mean_a.high - mean_a.mean, mean_b.high - mean_b.mean)
         detectable = math.hypot(mean_a.detectable, mean_b.detectable)
         mean = mean_a.mean - mean_b.mean
-        return Interval(mean, mean - half, mean + half, detectable,
-                        min(mean_a.num_seeds, mean_b.num_seeds))
+        return Interval(
+            mean, mean - half, mean + half, detectable, min(mean_a.num_seeds, mean_b.num_seeds)
+        )
     differences = [x - y for x, y in zip(a.values(metric, seeds), b.values(metric, seeds))]
     return interval(differences, math.hypot(a.evaluation_se(metric), b.evaluation_se(metric)))
 
@@ -326,8 +352,7 @@ NOT_JUDGED = " (neither learned the task: not judged)"
 
 
 def i2d_is_order_blind(s: dict[tuple[str, str], Score]) -> Finding:
-    claim = ("I2D is at chance between time-reversal partners (motion, order) but learns "
-             "appearance")
+    claim = "I2D is at chance between time-reversal partners (motion, order) but learns appearance"
     ordered = [t for t in ORDERED_TASKS if ("i2d", t) in s]
     missing = _missing(claim, [("i2d", "appearance")] + ([] if ordered else [("i2d", "motion")]), s)
     if missing:
@@ -340,16 +365,24 @@ def i2d_is_order_blind(s: dict[tuple[str, str], Score]) -> Finding:
         pair = interval(score.values(_pairwise), _binomial_se(0.5, _any(score).num_videos))
         # At chance: the interval holds 50% and its mean is within the equivalence band of it.
         at_chance = pair.low <= 0.5 <= pair.high and abs(pair.mean - 0.5) <= EQUIVALENCE_MARGIN
-        verdicts.append(REPRODUCED if at_chance else
-                        NOT_REPRODUCED if not pair.low <= 0.5 <= pair.high else INCONCLUSIVE)
-        parts.append(f"{task}: right reversal partner in {pair.text(signed=False)} of videos "
-                     f"(chance 50%)")
+        verdicts.append(
+            REPRODUCED
+            if at_chance
+            else NOT_REPRODUCED
+            if not pair.low <= 0.5 <= pair.high
+            else INCONCLUSIVE
+        )
+        parts.append(
+            f"{task}: right reversal partner in {pair.text(signed=False)} of videos (chance 50%)"
+        )
     appearance = s["i2d", "appearance"]
     learned = appearance.interval()
-    parts.append(f"appearance top-1 {learned.text(signed=False)} (chance "
-                 f"{_pct(appearance.chance)})")
-    others_learn = any(s[m, "appearance"].learned() for m in THREE_D_MODELS
-                       if (m, "appearance") in s)
+    parts.append(
+        f"appearance top-1 {learned.text(signed=False)} (chance {_pct(appearance.chance)})"
+    )
+    others_learn = any(
+        s[m, "appearance"].learned() for m in THREE_D_MODELS if (m, "appearance") in s
+    )
     if not appearance.learned() and not others_learn:
         return Finding(claim, INCONCLUSIVE, "; ".join(parts) + "; no model learned appearance")
     verdicts.append(REPRODUCED if appearance.learned() else NOT_REPRODUCED)
@@ -361,37 +394,47 @@ def _any(score: Score) -> speed_accuracy.RunRow:
 
 
 def three_d_needs_time(s: dict[tuple[str, str], Score]) -> Finding:
-    claim = ("3D models collapse on time-reversed clips of the ordered tasks but not on "
-             "appearance clips")
+    claim = (
+        "3D models collapse on time-reversed clips of the ordered tasks but not on appearance clips"
+    )
     tasks = [t for t in ORDERED_TASKS if any((m, t) in s for m in THREE_D_MODELS)]
-    present = [m for m in THREE_D_MODELS
-               if (m, "appearance") in s and all((m, t) in s for t in tasks)]
+    present = [
+        m for m in THREE_D_MODELS if (m, "appearance") in s and all((m, t) in s for t in tasks)
+    ]
     if not present or not tasks:
-        return _missing(claim, [(m, t) for m in THREE_D_MODELS for t in TASKS], s) or \
-            Finding(claim, MISSING, "no 3D model has runs on an ordered task and appearance")
+        return _missing(claim, [(m, t) for m in THREE_D_MODELS for t in TASKS], s) or Finding(
+            claim, MISSING, "no 3D model has runs on an ordered task and appearance"
+        )
     verdicts, parts = [], []
     for model in present:
         for task in (*tasks, "appearance"):
             score = s[model, task]
             if any(r.reversed_video_top1 is None for r in score.runs.values()):
-                return Finding(claim, MISSING,
-                               f"{model} on {task} was evaluated without time reversal")
+                return Finding(
+                    claim, MISSING, f"{model} on {task} was evaluated without time reversal"
+                )
             # Collapse: reversed top-1 at most half the forward one; kept: at least 80% of it.
             keep = task == "appearance"
             factor = 0.8 if keep else 0.5
-            margin = interval([_reversed(r) - factor * speed_accuracy.accuracy(r)
-                               for r in score.runs.values()], score.evaluation_se())
-            flipped = Interval(-margin.mean, -margin.high, -margin.low, margin.detectable,
-                               margin.num_seeds)  # collapse claims a margin below zero
+            margin = interval(
+                [_reversed(r) - factor * speed_accuracy.accuracy(r) for r in score.runs.values()],
+                score.evaluation_se(),
+            )
+            flipped = Interval(
+                -margin.mean, -margin.high, -margin.low, margin.detectable, margin.num_seeds
+            )  # collapse claims a margin below zero
             verdict = gain_verdict(margin if keep else flipped)
-            parts.append(f"{DISPLAY_NAMES[model]} {task} {_pct(score.top1)} -> "
-                         f"{_pct(score.interval(_reversed).mean)} reversed")
+            parts.append(
+                f"{DISPLAY_NAMES[model]} {task} {_pct(score.top1)} -> "
+                f"{_pct(score.interval(_reversed).mean)} reversed"
+            )
             if score.learned():
                 verdicts.append(verdict)
             else:
                 parts[-1] += " (not learned: not judged)"
-    evidence = ("; ".join(parts)
-                + " (collapse: reversed at most half of forward; kept: at least 80%)")
+    evidence = (
+        "; ".join(parts) + " (collapse: reversed at most half of forward; kept: at least 80%)"
+    )
     return Finding(claim, combine(verdicts) if verdicts else INCONCLUSIVE, evidence)
 
 
@@ -412,14 +455,22 @@ def top_heavy_beats_bottom_heavy(rows: Sequence[speed_accuracy.RunRow]) -> Findi
         for point, runs in sweep.items():
             for row in runs:
                 by_seed.setdefault(run_seed(row), {})[point] = row
-        bottom_cuts = sorted({p.cut for p in sweep if p.direction == "bottom"
-                              and p.cut not in (0, zoo.SWEEP_CUTS[-1])})
+        bottom_cuts = sorted(
+            {
+                p.cut
+                for p in sweep
+                if p.direction == "bottom" and p.cut not in (0, zoo.SWEEP_CUTS[-1])
+            }
+        )
         for cut in bottom_cuts:
             differences, costs, accuracies, se = [], [], [], 0.0
             for seed, points in sorted(by_seed.items()):
                 bottom = points.get(speed_accuracy.CutPoint(family, "bottom", cut))
-                top_curve = sorted((speed_accuracy.cost_axis(r), speed_accuracy.accuracy(r))
-                                   for p, r in points.items() if p.direction == "top")
+                top_curve = sorted(
+                    (speed_accuracy.cost_axis(r), speed_accuracy.accuracy(r))
+                    for p, r in points.items()
+                    if p.direction == "top"
+                )
                 if bottom is None:
                     continue
                 top = _interpolate(top_curve, speed_accuracy.cost_axis(bottom))
@@ -428,13 +479,17 @@ def top_heavy_beats_bottom_heavy(rows: Sequence[speed_accuracy.RunRow]) -> Findi
                 differences.append(top - speed_accuracy.accuracy(bottom))
                 costs.append(speed_accuracy.cost_axis(bottom))
                 accuracies += [top, speed_accuracy.accuracy(bottom)]
-                se = math.hypot(_binomial_se(top, bottom.num_videos),
-                                _binomial_se(accuracies[-1], bottom.num_videos))
+                se = math.hypot(
+                    _binomial_se(top, bottom.num_videos),
+                    _binomial_se(accuracies[-1], bottom.num_videos),
+                )
             if not differences:
                 continue
             effect = interval(differences, se)
-            parts.append(f"{task} at {costs[0]:.1f} GMACs: top-heavy minus bottom-heavy-{cut} "
-                         f"{effect.text()}")
+            parts.append(
+                f"{task} at {costs[0]:.1f} GMACs: top-heavy minus bottom-heavy-{cut} "
+                f"{effect.text()}"
+            )
             row = _any_row(sweep)
             chance = 1.0 / row.num_classes
             if max(accuracies) < chance + 3 * _binomial_se(chance, row.num_videos):
@@ -443,7 +498,9 @@ def top_heavy_beats_bottom_heavy(rows: Sequence[speed_accuracy.RunRow]) -> Findi
             verdicts.append(gain_verdict(effect))
             parts[-1] += f": {verdicts[-1]}"
     if not parts:
-        return Finding(claim, MISSING, "no bottom-/top-heavy sweep with runs on both sides of a cut")
+        return Finding(
+            claim, MISSING, "no bottom-/top-heavy sweep with runs on both sides of a cut"
+        )
     return Finding(claim, combine(verdicts) if verdicts else INCONCLUSIVE, "; ".join(parts))
 
 
@@ -460,8 +517,10 @@ def s3d_beats_i3d(s: dict[tuple[str, str], Score]) -> Finding:
     for task in tasks:
         i3d, s3d = s["i3d", task], s["s3d", task]
         effect = paired_difference(s3d, i3d)
-        parts.append(f"{task}: S3D {_pct(s3d.top1)} at {s3d.cost:.1f} GMACs vs I3D "
-                     f"{_pct(i3d.top1)} at {i3d.cost:.1f}, difference {effect.text()}")
+        parts.append(
+            f"{task}: S3D {_pct(s3d.top1)} at {s3d.cost:.1f} GMACs vs I3D "
+            f"{_pct(i3d.top1)} at {i3d.cost:.1f}, difference {effect.text()}"
+        )
         if not (i3d.learned() or s3d.learned()):
             parts[-1] += NOT_JUDGED
             continue
@@ -479,8 +538,10 @@ def gating_helps(s: dict[tuple[str, str], Score]) -> Finding:
     for task in tasks:
         s3d, s3dg = s["s3d", task], s["s3dg", task]
         effect = paired_difference(s3dg, s3d)
-        parts.append(f"{task}: S3D-G {_pct(s3dg.top1)} vs S3D {_pct(s3d.top1)}, difference "
-                     f"{effect.text()}, cost x{s3dg.cost / s3d.cost:.3f}")
+        parts.append(
+            f"{task}: S3D-G {_pct(s3dg.top1)} vs S3D {_pct(s3d.top1)}, difference "
+            f"{effect.text()}, cost x{s3dg.cost / s3d.cost:.3f}"
+        )
         if not (s3d.learned() or s3dg.learned()):
             parts[-1] += NOT_JUDGED
             continue
@@ -491,24 +552,41 @@ def gating_helps(s: dict[tuple[str, str], Score]) -> Finding:
 
 def findings(rows: Sequence[speed_accuracy.RunRow]) -> list[Finding]:
     s = scores(rows)
-    return [i2d_is_order_blind(s), three_d_needs_time(s), top_heavy_beats_bottom_heavy(rows),
-            s3d_beats_i3d(s), gating_helps(s)]
+    return [
+        i2d_is_order_blind(s),
+        three_d_needs_time(s),
+        top_heavy_beats_bottom_heavy(rows),
+        s3d_beats_i3d(s),
+        gating_helps(s),
+    ]
 
 
-def findings_markdown(found: Sequence[Finding], num_runs: int,
-                      warnings: Sequence[str] = (), num_seeds: int | None = None) -> str:
-    lines = [f"# Paper findings on synthetic_motion ({num_runs} runs"
-             + (f", {num_seeds} seed{'s' if num_seeds != 1 else ''} per model and task)"
-                if num_seeds else ")"), ""]
+def findings_markdown(
+    found: Sequence[Finding],
+    num_runs: int,
+    warnings: Sequence[str] = (),
+    num_seeds: int | None = None,
+) -> str:
+    lines = [
+        f"# Paper findings on synthetic_motion ({num_runs} runs"
+        + (
+            f", {num_seeds} seed{'s' if num_seeds != 1 else ''} per model and task)"
+            if num_seeds
+            else ")"
+        ),
+        "",
+    ]
     lines += [line for w in warnings for line in (f"**Warning:** {w}", "")]
-    lines += [f"Each comparison: the across-seed mean of the per-seed difference (paired by seed: "
-              f"runs of one seed see the same training stream) with its {CONFIDENCE:.0%} "
-              f"interval, and the smallest effect the study detects at {CONFIDENCE:.0%} "
-              f"confidence with {POWER:.0%} power. Verdicts: reproduced if the interval is on "
-              f"the claimed side, not reproduced if it is on the other side or within "
-              f"+-{100 * EQUIVALENCE_MARGIN:.0f} points of no effect where an effect is claimed, "
-              f"inconclusive otherwise. With one seed the interval covers only evaluation noise.",
-              ""]
+    lines += [
+        f"Each comparison: the across-seed mean of the per-seed difference (paired by seed: "
+        f"runs of one seed see the same training stream) with its {CONFIDENCE:.0%} "
+        f"interval, and the smallest effect the study detects at {CONFIDENCE:.0%} "
+        f"confidence with {POWER:.0%} power. Verdicts: reproduced if the interval is on "
+        f"the claimed side, not reproduced if it is on the other side or within "
+        f"+-{100 * EQUIVALENCE_MARGIN:.0f} points of no effect where an effect is claimed, "
+        f"inconclusive otherwise. With one seed the interval covers only evaluation noise.",
+        "",
+    ]
     lines += ["| # | claim | verdict | evidence |", "|---|---|---|---|"]
     for i, f in enumerate(found, 1):
         lines.append(f"| {i} | {f.claim} | **{f.verdict}** | {f.evidence} |")
@@ -516,22 +594,34 @@ def findings_markdown(found: Sequence[Finding], num_runs: int,
 
 
 # --------------------------------------------------------------------------- entry point
-def run_study(workdir: str, out_dir: str, sweep_arg: str | None = None, dry_run: bool = False,
-              log: Callable[[str], None] = print) -> list[Finding]:
+def run_study(
+    workdir: str,
+    out_dir: str,
+    sweep_arg: str | None = None,
+    dry_run: bool = False,
+    log: Callable[[str], None] = print,
+) -> list[Finding]:
     from launch import sweep as sweep_launcher  # the local runner; launchers import experiments
+
     runs, root = get_sweep(sweep_arg), os.path.abspath(workdir)
     log(f"paper study: {len(runs)} runs into {root}")
     # Both tasks train the same networks on same-shaped clips: with a persistent compilation
     # cache the second task's runs reuse the first's compiled programs.
-    cache = {"JAX_COMPILATION_CACHE_DIR": os.environ.get("JAX_COMPILATION_CACHE_DIR")
-             or os.path.join(root, "xla_cache")}
+    cache = {
+        "JAX_COMPILATION_CACHE_DIR": os.environ.get("JAX_COMPILATION_CACHE_DIR")
+        or os.path.join(root, "xla_cache")
+    }
     sweep_launcher.run_locally(runs, root, dry_run=dry_run, env=cache, log=log)
     if dry_run:
         return []
     rows = speed_accuracy.write_report([run.workdir(root) for run in runs], out_dir, log=log)
     found = findings(rows)
-    text = findings_markdown(found, len(rows), speed_accuracy.mixed_versions(rows),
-                             num_seeds=len({run_seed(r) for r in rows}))
+    text = findings_markdown(
+        found,
+        len(rows),
+        speed_accuracy.mixed_versions(rows),
+        num_seeds=len({run_seed(r) for r in rows}),
+    )
     with open(os.path.join(out_dir, FINDINGS_FILE), "w", encoding="utf-8") as f:
         f.write(text)
     log(text)
@@ -540,18 +630,31 @@ def run_study(workdir: str, out_dir: str, sweep_arg: str | None = None, dry_run:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m experiments.paper_study", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workdir", default="runs/paper_study", help="one workdir per run below it")
+    parser = argparse.ArgumentParser(
+        prog="python -m experiments.paper_study",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--workdir", default="runs/paper_study", help="one workdir per run below it"
+    )
     parser.add_argument("--out", default="out/paper_study", help="table, plots and findings.md")
     parser.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="training steps per run")
-    parser.add_argument("--seeds", type=int, default=DEFAULT_SEEDS,
-                        help="seeds per (model, task): 3 for the study, 1 for the quick table")
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        default=DEFAULT_SEEDS,
+        help="seeds per (model, task): 3 for the study, 1 for the quick table",
+    )
     parser.add_argument("--data_dir", default="", help="TFDS folder for the generated datasets")
     parser.add_argument("--dry_run", action="store_true", help="print the runs' commands only")
     args = parser.parse_args(argv)
-    run_study(args.workdir, args.out, f"steps={args.steps},seeds={args.seeds},data_dir={args.data_dir}",
-              dry_run=args.dry_run)
+    run_study(
+        args.workdir,
+        args.out,
+        f"steps={args.steps},seeds={args.seeds},data_dir={args.data_dir}",
+        dry_run=args.dry_run,
+    )
 
 
 if __name__ == "__main__":

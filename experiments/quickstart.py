@@ -14,6 +14,7 @@ I2D-vs-time observation in under ten minutes on two CPU cores.
 The dataset is generated on first use (about a minute on two cores). Each run lives in
 <workdir>/<model> and resumes if interrupted; a finished run is not trained again.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,12 +28,11 @@ from experiments import synthetic_motion
 
 MODELS = ("tiny_s3dg", "tiny_i2d")
 DATASET = "synthetic_motion/motion"
-S3DG_TARGET = 0.90        # video top-1 the time-aware model must reach
+S3DG_TARGET = 0.90  # video top-1 the time-aware model must reach
 CHANCE_BAND = (0.35, 0.65)  # pairwise reversal accuracy of a frame-order-blind model
 
 
-def quickstart_config(model: str, *, steps: int, dataset: str, data_dir: str | None,
-                      seed: int = 0):
+def quickstart_config(model: str, *, steps: int, dataset: str, data_dir: str | None, seed: int = 0):
     """The default config at quickstart size: 5 frames spanning the whole clip, 48x48 crops.
 
     5 frames because I2D's temporal strides (Conv_1a, MaxPool_4a, MaxPool_5a) sample
@@ -42,12 +42,13 @@ def quickstart_config(model: str, *, steps: int, dataset: str, data_dir: str | N
     apart from that asymmetry alone (measured, 300 steps), which is not the paper's point.
     """
     from video_s3d import train_state  # imports JAX: not before argument parsing
+
     config = synthetic_motion.get_config(f"model={model}")
     config.data.name = dataset
     config.data.data_dir = data_dir
     config.seed = seed
     config.data.num_frames = 5
-    config.data.stride = 7          # frames 0, 7, ..., 28 of the clip's 32: the whole motion
+    config.data.stride = 7  # frames 0, 7, ..., 28 of the clip's 32: the whole motion
     config.data.crop_size = 48
     config.batch_size = _multiple_of_devices(32)
     config.eval_batch_size = _multiple_of_devices(64)
@@ -62,7 +63,7 @@ def quickstart_config(model: str, *, steps: int, dataset: str, data_dir: str | N
     config.optim.warmup_steps = max(steps // 20, 1)
     config.num_train_steps = steps
     config.log_every_steps = max(steps // 10, 1)
-    config.eval_every_steps = 0     # once, at the end
+    config.eval_every_steps = 0  # once, at the end
     config.checkpoint_every_steps = max(steps // 4, 1)
     config.precise_bn_batches = 8
     # XLA's default optimisation level ran this step 2.3x faster than level 0 (train_state.py).
@@ -72,6 +73,7 @@ def quickstart_config(model: str, *, steps: int, dataset: str, data_dir: str | N
 
 def _multiple_of_devices(batch: int) -> int:
     import jax
+
     n = jax.device_count()
     return -(-batch // n) * n
 
@@ -83,13 +85,22 @@ def run_dirname(models: Sequence[str], index: int, seed: int = 0) -> str:
     return name if seed == 0 else f"{name}_seed{seed}"
 
 
-def train_all(models: Sequence[str], *, workdir: str, steps: int, dataset: str,
-              data_dir: str | None, seed: int = 0) -> list[dict]:
+def train_all(
+    models: Sequence[str],
+    *,
+    workdir: str,
+    steps: int,
+    dataset: str,
+    data_dir: str | None,
+    seed: int = 0,
+) -> list[dict]:
     from video_s3d import inputs, train  # after argument parsing: imports JAX and TF
+
     results = []
     for index, model in enumerate(models):
-        config = quickstart_config(model, steps=steps, dataset=dataset, data_dir=data_dir,
-                                   seed=seed)
+        config = quickstart_config(
+            model, steps=steps, dataset=dataset, data_dir=data_dir, seed=seed
+        )
         if index == 0:
             inputs.ensure_ready(config.data)  # generate the dataset before the first run
             class_names = inputs.dataset_info(config.data).class_names
@@ -115,8 +126,9 @@ def _finished(result_path: str, steps: int, class_names: Sequence[str]) -> bool:
         return False
     with open(result_path, encoding="utf-8") as f:
         result = json.load(f)
-    return (result.get("step") == steps
-            and sorted(result.get("per_class_accuracy", {})) == sorted(map(str, class_names)))
+    return result.get("step") == steps and sorted(result.get("per_class_accuracy", {})) == sorted(
+        map(str, class_names)
+    )
 
 
 def table(results: Sequence[dict]) -> str:
@@ -124,10 +136,16 @@ def table(results: Sequence[dict]) -> str:
     rows = [header]
     for r in results:
         m = r["metrics"]
-        rows.append((r["model"], f"{m['video_top1']:.1%}", f"{m.get('reversed_video_top1', float('nan')):.1%}",
-                     f"{m.get('pairwise_reversal_accuracy', float('nan')):.1%}",
-                     f"{r.get('train_clips_per_sec') or float('nan'):.1f}",
-                     f"{r.get('wall_seconds', 0):.0f} s"))
+        rows.append(
+            (
+                r["model"],
+                f"{m['video_top1']:.1%}",
+                f"{m.get('reversed_video_top1', float('nan')):.1%}",
+                f"{m.get('pairwise_reversal_accuracy', float('nan')):.1%}",
+                f"{r.get('train_clips_per_sec') or float('nan'):.1f}",
+                f"{r.get('wall_seconds', 0):.0f} s",
+            )
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
@@ -148,20 +166,30 @@ def verdict(results: Sequence[dict]) -> list[str]:
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m experiments.quickstart",
-                                     description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m experiments.quickstart", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--workdir", default="runs/quickstart")
     parser.add_argument("--steps", type=int, default=1000, help="training steps per model")
     parser.add_argument("--dataset", default=DATASET)
-    parser.add_argument("--data_dir", default=None, help="TFDS folder (default ~/tensorflow_datasets)")
-    parser.add_argument("--models", default=",".join(MODELS),
-                        help="time-aware model, then frame-order-blind model")
-    parser.add_argument("--seed", type=int, default=0,
-                        help="initialisation, dropout and data order (runs go to <model>_seed<N>)")
+    parser.add_argument(
+        "--data_dir", default=None, help="TFDS folder (default ~/tensorflow_datasets)"
+    )
+    parser.add_argument(
+        "--models", default=",".join(MODELS), help="time-aware model, then frame-order-blind model"
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="initialisation, dropout and data order (runs go to <model>_seed<N>)",
+    )
     args = parser.parse_args(argv)
     args.models = [m for m in args.models.split(",") if m]
     if len(args.models) != 2:
-        parser.error("--models takes two names: the time-aware model, then the frame-order-blind one")
+        parser.error(
+            "--models takes two names: the time-aware model, then the frame-order-blind one"
+        )
     if args.steps < 1:
         parser.error("--steps must be at least 1")
     return args
@@ -170,13 +198,21 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     from video_s3d import runtime
+
     runtime.hide_accelerators_from_tf()
     runtime.quiet_library_notices()
     started = time.time()
     from video_s3d import train
+
     try:
-        results = train_all(args.models, workdir=args.workdir, steps=args.steps,
-                            dataset=args.dataset, data_dir=args.data_dir, seed=args.seed)
+        results = train_all(
+            args.models,
+            workdir=args.workdir,
+            steps=args.steps,
+            dataset=args.dataset,
+            data_dir=args.data_dir,
+            seed=args.seed,
+        )
     except train.USER_ERRORS as e:  # as in video_s3d.main
         print(f"Error: {e}", file=sys.stderr)
         return 1
@@ -185,8 +221,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     for line in verdict(results):
         print(line)
-    print(f"\ntotal {time.time() - started:.0f} s; runs in {args.workdir} "
-          f"(TensorBoard: tensorboard --logdir {args.workdir})")
+    print(
+        f"\ntotal {time.time() - started:.0f} s; runs in {args.workdir} "
+        f"(TensorBoard: tensorboard --logdir {args.workdir})"
+    )
     return 0
 
 

@@ -23,13 +23,14 @@ Sources (abbreviations used beside every number below):
               Kinetics; from scratch 68.4/88.0.
 Where the paper is silent the value says "not published; our choice: ...".
 """
+
 from __future__ import annotations
 
 import ml_collections
 
 from video_s3d import recipe_card
-from video_s3d.models import zoo
 from video_s3d.errors import UserError
+from video_s3d.models import zoo
 
 PAPER_IMPL = "PAPER-IMPL"
 PAPER_PROTO = "PAPER-PROTO"
@@ -37,8 +38,11 @@ PAPER_TAB = "PAPER-TAB"
 I3D_README = "I3D-README"
 # The abbreviations above, printed under the recipe card.
 LEGEND = (
-    (PAPER_IMPL, "Xie et al. 2018, implementation paragraph, quoted word for word in the README "
-                 "of github.com/qijiezhao/s3d.pytorch (REFERENCE.md 'Training recipe')"),
+    (
+        PAPER_IMPL,
+        "Xie et al. 2018, implementation paragraph, quoted word for word in the README "
+        "of github.com/qijiezhao/s3d.pytorch (REFERENCE.md 'Training recipe')",
+    ),
     (PAPER_PROTO, "Xie et al. 2018, input/test protocol (REFERENCE.md 'Training recipe')"),
     (PAPER_TAB, "Xie et al. 2018, Kinetics-400 table (REFERENCE.md 'Numbers to hold')"),
     (I3D_README, "github.com/deepmind/kinetics-i3d README"),
@@ -48,21 +52,23 @@ LEGEND = (
 PAPER_GPUS = 56
 PAPER_PER_GPU_BATCH = 6
 PAPER_BATCH_SIZE = PAPER_GPUS * PAPER_PER_GPU_BATCH  # 336
-PAPER_LEARNING_RATE = 0.1        # PAPER-IMPL
-PAPER_NUM_TRAIN_STEPS = 80_000   # PAPER-IMPL
+PAPER_LEARNING_RATE = 0.1  # PAPER-IMPL
+PAPER_NUM_TRAIN_STEPS = 80_000  # PAPER-IMPL
 PAPER_BOUNDARIES = (60_000, 70_000)  # PAPER-IMPL: 0.1 -> 0.01 at 60k, -> 0.001 at 70k
-PAPER_DECAY_FACTOR = 0.1         # PAPER-IMPL (0.1 -> 0.01 -> 0.001)
-PAPER_MOMENTUM = 0.9             # PAPER-IMPL
-PAPER_NUM_FRAMES = 64            # PAPER-PROTO
-PAPER_CROP_SIZE = 224            # PAPER-PROTO
+PAPER_DECAY_FACTOR = 0.1  # PAPER-IMPL (0.1 -> 0.01 -> 0.001)
+PAPER_MOMENTUM = 0.9  # PAPER-IMPL
+PAPER_NUM_FRAMES = 64  # PAPER-PROTO
+PAPER_CROP_SIZE = 224  # PAPER-PROTO
 
 # The one scaling rule for a global batch other than 336 (devices that do not divide 336:
 # TPU slices of 32/64 cores, 8-GPU nodes). Not published; our choice, the linear scaling rule
 # (Goyal et al. 2017, arXiv 1706.02677): the learning rate is linear in the global batch, and
 # every step count (length, decay boundaries) is counted in examples seen, so the run sees
 # 80k x 336 = 26.88M clips and decays at the same epochs as the paper's.
-SCALING_RULE = ("lr = 0.1 x batch/336; steps and decay boundaries = paper's x 336/batch "
-                "(same examples seen, decays at the same epoch)")
+SCALING_RULE = (
+    "lr = 0.1 x batch/336; steps and decay boundaries = paper's x 336/batch "
+    "(same examples seen, decays at the same epoch)"
+)
 
 # `runlocal` trains on the small generated motion set: real datasets cannot exist on a
 # laptop or in CI, and its classes need the arrow of time like Something-something's.
@@ -70,9 +76,11 @@ RUNLOCAL_DATASET = "synthetic_motion/motion_tiny"
 
 # Rows of the paper's Kinetics-400 table: (top-1, top-5) with their source.
 KINETICS_TARGETS = {
-    "imagenet": {"i3d": (71.1, 89.3, f"{PAPER_TAB} and {I3D_README}"),
-                 "s3d": (72.2, 90.6, PAPER_TAB),
-                 "s3dg": (74.7, 93.4, PAPER_TAB)},
+    "imagenet": {
+        "i3d": (71.1, 89.3, f"{PAPER_TAB} and {I3D_README}"),
+        "s3d": (72.2, 90.6, PAPER_TAB),
+        "s3dg": (74.7, 93.4, PAPER_TAB),
+    },
     "scratch": {"i3d": (68.4, 88.0, I3D_README)},  # S3D / S3D-G from scratch: not published
 }
 # Whether each row started from ImageNet. I3D: yes (I3D-README). S3D / S3D-G: we could not
@@ -81,31 +89,48 @@ KINETICS_TARGETS = {
 IMAGENET_INIT_SOURCE = {
     "i3d": I3D_README,
     "s3d": "not verified in the paper's text; our choice: ImageNet, as the I3D row it is "
-           "compared with",
+    "compared with",
     "s3dg": "not verified in the paper's text; our choice: ImageNet, as the I3D row it is "
-            "compared with",
+    "compared with",
 }
 INITS = ("imagenet", "scratch")
 
 
-def scaled(batch_size: int, steps: int = PAPER_NUM_TRAIN_STEPS,
-           boundaries=PAPER_BOUNDARIES, learning_rate: float = PAPER_LEARNING_RATE) -> dict:
+def scaled(
+    batch_size: int,
+    steps: int = PAPER_NUM_TRAIN_STEPS,
+    boundaries=PAPER_BOUNDARIES,
+    learning_rate: float = PAPER_LEARNING_RATE,
+) -> dict:
     """SCALING_RULE (video_s3d.recipe_card.scale_to_batch) at a global batch."""
-    rule = recipe_card.scale_to_batch(batch_size, PAPER_BATCH_SIZE, learning_rate=learning_rate,
-                                      num_train_steps=steps, step_boundaries=boundaries)
-    return {"learning_rate": rule["optim.learning_rate"],
-            "num_train_steps": rule["num_train_steps"],
-            "step_boundaries": rule["optim.step_boundaries"]}
+    rule = recipe_card.scale_to_batch(
+        batch_size,
+        PAPER_BATCH_SIZE,
+        learning_rate=learning_rate,
+        num_train_steps=steps,
+        step_boundaries=boundaries,
+    )
+    return {
+        "learning_rate": rule["optim.learning_rate"],
+        "num_train_steps": rule["num_train_steps"],
+        "step_boundaries": rule["optim.step_boundaries"],
+    }
 
 
 def _row(field: str, paper, source: str) -> tuple:
     return (field, paper, source)
 
 
-def apply_paper_recipe(config: ml_collections.ConfigDict, *, dataset: str, name: str,
-                       batch_size: int = PAPER_BATCH_SIZE,
-                       num_train_steps: int = PAPER_NUM_TRAIN_STEPS,
-                       boundaries=PAPER_BOUNDARIES, steps_source: str = PAPER_IMPL) -> None:
+def apply_paper_recipe(
+    config: ml_collections.ConfigDict,
+    *,
+    dataset: str,
+    name: str,
+    batch_size: int = PAPER_BATCH_SIZE,
+    num_train_steps: int = PAPER_NUM_TRAIN_STEPS,
+    boundaries=PAPER_BOUNDARIES,
+    steps_source: str = PAPER_IMPL,
+) -> None:
     """The paper's recipe at `batch_size` (scaled by SCALING_RULE when it is not 336).
 
     `num_train_steps` / `boundaries` are the values at batch 336 (the Kinetics ones by
@@ -116,7 +141,7 @@ def apply_paper_recipe(config: ml_collections.ConfigDict, *, dataset: str, name:
     config.data.num_frames = PAPER_NUM_FRAMES  # densely sampled consecutive frames
     config.data.stride = 1
     config.data.crop_size = PAPER_CROP_SIZE
-    config.data.flip = None          # random flip wherever the dataset allows it
+    config.data.flip = None  # random flip wherever the dataset allows it
     # Read by the train pipeline (data/pipeline.py, issue 16 item 5): a fixed 224 crop of the
     # 256-short-side frames, no resize; "random_resized" is the older scale-jittered crop.
     config.data.train_crop = "paper"
@@ -126,7 +151,7 @@ def apply_paper_recipe(config: ml_collections.ConfigDict, *, dataset: str, name:
     # 64-frame windows, centre crop) is reported beside it in result.json.
     config.data.eval_protocols = ("all_frames", "multi_clip")
     config.data.eval_num_clips = 4
-    config.data.eval_num_crops = 1   # centre crop
+    config.data.eval_num_crops = 1  # centre crop
     config.model.dropout_rate = 0.2  # not published; our choice: TF-Slim keep_prob 0.8
     config.model.dtype = "bfloat16"  # parameters stay float32
     config.batch_size = batch_size
@@ -139,7 +164,7 @@ def apply_paper_recipe(config: ml_collections.ConfigDict, *, dataset: str, name:
     config.optim.schedule = "step"
     config.optim.step_boundaries = schedule["step_boundaries"]
     config.optim.step_decay_factor = PAPER_DECAY_FACTOR
-    config.optim.warmup_steps = 0    # PAPER-IMPL mentions none
+    config.optim.warmup_steps = 0  # PAPER-IMPL mentions none
     config.num_train_steps = schedule["num_train_steps"]
     config.log_every_steps = 100
     config.eval_every_steps = 10_000
@@ -188,18 +213,22 @@ def apply_init(config: ml_collections.ConfigDict, *, model: str, init: str, imag
     config.recipe.init = init
     config.recipe.paper_init = "imagenet" if model in IMAGENET_INIT_SOURCE else "not published"
     config.recipe.paper_init_source = IMAGENET_INIT_SOURCE.get(
-        model, "the paper's table has no such row")
+        model, "the paper's table has no such row"
+    )
     if init == "imagenet":
         config.init_from = imagenet or imagenet_workdir(model)
         config.init_hint = (
             f"make it with: python -m video_s3d.import_weights --source=slim_inception_v1 "
             f"--path=inception_v1_2016_08_28.tar.gz --model={model} --out={config.init_from} "
             f"(the tarball: http://download.tensorflow.org/models/inception_v1_2016_08_28.tar.gz),"
-            f" or train from scratch with init=scratch in the config's argument string")
+            f" or train from scratch with init=scratch in the config's argument string"
+        )
     target = KINETICS_TARGETS[init].get(model)
-    config.recipe.targets = (f"Kinetics-400 top-1/top-5 {target[0]}/{target[1]} ({target[2]})"
-                             if target else
-                             f"none published for {model} with init={init}")
+    config.recipe.targets = (
+        f"Kinetics-400 top-1/top-5 {target[0]}/{target[1]} ({target[2]})"
+        if target
+        else f"none published for {model} with init={init}"
+    )
 
 
 def imagenet_workdir(model: str) -> str:

@@ -6,6 +6,7 @@ config takes and is usually forwarded to every run. `launch/sweep.py`, `launch/t
 and `launch/slurm.py` turn runs into `python -m video_s3d.main` command lines with
 `Run.main_args`, so every launcher starts exactly the same job.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -32,6 +33,7 @@ class Run:
     a config may derive several fields from one of them (`runlocal` turns `s3dg` into
     `tiny_s3dg`). `overrides` become `--config.<key>=<value>` flags applied afterwards.
     """
+
     name: str
     config: str
     args: tuple[str, ...] = ()
@@ -42,7 +44,8 @@ class Run:
         if not _NAME_PATTERN.match(self.name):
             raise ValueError(
                 f"Run name {self.name!r} must be a plain folder name (letters, digits, "
-                "'_', '-', '.', '=', '+'); rename it in the sweep file.")
+                "'_', '-', '.', '=', '+'); rename it in the sweep file."
+            )
 
     def config_argument(self) -> str:
         """The `--config` value: `experiments/x.py:model=s3dg,runlocal`."""
@@ -80,15 +83,17 @@ def config_items(**values: Any) -> tuple[str, ...]:
     return tuple(items)
 
 
-def grid(config: str,
-         models: Sequence[str | None] = (None,),
-         datasets: Sequence[str | None] = (None,),
-         seeds: Sequence[int] = (0,),
-         overrides: Sequence[Mapping[str, Any]] = ({},),
-         args: Iterable[str] = (),
-         model_key: str = "model",
-         dataset_key: str = "dataset",
-         prefix: str = "") -> list[Run]:
+def grid(
+    config: str,
+    models: Sequence[str | None] = (None,),
+    datasets: Sequence[str | None] = (None,),
+    seeds: Sequence[int] = (0,),
+    overrides: Sequence[Mapping[str, Any]] = ({},),
+    args: Iterable[str] = (),
+    model_key: str = "model",
+    dataset_key: str = "dataset",
+    prefix: str = "",
+) -> list[Run]:
     """The cross product model x dataset x seed x overrides, with readable run names.
 
     Model and dataset go into the argument string under `model_key` / `dataset_key` (the
@@ -102,8 +107,15 @@ def grid(config: str,
         if len(overrides) > 1:
             parts += [f"{key.split('.')[-1]}={_flag_value(v)}" for key, v in extra.items()]
         items = config_items(**{model_key: model, dataset_key: dataset}) + tuple(args)
-        runs.append(Run(name=prefix + "-".join(parts), config=config, args=items, seed=seed,
-                        overrides=dict(extra)))
+        runs.append(
+            Run(
+                name=prefix + "-".join(parts),
+                config=config,
+                args=items,
+                seed=seed,
+                overrides=dict(extra),
+            )
+        )
     return runs
 
 
@@ -119,11 +131,14 @@ def load_sweep(spec: str) -> list[Run]:
     if not os.path.isfile(full_path):
         raise FileNotFoundError(
             f"Sweep file {path!r} does not exist; pass a path such as "
-            "experiments/sweeps/synthetic.py (relative to the repository root).")
+            "experiments/sweeps/synthetic.py (relative to the repository root)."
+        )
     module = _import_file(full_path)
     if not hasattr(module, "get_sweep"):
-        raise ValueError(f"Sweep file {path!r} has no get_sweep() function; add one that "
-                         "returns a list of experiments.runs.Run.")
+        raise ValueError(
+            f"Sweep file {path!r} has no get_sweep() function; add one that "
+            "returns a list of experiments.runs.Run."
+        )
     runs = module.get_sweep(arg) if arg else module.get_sweep()
     check_unique_names(runs, path)
     return list(runs)
@@ -132,7 +147,7 @@ def load_sweep(spec: str) -> list[Run]:
 def _import_file(path: str):
     """The module at `path`: by its package name inside the repository (one module object,
     whoever imports it), else from the file under a private name."""
-    relative = os.path.relpath(os.path.abspath(path), REPO_ROOT)[:-len(".py")].split(os.sep)
+    relative = os.path.relpath(os.path.abspath(path), REPO_ROOT)[: -len(".py")].split(os.sep)
     if relative[0] != ".." and all(part.isidentifier() for part in relative):
         return importlib.import_module(".".join(relative))
     name = "_sweep_" + re.sub(r"\W", "_", path)
@@ -147,8 +162,10 @@ def check_unique_names(runs: Sequence[Run], where: str) -> None:
     seen = set()
     for run in runs:
         if run.name in seen:
-            raise ValueError(f"Run name {run.name!r} appears twice in {where}; every run needs "
-                             "its own name because it becomes the run's workdir.")
+            raise ValueError(
+                f"Run name {run.name!r} appears twice in {where}; every run needs "
+                "its own name because it becomes the run's workdir."
+            )
         seen.add(run.name)
 
 

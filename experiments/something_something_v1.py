@@ -24,6 +24,7 @@ where repeating the last frame would freeze up to two-thirds of it. Test on all 
 224 centre crop (every video fits one pass). The paper's Something-something top-1 figures
 are not verified here, so no target is quoted.
 """
+
 import ml_collections
 
 from experiments import recipes, synthetic_motion
@@ -34,16 +35,26 @@ STEPS_SOURCE = "not published; our choice: ~117 epochs of SSv1's ~86k videos"
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    arg = parse_arg(arg, model="s3dg", batch=recipes.PAPER_BATCH_SIZE, init="imagenet",
-                    imagenet="", runlocal=False)
+    arg = parse_arg(
+        arg,
+        model="s3dg",
+        batch=recipes.PAPER_BATCH_SIZE,
+        init="imagenet",
+        imagenet="",
+        runlocal=False,
+    )
     recipes.check_model(arg.model)
     config = synthetic_motion.get_config()
     config.model.name = arg.model
-    recipes.apply_paper_recipe(config, dataset="something_something_v1", batch_size=arg.batch,
-                               num_train_steps=STEPS, boundaries=BOUNDARIES,
-                               steps_source=STEPS_SOURCE,
-                               name=f"Something-something v1 {arg.model} "
-                                    "(paper's Something-something table)")
+    recipes.apply_paper_recipe(
+        config,
+        dataset="something_something_v1",
+        batch_size=arg.batch,
+        num_train_steps=STEPS,
+        boundaries=BOUNDARIES,
+        steps_source=STEPS_SOURCE,
+        name=f"Something-something v1 {arg.model} (paper's Something-something table)",
+    )
     recipes.apply_init(config, model=arg.model, init=arg.init, imagenet=arg.imagenet)
     config.recipe.paper_init = "not published"
     config.recipe.paper_init_source = "not verified in the paper's text; our choice: imagenet"

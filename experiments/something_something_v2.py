@@ -24,6 +24,7 @@ the whole action fills the window, where repeating the last frame would leave up
 two-thirds of the window still. Test on all frames (each video fits one pass), 224 centre
 crop. The time-reversed evaluation shows how much a model relies on frame order.
 """
+
 import ml_collections
 
 from experiments import recipes, synthetic_motion
@@ -34,15 +35,26 @@ STEPS_SOURCE = "not published (paper used v1); our choice: ~90 epochs of SSv2"
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    arg = parse_arg(arg, model="s3dg", batch=recipes.PAPER_BATCH_SIZE, init="scratch",
-                    imagenet="", runlocal=False)
+    arg = parse_arg(
+        arg,
+        model="s3dg",
+        batch=recipes.PAPER_BATCH_SIZE,
+        init="scratch",
+        imagenet="",
+        runlocal=False,
+    )
     recipes.check_model(arg.model)
     config = synthetic_motion.get_config()
     config.model.name = arg.model
-    recipes.apply_paper_recipe(config, dataset="something_something_v2", batch_size=arg.batch,
-                               num_train_steps=STEPS, boundaries=BOUNDARIES,
-                               steps_source=STEPS_SOURCE,
-                               name=f"Something-something v2 {arg.model} (ours: no paper table)")
+    recipes.apply_paper_recipe(
+        config,
+        dataset="something_something_v2",
+        batch_size=arg.batch,
+        num_train_steps=STEPS,
+        boundaries=BOUNDARIES,
+        steps_source=STEPS_SOURCE,
+        name=f"Something-something v2 {arg.model} (ours: no paper table)",
+    )
     recipes.apply_init(config, model=arg.model, init=arg.init, imagenet=arg.imagenet)
     config.recipe.paper_init = "not published"
     config.recipe.paper_init_source = "not published (paper used v1); our choice: scratch"

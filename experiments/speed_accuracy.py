@@ -20,6 +20,7 @@ Writes to --out:
 
 A workdir without result.json (unfinished) is listed and skipped.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,6 +48,7 @@ CUT_PLOT_NAME = "cut_points.png"
 @dataclasses.dataclass
 class RunRow:
     """One finished run, as the table shows it. Accuracies are fractions in [0, 1]."""
+
     run: str
     workdir: str
     model: str
@@ -56,9 +58,9 @@ class RunRow:
     crop_size: int
     step: int
     params: int
-    gmacs: float | None = None          # at the run's input size
-    full_gmacs: float | None = None     # full-width network at FULL_SIZE (the paper's axis)
-    batch_size: int | None = None       # global training batch, from the workdir's config.json
+    gmacs: float | None = None  # at the run's input size
+    full_gmacs: float | None = None  # full-width network at FULL_SIZE (the paper's axis)
+    batch_size: int | None = None  # global training batch, from the workdir's config.json
     seed: int | None = None
     train_clips_per_sec: float | None = None
     eval_clips_per_sec: float | None = None
@@ -80,6 +82,7 @@ def _is_gcs(path: str) -> bool:
 def _glob(pattern: str) -> list[str]:
     if _is_gcs(pattern):
         import tensorflow as tf  # only remote paths need it
+
         return sorted(tf.io.gfile.glob(pattern))
     return sorted(glob.glob(os.path.expanduser(pattern)))
 
@@ -87,6 +90,7 @@ def _glob(pattern: str) -> list[str]:
 def _read_text(path: str) -> str | None:
     if _is_gcs(path):
         import tensorflow as tf
+
         if not tf.io.gfile.exists(path):
             return None
         with tf.io.gfile.GFile(path) as f:
@@ -116,20 +120,29 @@ def read_run(workdir: str) -> RunRow | None:
     metrics = result.get("metrics", {})
     config = json.loads(_read_text(f"{workdir}/config.json") or "{}")
     return RunRow(
-        run=os.path.basename(workdir), workdir=workdir, model=result["model"],
-        dataset=result["dataset"], num_classes=int(result["num_classes"]),
-        num_frames=int(result["num_frames"]), crop_size=int(result["crop_size"]),
-        step=int(result["step"]), params=int(result["num_params"]),
+        run=os.path.basename(workdir),
+        workdir=workdir,
+        model=result["model"],
+        dataset=result["dataset"],
+        num_classes=int(result["num_classes"]),
+        num_frames=int(result["num_frames"]),
+        crop_size=int(result["crop_size"]),
+        step=int(result["step"]),
+        params=int(result["num_params"]),
         train_clips_per_sec=result.get("train_clips_per_sec"),
         eval_clips_per_sec=result.get("eval_clips_per_sec"),
         device=result.get("device"),
-        clip_top1=metrics.get("clip_top1"), clip_top5=metrics.get("clip_top5"),
-        video_top1=metrics.get("video_top1"), video_top5=metrics.get("video_top5"),
+        clip_top1=metrics.get("clip_top1"),
+        clip_top5=metrics.get("clip_top5"),
+        video_top1=metrics.get("video_top1"),
+        video_top5=metrics.get("video_top5"),
         reversed_video_top1=metrics.get("reversed_video_top1"),
         pairwise_reversal=metrics.get("pairwise_reversal_accuracy"),
         num_videos=int(metrics["num_videos"]) if "num_videos" in metrics else None,
         dataset_version=result.get("dataset_version"),
-        batch_size=config.get("batch_size"), seed=config.get("seed"))
+        batch_size=config.get("batch_size"),
+        seed=config.get("seed"),
+    )
 
 
 @functools.lru_cache(maxsize=None)
@@ -137,6 +150,7 @@ def model_gmacs(model: str, num_frames: int, crop_size: int, num_classes: int) -
     """G multiply-adds of one clip at this input size (video_s3d.cost; traced, not run, and
     remembered: several tables over the same runs count each network once)."""
     from video_s3d import cost
+
     return cost.measure(model, frames=num_frames, size=crop_size, num_classes=num_classes).gmacs
 
 
@@ -146,7 +160,8 @@ def full_size_gmacs(model: str) -> float | None:
     outside the zoo."""
     from video_s3d import cost
     from video_s3d.models import zoo
-    base = model[len(zoo.TINY_PREFIX):] if model.startswith(zoo.TINY_PREFIX) else model
+
+    base = model[len(zoo.TINY_PREFIX) :] if model.startswith(zoo.TINY_PREFIX) else model
     try:
         return cost.gmacs(base, *FULL_SIZE, num_classes=FULL_SIZE_CLASSES)
     except ValueError:
@@ -165,19 +180,30 @@ def train_step_ms(row: RunRow) -> float | None:
     return 1000.0 * row.batch_size / row.train_clips_per_sec
 
 
-def load_rows(workdirs: Sequence[str], gmacs_fn: Callable[..., float] = model_gmacs,
-              log: Callable[[str], None] = print) -> list[RunRow]:
+def load_rows(
+    workdirs: Sequence[str],
+    gmacs_fn: Callable[..., float] = model_gmacs,
+    log: Callable[[str], None] = print,
+) -> list[RunRow]:
     """Rows of the finished runs, each with its cost."""
     rows = []
     for i, workdir in enumerate(workdirs, 1):
         row = read_run(workdir)
         if row is None:
-            log(f"[{i}/{len(workdirs)}] {workdir}: no {runs_lib.RESULT_FILE} (unfinished?), skipped")
+            log(
+                f"[{i}/{len(workdirs)}] {workdir}: no {runs_lib.RESULT_FILE} (unfinished?), skipped"
+            )
             continue
-        log(f"[{i}/{len(workdirs)}] {row.run}: {row.model} at "
-            f"{row.num_frames}x{row.crop_size}x{row.crop_size}")
-        row.gmacs = gmacs_fn(row.model, num_frames=row.num_frames, crop_size=row.crop_size,
-                             num_classes=row.num_classes)
+        log(
+            f"[{i}/{len(workdirs)}] {row.run}: {row.model} at "
+            f"{row.num_frames}x{row.crop_size}x{row.crop_size}"
+        )
+        row.gmacs = gmacs_fn(
+            row.model,
+            num_frames=row.num_frames,
+            crop_size=row.crop_size,
+            num_classes=row.num_classes,
+        )
         row.full_gmacs = full_size_gmacs(row.model)
         rows.append(row)
     rows.sort(key=lambda r: (r.dataset, r.gmacs if r.gmacs is not None else math.inf, r.run))
@@ -186,15 +212,23 @@ def load_rows(workdirs: Sequence[str], gmacs_fn: Callable[..., float] = model_gm
 
 # --------------------------------------------------------------------------- table
 COLUMNS = (  # (header, attribute, format)
-    ("run", "run", "{}"), ("model", "model", "{}"), ("dataset", "dataset", "{}"),
-    ("input TxS²", None, None), ("GMACs", "gmacs", "{:.4g}"),
-    ("full-size GMACs", "full_gmacs", "{:.1f}"), ("params (M)", "params", None),
-    ("train clips/s", "train_clips_per_sec", "{:.1f}"), ("train ms/step", "step_ms", "{:.0f}"),
+    ("run", "run", "{}"),
+    ("model", "model", "{}"),
+    ("dataset", "dataset", "{}"),
+    ("input TxS²", None, None),
+    ("GMACs", "gmacs", "{:.4g}"),
+    ("full-size GMACs", "full_gmacs", "{:.1f}"),
+    ("params (M)", "params", None),
+    ("train clips/s", "train_clips_per_sec", "{:.1f}"),
+    ("train ms/step", "step_ms", "{:.0f}"),
     ("eval clips/s", "eval_clips_per_sec", "{:.1f}"),
     ("device", "device", "{}"),
-    ("clip top-1", "clip_top1", "pct"), ("clip top-5", "clip_top5", "pct"),
-    ("video top-1", "video_top1", "pct"), ("video top-5", "video_top5", "pct"),
-    ("reversed top-1", "reversed_video_top1", "pct"), ("pair reversal", "pairwise_reversal", "pct"),
+    ("clip top-1", "clip_top1", "pct"),
+    ("clip top-5", "clip_top5", "pct"),
+    ("video top-1", "video_top1", "pct"),
+    ("video top-5", "video_top5", "pct"),
+    ("reversed top-1", "reversed_video_top1", "pct"),
+    ("pair reversal", "pairwise_reversal", "pct"),
 )
 
 
@@ -213,9 +247,12 @@ def _cell(row: RunRow, attribute: str | None, fmt: str | None) -> str:
 
 def markdown_table(rows: Sequence[RunRow]) -> str:
     header = [c[0] for c in COLUMNS]
-    lines = ["| " + " | ".join(header) + " |",
-             "|" + "|".join("---" if c[2] in ("{}", None) and c[1] != "params" else "---:"
-                            for c in COLUMNS) + "|"]
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "|"
+        + "|".join("---" if c[2] in ("{}", None) and c[1] != "params" else "---:" for c in COLUMNS)
+        + "|",
+    ]
     for row in rows:
         lines.append("| " + " | ".join(_cell(row, c[1], c[2]) for c in COLUMNS) + " |")
     return "\n".join(lines) + "\n"
@@ -228,7 +265,9 @@ def write_csv(rows: Sequence[RunRow], path: str) -> None:
         writer = csv.DictWriter(f, fields)
         writer.writeheader()
         for row in rows:
-            writer.writerow({k: ("" if v is None else v) for k, v in dataclasses.asdict(row).items()})
+            writer.writerow(
+                {k: ("" if v is None else v) for k, v in dataclasses.asdict(row).items()}
+            )
 
 
 # --------------------------------------------------------------------------- analysis
@@ -250,32 +289,41 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
 
 @dataclasses.dataclass(frozen=True, order=True)
 class CutPoint:
-    family: str      # 'i3d' or 's3d'
-    direction: str   # 'bottom' or 'top'
-    cut: int         # layers below the cut (video_s3d.models.zoo)
+    family: str  # 'i3d' or 's3d'
+    direction: str  # 'bottom' or 'top'
+    cut: int  # layers below the cut (video_s3d.models.zoo)
 
 
 def cut_points(model: str) -> list[CutPoint]:
     """Every place of `model` in the bottom-/top-heavy sweeps, found by comparing specs, so
     i2d and i3d / s3d land at both ends of the curves they terminate."""
     from video_s3d.models import zoo
-    base = model[len(zoo.TINY_PREFIX):] if model.startswith(zoo.TINY_PREFIX) else model
+
+    base = model[len(zoo.TINY_PREFIX) :] if model.startswith(zoo.TINY_PREFIX) else model
     try:
         spec = zoo.get_spec(base)
     except ValueError:
         return []
-    return [CutPoint(family, direction, k)
-            for family in ("i3d", "s3d") for direction in ("bottom", "top")
-            for k in zoo.SWEEP_CUTS
-            if zoo.get_spec(f"{direction}_heavy_{family}_{k}") == spec]
+    return [
+        CutPoint(family, direction, k)
+        for family in ("i3d", "s3d")
+        for direction in ("bottom", "top")
+        for k in zoo.SWEEP_CUTS
+        if zoo.get_spec(f"{direction}_heavy_{family}_{k}") == spec
+    ]
 
 
 def heavy_sweeps(rows: Sequence[RunRow]) -> dict[tuple[str, str], dict[CutPoint, list[RunRow]]]:
     """(dataset, family) -> cut point -> runs, for the families that have an actual
     bottom- or top-heavy run (an i3d run alone is not a sweep)."""
     from video_s3d.models import zoo
-    swept = {(r.dataset, p.family) for r in rows for p in cut_points(r.model)
-             if p.cut not in (0, zoo.SWEEP_CUTS[-1])}
+
+    swept = {
+        (r.dataset, p.family)
+        for r in rows
+        for p in cut_points(r.model)
+        if p.cut not in (0, zoo.SWEEP_CUTS[-1])
+    }
     sweeps: dict = {}
     for row in rows:
         for point in cut_points(row.model):
@@ -287,8 +335,10 @@ def heavy_sweeps(rows: Sequence[RunRow]) -> dict[tuple[str, str], dict[CutPoint,
 # --------------------------------------------------------------------------- plots
 def _pyplot():
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     return plt
 
 
@@ -297,25 +347,38 @@ def plot_speed_accuracy(rows: Sequence[RunRow], path: str) -> None:
     datasets = sorted({r.dataset for r in rows})
     fig, axes = plt.subplots(1, len(datasets), figsize=(6.5 * len(datasets), 5), squeeze=False)
     for ax, dataset in zip(axes[0], datasets):
-        chosen = [r for r in rows
-                  if r.dataset == dataset and cost_axis(r) and accuracy(r) is not None]
+        chosen = [
+            r for r in rows if r.dataset == dataset and cost_axis(r) and accuracy(r) is not None
+        ]
         points = [(cost_axis(r), 100 * accuracy(r)) for r in chosen]
         front = set(pareto_front(points))
         for i, (x, y) in enumerate(points):
             on_front = i in front
-            ax.scatter([x], [y], s=60 if on_front else 30, zorder=3,
-                       color="tab:red" if on_front else "tab:blue",
-                       edgecolors="black" if on_front else "none")
+            ax.scatter(
+                [x],
+                [y],
+                s=60 if on_front else 30,
+                zorder=3,
+                color="tab:red" if on_front else "tab:blue",
+                edgecolors="black" if on_front else "none",
+            )
         if front:
             line = sorted(points[i] for i in front)
-            ax.step([p[0] for p in line], [p[1] for p in line], where="post", color="tab:red",
-                    alpha=0.6, label="Pareto front")
+            ax.step(
+                [p[0] for p in line],
+                [p[1] for p in line],
+                where="post",
+                color="tab:red",
+                alpha=0.6,
+                label="Pareto front",
+            )
             ax.legend(loc="best", fontsize=8)
         ax.set_xscale("log")
         ax.margins(x=0.2, y=0.08)  # room for the labels of the outermost points
         _annotate_without_overlap(ax, points, [row.model for row in chosen], fontsize=7)
-        ax.set_xlabel(f"G multiply-adds per {FULL_SIZE[0]}x{FULL_SIZE[1]}² clip, full-width "
-                      "network (log)")
+        ax.set_xlabel(
+            f"G multiply-adds per {FULL_SIZE[0]}x{FULL_SIZE[1]}² clip, full-width network (log)"
+        )
         ax.set_ylabel("video top-1 (%)")
         ax.set_title(dataset)
         ax.grid(True, which="both", alpha=0.3)
@@ -330,7 +393,7 @@ def _annotate_without_overlap(ax, points, labels, fontsize: float) -> None:
     each other). Label boxes are estimated from the character count, in display pixels."""
     ax.autoscale_view()
     to_pixels = ax.transData.transform
-    scale = ax.figure.dpi / 72.0                     # points -> pixels
+    scale = ax.figure.dpi / 72.0  # points -> pixels
     height = 1.25 * fontsize * scale
     placed: list[tuple[float, float, float, float]] = []
     order = sorted(range(len(points)), key=lambda i: (-points[i][1], points[i][0]))
@@ -341,12 +404,18 @@ def _annotate_without_overlap(ax, points, labels, fontsize: float) -> None:
         for shift in (0, -1, 1, -2, 2, -3, 3, -4, 4, -5, 5):
             bottom = py + 4 * scale + shift * height
             box = (left, bottom, left + width, bottom + height)
-            if not any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3]
-                       for b in placed):
+            if not any(
+                box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3] for b in placed
+            ):
                 break
         placed.append(box)
-        ax.annotate(labels[i], points[i], textcoords="offset points", fontsize=fontsize,
-                    xytext=(4, (box[1] - py) / scale))
+        ax.annotate(
+            labels[i],
+            points[i],
+            textcoords="offset points",
+            fontsize=fontsize,
+            xytext=(4, (box[1] - py) / scale),
+        )
 
 
 def plot_cut_points(rows: Sequence[RunRow], path: str) -> bool:
@@ -361,7 +430,9 @@ def plot_cut_points(rows: Sequence[RunRow], path: str) -> bool:
     for (ax_cut, ax_cost), key in zip(axes, keys):
         dataset, family = key
         for direction in ("bottom", "top"):
-            points = sorted((p, runs) for p, runs in sweeps[key].items() if p.direction == direction)
+            points = sorted(
+                (p, runs) for p, runs in sweeps[key].items() if p.direction == direction
+            )
             if not points:
                 continue
             label = f"{direction}-heavy {family.upper()}"
@@ -370,9 +441,14 @@ def plot_cut_points(rows: Sequence[RunRow], path: str) -> bool:
             costs = [sum(cost_axis(r) for r in runs) / len(runs) for _, runs in points]
             ax_cut.plot(cuts, mean_acc, "o-", color=colours[direction], label=label)
             ax_cost.plot(costs, mean_acc, "o-", color=colours[direction], label=label)
-            for (p, runs) in points:  # every seed, faintly
-                ax_cut.scatter([p.cut] * len(runs), [100 * accuracy(r) for r in runs],
-                               color=colours[direction], alpha=0.3, s=12)
+            for p, runs in points:  # every seed, faintly
+                ax_cut.scatter(
+                    [p.cut] * len(runs),
+                    [100 * accuracy(r) for r in runs],
+                    color=colours[direction],
+                    alpha=0.3,
+                    s=12,
+                )
         ax_cut.set_xlabel("cut point k (layers below the cut: bottom-heavy 3D, top-heavy 2D)")
         ax_cost.set_xlabel(f"full-size G multiply-adds per {FULL_SIZE[0]}x{FULL_SIZE[1]}² clip")
         for ax in (ax_cut, ax_cost):
@@ -400,33 +476,47 @@ def mixed_versions(rows: Sequence[RunRow]) -> list[str]:
     warnings = []
     for dataset, versions in sorted(by_dataset.items()):
         if len(versions) > 1:
-            listed = "; ".join(f"{version}: {', '.join(sorted(runs))}"
-                               for version, runs in sorted(versions.items()))
-            warnings.append(f"the runs on {dataset} were trained on different versions of it "
-                            f"({listed}); move the older runs' workdirs aside and run the sweep "
-                            f"again before comparing them.")
+            listed = "; ".join(
+                f"{version}: {', '.join(sorted(runs))}"
+                for version, runs in sorted(versions.items())
+            )
+            warnings.append(
+                f"the runs on {dataset} were trained on different versions of it "
+                f"({listed}); move the older runs' workdirs aside and run the sweep "
+                f"again before comparing them."
+            )
     return warnings
 
 
 # --------------------------------------------------------------------------- entry point
-def write_report(workdir_specs: Sequence[str], out_dir: str,
-                 gmacs_fn: Callable[..., float] = model_gmacs,
-                 log: Callable[[str], None] = print) -> list[RunRow]:
+def write_report(
+    workdir_specs: Sequence[str],
+    out_dir: str,
+    gmacs_fn: Callable[..., float] = model_gmacs,
+    log: Callable[[str], None] = print,
+) -> list[RunRow]:
     """Reads the runs, writes table and plots into out_dir; returns the rows."""
     workdirs = find_workdirs(workdir_specs)
     if not workdirs:
-        raise FileNotFoundError(f"No workdir matches {', '.join(workdir_specs)}; pass finished "
-                                "runs' folders, e.g. --workdirs='runs/synthetic/*'.")
+        raise FileNotFoundError(
+            f"No workdir matches {', '.join(workdir_specs)}; pass finished "
+            "runs' folders, e.g. --workdirs='runs/synthetic/*'."
+        )
     rows = load_rows(workdirs, gmacs_fn=gmacs_fn, log=log)
     if not rows:
-        raise FileNotFoundError(f"None of the {len(workdirs)} workdirs holds a {runs_lib.RESULT_FILE}; "
-                                "train them to the end first (or check --workdirs).")
+        raise FileNotFoundError(
+            f"None of the {len(workdirs)} workdirs holds a {runs_lib.RESULT_FILE}; "
+            "train them to the end first (or check --workdirs)."
+        )
     os.makedirs(out_dir, exist_ok=True)
     table = markdown_table(rows)
     warnings = mixed_versions(rows)
     with open(os.path.join(out_dir, TABLE_NAME + ".md"), "w", encoding="utf-8") as f:
-        f.write(f"# Speed and accuracy ({len(rows)} runs)\n\n"
-                + "".join(f"**Warning:** {w}\n\n" for w in warnings) + table)
+        f.write(
+            f"# Speed and accuracy ({len(rows)} runs)\n\n"
+            + "".join(f"**Warning:** {w}\n\n" for w in warnings)
+            + table
+        )
     write_csv(rows, os.path.join(out_dir, TABLE_NAME + ".csv"))
     plot_speed_accuracy(rows, os.path.join(out_dir, TABLE_NAME + ".png"))
     written = [TABLE_NAME + ext for ext in (".md", ".csv", ".png")]
@@ -440,10 +530,17 @@ def write_report(workdir_specs: Sequence[str], out_dir: str,
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m experiments.speed_accuracy", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workdirs", required=True, action="append",
-                        help="comma-separated workdirs or glob patterns (quote them); repeatable")
+    parser = argparse.ArgumentParser(
+        prog="python -m experiments.speed_accuracy",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--workdirs",
+        required=True,
+        action="append",
+        help="comma-separated workdirs or glob patterns (quote them); repeatable",
+    )
     parser.add_argument("--out", required=True, help="folder for the table and the plots")
     args = parser.parse_args(argv)
     write_report(args.workdirs, args.out)

@@ -16,6 +16,7 @@ augmentation: the frames are rendered at the crop size. `--init_seed` / `--data_
 the seed for initialisation / data order separately (default: both the run's seed), which
 tells initialisation from data order as a source of seed-to-seed spread.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,8 +32,9 @@ RENDER_FRAMES = 32  # the built dataset's clip length (synthetic_motion.Syntheti
 PROBE_DATA_SEED = 1_000_003  # distinct from the built dataset's seed 0
 
 
-def render_split(task: str, num_clips: int, split: int, *, size: int, frames: int, stride: int,
-                 train: bool) -> tuple[np.ndarray, np.ndarray]:
+def render_split(
+    task: str, num_clips: int, split: int, *, size: int, frames: int, stride: int, train: bool
+) -> tuple[np.ndarray, np.ndarray]:
     """uint8 [N, frames, size, size, 3] windows and int32 labels (classes cycle)."""
     num_classes = len(synthetic_render.class_names(task))
     span = (frames - 1) * stride + 1
@@ -40,8 +42,11 @@ def render_split(task: str, num_clips: int, split: int, *, size: int, frames: in
     clips = np.empty((num_clips, frames, size, size, 3), np.uint8)
     labels = np.arange(num_clips, dtype=np.int32) % num_classes
     for i in range(num_clips):
-        start = (np.random.default_rng((PROBE_DATA_SEED, split, i, 7)).integers(last_start + 1)
-                 if train else int(round(0.5 * last_start)))
+        start = (
+            np.random.default_rng((PROBE_DATA_SEED, split, i, 7)).integers(last_start + 1)
+            if train
+            else int(round(0.5 * last_start))
+        )
         rng = np.random.default_rng((PROBE_DATA_SEED, split, i))
         frames_kept = np.arange(start, start + span, stride)
         if task == "order":
@@ -56,18 +61,23 @@ def render_split(task: str, num_clips: int, split: int, *, size: int, frames: in
 def probe_config(model: str, task: str, args):
     from experiments import paper_study, synthetic_motion
     from video_s3d import train_state
+
     config = synthetic_motion.get_config(f"model={model},config={task}")
     for key, value in paper_study.RUN_SETTINGS.items():
         _set(config, key, value)
     config.data.num_frames, config.data.stride, config.data.crop_size = (
-        args.frames, args.stride, args.size)
+        args.frames,
+        args.stride,
+        args.size,
+    )
     config.num_train_steps = args.steps
     config.optim.warmup_steps = args.steps // 10
     config.cpu_fast_compile = train_state.fast_compile_pays_off(args.steps)
     for override in args.set or ():
         key, _, value = override.partition("=")
-        _set(config, key, type(_get(config, key))(value) if _get(config, key) is not None
-             else value)
+        _set(
+            config, key, type(_get(config, key))(value) if _get(config, key) is not None else value
+        )
     return config
 
 
@@ -106,9 +116,13 @@ def _predictors(model, local_model):
 
     @jax.jit
     def predict_batch_stats(params, batch_stats, video):
-        logits, _ = local_model.apply({"params": params, "batch_stats": batch_stats}, video,
-                                      train=True, mutable=["batch_stats"],
-                                      rngs={"dropout": jax.random.key(0)})
+        logits, _ = local_model.apply(
+            {"params": params, "batch_stats": batch_stats},
+            video,
+            train=True,
+            mutable=["batch_stats"],
+            rngs={"dropout": jax.random.key(0)},
+        )
         return logits
 
     return predict, predict_batch_stats
@@ -117,6 +131,7 @@ def _predictors(model, local_model):
 def train_probe(model_name: str, task: str, data, args, init_seed: int, data_seed: int) -> dict:
     import jax
     import jax.numpy as jnp
+
     from video_s3d import normalization, optim, parallel, train, train_state
 
     (train_x, train_y), (eval_x, eval_y) = data
@@ -130,12 +145,27 @@ def train_probe(model_name: str, task: str, data, args, init_seed: int, data_see
         options = train_state.compiler_options(config)
         # Dropout's stream is seeded 0 for every probe (the trainer uses the run's seed) so
         # the compiled step is shared; initialisation and data order follow the seeds.
-        _PROGRAMS[model_name] = (model, tx, options, train.make_train_step(
-            model, tx, schedule, mesh, num_classes=num_classes, label_smoothing=0.0,
-            sync_batch_norm=True, freeze_batch_norm=False, seed=0, compiler_options=options),
-            train.make_batch_stats_step(model, mesh, sync_batch_norm=True,
-                                        compiler_options=options),
-            *_predictors(model, train_state.create_model(dict_without_sync(config), num_classes)))
+        _PROGRAMS[model_name] = (
+            model,
+            tx,
+            options,
+            train.make_train_step(
+                model,
+                tx,
+                schedule,
+                mesh,
+                num_classes=num_classes,
+                label_smoothing=0.0,
+                sync_batch_norm=True,
+                freeze_batch_norm=False,
+                seed=0,
+                compiler_options=options,
+            ),
+            train.make_batch_stats_step(
+                model, mesh, sync_batch_norm=True, compiler_options=options
+            ),
+            *_predictors(model, train_state.create_model(dict_without_sync(config), num_classes)),
+        )
     model, tx, options, step_fn, stats_step, predict, predict_batch_stats = _PROGRAMS[model_name]
     state = train_state.create_state(model, tx, config, mesh, jax.random.key(init_seed))
     normalise = normalization.from_config(config.data).numpy
@@ -154,17 +184,20 @@ def train_probe(model_name: str, task: str, data, args, init_seed: int, data_see
             mean = {k: float(np.mean([w[k] for w in window])) for k in window[0]}
             rate = step / (time.time() - started)
             history.append((step, mean["loss"], mean["accuracy"]))
-            print(f"  {model_name} init {init_seed} data {data_seed} step {step}: loss "
-                  f"{mean['loss']:.3f} acc {mean['accuracy']:.3f} grad {mean['grad_norm']:.2f} "
-                  f"({rate:.1f} steps/s, ETA {(config.num_train_steps - step) / rate:.0f} s)",
-                  flush=True)
+            print(
+                f"  {model_name} init {init_seed} data {data_seed} step {step}: loss "
+                f"{mean['loss']:.3f} acc {mean['accuracy']:.3f} grad {mean['grad_norm']:.2f} "
+                f"({rate:.1f} steps/s, ETA {(config.num_train_steps - step) / rate:.0f} s)",
+                flush=True,
+            )
             window = []
     # Precise BN as the study evaluates: the average of 8 training batches' statistics.
     total = None
     for i in range(int(config.precise_bn_batches) or 8):
         chosen = np.random.default_rng((data_seed, 99, i)).choice(len(train_y), batch)
-        stats = stats_step(state.variables, parallel.host_to_global(
-            normalise(train_x[chosen]), mesh))
+        stats = stats_step(
+            state.variables, parallel.host_to_global(normalise(train_x[chosen]), mesh)
+        )
         total = stats if total is None else jax.tree.map(jnp.add, total, stats)
     precise = jax.tree.map(lambda t: t / (int(config.precise_bn_batches) or 8), total)
 
@@ -172,11 +205,13 @@ def train_probe(model_name: str, task: str, data, args, init_seed: int, data_see
     reversed_correct = 0
     eval_batch = config.eval_batch_size
     for start in range(0, len(eval_y) - eval_batch + 1, eval_batch):
-        video = jnp.asarray(normalise(eval_x[start:start + eval_batch]))
-        labels = eval_y[start:start + eval_batch]
-        for name, fn, stats in (("precise BN", predict, precise),
-                                ("running BN", predict, state.batch_stats),
-                                ("batch BN", predict_batch_stats, state.batch_stats)):
+        video = jnp.asarray(normalise(eval_x[start : start + eval_batch]))
+        labels = eval_y[start : start + eval_batch]
+        for name, fn, stats in (
+            ("precise BN", predict, precise),
+            ("running BN", predict, state.batch_stats),
+            ("batch BN", predict_batch_stats, state.batch_stats),
+        ):
             correct[name] += int((np.argmax(fn(state.params, stats, video), -1) == labels).sum())
         reversed_logits = predict(state.params, precise, video[:, ::-1])
         reversed_correct += int((np.argmax(reversed_logits, -1) == labels).sum())
@@ -185,14 +220,20 @@ def train_probe(model_name: str, task: str, data, args, init_seed: int, data_see
     result["reversed"] = reversed_correct / evaluated
     result["train_acc_last"] = history[-1][2]
     result["seconds"] = time.time() - started
-    print(f"RESULT {model_name} {task} init {init_seed} data {data_seed} {args.set or ''}: "
-          + ", ".join(f"{k} {v:.3f}" for k, v in result.items()), flush=True)
+    print(
+        f"RESULT {model_name} {task} init {init_seed} data {data_seed} {args.set or ''}: "
+        + ", ".join(f"{k} {v:.3f}" for k, v in result.items()),
+        flush=True,
+    )
     return result
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m experiments.study_probe", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m experiments.study_probe",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--task", default="appearance", choices=synthetic_render.TASKS)
     parser.add_argument("--models", default="tiny_s3dg")
     parser.add_argument("--seeds", default="0,1,2")
@@ -205,19 +246,26 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--train_clips", type=int, default=3000)
     parser.add_argument("--eval_clips", type=int, default=320)
     parser.add_argument("--log_every", type=int, default=200)
-    parser.add_argument("--set", action="append",
-                        help="config override key=value, e.g. optim.learning_rate=0.001")
+    parser.add_argument(
+        "--set", action="append", help="config override key=value, e.g. optim.learning_rate=0.001"
+    )
     args = parser.parse_args(argv)
     from experiments import paper_study
+
     args.frames = args.frames or paper_study.RUN_SETTINGS["data.num_frames"]
     args.stride = args.stride or paper_study.RUN_SETTINGS["data.stride"]
     args.size = args.size or paper_study.RUN_SETTINGS["data.crop_size"]
     started = time.time()
     shape = dict(size=args.size, frames=args.frames, stride=args.stride)
-    data = (render_split(args.task, args.train_clips, 0, train=True, **shape),
-            render_split(args.task, args.eval_clips, 1, train=False, **shape))
-    print(f"rendered {args.train_clips} + {args.eval_clips} {args.task} clips of "
-          f"{args.frames}x{args.size}² in {time.time() - started:.0f} s", flush=True)
+    data = (
+        render_split(args.task, args.train_clips, 0, train=True, **shape),
+        render_split(args.task, args.eval_clips, 1, train=False, **shape),
+    )
+    print(
+        f"rendered {args.train_clips} + {args.eval_clips} {args.task} clips of "
+        f"{args.frames}x{args.size}² in {time.time() - started:.0f} s",
+        flush=True,
+    )
     results = {}
     for model in args.models.split(","):
         for seed in (int(s) for s in args.seeds.split(",")):
@@ -226,9 +274,12 @@ def main(argv: Sequence[str] | None = None) -> None:
             results[model, seed] = train_probe(model, args.task, data, args, init_seed, data_seed)
     for model in args.models.split(","):
         top1 = [results[m, s]["precise BN"] for m, s in results if m == model]
-        print(f"SUMMARY {model} {args.task}: precise-BN top-1 "
-              + " / ".join(f"{100 * t:.1f}" for t in top1)
-              + f"% (spread {100 * (max(top1) - min(top1)):.1f} points)", flush=True)
+        print(
+            f"SUMMARY {model} {args.task}: precise-BN top-1 "
+            + " / ".join(f"{100 * t:.1f}" for t in top1)
+            + f"% (spread {100 * (max(top1) - min(top1)):.1f} points)",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

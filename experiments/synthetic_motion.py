@@ -46,6 +46,7 @@ Schema (every run reads exactly these fields):
   cpu_fast_compile      on CPU, compile with XLA backend optimisation level 0: 2-3x faster
                         compiles but ~2.3x slower steps (measured); turn off for long runs
 """
+
 import ml_collections
 from ml_collections import config_dict
 

@@ -24,6 +24,7 @@ clip beside it). Paper (S3D-G, ImageNet+Kinetics pre-training, RGB; REFERENCE.md
 figures as from a secondary source): UCF101 96.8, HMDB51 75.9 top-1, averaged over the three
 splits as is usual for these datasets.
 """
+
 from __future__ import annotations
 
 import glob
@@ -46,22 +47,29 @@ OURS = "not published; our choice"
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    arg = parse_arg(arg, dataset="ucf101", split=1, model="s3dg", init_from="", batch=BATCH_SIZE,
-                    runlocal=False)
+    arg = parse_arg(
+        arg, dataset="ucf101", split=1, model="s3dg", init_from="", batch=BATCH_SIZE, runlocal=False
+    )
     if arg.dataset not in STEPS:
-        raise ValueError(f"dataset={arg.dataset} is not a transfer target; use one of "
-                         f"{', '.join(STEPS)}.")
+        raise ValueError(
+            f"dataset={arg.dataset} is not a transfer target; use one of {', '.join(STEPS)}."
+        )
     if arg.split not in SPLITS:
         raise ValueError(f"split={arg.split} is not an official split; use 1, 2 or 3.")
     if not arg.init_from and not arg.runlocal:
-        raise ValueError("Pass init_from=<workdir of a finished Kinetics run> in the config's "
-                         "argument string: transfer starts from a trained network.")
+        raise ValueError(
+            "Pass init_from=<workdir of a finished Kinetics run> in the config's "
+            "argument string: transfer starts from a trained network."
+        )
     recipes.check_model(arg.model)
     config = synthetic_motion.get_config()
     config.model.name = arg.model
-    recipes.apply_paper_recipe(config, dataset=f"{arg.dataset}/split{arg.split}",
-                               batch_size=arg.batch, name=f"{arg.dataset} split {arg.split} "
-                               f"fine-tuning of {arg.model} (paper's transfer table)")
+    recipes.apply_paper_recipe(
+        config,
+        dataset=f"{arg.dataset}/split{arg.split}",
+        batch_size=arg.batch,
+        name=f"{arg.dataset} split {arg.split} fine-tuning of {arg.model} (paper's transfer table)",
+    )
     config.batch_size = arg.batch
     config.eval_batch_size = max(8, arg.batch // 2 // 8 * 8)
     config.num_train_steps = STEPS[arg.dataset]
@@ -88,8 +96,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.recipe.init = "kinetics"
     config.recipe.paper_init = "kinetics"
     config.recipe.paper_init_source = "paper's transfer table: ImageNet + Kinetics pre-training"
-    config.recipe.targets = (f"{arg.dataset} top-1 {TARGETS[arg.dataset]} (S3D-G, mean of the "
-                             f"3 splits; REFERENCE.md 'Transfer', secondary source)")
+    config.recipe.targets = (
+        f"{arg.dataset} top-1 {TARGETS[arg.dataset]} (S3D-G, mean of the "
+        f"3 splits; REFERENCE.md 'Transfer', secondary source)"
+    )
     if arg.runlocal:
         recipes.apply_runlocal(config, dataset="synthetic_motion/appearance_tiny")
     return config
@@ -107,9 +117,14 @@ def average_splits(workdirs: list[str]) -> dict[str, dict]:
             result = json.load(f)
         dataset, _, split = result["dataset"].partition("/")
         by_dataset.setdefault(dataset, {})[split or "split1"] = result["metrics"]["video_top1"]
-    return {dataset: {"splits": splits, "mean_video_top1": sum(splits.values()) / len(splits),
-                      "complete": sorted(splits) == [f"split{s}" for s in SPLITS]}
-            for dataset, splits in by_dataset.items()}
+    return {
+        dataset: {
+            "splits": splits,
+            "mean_video_top1": sum(splits.values()) / len(splits),
+            "complete": sorted(splits) == [f"split{s}" for s in SPLITS],
+        }
+        for dataset, splits in by_dataset.items()
+    }
 
 
 def main(argv: list[str]) -> int:

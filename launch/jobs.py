@@ -1,4 +1,5 @@
 """What every launcher shares: which runs to start, one config or a sweep."""
+
 from __future__ import annotations
 
 import argparse
@@ -13,12 +14,15 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     which.add_argument("--config", help="one config, experiments/<file>.py[:args]")
     which.add_argument("--sweep", help="a sweep file, experiments/sweeps/<file>.py[:args]")
     parser.add_argument(
-        "--workdir", required=True,
+        "--workdir",
+        required=True,
         help="with --config the run's workdir; with --sweep the folder that gets one "
-             "workdir per run (named after the run)")
+        "workdir per run (named after the run)",
+    )
     parser.add_argument("--only", help="regular expression: start only the runs whose name matches")
-    parser.add_argument("--dry_run", action="store_true",
-                        help="print every command instead of running it")
+    parser.add_argument(
+        "--dry_run", action="store_true", help="print every command instead of running it"
+    )
 
 
 def runs_from_args(args: argparse.Namespace) -> tuple[list[runs_lib.Run], str]:
@@ -32,7 +36,8 @@ def runs_from_args(args: argparse.Namespace) -> tuple[list[runs_lib.Run], str]:
         if not os.path.isfile(full_path):
             raise FileNotFoundError(
                 f"Config file {path!r} does not exist; pass a path such as "
-                "experiments/kinetics400.py (relative to the repository root).")
+                "experiments/kinetics400.py (relative to the repository root)."
+            )
         workdir = args.workdir.rstrip("/")
         root, name = workdir.rsplit("/", 1) if "/" in workdir else (".", workdir)
         runs = [runs_lib.Run(name=name, config=path, args=runs_lib.split_argument(arg))]

@@ -11,6 +11,7 @@ the accelerators, JAX not pre-allocating all GPU memory when asked, simulated CP
 a copy of the output in `<workdir>/log.txt`, SIGTERM/SIGINT passed on to the run so that it
 saves a checkpoint before exiting, and the run's exit status as its own.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,15 +25,23 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MAIN_MODULE = "video_s3d.main"
 
 
-def run_environment(cpu_devices: int | None = None, gpu_memory_fraction: float | None = None,
-                    base: dict[str, str] | None = None) -> dict[str, str]:
+def run_environment(
+    cpu_devices: int | None = None,
+    gpu_memory_fraction: float | None = None,
+    base: dict[str, str] | None = None,
+) -> dict[str, str]:
     """The child's environment: `base` (default os.environ) plus the launcher's settings."""
     env = dict(os.environ if base is None else base)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if cpu_devices:
-        flags = [f for f in env.get("XLA_FLAGS", "").split()
-                 if not f.startswith("--xla_force_host_platform_device_count")]
-        env["XLA_FLAGS"] = " ".join(flags + [f"--xla_force_host_platform_device_count={cpu_devices}"])
+        flags = [
+            f
+            for f in env.get("XLA_FLAGS", "").split()
+            if not f.startswith("--xla_force_host_platform_device_count")
+        ]
+        env["XLA_FLAGS"] = " ".join(
+            flags + [f"--xla_force_host_platform_device_count={cpu_devices}"]
+        )
         env["JAX_PLATFORMS"] = "cpu"
     if gpu_memory_fraction:
         env["XLA_PYTHON_CLIENT_MEM_FRACTION"] = str(gpu_memory_fraction)
@@ -50,16 +59,21 @@ def workdir_of(main_args: Sequence[str]) -> str | None:
     return None
 
 
-def run(main_args: Sequence[str], env: dict[str, str], log_path: str | None,
-        python: str = sys.executable) -> int:
+def run(
+    main_args: Sequence[str],
+    env: dict[str, str],
+    log_path: str | None,
+    python: str = sys.executable,
+) -> int:
     """Runs main, tees its output to `log_path`, forwards SIGTERM/SIGINT; returns its status."""
     argv = [python, "-u", "-m", MAIN_MODULE, *main_args]
     log_file = None
     if log_path:
         os.makedirs(os.path.dirname(os.path.abspath(log_path)), exist_ok=True)
         log_file = open(log_path, "a", encoding="utf-8")
-    child = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True, bufsize=1)
+    child = subprocess.Popen(
+        argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+    )
 
     def forward(signum, frame):
         child.send_signal(signum)  # the run saves a checkpoint and exits by itself
@@ -82,23 +96,37 @@ def run(main_args: Sequence[str], env: dict[str, str], log_path: str | None,
 
 def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
     argv = list(argv)
-    own, main_args = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv \
-        else (argv, [])
+    own, main_args = (
+        (argv[: argv.index("--")], argv[argv.index("--") + 1 :]) if "--" in argv else (argv, [])
+    )
     parser = argparse.ArgumentParser(
-        prog="python -m launch.local", description=__doc__.split("\n\n")[0],
+        prog="python -m launch.local",
+        description=__doc__.split("\n\n")[0],
         epilog="Arguments after -- go to video_s3d.main, e.g. -- --config=experiments/"
-               "synthetic_motion.py --workdir=runs/x")
-    parser.add_argument("--cpu_devices", type=int, default=None,
-                        help="run on the CPU as this many simulated devices")
-    parser.add_argument("--gpu_memory_fraction", type=float, default=None,
-                        help="fraction of GPU memory JAX may take (default: JAX's own)")
-    parser.add_argument("--no_log_file", action="store_true",
-                        help="do not copy the output to <workdir>/log.txt")
+        "synthetic_motion.py --workdir=runs/x",
+    )
+    parser.add_argument(
+        "--cpu_devices",
+        type=int,
+        default=None,
+        help="run on the CPU as this many simulated devices",
+    )
+    parser.add_argument(
+        "--gpu_memory_fraction",
+        type=float,
+        default=None,
+        help="fraction of GPU memory JAX may take (default: JAX's own)",
+    )
+    parser.add_argument(
+        "--no_log_file", action="store_true", help="do not copy the output to <workdir>/log.txt"
+    )
     parser.add_argument("--dry_run", action="store_true", help="print the command and exit")
     args = parser.parse_args(own)
     if not any(a.startswith("--config") for a in main_args) or workdir_of(main_args) is None:
-        parser.error("pass the run after --, e.g. -- --config=experiments/synthetic_motion.py "
-                     "--workdir=runs/synthetic_motion")
+        parser.error(
+            "pass the run after --, e.g. -- --config=experiments/synthetic_motion.py "
+            "--workdir=runs/synthetic_motion"
+        )
     return args, main_args
 
 

@@ -14,6 +14,7 @@ process (JAX's preemption service then agrees on a step at which all of them sav
 
 With GPUs, `--gpus_per_process=K` gives process i the GPUs i*K .. i*K+K-1 instead.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,9 +39,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def process_environment(process_id: int, num_processes: int, port: int, *,
-                        devices_per_process: int | None, gpus_per_process: int | None,
-                        base: dict[str, str] | None = None) -> dict[str, str]:
+def process_environment(
+    process_id: int,
+    num_processes: int,
+    port: int,
+    *,
+    devices_per_process: int | None,
+    gpus_per_process: int | None,
+    base: dict[str, str] | None = None,
+) -> dict[str, str]:
     env = run_environment(cpu_devices=None if gpus_per_process else devices_per_process, base=base)
     env[runtime.COORDINATOR_ENV] = f"127.0.0.1:{port}"
     env[runtime.NUM_PROCESSES_ENV] = str(num_processes)
@@ -59,19 +66,36 @@ def _pump(prefix: str, stream, lock: threading.Lock) -> None:
             sys.stdout.flush()
 
 
-def launch(main_args: Sequence[str], *, num_processes: int, devices_per_process: int | None,
-           gpus_per_process: int | None = None, port: int | None = None,
-           module: str = MAIN_MODULE, python: str = sys.executable) -> int:
+def launch(
+    main_args: Sequence[str],
+    *,
+    num_processes: int,
+    devices_per_process: int | None,
+    gpus_per_process: int | None = None,
+    port: int | None = None,
+    module: str = MAIN_MODULE,
+    python: str = sys.executable,
+) -> int:
     """Starts the processes, streams their prefixed output, returns 0 only if all succeed."""
     port = port or free_port()
     lock = threading.Lock()
     children, pumps = [], []
     for i in range(num_processes):
-        env = process_environment(i, num_processes, port, devices_per_process=devices_per_process,
-                                  gpus_per_process=gpus_per_process)
-        child = subprocess.Popen([python, "-u", "-m", module, *main_args], env=env,
-                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                 bufsize=1)
+        env = process_environment(
+            i,
+            num_processes,
+            port,
+            devices_per_process=devices_per_process,
+            gpus_per_process=gpus_per_process,
+        )
+        child = subprocess.Popen(
+            [python, "-u", "-m", module, *main_args],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+        )
         children.append(child)
         pump = threading.Thread(target=_pump, args=(f"[p{i}]", child.stdout, lock), daemon=True)
         pump.start()
@@ -103,8 +127,12 @@ def launch(main_args: Sequence[str], *, num_processes: int, devices_per_process:
             signal.signal(s, handler)
     failed = failed or [(i, c.returncode) for i, c in enumerate(children) if c.returncode != 0]
     if failed:
-        print(f"[launch.multiprocess] process(es) {', '.join(f'p{i} (exit {rc})' for i, rc in failed)} "
-              f"failed; the others were stopped.", file=sys.stderr, flush=True)
+        print(
+            f"[launch.multiprocess] process(es) {', '.join(f'p{i} (exit {rc})' for i, rc in failed)} "
+            f"failed; the others were stopped.",
+            file=sys.stderr,
+            flush=True,
+        )
         return failed[0][1] or 1
     return 0
 
@@ -123,37 +151,57 @@ def _stop(children: list[subprocess.Popen]) -> None:
 
 def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
     argv = list(argv)
-    own, main_args = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv \
-        else (argv, [])
-    parser = argparse.ArgumentParser(prog="python -m launch.multiprocess",
-                                     description=__doc__.split("\n\n")[0])
+    own, main_args = (
+        (argv[: argv.index("--")], argv[argv.index("--") + 1 :]) if "--" in argv else (argv, [])
+    )
+    parser = argparse.ArgumentParser(
+        prog="python -m launch.multiprocess", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--num_processes", type=int, required=True)
-    parser.add_argument("--devices_per_process", type=int, default=None,
-                        help="simulated CPU devices per process")
-    parser.add_argument("--gpus_per_process", type=int, default=None,
-                        help="GPUs per process (sets CUDA_VISIBLE_DEVICES) instead of CPU devices")
-    parser.add_argument("--port", type=int, default=None, help="coordinator port (default: a free one)")
-    parser.add_argument("--module", default=MAIN_MODULE,
-                        help="module each process runs with the arguments after --")
+    parser.add_argument(
+        "--devices_per_process", type=int, default=None, help="simulated CPU devices per process"
+    )
+    parser.add_argument(
+        "--gpus_per_process",
+        type=int,
+        default=None,
+        help="GPUs per process (sets CUDA_VISIBLE_DEVICES) instead of CPU devices",
+    )
+    parser.add_argument(
+        "--port", type=int, default=None, help="coordinator port (default: a free one)"
+    )
+    parser.add_argument(
+        "--module", default=MAIN_MODULE, help="module each process runs with the arguments after --"
+    )
     args = parser.parse_args(own)
     if args.num_processes < 1:
         parser.error("--num_processes must be at least 1")
     if args.devices_per_process is not None and args.devices_per_process < 1:
         parser.error("--devices_per_process must be at least 1")
     if not main_args:
-        parser.error("pass the run after --, e.g. -- --config=experiments/synthetic_motion.py "
-                     "--workdir=runs/two_process")
+        parser.error(
+            "pass the run after --, e.g. -- --config=experiments/synthetic_motion.py "
+            "--workdir=runs/two_process"
+        )
     return args, main_args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args, main_args = parse_args(sys.argv[1:] if argv is None else argv)
-    print(f"[launch.multiprocess] {args.num_processes} processes x "
-          f"{args.gpus_per_process or args.devices_per_process or 'default'} devices: "
-          f"python -m {args.module} {' '.join(main_args)}", flush=True)
-    return launch(main_args, num_processes=args.num_processes,
-                  devices_per_process=args.devices_per_process,
-                  gpus_per_process=args.gpus_per_process, port=args.port, module=args.module)
+    print(
+        f"[launch.multiprocess] {args.num_processes} processes x "
+        f"{args.gpus_per_process or args.devices_per_process or 'default'} devices: "
+        f"python -m {args.module} {' '.join(main_args)}",
+        flush=True,
+    )
+    return launch(
+        main_args,
+        num_processes=args.num_processes,
+        devices_per_process=args.devices_per_process,
+        gpus_per_process=args.gpus_per_process,
+        port=args.port,
+        module=args.module,
+    )
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ Inside the job, `srun` starts one process per GPU (default) or one per node, and
 its process id and SLURM_NTASKS as the process count. The workdir must be on a file system
 every node sees.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,17 +45,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     jobs.add_run_arguments(parser)
     parser.add_argument("--nodes", type=int, default=1)
     parser.add_argument("--gpus_per_node", type=int, default=8)
-    parser.add_argument("--process_per", choices=("gpu", "node"), default="gpu",
-                        help="one process per GPU (each sees one device) or per node (sees all)")
-    parser.add_argument("--cpus_per_gpu", type=int, default=8,
-                        help="CPU cores per GPU, for the input pipeline")
+    parser.add_argument(
+        "--process_per",
+        choices=("gpu", "node"),
+        default="gpu",
+        help="one process per GPU (each sees one device) or per node (sees all)",
+    )
+    parser.add_argument(
+        "--cpus_per_gpu", type=int, default=8, help="CPU cores per GPU, for the input pipeline"
+    )
     parser.add_argument("--time", default="24:00:00", help="wall-clock limit, [D-]HH:MM:SS")
     parser.add_argument("--partition", help="SLURM partition (default: the cluster's)")
     parser.add_argument("--account", help="SLURM account to charge")
-    parser.add_argument("--sbatch_option", action="append", default=[],
-                        help="extra '#SBATCH' option, e.g. --sbatch_option=--constraint=a100 (repeatable)")
-    parser.add_argument("--python", default=os.path.join(runs_lib.REPO_ROOT, ".venv", "bin", "python"),
-                        help="the Python with video_s3d's requirements on the compute nodes")
+    parser.add_argument(
+        "--sbatch_option",
+        action="append",
+        default=[],
+        help="extra '#SBATCH' option, e.g. --sbatch_option=--constraint=a100 (repeatable)",
+    )
+    parser.add_argument(
+        "--python",
+        default=os.path.join(runs_lib.REPO_ROOT, ".venv", "bin", "python"),
+        help="the Python with video_s3d's requirements on the compute nodes",
+    )
     parser.add_argument("--data_dir", help="folder holding the TFDS datasets (TFDS_DATA_DIR)")
     parser.add_argument("--submit", action="store_true", help="submit each script with sbatch")
 
@@ -63,10 +76,14 @@ def check_arguments(args: argparse.Namespace) -> None:
     if args.nodes < 1 or args.gpus_per_node < 1 or args.cpus_per_gpu < 1:
         raise ValueError("--nodes, --gpus_per_node and --cpus_per_gpu must be at least 1.")
     if not _TIME_PATTERN.match(args.time):
-        raise ValueError(f"--time={args.time} is not a SLURM time; write it as [D-]HH:MM:SS, e.g. 24:00:00.")
+        raise ValueError(
+            f"--time={args.time} is not a SLURM time; write it as [D-]HH:MM:SS, e.g. 24:00:00."
+        )
     if args.workdir.startswith("gs://"):
-        raise ValueError(f"--workdir={args.workdir} must be a folder on the cluster's shared file "
-                         "system; gs:// workdirs are for launch.tpu_pod.")
+        raise ValueError(
+            f"--workdir={args.workdir} must be a folder on the cluster's shared file "
+            "system; gs:// workdirs are for launch.tpu_pod."
+        )
 
 
 def render_run(args: argparse.Namespace, run: runs_lib.Run, root: str) -> str:
@@ -80,29 +97,35 @@ def render_run(args: argparse.Namespace, run: runs_lib.Run, root: str) -> str:
     environment = ["export PYTHONUNBUFFERED=1"]
     if args.data_dir:
         environment.append(f"export TFDS_DATA_DIR={shlex.quote(args.data_dir)}")
-    return render(_read_template(), {
-        "run_name": run.name,
-        "script_path": shlex.quote(os.path.join(workdir, SCRIPT_NAME)),
-        "job_name": "s3d-" + run.name,
-        "nodes": args.nodes,
-        "tasks_per_node": tasks_per_node,
-        "gpus_per_node": args.gpus_per_node,
-        "cpus_per_task": args.cpus_per_gpu * (1 if per_gpu else args.gpus_per_node),
-        "time": args.time,
-        # SLURM expands %j itself and reads the path unquoted, so it must hold no spaces.
-        "log_path": os.path.join(workdir, "slurm-%j.out"),
-        "extra_sbatch_lines": "\n".join(extra),
-        "repo_dir": shlex.quote(runs_lib.REPO_ROOT),
-        "environment_lines": "\n".join(environment),
-        "process_unit": "GPU" if per_gpu else "node",
-        "select_devices": ('export CUDA_VISIBLE_DEVICES="$SLURM_LOCALID"  # the GPU of this task'
-                           if per_gpu else ": every GPU of the node belongs to this task"),
-        "coordinator_env": runtime.COORDINATOR_ENV,
-        "num_processes_env": runtime.NUM_PROCESSES_ENV,
-        "process_id_env": runtime.PROCESS_ID_ENV,
-        "python": shlex.quote(args.python),
-        "main_args": shlex.join(run.main_args(root)),
-    })
+    return render(
+        _read_template(),
+        {
+            "run_name": run.name,
+            "script_path": shlex.quote(os.path.join(workdir, SCRIPT_NAME)),
+            "job_name": "s3d-" + run.name,
+            "nodes": args.nodes,
+            "tasks_per_node": tasks_per_node,
+            "gpus_per_node": args.gpus_per_node,
+            "cpus_per_task": args.cpus_per_gpu * (1 if per_gpu else args.gpus_per_node),
+            "time": args.time,
+            # SLURM expands %j itself and reads the path unquoted, so it must hold no spaces.
+            "log_path": os.path.join(workdir, "slurm-%j.out"),
+            "extra_sbatch_lines": "\n".join(extra),
+            "repo_dir": shlex.quote(runs_lib.REPO_ROOT),
+            "environment_lines": "\n".join(environment),
+            "process_unit": "GPU" if per_gpu else "node",
+            "select_devices": (
+                'export CUDA_VISIBLE_DEVICES="$SLURM_LOCALID"  # the GPU of this task'
+                if per_gpu
+                else ": every GPU of the node belongs to this task"
+            ),
+            "coordinator_env": runtime.COORDINATOR_ENV,
+            "num_processes_env": runtime.NUM_PROCESSES_ENV,
+            "process_id_env": runtime.PROCESS_ID_ENV,
+            "python": shlex.quote(args.python),
+            "main_args": shlex.join(run.main_args(root)),
+        },
+    )
 
 
 def _read_template() -> str:
@@ -110,18 +133,26 @@ def _read_template() -> str:
         return f.read()
 
 
-def launch(args: argparse.Namespace, runs: Sequence[runs_lib.Run], root: str,
-           log: Callable[[str], None] = print) -> list[str]:
+def launch(
+    args: argparse.Namespace,
+    runs: Sequence[runs_lib.Run],
+    root: str,
+    log: Callable[[str], None] = print,
+) -> list[str]:
     """Writes (and submits) each run's script; returns the script paths."""
     if args.submit and not args.dry_run and shutil.which("sbatch") is None:
-        raise FileNotFoundError("sbatch is not on PATH: run this on the cluster's login node, "
-                                "or leave out --submit to only write the scripts.")
+        raise FileNotFoundError(
+            "sbatch is not on PATH: run this on the cluster's login node, "
+            "or leave out --submit to only write the scripts."
+        )
     # sbatch resolves relative paths against the directory it is called from: make them absolute.
     root, paths = os.path.abspath(root), []
     for run in runs:
         if " " in run.workdir(root):
-            raise ValueError(f"Workdir {run.workdir(root)!r} holds a space, which SLURM's "
-                             "--output cannot take; choose a path without spaces.")
+            raise ValueError(
+                f"Workdir {run.workdir(root)!r} holds a space, which SLURM's "
+                "--output cannot take; choose a path without spaces."
+            )
         script, path = render_run(args, run, root), os.path.join(run.workdir(root), SCRIPT_NAME)
         paths.append(path)
         if args.dry_run:
@@ -131,7 +162,9 @@ def launch(args: argparse.Namespace, runs: Sequence[runs_lib.Run], root: str,
         with open(path, "w") as f:
             f.write(script)
         if args.submit:
-            submitted = subprocess.run(["sbatch", path], capture_output=True, text=True, check=False)
+            submitted = subprocess.run(
+                ["sbatch", path], capture_output=True, text=True, check=False
+            )
             if submitted.returncode != 0:
                 raise RuntimeError(f"sbatch refused {path}: {submitted.stderr.strip()}")
             log(f"{run.name}: {submitted.stdout.strip()}")
@@ -141,8 +174,11 @@ def launch(args: argparse.Namespace, runs: Sequence[runs_lib.Run], root: str,
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m launch.slurm", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m launch.slurm",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_arguments(parser)
     args = parser.parse_args(argv)
     check_arguments(args)

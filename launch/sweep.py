@@ -13,6 +13,7 @@
 Locally, a run whose workdir already holds `result.json` is skipped, so starting the same
 sweep again continues where it stopped (an unfinished run resumes from its checkpoint).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,9 +26,15 @@ from typing import Callable, Mapping, Sequence
 from experiments import runs as runs_lib
 from launch import jobs, local
 
-def run_locally(runs: Sequence[runs_lib.Run], root: str, dry_run: bool = False,
-                python: str = sys.executable, env: Mapping[str, str] | None = None,
-                log: Callable[[str], None] = print) -> list[str]:
+
+def run_locally(
+    runs: Sequence[runs_lib.Run],
+    root: str,
+    dry_run: bool = False,
+    python: str = sys.executable,
+    env: Mapping[str, str] | None = None,
+    log: Callable[[str], None] = print,
+) -> list[str]:
     """Runs each job in turn with launch.local (output also in <workdir>/log.txt, SIGTERM
     passed on so the run checkpoints); returns the names of the runs it started.
 
@@ -38,8 +45,9 @@ def run_locally(runs: Sequence[runs_lib.Run], root: str, dry_run: bool = False,
     root = root if root.startswith("gs://") else os.path.abspath(root)
     run_env = local.run_environment(base={**os.environ, **(env or {})})
     started, t_start = [], time.time()
-    finished = [os.path.exists(os.path.join(run.workdir(root), runs_lib.RESULT_FILE))
-                for run in runs]
+    finished = [
+        os.path.exists(os.path.join(run.workdir(root), runs_lib.RESULT_FILE)) for run in runs
+    ]
     for i, run in enumerate(runs, 1):
         workdir, main_args = run.workdir(root), run.main_args(root)
         argv = [python, "-m", jobs.MAIN_MODULE, *main_args]
@@ -47,21 +55,27 @@ def run_locally(runs: Sequence[runs_lib.Run], root: str, dry_run: bool = False,
             log(shlex.join(argv))
             continue
         if finished[i - 1]:
-            log(f"[{i}/{len(runs)}] {run.name}: finished before "
-                f"({workdir}/{runs_lib.RESULT_FILE}), skipped")
+            log(
+                f"[{i}/{len(runs)}] {run.name}: finished before "
+                f"({workdir}/{runs_lib.RESULT_FILE}), skipped"
+            )
             continue
         log(f"[{i}/{len(runs)}] {run.name}: {shlex.join(argv)}")
         t_run = time.time()
         status = local.run(main_args, run_env, os.path.join(workdir, "log.txt"), python=python)
         if status != 0:
-            raise RuntimeError(f"Run {run.name!r} failed (exit status {status}); its output is above "
-                               f"and its workdir is {workdir}. Fix it and start the sweep again: "
-                               "finished runs are skipped.")
+            raise RuntimeError(
+                f"Run {run.name!r} failed (exit status {status}); its output is above "
+                f"and its workdir is {workdir}. Fix it and start the sweep again: "
+                "finished runs are skipped."
+            )
         started.append(run.name)
         done_s = time.time() - t_start
         left = finished[i:].count(False)  # runs finished before are skipped: not in the ETA
-        log(f"[{i}/{len(runs)}] {run.name}: done in {time.time() - t_run:.0f} s; "
-            f"{left} left to train, about {done_s / len(started) * left / 60:.1f} min to go")
+        log(
+            f"[{i}/{len(runs)}] {run.name}: done in {time.time() - t_run:.0f} s; "
+            f"{left} left to train, about {done_s / len(started) * left / 60:.1f} min to go"
+        )
     return started
 
 
@@ -75,14 +89,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     chosen, rest = chooser.parse_known_args(argv)
     if chosen.launcher == "tpu_pod":
         from launch import tpu_pod
+
         return tpu_pod.main(rest)
     if chosen.launcher == "slurm":
         from launch import slurm
+
         return slurm.main(rest)
 
     parser = argparse.ArgumentParser(
-        prog="python -m launch.sweep", description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter, parents=[chooser])
+        prog="python -m launch.sweep",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[chooser],
+    )
     jobs.add_run_arguments(parser)
     args = parser.parse_args(rest)
     runs, root = jobs.runs_from_args(args)

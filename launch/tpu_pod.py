@@ -14,6 +14,7 @@ on every worker at once. Each process joins the pod with `jax.distributed.initia
 (a TPU VM finds its coordinator by itself) and reads data and writes its workdir on GCS,
 the storage every worker shares.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,8 +36,12 @@ REMOTE_CODE_DIR = "~/video_s3d"
 REMOTE_VENV = "~/video_s3d_venv"
 # TPU VM base images per accelerator generation (cloud.google.com/tpu/docs/runtimes).
 RUNTIME_BY_GENERATION = {
-    "v2": "tpu-ubuntu2204-base", "v3": "tpu-ubuntu2204-base", "v4": "tpu-ubuntu2204-base",
-    "v5litepod": "v2-alpha-tpuv5-lite", "v5p": "v2-alpha-tpuv5", "v6e": "v2-alpha-tpuv6e",
+    "v2": "tpu-ubuntu2204-base",
+    "v3": "tpu-ubuntu2204-base",
+    "v4": "tpu-ubuntu2204-base",
+    "v5litepod": "v2-alpha-tpuv5-lite",
+    "v5p": "v2-alpha-tpuv5",
+    "v6e": "v2-alpha-tpuv6e",
 }
 _ACCELERATOR_PATTERN = re.compile(r"^(v\d+[a-z]*)-\d+$")
 # On a TPU VM jax.distributed.initialize() finds the coordinator and process ids itself.
@@ -47,6 +52,7 @@ DISTRIBUTED_OVERRIDE = "--config.distributed=True"
 class Step:
     """One command. The `probe` step asks whether the slice exists; `only_if_missing` steps
     run only when it does not."""
+
     why: str
     argv: tuple[str, ...]
     probe: bool = False
@@ -59,29 +65,43 @@ class Step:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     jobs.add_run_arguments(parser)
-    parser.add_argument("--tpu", required=True, help="name of the TPU VM slice (created if missing)")
+    parser.add_argument(
+        "--tpu", required=True, help="name of the TPU VM slice (created if missing)"
+    )
     parser.add_argument("--zone", required=True, help="e.g. us-central2-b")
     parser.add_argument("--project", help="Google Cloud project (default: gcloud's configured one)")
-    parser.add_argument("--accelerator_type", default="v4-8",
-                        help="slice type for creation, e.g. v4-32, v5litepod-16, v6e-8")
-    parser.add_argument("--runtime_version",
-                        help="TPU VM image for creation (default: the base image of the generation)")
+    parser.add_argument(
+        "--accelerator_type",
+        default="v4-8",
+        help="slice type for creation, e.g. v4-32, v5litepod-16, v6e-8",
+    )
+    parser.add_argument(
+        "--runtime_version",
+        help="TPU VM image for creation (default: the base image of the generation)",
+    )
     parser.add_argument("--spot", action="store_true", help="create a Spot (preemptible) slice")
-    parser.add_argument("--data_dir",
-                        help="gs:// folder holding the TFDS datasets (TFDS_DATA_DIR on the workers)")
+    parser.add_argument(
+        "--data_dir", help="gs:// folder holding the TFDS datasets (TFDS_DATA_DIR on the workers)"
+    )
 
 
 def check_arguments(args: argparse.Namespace) -> None:
     if not args.workdir.startswith("gs://"):
-        raise ValueError(f"--workdir={args.workdir} must be a gs:// path: every worker of the pod "
-                         "writes checkpoints and results there, and local disks are not shared.")
+        raise ValueError(
+            f"--workdir={args.workdir} must be a gs:// path: every worker of the pod "
+            "writes checkpoints and results there, and local disks are not shared."
+        )
     if args.data_dir and not args.data_dir.startswith("gs://"):
-        raise ValueError(f"--data_dir={args.data_dir} must be a gs:// path that every worker can read.")
+        raise ValueError(
+            f"--data_dir={args.data_dir} must be a gs:// path that every worker can read."
+        )
     match = _ACCELERATOR_PATTERN.match(args.accelerator_type)
     if not match or (not args.runtime_version and match.group(1) not in RUNTIME_BY_GENERATION):
-        raise ValueError(f"--accelerator_type={args.accelerator_type} is not a known TPU slice type; "
-                         f"use <generation>-<cores> with generation one of "
-                         f"{', '.join(RUNTIME_BY_GENERATION)} (or also pass --runtime_version).")
+        raise ValueError(
+            f"--accelerator_type={args.accelerator_type} is not a known TPU slice type; "
+            f"use <generation>-<cores> with generation one of "
+            f"{', '.join(RUNTIME_BY_GENERATION)} (or also pass --runtime_version)."
+        )
 
 
 def _jax_requirement() -> str:
@@ -102,42 +122,67 @@ def plan(args: argparse.Namespace, runs: Sequence[runs_lib.Run], root: str) -> l
     archive = os.path.join(tempfile.gettempdir(), CODE_ARCHIVE)
 
     def on_all_workers(why: str, command: str) -> Step:
-        return Step(why, (*tpu_vm, "ssh", args.tpu, "--worker=all", *where,
-                          f"--command={command}"))
+        return Step(why, (*tpu_vm, "ssh", args.tpu, "--worker=all", *where, f"--command={command}"))
 
-    setup = " && ".join([
-        # The TPU VM images ship an older Python than the pinned packages need.
-        "(command -v python3.11 >/dev/null || (sudo apt-get update -qq && "
-        "sudo apt-get install -y -qq python3.11 python3.11-venv))",
-        f"rm -rf {REMOTE_CODE_DIR}", f"mkdir -p {REMOTE_CODE_DIR}",
-        f"tar -xzf ~/{CODE_ARCHIVE} -C {REMOTE_CODE_DIR}",
-        f"(test -x {REMOTE_VENV}/bin/python || python3.11 -m venv {REMOTE_VENV})",
-        f"(cmp -s {REMOTE_CODE_DIR}/requirements.txt {REMOTE_VENV}/requirements.installed || "
-        f"({REMOTE_VENV}/bin/pip install -q -r {REMOTE_CODE_DIR}/requirements.txt "
-        f"{shlex.quote(_jax_requirement())} && "
-        f"cp {REMOTE_CODE_DIR}/requirements.txt {REMOTE_VENV}/requirements.installed))",
-    ])
+    setup = " && ".join(
+        [
+            # The TPU VM images ship an older Python than the pinned packages need.
+            "(command -v python3.11 >/dev/null || (sudo apt-get update -qq && "
+            "sudo apt-get install -y -qq python3.11 python3.11-venv))",
+            f"rm -rf {REMOTE_CODE_DIR}",
+            f"mkdir -p {REMOTE_CODE_DIR}",
+            f"tar -xzf ~/{CODE_ARCHIVE} -C {REMOTE_CODE_DIR}",
+            f"(test -x {REMOTE_VENV}/bin/python || python3.11 -m venv {REMOTE_VENV})",
+            f"(cmp -s {REMOTE_CODE_DIR}/requirements.txt {REMOTE_VENV}/requirements.installed || "
+            f"({REMOTE_VENV}/bin/pip install -q -r {REMOTE_CODE_DIR}/requirements.txt "
+            f"{shlex.quote(_jax_requirement())} && "
+            f"cp {REMOTE_CODE_DIR}/requirements.txt {REMOTE_VENV}/requirements.installed))",
+        ]
+    )
     steps = [
-        Step("reuse the slice if it exists (prints its state)",
-             (*tpu_vm, "describe", args.tpu, *where, "--format=value(state)"), probe=True),
-        Step("otherwise create it",
-             (*tpu_vm, "create", args.tpu, *where, f"--accelerator-type={args.accelerator_type}",
-              f"--version={runtime}", *(["--spot"] if args.spot else [])),
-             only_if_missing=True),
-        Step("pack this checkout (tracked and untracked, not ignored files)",
-             (f"cd {shlex.quote(runs_lib.REPO_ROOT)} && git ls-files -co --exclude-standard "
-              f"| tar -czf {shlex.quote(archive)} -T -",), shell=True),
-        Step("copy it to every worker",
-             (*tpu_vm, "scp", archive, f"{args.tpu}:{CODE_ARCHIVE}", "--worker=all", *where)),
+        Step(
+            "reuse the slice if it exists (prints its state)",
+            (*tpu_vm, "describe", args.tpu, *where, "--format=value(state)"),
+            probe=True,
+        ),
+        Step(
+            "otherwise create it",
+            (
+                *tpu_vm,
+                "create",
+                args.tpu,
+                *where,
+                f"--accelerator-type={args.accelerator_type}",
+                f"--version={runtime}",
+                *(["--spot"] if args.spot else []),
+            ),
+            only_if_missing=True,
+        ),
+        Step(
+            "pack this checkout (tracked and untracked, not ignored files)",
+            (
+                f"cd {shlex.quote(runs_lib.REPO_ROOT)} && git ls-files -co --exclude-standard "
+                f"| tar -czf {shlex.quote(archive)} -T -",
+            ),
+            shell=True,
+        ),
+        Step(
+            "copy it to every worker",
+            (*tpu_vm, "scp", archive, f"{args.tpu}:{CODE_ARCHIVE}", "--worker=all", *where),
+        ),
         on_all_workers("unpack it and install the requirements on every worker", setup),
     ]
     env = f"TFDS_DATA_DIR={shlex.quote(args.data_dir)} " if args.data_dir else ""
     for i, run in enumerate(runs, 1):
         # The python path stays unquoted so that the remote shell expands its `~`.
         main = f"{REMOTE_VENV}/bin/python " + shlex.join(
-            ["-m", jobs.MAIN_MODULE, *run.main_args(root), DISTRIBUTED_OVERRIDE])
-        steps.append(on_all_workers(f"run {i}/{len(runs)}: {run.name}",
-                                    f"cd {REMOTE_CODE_DIR} && {env}{main}"))
+            ["-m", jobs.MAIN_MODULE, *run.main_args(root), DISTRIBUTED_OVERRIDE]
+        )
+        steps.append(
+            on_all_workers(
+                f"run {i}/{len(runs)}: {run.name}", f"cd {REMOTE_CODE_DIR} && {env}{main}"
+            )
+        )
     return steps
 
 
@@ -148,20 +193,27 @@ def _describe_finds_slice(step: Step, log: Callable[[str], None]) -> bool:
         return False
     state = found.stdout.strip()
     if state not in ("READY", ""):
-        raise RuntimeError(f"TPU slice is in state {state}; wait until it is READY, or delete it "
-                           "(gcloud compute tpus tpu-vm delete ...) and launch again to recreate it.")
+        raise RuntimeError(
+            f"TPU slice is in state {state}; wait until it is READY, or delete it "
+            "(gcloud compute tpus tpu-vm delete ...) and launch again to recreate it."
+        )
     log(f"  found it ({state or 'state unknown'}), reusing it")
     return True
 
 
 def execute(steps: Sequence[Step], dry_run: bool, log: Callable[[str], None] = print) -> None:
     if not dry_run and shutil.which("gcloud") is None:
-        raise FileNotFoundError("gcloud is not installed: install the Google Cloud SDK "
-                                "(cloud.google.com/sdk/docs/install) or pass --dry_run to print the commands.")
+        raise FileNotFoundError(
+            "gcloud is not installed: install the Google Cloud SDK "
+            "(cloud.google.com/sdk/docs/install) or pass --dry_run to print the commands."
+        )
     exists = None
     for step in steps:
         if dry_run:
-            log(f"# {step.why}" + (" (only if the describe above fails)" if step.only_if_missing else ""))
+            log(
+                f"# {step.why}"
+                + (" (only if the describe above fails)" if step.only_if_missing else "")
+            )
             log(step.line())
             continue
         if step.only_if_missing and exists:
@@ -170,16 +222,22 @@ def execute(steps: Sequence[Step], dry_run: bool, log: Callable[[str], None] = p
         if step.probe:
             exists = _describe_finds_slice(step, log)
             continue
-        status = subprocess.run(step.argv[0] if step.shell else step.argv, shell=step.shell,
-                                check=False).returncode
+        status = subprocess.run(
+            step.argv[0] if step.shell else step.argv, shell=step.shell, check=False
+        ).returncode
         if status != 0:
-            raise RuntimeError(f"Step '{step.why}' failed with exit status {status}; its output is "
-                               "above. Fix the cause and launch again: finished runs on GCS are kept.")
+            raise RuntimeError(
+                f"Step '{step.why}' failed with exit status {status}; its output is "
+                "above. Fix the cause and launch again: finished runs on GCS are kept."
+            )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m launch.tpu_pod", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m launch.tpu_pod",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_arguments(parser)
     args = parser.parse_args(argv)
     check_arguments(args)

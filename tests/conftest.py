@@ -3,6 +3,7 @@
 The XLA flag must be set before JAX is imported anywhere, so it lives here, at the
 top of the first module pytest imports.
 """
+
 import os
 
 os.environ["XLA_FLAGS"] = (
@@ -29,6 +30,7 @@ def data_dir(tmp_path_factory):
     Tests may build other generated datasets into it (the runlocal configs build appearance_tiny).
     """
     from video_s3d.data import pipeline  # imports TensorFlow Datasets: only when a test asks
+
     directory = str(tmp_path_factory.mktemp("tfds"))
     pipeline.ensure_built(TINY_MOTION, data_dir=directory)
     return directory

@@ -3,6 +3,7 @@
 The workdir is trained once per test process (about a minute on CPU) and reused by every test
 module through the session's base temporary folder.
 """
+
 from __future__ import annotations
 
 import os
@@ -12,7 +13,7 @@ import numpy as np
 from video_s3d.data.builders import synthetic_render, video_files
 
 TINY = "synthetic_motion/motion_tiny"
-MODEL = "tiny_i2d"          # the zoo model that compiles fastest; it has every endpoint
+MODEL = "tiny_i2d"  # the zoo model that compiles fastest; it has every endpoint
 CONTAINERS = ("mp4", "webm", "avi", "mkv")
 
 
@@ -23,6 +24,7 @@ def trained_workdir(base: str) -> str:
         return workdir
     from experiments import synthetic_motion
     from video_s3d import train
+
     config = synthetic_motion.get_config(f"runlocal,model={MODEL}")
     config.data.name = TINY
     config.data.data_dir = os.path.join(base, "tfds")

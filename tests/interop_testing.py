@@ -3,6 +3,7 @@
 Needs only numpy: the fixture scripts import it from a venv with torch, the tests from
 one without.
 """
+
 from __future__ import annotations
 
 import collections
@@ -59,6 +60,7 @@ def seeded_input(shape, seed: int) -> np.ndarray:
 class StridedView:
     """A tensor that is a view into a shared flat `storage` (offset / size / stride in
     elements), as torch.save records a slice or transpose."""
+
     storage: np.ndarray
     offset: int
     size: tuple[int, ...]
@@ -76,16 +78,26 @@ class _Global:
 
 
 _STORAGE_NAMES = {
-    np.dtype(np.float32): "FloatStorage", np.dtype(np.float64): "DoubleStorage",
-    np.dtype(np.float16): "HalfStorage", np.dtype(np.int64): "LongStorage",
-    np.dtype(np.int32): "IntStorage", np.dtype(np.uint8): "ByteStorage",
+    np.dtype(np.float32): "FloatStorage",
+    np.dtype(np.float64): "DoubleStorage",
+    np.dtype(np.float16): "HalfStorage",
+    np.dtype(np.int64): "LongStorage",
+    np.dtype(np.int32): "IntStorage",
+    np.dtype(np.uint8): "ByteStorage",
     np.dtype(np.bool_): "BoolStorage",
 }
 
 
 class _Tensor:
     def __init__(self, storage_ref, offset, size, stride):
-        self.args = (storage_ref, offset, tuple(size), tuple(stride), False, collections.OrderedDict())
+        self.args = (
+            storage_ref,
+            offset,
+            tuple(size),
+            tuple(stride),
+            False,
+            collections.OrderedDict(),
+        )
 
     def __reduce__(self):
         return _Global("torch._utils", "_rebuild_tensor_v2"), self.args
@@ -112,8 +124,13 @@ class _TorchPickler(pickle._Pickler):  # the pure-Python pickler lets us add a d
         return None
 
 
-def write_pth(path, tensors: dict, archive_name: str = "archive", extra: dict | None = None,
-              byteorder: str = "little") -> None:
+def write_pth(
+    path,
+    tensors: dict,
+    archive_name: str = "archive",
+    extra: dict | None = None,
+    byteorder: str = "little",
+) -> None:
     """Write {name: ndarray | StridedView | nested dict | plain value} as torch.save (zip
     format, pickle protocol 2) would. Views sharing one storage array share one storage
     record. `extra` adds raw archive entries (tests of refusals)."""
@@ -144,8 +161,10 @@ def write_pth(path, tensors: dict, archive_name: str = "archive", extra: dict | 
         archive.writestr(f"{archive_name}/byteorder", byteorder)
         for storage in storages.values():
             flat = np.ascontiguousarray(storage.array).reshape(-1)
-            archive.writestr(f"{archive_name}/data/{storage.key}",
-                             flat.astype(flat.dtype.newbyteorder(order)).tobytes())
+            archive.writestr(
+                f"{archive_name}/data/{storage.key}",
+                flat.astype(flat.dtype.newbyteorder(order)).tobytes(),
+            )
         archive.writestr(f"{archive_name}/version", "3\n")
         for name, data in (extra or {}).items():
             archive.writestr(f"{archive_name}/{name}", data)

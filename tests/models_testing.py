@@ -1,4 +1,5 @@
 """Helpers shared by the model tests (not a test module)."""
+
 import functools
 import math
 

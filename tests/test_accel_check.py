@@ -1,4 +1,5 @@
 """The accelerator check's tiny mode runs on CPU and writes every figure it prints."""
+
 import json
 
 import pytest
@@ -8,8 +9,12 @@ from video_s3d import accel_check
 
 def test_tiny_mode_times_a_model_and_the_pipeline_and_writes_json(tmp_path, capsys):
     out = tmp_path / "accel.json"
-    assert accel_check.main(["--tiny", "--models=tiny_s3dg", "--steps=1",
-                             "--pipeline_seconds=1", f"--json={out}"]) == 0
+    assert (
+        accel_check.main(
+            ["--tiny", "--models=tiny_s3dg", "--steps=1", "--pipeline_seconds=1", f"--json={out}"]
+        )
+        == 0
+    )
     report = json.loads(out.read_text())
     (row,) = report["models"]
     assert row["model"] == "tiny_s3dg" and (row["batch"], row["frames"], row["size"]) == (2, 8, 32)

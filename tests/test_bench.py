@@ -1,4 +1,5 @@
 """`python -m video_s3d.bench`: bad arguments fail in one sentence before any compile."""
+
 import pytest
 
 from video_s3d import bench

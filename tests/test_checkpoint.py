@@ -1,4 +1,5 @@
 """Checkpoints: other device counts, keep-last-K plus best, wrong-model workdirs, fine-tuning."""
+
 import json
 
 import jax
@@ -31,15 +32,17 @@ def test_a_checkpoint_restores_onto_another_device_count_with_its_data_position(
 
     for devices in (jax.devices()[:2], jax.devices()[:1]):
         mesh = parallel.make_mesh(devices)
-        fresh = inputs.InMemoryIterator(local_batch=4, num_frames=2, crop_size=4, num_classes=10,
-                                        seed=0)
+        fresh = inputs.InMemoryIterator(
+            local_batch=4, num_frames=2, crop_size=4, num_classes=10, seed=0
+        )
         reader = checkpointing.Checkpoints(str(tmp_path))
         assert reader.latest_step() == 7 and reader.run_info()["model"] == RUN["model"]
         restored = reader.restore(7, train_state.abstract_state(model, tx, config, mesh), fresh)
         reader.close()
         assert int(restored.step) == 7 and fresh.position == 3
-        for saved, loaded in zip(jax.tree.leaves(state.replace(step=state.step + 7)),
-                                 jax.tree.leaves(restored)):
+        for saved, loaded in zip(
+            jax.tree.leaves(state.replace(step=state.step + 7)), jax.tree.leaves(restored)
+        ):
             assert loaded.sharding.mesh.size == len(devices)
             np.testing.assert_array_equal(np.asarray(saved), np.asarray(loaded))
 
@@ -73,8 +76,11 @@ def test_workdir_holding_another_models_checkpoint_fails_before_training(tmp_pat
     ckpt = checkpointing.Checkpoints(str(tmp_path))
     ckpt.save(3, state, {"model": "tiny_i2d", "num_classes": 10})
     ckpt.close()
-    with pytest.raises(ValueError, match=r"already holds checkpoints of model 'tiny_i2d' with 10 "
-                                         r"classes.*use a new --workdir"):
+    with pytest.raises(
+        ValueError,
+        match=r"already holds checkpoints of model 'tiny_i2d' with 10 "
+        r"classes.*use a new --workdir",
+    ):
         train.train_and_evaluate(config, str(tmp_path))
     assert not (tmp_path / "metrics.jsonl").exists()  # failed before any training
 
@@ -88,8 +94,11 @@ def test_workdir_trained_on_other_classes_fails_before_training(tmp_path):
     ckpt = checkpointing.Checkpoints(str(tmp_path))
     ckpt.save(3, state, train.run_info(config, len(names), old_names))
     ckpt.close()
-    with pytest.raises(ValueError, match=r"trained on other classes than 'in_memory' has now "
-                                         r"\('rotating clockwise' -> 'class_3'\).*new --workdir"):
+    with pytest.raises(
+        ValueError,
+        match=r"trained on other classes than 'in_memory' has now "
+        r"\('rotating clockwise' -> 'class_3'\).*new --workdir",
+    ):
         train.train_and_evaluate(config, str(tmp_path))
     assert not (tmp_path / "metrics.jsonl").exists()
 
@@ -100,15 +109,25 @@ def test_fine_tuning_takes_the_backbone_with_a_new_head_and_can_freeze_batch_nor
     source = checkpointing.Checkpoints(str(source_dir))
     config = small_config(num_train_steps=2)
     _, source_model, _, mesh = _state(config, jax.devices()[:8])
-    source_vars = source.restore_model(2, train_state.abstract_variables(source_model, config, mesh))
+    source_vars = source.restore_model(
+        2, train_state.abstract_variables(source_model, config, mesh)
+    )
     source.close()
 
-    config = small_config(**{"data.num_classes": 5, "init_from": str(source_dir),
-                             "freeze_batch_norm": True, "num_train_steps": 2})
+    config = small_config(
+        **{
+            "data.num_classes": 5,
+            "init_from": str(source_dir),
+            "freeze_batch_norm": True,
+            "num_train_steps": 2,
+        }
+    )
     state = train.train_and_evaluate(config, str(target_dir))
     assert state.params["head"]["kernel"].shape == (16, 5)
     # Frozen BN: the statistics are exactly the source's after two steps of training.
-    for a, b in zip(jax.tree.leaves(source_vars["batch_stats"]), jax.tree.leaves(state.batch_stats)):
+    for a, b in zip(
+        jax.tree.leaves(source_vars["batch_stats"]), jax.tree.leaves(state.batch_stats)
+    ):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     # The backbone started from the source (it moved by two small steps, not a fresh init).
     src = np.asarray(source_vars["params"]["conv0"]["kernel"])
@@ -125,6 +144,9 @@ def test_rerunning_a_finished_workdir_trains_nothing_and_restores_a_lost_result(
     state = train.train_and_evaluate(config, str(tmp_path))
     assert int(state.step) == 2 and "resumed from" in capsys.readouterr().out
     assert (tmp_path / "result.json").exists()
-    assert json.loads((tmp_path / "result.json").read_text())["metrics"] == json.loads(result)["metrics"]
+    assert (
+        json.loads((tmp_path / "result.json").read_text())["metrics"]
+        == json.loads(result)["metrics"]
+    )
     train.train_and_evaluate(config, str(tmp_path))
     assert "was already trained to step 2" in capsys.readouterr().out

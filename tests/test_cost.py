@@ -1,5 +1,6 @@
 """Cost accounting: torchvision's published S3D figures, the program count against an
 independent per-layer count, XLA's convolution convention, activation memory, the CLI."""
+
 import json
 import math
 
@@ -27,8 +28,15 @@ def test_s3d_torchvision_matches_published_params_and_macs():
 
 @pytest.mark.parametrize(
     "name, frames, size",
-    [("i2d", 16, 64), ("i3d", 9, 48), ("s3dg", 16, 64), ("bottom_heavy_i3d_7", 16, 40),
-     ("top_heavy_s3d_4", 16, 64), ("tiny_s3dg", 8, 32), ("tiny_s3d_torchvision", 12, 33)],
+    [
+        ("i2d", 16, 64),
+        ("i3d", 9, 48),
+        ("s3dg", 16, 64),
+        ("bottom_heavy_i3d_7", 16, 40),
+        ("top_heavy_s3d_4", 16, 64),
+        ("tiny_s3dg", 8, 32),
+        ("tiny_s3d_torchvision", 12, 33),
+    ],
 )
 def test_program_count_equals_independent_per_layer_count(name, frames, size):
     model = models.create(name, 11)
@@ -49,7 +57,9 @@ def test_xla_counts_two_flops_per_multiply_add_inside_the_input(padding):
     pads = models.layers.padding_pairs(x.shape[1:4], kernel.shape[:3], strides, padding)
 
     def conv(x, k):
-        return lax.conv_general_dilated(x, k, strides, pads, dimension_numbers=("NDHWC", "DHWIO", "NDHWC"))
+        return lax.conv_general_dilated(
+            x, k, strides, pads, dimension_numbers=("NDHWC", "DHWIO", "NDHWC")
+        )
 
     taps = [cost.valid_taps(n, k, 2, padding) for n, k in zip(x.shape[1:4], kernel.shape[:3])]
     assert cost.xla_flops(conv, x, kernel) / 2 == math.prod(taps) * 4 * 8
@@ -61,7 +71,9 @@ def test_activation_memory_counts_what_the_backward_pass_keeps():
     model = models.create("tiny_s3dg", 5)
     x = jax.ShapeDtypeStruct((1, 8, 32, 32, 3), jnp.float32)
     variables = jax.eval_shape(lambda x: model.init(jax.random.key(0), x), x)
-    _, endpoints = jax.eval_shape(lambda v, x: model.apply(v, x, return_endpoints=True), variables, x)
+    _, endpoints = jax.eval_shape(
+        lambda v, x: model.apply(v, x, return_endpoints=True), variables, x
+    )
     # Every endpoint feeds a backward op, and each conv unit keeps more (BN, ReLU inputs).
     endpoint_bytes = sum(math.prod(e.shape) * 4 for e in endpoints.values())
     full = cost.measure("tiny_s3dg", 8, 32, num_classes=5, batch=3)
@@ -71,7 +83,9 @@ def test_activation_memory_counts_what_the_backward_pass_keeps():
 
 
 def test_cli_json_and_bad_input(capsys):
-    assert cost.main(["--model=tiny_i2d", "--frames=8", "--size=32", "--num_classes=7", "--json"]) == 0
+    assert (
+        cost.main(["--model=tiny_i2d", "--frames=8", "--size=32", "--num_classes=7", "--json"]) == 0
+    )
     record = json.loads(capsys.readouterr().out.strip())
     assert {"model", "gmacs", "params"} <= set(record)
     assert record["model"] == "tiny_i2d" and record["params"] > 0 and record["gmacs"] > 0
@@ -88,13 +102,19 @@ def test_cli_json_and_bad_input(capsys):
 def test_all_table_puts_paper_models_beside_paper_figures(capsys):
     assert cost.main(["--all", "--models=i3d,s3d,s3dg"]) == 0
     out = capsys.readouterr().out
-    rows = {line.split()[0]: line for line in out.splitlines() if line.split()[:1] in (["i3d"], ["s3d"], ["s3dg"])}
+    rows = {
+        line.split()[0]: line
+        for line in out.splitlines()
+        if line.split()[:1] in (["i3d"], ["s3d"], ["s3dg"])
+    }
     assert set(rows) == {"i3d", "s3d", "s3dg"}
     for name, paper in cost.PAPER_GMACS.items():
         fields = rows[name].split()
         assert f"{paper:.1f}" in fields, rows[name]
         ours = float(fields[fields.index("7x7x7" if name == "i3d" else "3x7x7") + 1])
-        assert ours == pytest.approx({"i3d": 111.153, "s3d": 64.184, "s3dg": 64.185}[name], abs=1e-3)
+        assert ours == pytest.approx(
+            {"i3d": 111.153, "s3d": 64.184, "s3dg": 64.185}[name], abs=1e-3
+        )
     assert "dense multiply-adds" in out
     assert "we do not claim an" in out and "0.0012 G" in out
 
@@ -113,7 +133,7 @@ def test_layer_table_shows_where_s3d_and_s3dg_differ(capsys):
     gap = sum(s3dg.values()) - sum(s3d.values())
     assert 0 < gap < 0.002e9  # 37 gates, C^2 each
     # Hypothesis (b), a count only: every gate's C x C at every position of its input.
-    conv_2c = 32 * 56 * 56 * 192 ** 2  # the first gate alone, at 64x224x224
+    conv_2c = 32 * 56 * 56 * 192**2  # the first gate alone, at 64x224x224
     assert cost.gates_at_every_position_gmacs("s3dg", 64, 224) * 1e9 > conv_2c
     assert cost.gates_at_every_position_gmacs("s3d", 64, 224) == 0
 

@@ -1,5 +1,6 @@
 """Something-something v1 (the paper's): frame folders + CSV labels build into the same JPEG
 records as every other builder, and its whole videos reach the all-frames protocol in order."""
+
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
@@ -22,13 +23,15 @@ def built(tmp_path_factory):
     (root / "something-something-v1-labels.csv").write_text("\n".join(CLASSES) + "\n")
     for split, videos in VIDEOS.items():
         (root / f"something-something-v1-{split}.csv").write_text(
-            "".join(f"{vid};{CLASSES[label]}\n" for vid, label, _ in videos))
+            "".join(f"{vid};{CLASSES[label]}\n" for vid, label, _ in videos)
+        )
         for vid, _, length in videos:
             folder = root / "20bn-something-something-v1" / vid
             folder.mkdir(parents=True)
             for f in range(length):  # 100 px tall like the release; 1-based names
                 Image.fromarray(np.full((100, 132, 3), _level(vid, f), np.uint8)).save(
-                    folder / f"{f + 1:05d}.jpg", quality=95)
+                    folder / f"{f + 1:05d}.jpg", quality=95
+                )
     data_dir = str(tmp_path_factory.mktemp("tfds"))
     builder = SomethingSomethingV1(data_dir=data_dir)
     builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(root)))
@@ -49,8 +52,14 @@ def test_whole_videos_in_order_at_short_side_256(built):
     _, data_dir = built
     rows = {}
     for batch in pipeline.all_frames_eval_dataset(
-            "something_something_v1", data_dir=data_dir, split="validation", batch_size=2,
-            crop_size=224, process_index=0, process_count=1).as_numpy_iterator():
+        "something_something_v1",
+        data_dir=data_dir,
+        split="validation",
+        batch_size=2,
+        crop_size=224,
+        process_index=0,
+        process_count=1,
+    ).as_numpy_iterator():
         for row in np.nonzero(batch["mask"])[0]:
             rows[int(batch["video_index"][row])] = batch["video"][row]
     # TFDS stores examples in its own order; the validation lengths (6, 3) tell them apart.

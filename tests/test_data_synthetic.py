@@ -1,4 +1,5 @@
 """synthetic_motion: determinism, exact time-reversal partners, and the built TFDS dataset."""
+
 import dataclasses
 import functools
 
@@ -11,211 +12,239 @@ from video_s3d.data.builders import common, synthetic_motion, synthetic_render
 
 @pytest.mark.parametrize("task", synthetic_render.TASKS)
 def test_same_seed_gives_identical_bytes_and_other_seeds_differ(task):
-  first = synthetic_render.make_clip(task, 3, (7, 0, 11), 12, 32)
-  again = synthetic_render.make_clip(task, 3, (7, 0, 11), 12, 32)
-  other = synthetic_render.make_clip(task, 3, (8, 0, 11), 12, 32)
-  assert first.dtype == np.uint8 and first.shape == (12, 32, 32, 3)
-  assert first.tobytes() == again.tobytes()
-  assert first.tobytes() != other.tobytes()
+    first = synthetic_render.make_clip(task, 3, (7, 0, 11), 12, 32)
+    again = synthetic_render.make_clip(task, 3, (7, 0, 11), 12, 32)
+    other = synthetic_render.make_clip(task, 3, (8, 0, 11), 12, 32)
+    assert first.dtype == np.uint8 and first.shape == (12, 32, 32, 3)
+    assert first.tobytes() == again.tobytes()
+    assert first.tobytes() != other.tobytes()
 
 
 @pytest.mark.parametrize("label", range(len(synthetic_render.MOTION_CLASSES)))
 def test_motion_clip_reversed_is_byte_identical_to_partner_clip(label):
-  partner = synthetic_render.reversal_partner("motion")[label]
-  assert partner != label and synthetic_render.reversal_partner("motion")[partner] == label
-  clip = synthetic_render.make_clip("motion", label, (3, 1, label), 16, 48)
-  partner_clip = synthetic_render.make_clip("motion", partner, (3, 1, label), 16, 48)
-  np.testing.assert_array_equal(clip[::-1], partner_clip)
-  # Not vacuous: the clip really changes over time, so reversing it changes it.
-  assert clip[::-1].tobytes() != clip.tobytes()
+    partner = synthetic_render.reversal_partner("motion")[label]
+    assert partner != label and synthetic_render.reversal_partner("motion")[partner] == label
+    clip = synthetic_render.make_clip("motion", label, (3, 1, label), 16, 48)
+    partner_clip = synthetic_render.make_clip("motion", partner, (3, 1, label), 16, 48)
+    np.testing.assert_array_equal(clip[::-1], partner_clip)
+    # Not vacuous: the clip really changes over time, so reversing it changes it.
+    assert clip[::-1].tobytes() != clip.tobytes()
 
 
 def test_motion_classes_are_visible_motion_not_static_appearance():
-  """Every motion class moves something, and object look is drawn independently of class."""
-  for label in range(len(synthetic_render.MOTION_CLASSES)):
-    clip = synthetic_render.make_clip("motion", label, (0, 0, label), 16, 48).astype(float)
-    assert np.abs(clip[0] - clip[-1]).mean() > 2.0, synthetic_render.MOTION_CLASSES[label]
-  shapes = np.zeros((10, len(synthetic_render.MOTION_SHAPES)))
-  for label in range(10):
-    for i in range(200):
-      params = synthetic_render.make_params("motion", label, np.random.default_rng((label, i)), 64)
-      shapes[label, params.shape] += 1
-  # Each class sees every shape about equally often (200 draws / 5 shapes = 40 expected).
-  assert shapes.min() > 20 and shapes.max() < 60
+    """Every motion class moves something, and object look is drawn independently of class."""
+    for label in range(len(synthetic_render.MOTION_CLASSES)):
+        clip = synthetic_render.make_clip("motion", label, (0, 0, label), 16, 48).astype(float)
+        assert np.abs(clip[0] - clip[-1]).mean() > 2.0, synthetic_render.MOTION_CLASSES[label]
+    shapes = np.zeros((10, len(synthetic_render.MOTION_SHAPES)))
+    for label in range(10):
+        for i in range(200):
+            params = synthetic_render.make_params(
+                "motion", label, np.random.default_rng((label, i)), 64
+            )
+            shapes[label, params.shape] += 1
+    # Each class sees every shape about equally often (200 draws / 5 shapes = 40 expected).
+    assert shapes.min() > 20 and shapes.max() < 60
 
 
 def test_splitting_starts_as_one_object_and_ends_as_two_apart():
-  splitting = synthetic_render.MOTION_CLASSES.index("splitting in two")
-  assert synthetic_render.MOTION_CLASSES[splitting ^ 1] == "merging into one"
-  for i in range(50):
-    params = synthetic_render.make_params("motion", splitting, np.random.default_rng(i), 64)
-    np.testing.assert_array_equal(params.twin_start, params.start)
-    gap = np.linalg.norm(params.twin_end[:2] - params.end[:2]) - 2 * params.end[2]
-    assert gap > 0.08, gap  # edges at least 8% of the frame apart: two objects, not one
-    for state in (params.end, params.twin_end):  # both halves stay inside the frame
-      assert state[2] < state[0] < 1 - state[2] and state[2] < state[1] < 1 - state[2]
-    # Drawn: in the first frame the twin hides under the object (only its soft edge shows),
-    # in the last it is a second object (a radius of 0.12-0.15 covers 4-7% of the frame).
-    single = dataclasses.replace(params, twin_start=None, twin_end=None)
-    with_twin, without = (synthetic_render.render(p, 8, 64).astype(int) for p in (params, single))
-    changed = np.abs(with_twin - without).max(axis=-1) > 20
-    assert changed[0].mean() < 0.015 and changed[-1].mean() > 0.02, i  # measured: <= 1.1%, >= 2.7%
+    splitting = synthetic_render.MOTION_CLASSES.index("splitting in two")
+    assert synthetic_render.MOTION_CLASSES[splitting ^ 1] == "merging into one"
+    for i in range(50):
+        params = synthetic_render.make_params("motion", splitting, np.random.default_rng(i), 64)
+        np.testing.assert_array_equal(params.twin_start, params.start)
+        gap = np.linalg.norm(params.twin_end[:2] - params.end[:2]) - 2 * params.end[2]
+        assert gap > 0.08, gap  # edges at least 8% of the frame apart: two objects, not one
+        for state in (params.end, params.twin_end):  # both halves stay inside the frame
+            assert state[2] < state[0] < 1 - state[2] and state[2] < state[1] < 1 - state[2]
+        # Drawn: in the first frame the twin hides under the object (only its soft edge shows),
+        # in the last it is a second object (a radius of 0.12-0.15 covers 4-7% of the frame).
+        single = dataclasses.replace(params, twin_start=None, twin_end=None)
+        with_twin, without = (
+            synthetic_render.render(p, 8, 64).astype(int) for p in (params, single)
+        )
+        changed = np.abs(with_twin - without).max(axis=-1) > 20
+        assert changed[0].mean() < 0.015 and changed[-1].mean() > 0.02, (
+            i
+        )  # measured: <= 1.1%, >= 2.7%
 
 
 def test_appearance_class_fixes_shape_and_texture():
-  for label, name in enumerate(synthetic_render.APPEARANCE_CLASSES):
-    params = synthetic_render.make_params("appearance", label, np.random.default_rng(label), 64)
-    assert name == f"{synthetic_render.PATTERNS[params.pattern]} " \
-                   f"{synthetic_render.SHAPES[params.shape]}"
+    for label, name in enumerate(synthetic_render.APPEARANCE_CLASSES):
+        params = synthetic_render.make_params("appearance", label, np.random.default_rng(label), 64)
+        assert (
+            name == f"{synthetic_render.PATTERNS[params.pattern]} "
+            f"{synthetic_render.SHAPES[params.shape]}"
+        )
 
 
 def _best_overlap_under_rotation(first: str, second: str) -> float:
-  """Largest intersection-over-union of the two silhouettes, the second turned by any angle."""
-  grid = np.linspace(-1.3, 1.3, 161)
-  u, v = np.meshgrid(grid, grid)
+    """Largest intersection-over-union of the two silhouettes, the second turned by any angle."""
+    grid = np.linspace(-1.3, 1.3, 161)
+    u, v = np.meshgrid(grid, grid)
 
-  def silhouette(shape, angle):
-    cos, sin = np.cos(angle), np.sin(angle)
-    index = synthetic_render.SHAPES.index(shape)
-    return synthetic_render._signed_distance(index, cos * u + sin * v, -sin * u + cos * v) < 0
+    def silhouette(shape, angle):
+        cos, sin = np.cos(angle), np.sin(angle)
+        index = synthetic_render.SHAPES.index(shape)
+        return synthetic_render._signed_distance(index, cos * u + sin * v, -sin * u + cos * v) < 0
 
-  fixed = silhouette(first, 0.0)
-  return max((fixed & silhouette(second, a)).sum() / (fixed | silhouette(second, a)).sum()
-             for a in np.deg2rad(np.arange(0, 360, 3)))
+    fixed = silhouette(first, 0.0)
+    return max(
+        (fixed & silhouette(second, a)).sum() / (fixed | silhouette(second, a)).sum()
+        for a in np.deg2rad(np.arange(0, 360, 3))
+    )
 
 
 def test_appearance_shapes_differ_whatever_their_angle():
-  """Objects turn, so two class shapes must not be one outline at different angles."""
-  # The measure sees the confusion that version 1.2.0 had: a square turned 45 degrees.
-  assert _best_overlap_under_rotation("square", "diamond") > 0.9
-  shapes = synthetic_render.APPEARANCE_SHAPES
-  for i, first in enumerate(shapes):
-    for second in shapes[i + 1:]:
-      assert _best_overlap_under_rotation(first, second) < 0.85, (first, second)
+    """Objects turn, so two class shapes must not be one outline at different angles."""
+    # The measure sees the confusion that version 1.2.0 had: a square turned 45 degrees.
+    assert _best_overlap_under_rotation("square", "diamond") > 0.9
+    shapes = synthetic_render.APPEARANCE_SHAPES
+    for i, first in enumerate(shapes):
+        for second in shapes[i + 1 :]:
+            assert _best_overlap_under_rotation(first, second) < 0.85, (first, second)
 
 
 def test_only_motion_clips_carry_the_orientation_dot():
-  for task, expected in (("motion", True), ("appearance", False)):
-    params = synthetic_render.make_params(task, 0, np.random.default_rng(0), 64)
-    assert params.marker is expected
-  # The dot is drawn: the same clip without it differs.
-  params = synthetic_render.make_params("motion", 0, np.random.default_rng(0), 64)
-  with_dot = synthetic_render.render(params, 4, 48)
-  without = synthetic_render.render(dataclasses.replace(params, marker=False), 4, 48)
-  assert np.abs(with_dot.astype(int) - without).max() > 100
+    for task, expected in (("motion", True), ("appearance", False)):
+        params = synthetic_render.make_params(task, 0, np.random.default_rng(0), 64)
+        assert params.marker is expected
+    # The dot is drawn: the same clip without it differs.
+    params = synthetic_render.make_params("motion", 0, np.random.default_rng(0), 64)
+    with_dot = synthetic_render.render(params, 4, 48)
+    without = synthetic_render.render(dataclasses.replace(params, marker=False), 4, 48)
+    assert np.abs(with_dot.astype(int) - without).max() > 100
 
 
 def test_worker_processes_make_the_same_examples_in_the_same_order():
-  make = functools.partial(synthetic_motion.make_examples, task="motion", num_frames=4,
-                           image_size=16, seed=0)
-  items = [("train", index) for index in range(40)]
-  alone = list(common._generate_locally(items, make, workers=1))
-  pooled = list(common._generate_locally(items, make, workers=2))
-  assert [key for key, _ in pooled] == [f"train_{i:06d}" for i in range(40)]
-  assert [(k, e["label"], e["video"]) for k, e in pooled] == \
-         [(k, e["label"], e["video"]) for k, e in alone]
+    make = functools.partial(
+        synthetic_motion.make_examples, task="motion", num_frames=4, image_size=16, seed=0
+    )
+    items = [("train", index) for index in range(40)]
+    alone = list(common._generate_locally(items, make, workers=1))
+    pooled = list(common._generate_locally(items, make, workers=2))
+    assert [key for key, _ in pooled] == [f"train_{i:06d}" for i in range(40)]
+    assert [(k, e["label"], e["video"]) for k, e in pooled] == [
+        (k, e["label"], e["video"]) for k, e in alone
+    ]
 
 
 def _video_bytes(builder, split):
-  ds = builder.as_dataset(split=split, decoders={"video": tfds.decode.SkipDecoding()})
-  return {ex["video_id"].decode(): (ex["label"], list(ex["video"]))
-          for ex in tfds.as_numpy(ds)}
+    ds = builder.as_dataset(split=split, decoders={"video": tfds.decode.SkipDecoding()})
+    return {ex["video_id"].decode(): (ex["label"], list(ex["video"])) for ex in tfds.as_numpy(ds)}
 
 
 def test_built_dataset_is_reproducible_balanced_and_has_reversal_partners(tmp_path):
-  config = synthetic_motion.SyntheticMotionConfig(
-      name="motion_test", task="motion", num_frames=8, image_size=24,
-      split_sizes={"train": 20, "validation": 10})
-  examples = []
-  for attempt in range(2):
-    builder = synthetic_motion.SyntheticMotion(config=config, data_dir=str(tmp_path / str(attempt)))
-    builder.download_and_prepare()
-    examples.append(_video_bytes(builder, "train"))
-  assert examples[0] == examples[1]
-  labels = sorted(label for label, _ in examples[0].values())
-  assert labels == sorted(list(range(10)) * 2)
-  assert builder.info.splits["validation"].num_examples == 10
-  assert builder.info.features["label"].names == list(synthetic_render.MOTION_CLASSES)
-  # A stored clip of class c is the partner class's clip of the same seed, reversed in time
-  # (compared as uint8 frames rendered again: the stored JPEGs are of exactly these frames).
-  label, jpegs = examples[0]["train_000004"]
-  assert label == 4 and len(jpegs) == 8
-  partner = synthetic_render.make_clip("motion", 5, (0, 0, 4), 8, 24)
-  assert synthetic_motion.encode(partner[::-1]) == jpegs
+    config = synthetic_motion.SyntheticMotionConfig(
+        name="motion_test",
+        task="motion",
+        num_frames=8,
+        image_size=24,
+        split_sizes={"train": 20, "validation": 10},
+    )
+    examples = []
+    for attempt in range(2):
+        builder = synthetic_motion.SyntheticMotion(
+            config=config, data_dir=str(tmp_path / str(attempt))
+        )
+        builder.download_and_prepare()
+        examples.append(_video_bytes(builder, "train"))
+    assert examples[0] == examples[1]
+    labels = sorted(label for label, _ in examples[0].values())
+    assert labels == sorted(list(range(10)) * 2)
+    assert builder.info.splits["validation"].num_examples == 10
+    assert builder.info.features["label"].names == list(synthetic_render.MOTION_CLASSES)
+    # A stored clip of class c is the partner class's clip of the same seed, reversed in time
+    # (compared as uint8 frames rendered again: the stored JPEGs are of exactly these frames).
+    label, jpegs = examples[0]["train_000004"]
+    assert label == 4 and len(jpegs) == 8
+    partner = synthetic_render.make_clip("motion", 5, (0, 0, 4), 8, 24)
+    assert synthetic_motion.encode(partner[::-1]) == jpegs
 
 
 # --------------------------------------------------------------------------- the order task
 @pytest.mark.parametrize("label", range(len(synthetic_render.ORDER_CLASSES)))
 def test_order_clip_reversed_is_byte_identical_to_partner_clip(label):
-  partner = synthetic_render.reversal_partner("order")[label]
-  assert partner == label ^ 1
-  first, second = synthetic_render.ORDER_CLASSES[label].split(" then ")
-  assert synthetic_render.ORDER_CLASSES[partner] == f"{second} then {first}"
-  clip = synthetic_render.make_clip("order", label, (5, 2, label), 16, 32)
-  partner_clip = synthetic_render.make_clip("order", partner, (5, 2, label), 16, 32)
-  np.testing.assert_array_equal(clip[::-1], partner_clip)
-  assert clip[::-1].tobytes() != clip.tobytes()
+    partner = synthetic_render.reversal_partner("order")[label]
+    assert partner == label ^ 1
+    first, second = synthetic_render.ORDER_CLASSES[label].split(" then ")
+    assert synthetic_render.ORDER_CLASSES[partner] == f"{second} then {first}"
+    clip = synthetic_render.make_clip("order", label, (5, 2, label), 16, 32)
+    partner_clip = synthetic_render.make_clip("order", partner, (5, 2, label), 16, 32)
+    np.testing.assert_array_equal(clip[::-1], partner_clip)
+    assert clip[::-1].tobytes() != clip.tobytes()
 
 
 def test_order_clip_shows_the_first_shape_then_the_second():
-  """The first object is fully visible at the start and gone at the end; the second the
-  opposite; the hand-over lies inside every training window of the study's clip."""
-  for label in range(len(synthetic_render.ORDER_CLASSES)):
-    first, second = synthetic_render.ORDER_CLASSES[label].split(" then ")
-    for i in range(5):
-      scene = synthetic_render.make_order_scene(label, np.random.default_rng((label, i)), 32, 48)
-      events = {synthetic_render.SHAPES[look.shape]: states[:, 4]
-                for look, states in scene.objects}
-      assert events[first][0] == 1 and events[first][-1] == 0
-      assert events[second][0] == 0 and events[second][-1] == 1
-      for opacity in (events[first], events[second]):
-        changing = np.flatnonzero((opacity > 0) & (opacity < 1)) / 31
-        assert changing.min() > 0.23 and changing.max() < 0.77
+    """The first object is fully visible at the start and gone at the end; the second the
+    opposite; the hand-over lies inside every training window of the study's clip."""
+    for label in range(len(synthetic_render.ORDER_CLASSES)):
+        first, second = synthetic_render.ORDER_CLASSES[label].split(" then ")
+        for i in range(5):
+            scene = synthetic_render.make_order_scene(
+                label, np.random.default_rng((label, i)), 32, 48
+            )
+            events = {
+                synthetic_render.SHAPES[look.shape]: states[:, 4] for look, states in scene.objects
+            }
+            assert events[first][0] == 1 and events[first][-1] == 0
+            assert events[second][0] == 0 and events[second][-1] == 1
+            for opacity in (events[first], events[second]):
+                changing = np.flatnonzero((opacity > 0) & (opacity < 1)) / 31
+                assert changing.min() > 0.23 and changing.max() < 0.77
 
 
 def test_order_pairs_need_both_shapes_and_the_distractor_is_independent_of_the_class():
-  shapes = [s for pair in synthetic_render.ORDER_PAIRS for s in pair]
-  # Every shape is in exactly two pairs: one shape alone names no pair.
-  assert all(shapes.count(s) == 2 for s in set(shapes))
-  assert synthetic_render.ORDER_DISTRACTOR not in shapes
-  modes = np.zeros((2, 4))
-  for label in (0, 1):
-    for i in range(200):
-      scene = synthetic_render.make_order_scene(label, np.random.default_rng((7, i)), 16, 32)
-      bars = [s[:, 4] for look, s in scene.objects
-              if synthetic_render.SHAPES[look.shape] == synthetic_render.ORDER_DISTRACTOR]
-      if not bars:
-        modes[label, 3] += 1
-      else:
-        bar = bars[0]
-        modes[label, 0 if bar[0] < bar[-1] else 1 if bar[0] > bar[-1] else 2] += 1
-  # Reversal swaps appearing and disappearing; every mode occurs for both orders.
-  np.testing.assert_array_equal(modes[0], modes[1][[1, 0, 2, 3]])
-  assert modes.min() > 30
+    shapes = [s for pair in synthetic_render.ORDER_PAIRS for s in pair]
+    # Every shape is in exactly two pairs: one shape alone names no pair.
+    assert all(shapes.count(s) == 2 for s in set(shapes))
+    assert synthetic_render.ORDER_DISTRACTOR not in shapes
+    modes = np.zeros((2, 4))
+    for label in (0, 1):
+        for i in range(200):
+            scene = synthetic_render.make_order_scene(label, np.random.default_rng((7, i)), 16, 32)
+            bars = [
+                s[:, 4]
+                for look, s in scene.objects
+                if synthetic_render.SHAPES[look.shape] == synthetic_render.ORDER_DISTRACTOR
+            ]
+            if not bars:
+                modes[label, 3] += 1
+            else:
+                bar = bars[0]
+                modes[label, 0 if bar[0] < bar[-1] else 1 if bar[0] > bar[-1] else 2] += 1
+    # Reversal swaps appearing and disappearing; every mode occurs for both orders.
+    np.testing.assert_array_equal(modes[0], modes[1][[1, 0, 2, 3]])
+    assert modes.min() > 30
 
 
 def test_built_order_dataset_is_reproducible_with_reversal_partners(tmp_path):
-  config = synthetic_motion.SyntheticMotionConfig(
-      name="order_test", task="order", num_frames=8, image_size=24,
-      split_sizes={"train": 10})
-  examples = []
-  for attempt in range(2):
-    builder = synthetic_motion.SyntheticMotion(config=config, data_dir=str(tmp_path / str(attempt)))
-    builder.download_and_prepare()
-    examples.append(_video_bytes(builder, "train"))
-  assert examples[0] == examples[1]
-  assert builder.info.features["label"].names == list(synthetic_render.ORDER_CLASSES)
-  label, jpegs = examples[0]["train_000003"]
-  assert label == 3
-  partner = synthetic_render.make_clip("order", 2, (0, 0, 3), 8, 24)
-  assert synthetic_motion.encode(partner[::-1]) == jpegs
+    config = synthetic_motion.SyntheticMotionConfig(
+        name="order_test", task="order", num_frames=8, image_size=24, split_sizes={"train": 10}
+    )
+    examples = []
+    for attempt in range(2):
+        builder = synthetic_motion.SyntheticMotion(
+            config=config, data_dir=str(tmp_path / str(attempt))
+        )
+        builder.download_and_prepare()
+        examples.append(_video_bytes(builder, "train"))
+    assert examples[0] == examples[1]
+    assert builder.info.features["label"].names == list(synthetic_render.ORDER_CLASSES)
+    label, jpegs = examples[0]["train_000003"]
+    assert label == 3
+    partner = synthetic_render.make_clip("order", 2, (0, 0, 3), 8, 24)
+    assert synthetic_motion.encode(partner[::-1]) == jpegs
 
 
 def test_rendering_chosen_frames_gives_those_frames_of_the_whole_clip():
-  keep = np.array([1, 4, 9, 14])
-  params = synthetic_render.make_params("motion", 6, np.random.default_rng(2), 32)
-  np.testing.assert_array_equal(synthetic_render.render(params, 16, 32, keep),
-                                synthetic_render.render(params, 16, 32)[keep])
-  scene = synthetic_render.make_order_scene(3, np.random.default_rng(2), 16, 32)
-  np.testing.assert_array_equal(synthetic_render.render_scene(scene, 32, keep),
-                                synthetic_render.render_scene(scene, 32)[keep])
+    keep = np.array([1, 4, 9, 14])
+    params = synthetic_render.make_params("motion", 6, np.random.default_rng(2), 32)
+    np.testing.assert_array_equal(
+        synthetic_render.render(params, 16, 32, keep), synthetic_render.render(params, 16, 32)[keep]
+    )
+    scene = synthetic_render.make_order_scene(3, np.random.default_rng(2), 16, 32)
+    np.testing.assert_array_equal(
+        synthetic_render.render_scene(scene, 32, keep),
+        synthetic_render.render_scene(scene, 32)[keep],
+    )

@@ -1,4 +1,5 @@
 """Box coding, IoU, anchors, NMS and ROI-Align of video_s3d.detection."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -15,8 +16,9 @@ def _random_boxes(rng, n, low=0.02, high=0.7):
 
 def test_iou_of_crafted_pairs():
     a = jnp.array([[0.0, 0.0, 0.5, 0.5], [0.0, 0.0, 1.0, 1.0]])
-    b = jnp.array([[0.0, 0.0, 0.5, 0.5], [0.25, 0.25, 0.75, 0.75], [0.6, 0.6, 0.9, 0.9],
-                   [0.0, 0.0, 0.0, 0.0]])
+    b = jnp.array(
+        [[0.0, 0.0, 0.5, 0.5], [0.25, 0.25, 0.75, 0.75], [0.6, 0.6, 0.9, 0.9], [0.0, 0.0, 0.0, 0.0]]
+    )
     iou = np.asarray(boxes.pairwise_iou(a, b))
     # Quarter-overlap of two equal squares: 1/16 / (1/4 + 1/4 - 1/16) = 1/7.
     np.testing.assert_allclose(iou[0], [1.0, 1 / 7, 0.0, 0.0], rtol=1e-6)
@@ -47,14 +49,16 @@ def test_anchors_tile_the_grid():
 
 
 def test_nms_keeps_the_expected_boxes():
-    candidates = jnp.array([
-        [0.0, 0.0, 0.4, 0.4],     # 0: score 0.9, kept
-        [0.02, 0.02, 0.42, 0.42],  # 1: overlaps 0 (IoU ~0.82), suppressed
-        [0.5, 0.5, 0.9, 0.9],     # 2: kept
-        [0.52, 0.5, 0.92, 0.9],   # 3: overlaps 2, suppressed
-        [0.0, 0.6, 0.3, 0.9],     # 4: kept (disjoint), lowest score
-        [0.0, 0.0, 0.4, 0.4],     # 5: padding (invalid) with the highest score
-    ])
+    candidates = jnp.array(
+        [
+            [0.0, 0.0, 0.4, 0.4],  # 0: score 0.9, kept
+            [0.02, 0.02, 0.42, 0.42],  # 1: overlaps 0 (IoU ~0.82), suppressed
+            [0.5, 0.5, 0.9, 0.9],  # 2: kept
+            [0.52, 0.5, 0.92, 0.9],  # 3: overlaps 2, suppressed
+            [0.0, 0.6, 0.3, 0.9],  # 4: kept (disjoint), lowest score
+            [0.0, 0.0, 0.4, 0.4],  # 5: padding (invalid) with the highest score
+        ]
+    )
     scores = jnp.array([0.9, 0.8, 0.7, 0.75, 0.1, 5.0])
     valid = jnp.array([True, True, True, True, True, False])
     nms = jax.jit(boxes.non_max_suppression, static_argnums=(3, 4))
@@ -85,8 +89,12 @@ def _bilinear_reference(feature, y, x):
     else:
         x_high = x_low + 1
     ly, lx = y - y_low, x - x_low
-    return ((1 - ly) * (1 - lx) * feature[y_low, x_low] + (1 - ly) * lx * feature[y_low, x_high]
-            + ly * (1 - lx) * feature[y_high, x_low] + ly * lx * feature[y_high, x_high])
+    return (
+        (1 - ly) * (1 - lx) * feature[y_low, x_low]
+        + (1 - ly) * lx * feature[y_low, x_high]
+        + ly * (1 - lx) * feature[y_high, x_low]
+        + ly * lx * feature[y_high, x_high]
+    )
 
 
 def _roi_align_reference(features, box_list, output_size, sampling_ratio):
@@ -104,7 +112,7 @@ def _roi_align_reference(features, box_list, output_size, sampling_ratio):
                             y = y0 + (i + (a + 0.5) / sampling_ratio) * bin_h - 0.5
                             x = x0 + (j + (b + 0.5) / sampling_ratio) * bin_w - 0.5
                             total += _bilinear_reference(features[t], y, x)
-                    out[r, t, i, j] = total / sampling_ratio ** 2
+                    out[r, t, i, j] = total / sampling_ratio**2
     return out
 
 
@@ -112,12 +120,16 @@ def test_roi_align_matches_direct_bilinear_sampling():
     rng = np.random.default_rng(1)
     features = rng.normal(size=(3, 6, 7, 5)).astype(np.float32)
     # Boxes inside, straddling the edges and partly outside the map, down to sub-pixel sizes.
-    box_list = np.concatenate([_random_boxes(rng, 6, 0.02, 0.9),
-                               np.array([[-0.3, -0.2, 1.2, 1.1], [0.9, 0.95, 1.0, 1.0]],
-                                        np.float32)])
+    box_list = np.concatenate(
+        [
+            _random_boxes(rng, 6, 0.02, 0.9),
+            np.array([[-0.3, -0.2, 1.2, 1.1], [0.9, 0.95, 1.0, 1.0]], np.float32),
+        ]
+    )
     expected = _roi_align_reference(features, box_list, output_size=3, sampling_ratio=2)
     per_frame = jax.jit(roi_align.roi_align, static_argnums=(2, 3, 4))(
-        features, box_list, 3, 2, False)
+        features, box_list, 3, 2, False
+    )
     np.testing.assert_allclose(per_frame, expected, atol=1e-5)
     pooled = roi_align.roi_align(features, box_list, 3, 2)
     np.testing.assert_allclose(pooled, expected.mean(axis=1), atol=1e-5)

@@ -1,4 +1,5 @@
 """The synthetic_detection set: exact boxes, determinism, and a TFDS round trip."""
+
 import dataclasses
 
 import numpy as np
@@ -9,21 +10,31 @@ from video_s3d.data.builders import synthetic_detection, synthetic_render
 
 def test_boxes_follow_the_renderers_geometry():
     rng = np.random.default_rng(0)
-    params = synthetic_render.make_params("motion", 0, rng, 100)   # moving right
+    params = synthetic_render.make_params("motion", 0, rng, 100)  # moving right
     # An axis-aligned square (half side 0.85 radius) at a known place, moving right.
     params = dataclasses.replace(
-        params, shape=synthetic_render.SHAPES.index("square"),
-        start=np.array([0.3, 0.5, 0.2, 0.0, 1.0]), end=np.array([0.7, 0.5, 0.2, 0.0, 1.0]))
+        params,
+        shape=synthetic_render.SHAPES.index("square"),
+        start=np.array([0.3, 0.5, 0.2, 0.0, 1.0]),
+        end=np.array([0.7, 0.5, 0.2, 0.0, 1.0]),
+    )
     boxes = synthetic_detection.object_boxes(params, 5, 100)
     half = 0.85 * 0.2
-    np.testing.assert_allclose(boxes[0], [0.5 - half, 0.3 - half, 0.5 + half, 0.3 + half],
-                               atol=0.011)
-    np.testing.assert_allclose(boxes[-1], [0.5 - half, 0.7 - half, 0.5 + half, 0.7 + half],
-                               atol=0.011)
+    np.testing.assert_allclose(
+        boxes[0], [0.5 - half, 0.3 - half, 0.5 + half, 0.3 + half], atol=0.011
+    )
+    np.testing.assert_allclose(
+        boxes[-1], [0.5 - half, 0.7 - half, 0.5 + half, 0.7 + half], atol=0.011
+    )
     # The pixels inside a box differ from the frame without the object; outside they do not.
     frames = synthetic_render.render(params, 5, 100)
-    empty = synthetic_render.render(dataclasses.replace(
-        params, start=params.start * [1, 1, 1, 1, 0], end=params.end * [1, 1, 1, 1, 0]), 5, 100)
+    empty = synthetic_render.render(
+        dataclasses.replace(
+            params, start=params.start * [1, 1, 1, 1, 0], end=params.end * [1, 1, 1, 1, 0]
+        ),
+        5,
+        100,
+    )
     changed = np.any(frames != empty, axis=-1)
     for t in range(5):
         y0, x0, y1, x1 = np.round(boxes[t] * 100).astype(int)
@@ -49,23 +60,32 @@ def test_clips_are_deterministic_and_actors_barely_overlap():
         assert np.all((labels >= 0) & (labels < len(synthetic_detection.DETECTION_CLASSES)))
         for i in range(len(labels)):
             for j in range(i):
-                assert synthetic_detection._max_overlap(boxes[i], boxes[j]) <= \
-                    synthetic_detection.MAX_OVERLAP
+                assert (
+                    synthetic_detection._max_overlap(boxes[i], boxes[j])
+                    <= synthetic_detection.MAX_OVERLAP
+                )
         actor_counts.add(len(labels))
-    assert len(actor_counts) > 1   # clips differ in how many actors they hold
+    assert len(actor_counts) > 1  # clips differ in how many actors they hold
 
 
 def test_single_actor_clip_is_the_renderers_clip():
     rng = np.random.default_rng(5)
     actors = synthetic_detection.make_actors(rng, 6, 32, max_actors=1)
-    np.testing.assert_array_equal(synthetic_detection.render_actors(actors, 6, 32),
-                                  synthetic_render.render(actors[0].params, 6, 32))
+    np.testing.assert_array_equal(
+        synthetic_detection.render_actors(actors, 6, 32),
+        synthetic_render.render(actors[0].params, 6, 32),
+    )
 
 
 def test_tfds_round_trip(tmp_path):
     config = synthetic_detection.SyntheticDetectionConfig(
-        name="round_trip", num_frames=6, image_size=32, max_actors=3, seed=7,
-        split_sizes={"train": 4, "validation": 2})
+        name="round_trip",
+        num_frames=6,
+        image_size=32,
+        max_actors=3,
+        seed=7,
+        split_sizes={"train": 4, "validation": 2},
+    )
     builder = synthetic_detection.SyntheticDetection(config=config, data_dir=str(tmp_path))
     builder.download_and_prepare()
     examples = list(tfds.as_numpy(builder.as_dataset(split="train")))

@@ -1,4 +1,5 @@
 """frame-AP / video-AP on hand-worked cases, and tube linking."""
+
 import numpy as np
 import pytest
 
@@ -7,7 +8,7 @@ from video_s3d.detection.metrics import FrameBox, FrameDetection, Tube
 
 A = (0.1, 0.1, 0.4, 0.4)
 B = (0.5, 0.5, 0.9, 0.9)
-NOWHERE = (0.0, 0.6, 0.2, 0.9)   # overlaps neither A nor B
+NOWHERE = (0.0, 0.6, 0.2, 0.9)  # overlaps neither A nor B
 
 
 def _ap(detections, truths, num_classes=1):
@@ -22,17 +23,22 @@ def test_perfect_detections_give_ap_one():
 
 def test_all_wrong_detections_give_ap_zero():
     truths = [FrameBox("v", 0, 0, A)]
-    detections = [FrameDetection("v", 0, 0, 0.9, NOWHERE),   # wrong place
-                  FrameDetection("v", 1, 0, 0.8, A),         # wrong frame
-                  FrameDetection("w", 0, 0, 0.7, A),         # wrong video
-                  FrameDetection("v", 0, 1, 0.9, A)]         # wrong class
+    detections = [
+        FrameDetection("v", 0, 0, 0.9, NOWHERE),  # wrong place
+        FrameDetection("v", 1, 0, 0.8, A),  # wrong frame
+        FrameDetection("w", 0, 0, 0.7, A),  # wrong video
+        FrameDetection("v", 0, 1, 0.9, A),
+    ]  # wrong class
     assert _ap(detections, truths) == 0.0
 
 
 def test_duplicates_count_as_false_positives():
     truths = [FrameBox("v", 0, 0, A), FrameBox("v", 0, 0, B)]
-    detections = [FrameDetection("v", 0, 0, 0.9, A), FrameDetection("v", 0, 0, 0.8, A),
-                  FrameDetection("v", 0, 0, 0.7, B)]
+    detections = [
+        FrameDetection("v", 0, 0, 0.9, A),
+        FrameDetection("v", 0, 0, 0.8, A),
+        FrameDetection("v", 0, 0, 0.7, B),
+    ]
     # TP, FP, TP: recall 1/2, 1/2, 1; precision 1, 1/2, 2/3 -> 1/2 * 1 + 1/2 * 2/3.
     assert _ap(detections, truths) == pytest.approx(0.5 + 1 / 3)
     # A duplicate ranked below every true positive costs nothing.
@@ -67,18 +73,21 @@ def test_frame_map_over_videos_and_classes_is_the_per_class_mean():
                     box = (*rng.uniform(0, 0.5, 2),)
                     box = (box[0], box[1], box[0] + 0.3, box[1] + 0.3)
                     truths.append(FrameBox(f"v{video}", frame, label, box))
-                    if rng.uniform() < 0.8:   # a hit, jittered, at a random score
+                    if rng.uniform() < 0.8:  # a hit, jittered, at a random score
                         jitter = tuple(np.asarray(box) + rng.normal(0, 0.02, 4))
-                        detections.append(FrameDetection(f"v{video}", frame, label,
-                                                         rng.uniform(), jitter))
-                if rng.uniform() < 0.3:       # a false positive
-                    detections.append(FrameDetection(f"v{video}", frame, label, rng.uniform(),
-                                                     NOWHERE))
+                        detections.append(
+                            FrameDetection(f"v{video}", frame, label, rng.uniform(), jitter)
+                        )
+                if rng.uniform() < 0.3:  # a false positive
+                    detections.append(
+                        FrameDetection(f"v{video}", frame, label, rng.uniform(), NOWHERE)
+                    )
     mean, per_class = metrics.frame_map(detections, truths, num_classes=4)
-    assert np.isnan(per_class[3])   # class 3 has no ground truth: left out of the mean
-    for c in range(3):   # each class's AP ignores the other classes' boxes entirely
+    assert np.isnan(per_class[3])  # class 3 has no ground truth: left out of the mean
+    for c in range(3):  # each class's AP ignores the other classes' boxes entirely
         only = metrics.frame_average_precisions(
-            [d for d in detections if d.label == c], [g for g in truths if g.label == c], 4)
+            [d for d in detections if d.label == c], [g for g in truths if g.label == c], 4
+        )
         assert only[c] == pytest.approx(per_class[c])
     assert mean == pytest.approx(np.mean(per_class[:3]))
     assert 0.3 < mean < 1.0
@@ -94,9 +103,8 @@ def test_spatio_temporal_iou():
     half = _tube("v", 0, range(5), A)
     assert metrics.spatio_temporal_iou(full, full) == pytest.approx(1.0)
     assert metrics.spatio_temporal_iou(full, half) == pytest.approx(0.5)
-    shifted = (0.1, 0.2, 0.4, 0.5)   # box IoU 0.5 with A
-    assert metrics.spatio_temporal_iou(half, _tube("v", 0, range(5), shifted)) == \
-        pytest.approx(0.5)
+    shifted = (0.1, 0.2, 0.4, 0.5)  # box IoU 0.5 with A
+    assert metrics.spatio_temporal_iou(half, _tube("v", 0, range(5), shifted)) == pytest.approx(0.5)
     assert metrics.spatio_temporal_iou(half, _tube("v", 0, range(5, 9), A)) == 0.0
 
 
@@ -115,8 +123,12 @@ def test_linking_follows_overlap_and_score():
     # box there has a low score: linking must still follow the overlap.
     frames = [0, 1, 2, 3]
     boxes = [np.array([A, B]), np.array([A, B]), np.array([B, A]), np.array([A, B])]
-    scores = [np.array([0.9, 0.6]), np.array([0.9, 0.6]), np.array([0.6, 0.2]),
-              np.array([0.9, 0.6])]
+    scores = [
+        np.array([0.9, 0.6]),
+        np.array([0.9, 0.6]),
+        np.array([0.6, 0.2]),
+        np.array([0.9, 0.6]),
+    ]
     labels = [np.zeros(2, int)] * 4
     tubes = linking.link_video("v", frames, boxes, labels, scores, num_classes=1)
     assert len(tubes) == 2
@@ -129,4 +141,4 @@ def test_linking_follows_overlap_and_score():
     assert metrics.video_map(tubes, truths, 1, 0.5)[0] == pytest.approx(1.0)
     # Without the overlap term the greedy-by-score path jumps between actors.
     jumpy = linking.link_class(frames, boxes, scores, overlap_weight=0.0)[0][1]
-    assert jumpy == [0, 0, 0, 0]   # index 0 in frame 2 is actor B's box
+    assert jumpy == [0, 0, 0, 0]  # index 0 in frame 2 is actor B's box

@@ -1,5 +1,6 @@
 """The action detector: post-processing, loss, trunk loading, shard_map, and a trained tiny
 detector's frame-mAP on the synthetic detection set."""
+
 import functools
 
 import jax
@@ -19,19 +20,25 @@ B = [0.5, 0.5, 0.9, 0.9]
 
 def _outputs(rois, logits, deltas=None, valid=None):
     rois = jnp.asarray(rois, jnp.float32)[None]
-    return {"rois": rois, "class_logits": jnp.asarray(logits, jnp.float32)[None],
-            "box_deltas": (jnp.zeros_like(rois) if deltas is None
-                           else jnp.asarray(deltas, jnp.float32)[None]),
-            "rois_valid": (jnp.ones(rois.shape[:2], bool) if valid is None
-                           else jnp.asarray(valid)[None])}
+    return {
+        "rois": rois,
+        "class_logits": jnp.asarray(logits, jnp.float32)[None],
+        "box_deltas": (
+            jnp.zeros_like(rois) if deltas is None else jnp.asarray(deltas, jnp.float32)[None]
+        ),
+        "rois_valid": (
+            jnp.ones(rois.shape[:2], bool) if valid is None else jnp.asarray(valid)[None]
+        ),
+    }
 
 
 def test_postprocess_keeps_one_box_per_actor_and_class():
     # Regions: A, a near-duplicate of A, B, and a padding region with a confident score.
     rois = [A, [0.11, 0.1, 0.41, 0.4], B, B]
-    logits = [[0, 0, 6, 0], [0, 0, 5, 0], [0, 7, 0, 0], [0, 9, 0, 0]]   # background first
+    logits = [[0, 0, 6, 0], [0, 0, 5, 0], [0, 7, 0, 0], [0, 9, 0, 0]]  # background first
     out = jax.jit(functools.partial(model.postprocess, max_detections=5))(
-        _outputs(rois, logits, valid=[True, True, True, False]))
+        _outputs(rois, logits, valid=[True, True, True, False])
+    )
     assert out["boxes"].shape == (1, 5, 4) and out["valid"].shape == (1, 5)
     confident = np.asarray(out["valid"][0] & (out["scores"][0] > 0.5))
     np.testing.assert_array_equal(np.asarray(out["labels"][0])[confident], [0, 1])
@@ -55,15 +62,16 @@ def test_loss_rewards_the_right_class_and_ignores_padding():
     gt_boxes = jnp.asarray([[A, B, [0, 0, 1, 1]]])
     gt_labels = jnp.asarray([[2, 0, 1]])
     gt_valid = jnp.asarray([[True, True, False]])
-    right = [[0, 0, 0, 9], [0, 9, 0, 0], [9, 0, 0, 0]]   # A -> class 2, B -> 0, third bg
+    right = [[0, 0, 0, 9], [0, 9, 0, 0], [9, 0, 0, 0]]  # A -> class 2, B -> 0, third bg
     wrong = [[9, 0, 0, 0], [0, 0, 9, 0], [0, 9, 0, 0]]
     loss_right, terms = model.detection_loss(_loss_outputs(right), gt_boxes, gt_labels, gt_valid)
     loss_wrong, _ = model.detection_loss(_loss_outputs(wrong), gt_boxes, gt_labels, gt_valid)
     assert float(terms["head_class"]) < 1e-3 < float(loss_wrong - loss_right)
-    assert float(terms["head_box"]) == pytest.approx(0.0, abs=1e-6)   # regions sit on the gt
+    assert float(terms["head_box"]) == pytest.approx(0.0, abs=1e-6)  # regions sit on the gt
     # Padding ground truth (the whole-frame box) changes nothing.
-    without, _ = model.detection_loss(_loss_outputs(right), gt_boxes[:, :2], gt_labels[:, :2],
-                                      gt_valid[:, :2])
+    without, _ = model.detection_loss(
+        _loss_outputs(right), gt_boxes[:, :2], gt_labels[:, :2], gt_valid[:, :2]
+    )
     assert float(without) == pytest.approx(float(loss_right), rel=1e-6)
     outputs = _loss_outputs(right)
     differentiable = ("class_logits", "box_deltas", "rpn_objectness", "rpn_deltas")
@@ -76,13 +84,22 @@ def test_loss_rewards_the_right_class_and_ignores_padding():
 
 
 def test_detector_shapes_and_trunk_from_a_classifier():
-    detector = model.ActionDetector("tiny_s3d", 3, feature_layer="Mixed_3c", anchor_sizes=(0.3,),
-                                    aspect_ratios=(1.0,), rpn_channels=8, head_channels=16,
-                                    roi_size=2, pre_nms_proposals=20, num_proposals=5)
+    detector = model.ActionDetector(
+        "tiny_s3d",
+        3,
+        feature_layer="Mixed_3c",
+        anchor_sizes=(0.3,),
+        aspect_ratios=(1.0,),
+        rpn_channels=8,
+        head_channels=16,
+        roi_size=2,
+        pre_nms_proposals=20,
+        num_proposals=5,
+    )
     video = jnp.zeros((2, 4, 32, 32, 3))
     # Jitted: op-by-op initialisation of a trunk is many times slower than compiling it.
     variables = jax.jit(detector.init)(jax.random.PRNGKey(0), video)
-    assert "Mixed_4b" not in variables["params"]["backbone"]   # nothing above the feature layer
+    assert "Mixed_4b" not in variables["params"]["backbone"]  # nothing above the feature layer
     gt = jnp.asarray([[A], [B]])
     out = jax.jit(functools.partial(detector.apply, extra_rois=gt))(variables, video)
     assert out["rois"].shape == (2, 6, 4) and out["class_logits"].shape == (2, 6, 4)
@@ -91,14 +108,18 @@ def test_detector_shapes_and_trunk_from_a_classifier():
     trained = jax.jit(classifier.init)(jax.random.PRNGKey(1), video)
     loaded = model.load_trunk(variables, trained)
     for name in loaded["params"]["backbone"]:
-        for mine, theirs in zip(jax.tree.leaves(loaded["params"]["backbone"][name]),
-                                jax.tree.leaves(trained["params"]["backbone"][name])):
+        for mine, theirs in zip(
+            jax.tree.leaves(loaded["params"]["backbone"][name]),
+            jax.tree.leaves(trained["params"]["backbone"][name]),
+        ):
             np.testing.assert_array_equal(mine, theirs)
-    np.testing.assert_array_equal(loaded["params"]["head_logits"]["kernel"],
-                                  variables["params"]["head_logits"]["kernel"])
+    np.testing.assert_array_equal(
+        loaded["params"]["head_logits"]["kernel"], variables["params"]["head_logits"]["kernel"]
+    )
     with pytest.raises(ValueError, match="same model name"):
-        model.load_trunk(variables, jax.eval_shape(zoo.create("tiny_i3d", 7).init,
-                                                   jax.random.PRNGKey(1), video))
+        model.load_trunk(
+            variables, jax.eval_shape(zoo.create("tiny_i3d", 7).init, jax.random.PRNGKey(1), video)
+        )
 
 
 def test_box_ops_run_under_shard_map():
@@ -112,14 +133,15 @@ def test_box_ops_run_under_shard_map():
 
     def per_device(features, rois, scores):
         pooled = jax.vmap(functools.partial(roi_align.roi_align, output_size=2))(features, rois)
-        index, keep = jax.vmap(functools.partial(
-            box_ops.non_max_suppression, iou_threshold=0.5, max_outputs=3))(
-                rois, scores, jnp.ones(scores.shape, bool))
+        index, keep = jax.vmap(
+            functools.partial(box_ops.non_max_suppression, iou_threshold=0.5, max_outputs=3)
+        )(rois, scores, jnp.ones(scores.shape, bool))
         return pooled, index, keep
 
     spec = PartitionSpec("batch")
-    sharded = jax.jit(shard_map(per_device, mesh, in_specs=(spec, spec, spec),
-                                out_specs=(spec, spec, spec)))(features, rois, scores)
+    sharded = jax.jit(
+        shard_map(per_device, mesh, in_specs=(spec, spec, spec), out_specs=(spec, spec, spec))
+    )(features, rois, scores)
     for got, want in zip(sharded, per_device(features, rois, scores)):
         np.testing.assert_allclose(got, want, atol=1e-6)
 

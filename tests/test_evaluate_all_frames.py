@@ -4,6 +4,7 @@ Videos of different lengths (DMVR shards written here, each frame a flat grey le
 encodes its index) go through `pipeline.all_frames_eval_dataset` and `evaluate.run_all_frames_eval`;
 every frame must arrive exactly once and in order, and each video's logits must equal a
 direct `model.apply` on that whole video."""
+
 import io
 
 import jax
@@ -34,17 +35,26 @@ def _level(video: int, frame: int) -> int:
 @pytest.fixture(scope="module")
 def dataset_name(tmp_path_factory):
     directory = tmp_path_factory.mktemp("dmvr")
-    records = [dmvr.make_example([_grey(_level(v, f)) for f in range(n)], label=v % NUM_CLASSES)
-               for v, n in enumerate(LENGTHS)]
+    records = [
+        dmvr.make_example([_grey(_level(v, f)) for f in range(n)], label=v % NUM_CLASSES)
+        for v, n in enumerate(LENGTHS)
+    ]
     # One shard: a DMVR video's index is its position in file order.
     dmvr.write_shards(records, str(directory), "validation", num_shards=1)
     return f"dmvr:{directory}/{{split}}-*-of-*?num_classes={NUM_CLASSES}"
 
 
 def _batches(name, batch_size=2):
-    return list(pipeline.all_frames_eval_dataset(
-        name, split="validation", batch_size=batch_size, crop_size=CROP, process_index=0,
-        process_count=1).as_numpy_iterator())
+    return list(
+        pipeline.all_frames_eval_dataset(
+            name,
+            split="validation",
+            batch_size=batch_size,
+            crop_size=CROP,
+            process_index=0,
+            process_count=1,
+        ).as_numpy_iterator()
+    )
 
 
 def test_every_frame_of_every_video_arrives_exactly_once_in_order(dataset_name):
@@ -71,21 +81,25 @@ def test_every_frame_of_every_video_arrives_exactly_once_in_order(dataset_name):
 @pytest.mark.slow
 def test_logits_equal_a_direct_apply_on_the_whole_video(dataset_name):
     model = models.create("tiny_s3dg", NUM_CLASSES)
-    variables = jax.jit(lambda x: model.init(jax.random.key(0), x, train=False),
-                        compiler_options=train_state.compiler_options())(
-        np.zeros((1, 6, CROP, CROP, 3), np.float32))
+    variables = jax.jit(
+        lambda x: model.init(jax.random.key(0), x, train=False),
+        compiler_options=train_state.compiler_options(),
+    )(np.zeros((1, 6, CROP, CROP, 3), np.float32))
     mesh = parallel.make_mesh(jax.devices()[:2])
     step = evaluate.make_eval_step(model, mesh, train_state.compiler_options())
     merged, videos_per_sec, frames = evaluate.run_all_frames_eval(
-        step, variables, _batches(dataset_name), mesh, NUM_CLASSES)
+        step, variables, _batches(dataset_name), mesh, NUM_CLASSES
+    )
     assert frames == sum(LENGTHS)
     assert list(merged["video_index"]) == list(range(len(LENGTHS)))
-    direct_apply = jax.jit(lambda v, x: model.apply(v, x, train=False),
-                           compiler_options=train_state.compiler_options())
+    direct_apply = jax.jit(
+        lambda v, x: model.apply(v, x, train=False), compiler_options=train_state.compiler_options()
+    )
     assert any(not batch["mask"].all() for batch in _batches(dataset_name))  # padding exercised
     for batch in _batches(dataset_name, batch_size=1):
         vid = int(batch["video_index"][0])
         # The eval step normalises uint8 on the device; the direct apply gets [-1, 1] floats.
         direct = direct_apply(variables, batch["video"][:1] * (2 / 255) - 1)
-        np.testing.assert_allclose(merged["logits"][vid], np.asarray(direct)[0], rtol=1e-4,
-                                   atol=1e-5)
+        np.testing.assert_allclose(
+            merged["logits"][vid], np.asarray(direct)[0], rtol=1e-4, atol=1e-5
+        )

@@ -1,6 +1,7 @@
 """Every paper-experiment config resolves at full size and, in its `runlocal` form, trains
 (two steps), evaluates and writes result.json through the real trainer; the transfer config
 fine-tunes from the Kinetics run's checkpoint."""
+
 import importlib
 import json
 import os
@@ -9,8 +10,8 @@ import jax
 import pytest
 from jax.experimental.compilation_cache import compilation_cache
 
-from experiments import speed_accuracy
 from experiments import runs as runs_lib
+from experiments import speed_accuracy
 from video_s3d import train
 from video_s3d.models import zoo
 
@@ -23,8 +24,17 @@ FULL_SIZE = {
     "mini_kinetics_heavy": "model=bottom_heavy_s3d_4,data_dir=/data/mini_k200_tfds",
     "transfer": "dataset=hmdb51,init_from=/runs/k400/s3dg-s0",
 }
-NOT_PAPER_CONFIGS = {"__init__", "synthetic_motion", "quickstart", "recipes", "runs",
-                     "speed_accuracy", "paper_study", "study_probe", "mini_kinetics"}
+NOT_PAPER_CONFIGS = {
+    "__init__",
+    "synthetic_motion",
+    "quickstart",
+    "recipes",
+    "runs",
+    "speed_accuracy",
+    "paper_study",
+    "study_probe",
+    "mini_kinetics",
+}
 
 
 def _get_config(name: str, arg: str):
@@ -32,8 +42,11 @@ def _get_config(name: str, arg: str):
 
 
 def test_every_config_file_is_covered():
-    on_disk = {f[:-3] for f in os.listdir(os.path.join(runs_lib.REPO_ROOT, "experiments"))
-               if f.endswith(".py")}
+    on_disk = {
+        f[:-3]
+        for f in os.listdir(os.path.join(runs_lib.REPO_ROOT, "experiments"))
+        if f.endswith(".py")
+    }
     assert on_disk - NOT_PAPER_CONFIGS == set(FULL_SIZE)
 
 
@@ -51,17 +64,17 @@ def test_full_size_config_follows_the_paper_recipe(name):
 # The paper's recipe, number by number, with where each comes from (REFERENCE.md "Training
 # recipe": the paper's implementation paragraph, quoted in github.com/qijiezhao/s3d.pytorch).
 PAPER = {
-    "batch_size": 336,                    # 56 GPUs x batch 6 per GPU
-    "num_train_steps": 80_000,            # "train our model for 80k steps"
-    "optim.learning_rate": 0.1,           # "initial learning rate of 0.1"
+    "batch_size": 336,  # 56 GPUs x batch 6 per GPU
+    "num_train_steps": 80_000,  # "train our model for 80k steps"
+    "optim.learning_rate": 0.1,  # "initial learning rate of 0.1"
     "optim.step_boundaries": (60_000, 70_000),  # "at step 60k to 0.01, and step 70k to 0.001"
     "optim.step_decay_factor": 0.1,
-    "optim.momentum": 0.9,                # "synchronous SGD ... with momentum of 0.9"
+    "optim.momentum": 0.9,  # "synchronous SGD ... with momentum of 0.9"
     "optim.name": "sgd",
-    "optim.nesterov": False,              # "vanilla"
-    "optim.warmup_steps": 0,              # none mentioned
-    "data.num_frames": 64,                # 64-frame training clips
-    "data.crop_size": 224,                # 224 crops of 256-short-side frames
+    "optim.nesterov": False,  # "vanilla"
+    "optim.warmup_steps": 0,  # none mentioned
+    "data.num_frames": 64,  # 64-frame training clips
+    "data.crop_size": 224,  # 224 crops of 256-short-side frames
     "data.train_crop": "paper",
 }
 
@@ -72,9 +85,15 @@ def _field(config, dotted):
     return config
 
 
-@pytest.mark.parametrize("model, init, top1, top5", [
-    ("i3d", "imagenet", 71.1, 89.3), ("s3d", "imagenet", 72.2, 90.6),
-    ("s3dg", "imagenet", 74.7, 93.4), ("i3d", "scratch", 68.4, 88.0)])
+@pytest.mark.parametrize(
+    "model, init, top1, top5",
+    [
+        ("i3d", "imagenet", 71.1, 89.3),
+        ("s3d", "imagenet", 72.2, 90.6),
+        ("s3dg", "imagenet", 74.7, 93.4),
+        ("i3d", "scratch", 68.4, 88.0),
+    ],
+)
 def test_kinetics_rows_resolve_to_the_paper_recipe(model, init, top1, top5):
     config = _get_config("kinetics400", f"model={model},init={init}")
     for field, value in PAPER.items():
@@ -84,8 +103,12 @@ def test_kinetics_rows_resolve_to_the_paper_recipe(model, init, top1, top5):
     assert config.recipe.init == init
     assert bool(config.init_from) == (init == "imagenet")
     from video_s3d import recipe_card
-    assert all(row["status"] in ("same", "not published") for row in
-               recipe_card.card_rows(config) if row["field"] != "init")
+
+    assert all(
+        row["status"] in ("same", "not published")
+        for row in recipe_card.card_rows(config)
+        if row["field"] != "init"
+    )
 
 
 def test_s3d_rows_from_scratch_quote_no_imagenet_target():
@@ -105,6 +128,7 @@ def test_batch_argument_follows_the_one_scaling_rule():
 
 def test_card_for_another_batch_prints_the_scaled_recipe_and_its_difference(capsys):
     from video_s3d import recipe_card
+
     config = _get_config("kinetics400", "model=s3d,batch=256")
     config.optim.momentum = 0.8  # a change the scaling rule does not explain
     print(recipe_card.format_card(config))
@@ -122,31 +146,46 @@ def test_card_for_another_batch_prints_the_scaled_recipe_and_its_difference(caps
 def test_recipe_card_command_trains_nothing():
     import subprocess
     import sys
+
     out = subprocess.run(
-        [sys.executable, "-m", "video_s3d.recipe_card",
-         "--config=experiments/kinetics400.py:model=s3dg,batch=256"],
-        cwd=runs_lib.REPO_ROOT, capture_output=True, text=True, timeout=300, check=True).stdout
+        [
+            sys.executable,
+            "-m",
+            "video_s3d.recipe_card",
+            "--config=experiments/kinetics400.py:model=s3dg,batch=256",
+        ],
+        cwd=runs_lib.REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    ).stdout
     assert out.startswith("recipe card: Kinetics-400 s3dg")
     assert "scaled" in out and "PAPER-IMPL" in out
 
 
 def test_transfer_runs_every_official_split():
-    names = {_get_config("transfer", f"dataset=hmdb51,split={s},init_from=/r").data.name
-             for s in (1, 2, 3)}
+    names = {
+        _get_config("transfer", f"dataset=hmdb51,split={s},init_from=/r").data.name
+        for s in (1, 2, 3)
+    }
     assert names == {"hmdb51/split1", "hmdb51/split2", "hmdb51/split3"}
     from experiments.sweeps import transfer as transfer_sweep
+
     sweep = transfer_sweep.get_sweep("init_from=/r")
     assert len(sweep) == 6 and len({run.name for run in sweep}) == 6
 
 
 def test_transfer_average_is_the_mean_over_splits(tmp_path):
     from experiments import transfer
+
     workdirs = []
     for split, top1 in ((1, 0.9), (2, 0.8), (3, 0.7)):
         workdir = tmp_path / f"ucf101-split{split}"
         workdir.mkdir()
-        (workdir / "result.json").write_text(json.dumps(
-            {"dataset": f"ucf101/split{split}", "metrics": {"video_top1": top1}}))
+        (workdir / "result.json").write_text(
+            json.dumps({"dataset": f"ucf101/split{split}", "metrics": {"video_top1": top1}})
+        )
         workdirs.append(str(workdir))
     summary = transfer.average_splits(workdirs)["ucf101"]
     assert summary["mean_video_top1"] == pytest.approx(0.8) and summary["complete"]
@@ -166,15 +205,18 @@ def test_something_something_never_flips():
     assert _get_config("something_something_v2", "runlocal").data.flip is False
 
 
-@pytest.mark.parametrize("name, arg, message", [
-    ("kinetics400", "model=i4d", "Unknown model 'i4d'"),
-    ("transfer", "dataset=ucf101", "Pass init_from="),
-    ("transfer", "dataset=kinetics400,init_from=/r", "not a transfer target"),
-    ("transfer", "split=4,init_from=/r", "not an official split"),
-    ("kinetics400", "init=imagenett", "init=imagenett is unknown"),
-    ("mini_kinetics_heavy", "", "Pass data_dir="),
-    ("kinetics400", "runlocl", "Unknown config argument 'runlocl'"),
-])
+@pytest.mark.parametrize(
+    "name, arg, message",
+    [
+        ("kinetics400", "model=i4d", "Unknown model 'i4d'"),
+        ("transfer", "dataset=ucf101", "Pass init_from="),
+        ("transfer", "dataset=kinetics400,init_from=/r", "not a transfer target"),
+        ("transfer", "split=4,init_from=/r", "not an official split"),
+        ("kinetics400", "init=imagenett", "init=imagenett is unknown"),
+        ("mini_kinetics_heavy", "", "Pass data_dir="),
+        ("kinetics400", "runlocl", "Unknown config argument 'runlocl'"),
+    ],
+)
 def test_bad_arguments_are_one_sentence(name, arg, message):
     with pytest.raises(ValueError, match=message):
         _get_config(name, arg)
@@ -212,9 +254,12 @@ def _train_runlocal(name: str, arg: str, data_dir: str, workdir) -> dict:
 
 # The heavy config's own default model (tiny_top_heavy_i3d_3) is the zoo's to test; here it
 # trains tiny_s3dg like the others, so that its run reuses their compiled programs.
-RUNLOCAL = {"kinetics400": "runlocal", "something_something_v2": "runlocal",
-            "something_something_v1": "runlocal",
-            "mini_kinetics_heavy": "runlocal,model=s3dg"}
+RUNLOCAL = {
+    "kinetics400": "runlocal",
+    "something_something_v2": "runlocal",
+    "something_something_v1": "runlocal",
+    "mini_kinetics_heavy": "runlocal,model=s3dg",
+}
 
 
 @pytest.mark.slow
@@ -239,10 +284,13 @@ def test_runlocal_transfer_fine_tunes_from_the_kinetics_run(data_dir, runs_dir, 
     if not (source / "result.json").exists():  # run alone (-k transfer): make the source first
         _train_runlocal("kinetics400", "runlocal", data_dir, source)
     capsys.readouterr()
-    result = _train_runlocal("transfer", f"runlocal,init_from={source}", data_dir,
-                             runs_dir / "transfer")
+    result = _train_runlocal(
+        "transfer", f"runlocal,init_from={source}", data_dir, runs_dir / "transfer"
+    )
     # Same class count (10 -> 10): every leaf, the classifier included, comes from the source.
-    assert f"fine-tuning from {source} (10 classes -> 10); freshly initialised: nothing" \
+    assert (
+        f"fine-tuning from {source} (10 classes -> 10); freshly initialised: nothing"
         in capsys.readouterr().out
+    )
     assert result["dataset"] == "synthetic_motion/appearance_tiny"
     assert result["model"] == zoo.TINY_PREFIX + "s3dg"

@@ -1,4 +1,5 @@
 """experiments/mini_kinetics.py: a class-subset manual dir the Kinetics builder reads as is."""
+
 import csv
 
 import pytest
@@ -28,9 +29,15 @@ def _kinetics_dir(root):
 def test_subset_keeps_the_chosen_classes_and_the_builder_reads_it(tmp_path):
     source = _kinetics_dir(tmp_path / "k400")
     out = tmp_path / "mini"
-    mini_kinetics.main([f"--train_csv={source}/annotations/train.csv",
-                        f"--val_csv={source}/annotations/validate.csv", f"--videos={source}",
-                        "--classes=archery,air drumming", f"--out={out}"])
+    mini_kinetics.main(
+        [
+            f"--train_csv={source}/annotations/train.csv",
+            f"--val_csv={source}/annotations/validate.csv",
+            f"--videos={source}",
+            "--classes=archery,air drumming",
+            f"--out={out}",
+        ]
+    )
     builder = kinetics.Kinetics400(data_dir=str(tmp_path / "tfds"))
     class_names, splits = builder.list_videos(str(out))
     assert class_names == ["air drumming", "archery"]
@@ -42,10 +49,16 @@ def test_classes_can_come_from_the_id_lists(tmp_path):
     source = _kinetics_dir(tmp_path / "k400")
     (tmp_path / "train_ids.txt").write_text("t00xxxxxxxx\nt30xxxxxxxx\n")
     (tmp_path / "val_ids.txt").write_text("v30xxxxxxxx\n")
-    mini_kinetics.main([f"--train_csv={source}/annotations/train.csv",
-                        f"--val_csv={source}/annotations/validate.csv", f"--videos={source}",
-                        f"--train_ids={tmp_path / 'train_ids.txt'}",
-                        f"--val_ids={tmp_path / 'val_ids.txt'}", f"--out={tmp_path / 'mini'}"])
+    mini_kinetics.main(
+        [
+            f"--train_csv={source}/annotations/train.csv",
+            f"--val_csv={source}/annotations/validate.csv",
+            f"--videos={source}",
+            f"--train_ids={tmp_path / 'train_ids.txt'}",
+            f"--val_ids={tmp_path / 'val_ids.txt'}",
+            f"--out={tmp_path / 'mini'}",
+        ]
+    )
     with open(tmp_path / "mini" / "annotations" / "train.csv") as f:
         train = [(r["label"], r["youtube_id"]) for r in csv.DictReader(f)]
     with open(tmp_path / "mini" / "annotations" / "validate.csv") as f:
@@ -57,6 +70,12 @@ def test_classes_can_come_from_the_id_lists(tmp_path):
 def test_unknown_class_name_says_what_to_do(tmp_path):
     source = _kinetics_dir(tmp_path / "k400")
     with pytest.raises(ValueError, match="not in .*train.csv, e.g. 'archeryy'"):
-        mini_kinetics.main([f"--train_csv={source}/annotations/train.csv",
-                            f"--val_csv={source}/annotations/validate.csv", f"--videos={source}",
-                            "--classes=archeryy", f"--out={tmp_path / 'mini'}"])
+        mini_kinetics.main(
+            [
+                f"--train_csv={source}/annotations/train.csv",
+                f"--val_csv={source}/annotations/validate.csv",
+                f"--videos={source}",
+                "--classes=archeryy",
+                f"--out={tmp_path / 'mini'}",
+            ]
+        )

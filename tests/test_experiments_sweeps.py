@@ -1,5 +1,6 @@
 """Sweeps as data: every sweep file loads, every run's config and overrides resolve, and the
 local runner starts the runs in order, skips finished ones and stops at a failure."""
+
 import json
 import os
 import shutil
@@ -27,8 +28,11 @@ SWEEPS = {
 
 def test_every_sweep_file_is_listed_here():
     listed = {os.path.basename(p) for p in SWEEPS}
-    on_disk = {f for f in os.listdir(os.path.join(runs_lib.REPO_ROOT, "experiments", "sweeps"))
-               if f.endswith(".py") and f != "__init__.py"}
+    on_disk = {
+        f
+        for f in os.listdir(os.path.join(runs_lib.REPO_ROOT, "experiments", "sweeps"))
+        if f.endswith(".py") and f != "__init__.py"
+    }
     assert on_disk <= listed
 
 
@@ -45,27 +49,51 @@ def test_every_run_of_every_sweep_resolves(path, monkeypatch):
 
 
 def test_sweep_arguments_reach_the_runs():
-    heavy = runs_lib.load_sweep("experiments/sweeps/heavy.py:data_dir=/d,step=3,family=s3d,runlocal")
+    heavy = runs_lib.load_sweep(
+        "experiments/sweeps/heavy.py:data_dir=/d,step=3,family=s3d,runlocal"
+    )
     assert [r.name for r in heavy] == [
-        "i2d-s0", "s3d-s0", "bottom_heavy_s3d_3-s0", "bottom_heavy_s3d_6-s0", "bottom_heavy_s3d_9-s0",
-        "top_heavy_s3d_3-s0", "top_heavy_s3d_6-s0", "top_heavy_s3d_9-s0"]
-    assert heavy[2].config_argument() == \
-        "experiments/mini_kinetics_heavy.py:model=bottom_heavy_s3d_3,data_dir=/d,runlocal"
+        "i2d-s0",
+        "s3d-s0",
+        "bottom_heavy_s3d_3-s0",
+        "bottom_heavy_s3d_6-s0",
+        "bottom_heavy_s3d_9-s0",
+        "top_heavy_s3d_3-s0",
+        "top_heavy_s3d_6-s0",
+        "top_heavy_s3d_9-s0",
+    ]
+    assert (
+        heavy[2].config_argument()
+        == "experiments/mini_kinetics_heavy.py:model=bottom_heavy_s3d_3,data_dir=/d,runlocal"
+    )
     study = runs_lib.load_sweep("experiments/paper_study.py:steps=7,seeds=2")
     assert len(study) == 8 * 3 * 2  # 8 models x 3 tasks x 2 seeds
     assert "--config.num_train_steps=7" in study[0].main_args("/r")
     # A 7-step run compiles fast; the default 2000-step runs compile for fast steps.
     assert "--config.cpu_fast_compile=True" in study[0].main_args("/r")
-    assert "--config.cpu_fast_compile=False" in runs_lib.load_sweep("experiments/paper_study.py")[0].main_args("/r")
+    assert "--config.cpu_fast_compile=False" in runs_lib.load_sweep("experiments/paper_study.py")[
+        0
+    ].main_args("/r")
 
 
-@pytest.mark.parametrize("spec, error, message", [
-    ("experiments/sweeps/missing.py", FileNotFoundError, "does not exist"),
-    ("experiments/sweeps/heavy.py", ValueError, "Pass data_dir="),
-    ("experiments/sweeps/heavy.py:data_dir=/d,family=r2plus1d", ValueError, "family=r2plus1d is unknown"),
-    ("experiments/sweeps/kinetics400.py:seeed=2", ValueError, "Unknown config argument 'seeed'"),
-    ("experiments/runs.py", ValueError, "has no get_sweep"),
-])
+@pytest.mark.parametrize(
+    "spec, error, message",
+    [
+        ("experiments/sweeps/missing.py", FileNotFoundError, "does not exist"),
+        ("experiments/sweeps/heavy.py", ValueError, "Pass data_dir="),
+        (
+            "experiments/sweeps/heavy.py:data_dir=/d,family=r2plus1d",
+            ValueError,
+            "family=r2plus1d is unknown",
+        ),
+        (
+            "experiments/sweeps/kinetics400.py:seeed=2",
+            ValueError,
+            "Unknown config argument 'seeed'",
+        ),
+        ("experiments/runs.py", ValueError, "has no get_sweep"),
+    ],
+)
 def test_bad_sweeps_say_what_to_do(spec, error, message):
     with pytest.raises(error, match=message):
         runs_lib.load_sweep(spec)
@@ -88,7 +116,8 @@ def _fake_python(tmp_path, fail_on: str = "") -> str:
         f"open({str(tmp_path / 'calls.log')!r}, 'a').write(workdir + '\\n')\n"
         f"if {fail_on!r} and {fail_on!r} in workdir: sys.exit(3)\n"
         "os.makedirs(workdir, exist_ok=True)\n"
-        "json.dump({'argv': sys.argv[1:]}, open(os.path.join(workdir, 'result.json'), 'w'))\n")
+        "json.dump({'argv': sys.argv[1:]}, open(os.path.join(workdir, 'result.json'), 'w'))\n"
+    )
     script.chmod(script.stat().st_mode | stat.S_IEXEC)
     return str(script)
 
@@ -102,7 +131,9 @@ def test_local_runner_runs_in_order_and_skips_finished_runs(tmp_path):
     assert result["argv"] == ["-u", "-m", "video_s3d.main", *runs[2].main_args(root)]
     assert (tmp_path / "runs" / "s3dg-s0" / "log.txt").exists()  # launch.local keeps the output
     assert any(line.startswith("[3/3] s3dg-s0: done") for line in lines)
-    assert any(line.startswith("[1/3] i3d-s0: done") and "2 left to train" in line for line in lines)
+    assert any(
+        line.startswith("[1/3] i3d-s0: done") and "2 left to train" in line for line in lines
+    )
     # Started again: everything is finished, nothing runs.
     assert sweep.run_locally(runs, root, python=python, log=lines.append) == []
     assert (tmp_path / "calls.log").read_text().count("\n") == 3
@@ -110,7 +141,9 @@ def test_local_runner_runs_in_order_and_skips_finished_runs(tmp_path):
     shutil.rmtree(tmp_path / "runs" / "i3d-s0")
     lines.clear()
     assert sweep.run_locally(runs, root, python=python, log=lines.append) == ["i3d-s0"]
-    assert any(line.startswith("[1/3] i3d-s0: done") and "0 left to train" in line for line in lines)
+    assert any(
+        line.startswith("[1/3] i3d-s0: done") and "0 left to train" in line for line in lines
+    )
 
 
 def test_local_runner_stops_at_the_first_failure(tmp_path):
@@ -123,8 +156,14 @@ def test_local_runner_stops_at_the_first_failure(tmp_path):
 
 
 def test_dry_run_prints_commands_and_starts_nothing(tmp_path, capsys):
-    sweep.main(["--sweep=experiments/sweeps/synthetic.py:runlocal", f"--workdir={tmp_path}/r",
-                "--only=appearance", "--dry_run"])
+    sweep.main(
+        [
+            "--sweep=experiments/sweeps/synthetic.py:runlocal",
+            f"--workdir={tmp_path}/r",
+            "--only=appearance",
+            "--dry_run",
+        ]
+    )
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 4 and all("config=appearance,runlocal" in line for line in lines)
     assert not (tmp_path / "r").exists()

@@ -1,4 +1,5 @@
 """`python -m video_s3d.export`: the SavedModel reloads in TensorFlow and gives the JAX model's logits."""
+
 import os
 
 import jax
@@ -17,8 +18,10 @@ def workdir(tmp_path_factory):
 
 def _jax_logits(run, frames):
     video = frames.astype(np.float32) * (2.0 / 255.0) - 1.0
-    forward = jax.jit(lambda v, x: run.model.apply(v, x, train=False),
-                      compiler_options=train_state.compiler_options(run.config))
+    forward = jax.jit(
+        lambda v, x: run.model.apply(v, x, train=False),
+        compiler_options=train_state.compiler_options(run.config),
+    )
     return np.asarray(forward(run.variables, video))
 
 
@@ -50,8 +53,9 @@ def test_saved_model_serves_uint8_frames_with_the_jax_models_logits(workdir, tmp
         expected = _jax_logits(run, frames)
         assert result["logits"].shape == (batch, 10)
         np.testing.assert_allclose(result["logits"].numpy(), expected, rtol=1e-5, atol=1e-6)
-        np.testing.assert_allclose(result["probabilities"].numpy(),
-                                   tf.nn.softmax(expected).numpy(), rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(
+            result["probabilities"].numpy(), tf.nn.softmax(expected).numpy(), rtol=1e-5, atol=1e-7
+        )
     with pytest.raises((ValueError, TypeError, tf.errors.InvalidArgumentError)):
         serve(frames=tf.zeros([1, 8, 32, 33, 3], tf.uint8))  # fixed T, H, W
 
@@ -78,8 +82,9 @@ def test_bad_arguments_are_refused_before_any_work(workdir, tmp_path, capsys):
         export.parse_args([f"--checkpoint={workdir}", f"--out={taken}"])
     assert "already exists and is not empty" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        export.parse_args([f"--checkpoint={workdir}", f"--out={tmp_path / 'new'}",
-                           "--platforms=cpu,gpu"])
+        export.parse_args(
+            [f"--checkpoint={workdir}", f"--out={tmp_path / 'new'}", "--platforms=cpu,gpu"]
+        )
     assert "unknown platforms ['gpu']" in capsys.readouterr().err
     assert export.main([f"--checkpoint={tmp_path}", f"--out={tmp_path / 'new'}"]) == 2
     assert "point --checkpoint at the --workdir" in capsys.readouterr().err

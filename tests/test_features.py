@@ -1,4 +1,5 @@
 """`python -m video_s3d.features` (npz content, labels from folders, plot) and the 2D projections."""
+
 import os
 
 import jax
@@ -18,18 +19,30 @@ def workdir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def videos(tmp_path_factory):
     folder = str(tmp_path_factory.mktemp("class_folders"))
-    paths = inference_testing.write_videos(folder, {"left": ["mp4", "webm", "mkv"],
-                                                    "right": ["avi", "mp4", "mp4"]})
+    paths = inference_testing.write_videos(
+        folder, {"left": ["mp4", "webm", "mkv"], "right": ["avi", "mp4", "mp4"]}
+    )
     corrupt = inference_testing.write_corrupt(os.path.join(folder, "right", "broken.mkv"))
     return folder, paths, corrupt
 
 
-def test_features_npz_holds_pooled_endpoint_features_labels_and_predictions(workdir, videos,
-                                                                           tmp_path, capsys):
+def test_features_npz_holds_pooled_endpoint_features_labels_and_predictions(
+    workdir, videos, tmp_path, capsys
+):
     folder, paths, corrupt = videos
     out, png = str(tmp_path / "features.npz"), str(tmp_path / "features.png")
-    assert features.main([f"--checkpoint={workdir}", f"--videos={folder}", "--endpoint=Mixed_4f",
-                          f"--out={out}", f"--plot={png}"]) == 0
+    assert (
+        features.main(
+            [
+                f"--checkpoint={workdir}",
+                f"--videos={folder}",
+                "--endpoint=Mixed_4f",
+                f"--out={out}",
+                f"--plot={png}",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr()
     assert "wrote" in printed.out and "6 video(s)" in printed.out and "1 unreadable" in printed.out
     assert "t-SNE" in printed.out and "[7/7]" in printed.err
@@ -38,7 +51,9 @@ def test_features_npz_holds_pooled_endpoint_features_labels_and_predictions(work
     run = inference.load_run(workdir)
     assert sorted(saved["videos"].tolist()) == sorted(paths)
     assert saved["failed"].tolist() == [corrupt]
-    assert [os.path.basename(os.path.dirname(p)) for p in saved["videos"]] == saved["labels"].tolist()
+    assert [os.path.basename(os.path.dirname(p)) for p in saved["videos"]] == saved[
+        "labels"
+    ].tolist()
     assert str(saved["endpoint"]) == "Mixed_4f" and int(saved["step"]) == 4
     assert saved["class_names"].tolist() == run.class_names
     assert saved["logits"].shape == (6, 10)
@@ -47,11 +62,15 @@ def test_features_npz_holds_pooled_endpoint_features_labels_and_predictions(work
 
     # Independently for one video: the endpoint's activation, mean over T, H, W, then over views.
     views = run.views(run.read(str(saved["videos"][0])))
-    forward = jax.jit(lambda v, x: run.model.apply(v, x, train=False, return_endpoints=True),
-                      compiler_options=train_state.compiler_options(run.config))
+    forward = jax.jit(
+        lambda v, x: run.model.apply(v, x, train=False, return_endpoints=True),
+        compiler_options=train_state.compiler_options(run.config),
+    )
     logits, endpoints = forward(run.variables, jnp.asarray(views))
     expected = np.asarray(endpoints["Mixed_4f"]).mean(axis=(1, 2, 3)).mean(0)
-    assert saved["features"].shape == (6, expected.shape[0]) and saved["features"].dtype == np.float32
+    assert (
+        saved["features"].shape == (6, expected.shape[0]) and saved["features"].dtype == np.float32
+    )
     np.testing.assert_allclose(saved["features"][0], expected, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(saved["logits"][0], np.asarray(logits).mean(0), rtol=1e-5, atol=1e-6)
     assert np.ptp(saved["features"], axis=0).max() > 0  # different videos, different features
@@ -61,13 +80,22 @@ def test_features_npz_holds_pooled_endpoint_features_labels_and_predictions(work
     assert os.path.getsize(png) > 10_000
 
 
-def test_glob_pre_logits_pca_and_labels_only_when_folders_differ(workdir, videos, tmp_path,
-                                                                capsys):
+def test_glob_pre_logits_pca_and_labels_only_when_folders_differ(workdir, videos, tmp_path, capsys):
     folder, _, _ = videos
     out, png = str(tmp_path / "pre.npz"), str(tmp_path / "pre.png")
-    assert features.main([f"--checkpoint={workdir}", f"--videos={folder}/left/*.m*",
-                          "--endpoint=PreLogits", f"--out={out}", f"--plot={png}",
-                          "--projection=pca"]) == 0
+    assert (
+        features.main(
+            [
+                f"--checkpoint={workdir}",
+                f"--videos={folder}/left/*.m*",
+                "--endpoint=PreLogits",
+                f"--out={out}",
+                f"--plot={png}",
+                "--projection=pca",
+            ]
+        )
+        == 0
+    )
     assert "PCA" in capsys.readouterr().out
     saved = np.load(out)
     assert len(saved["videos"]) == 2 and "labels" not in saved  # one folder: no labels
@@ -77,12 +105,17 @@ def test_glob_pre_logits_pca_and_labels_only_when_folders_differ(workdir, videos
     assert os.path.getsize(png) > 5_000
 
 
-def test_unknown_endpoint_lists_the_valid_names_and_writes_nothing(workdir, videos, tmp_path,
-                                                                  capsys):
+def test_unknown_endpoint_lists_the_valid_names_and_writes_nothing(
+    workdir, videos, tmp_path, capsys
+):
     folder, _, corrupt = videos
     out = str(tmp_path / "x.npz")
-    assert features.main([f"--checkpoint={workdir}", f"--videos={folder}", "--endpoint=Mixed_9z",
-                          f"--out={out}"]) == 2
+    assert (
+        features.main(
+            [f"--checkpoint={workdir}", f"--videos={folder}", "--endpoint=Mixed_9z", f"--out={out}"]
+        )
+        == 2
+    )
     err = capsys.readouterr().err.strip()
     assert err.startswith("Error: --endpoint=Mixed_9z is not an endpoint of tiny_i2d; use one of ")
     for name in ("Conv_1a", "Mixed_3b", "Mixed_5c", "PreLogits"):

@@ -5,6 +5,7 @@ OpenCV's defaults), so the program compiles once for the whole file; the tests a
 correctness, the default 5 levels at 256 pixels are the benchmark's
 (`python -m video_s3d.flow.bench`).
 """
+
 from __future__ import annotations
 
 import os
@@ -39,8 +40,11 @@ def texture(x, y, seed=0):
 
 
 def flow_of(image0, image1):
-    return np.asarray(flow.tvl1_flow(jnp.asarray(image0[None], jnp.float32),
-                                     jnp.asarray(image1[None], jnp.float32), PARAMS))[0]
+    return np.asarray(
+        flow.tvl1_flow(
+            jnp.asarray(image0[None], jnp.float32), jnp.asarray(image1[None], jnp.float32), PARAMS
+        )
+    )[0]
 
 
 def interior(field):
@@ -51,19 +55,36 @@ def test_defaults_are_opencvs():
     reference = cv2.optflow.DualTVL1OpticalFlow_create()
     ours = flow.TVL1Params()
     assert (ours.tau, ours.lambda_, ours.theta, ours.epsilon, ours.scale_step) == (
-        reference.getTau(), reference.getLambda(), reference.getTheta(),
-        reference.getEpsilon(), reference.getScaleStep())
-    assert (ours.nscales, ours.warps, ours.inner_iterations, ours.outer_iterations,
-            ours.median_filtering) == (
-        reference.getScalesNumber(), reference.getWarpingsNumber(),
-        reference.getInnerIterations(), reference.getOuterIterations(),
-        reference.getMedianFiltering())
+        reference.getTau(),
+        reference.getLambda(),
+        reference.getTheta(),
+        reference.getEpsilon(),
+        reference.getScaleStep(),
+    )
+    assert (
+        ours.nscales,
+        ours.warps,
+        ours.inner_iterations,
+        ours.outer_iterations,
+        ours.median_filtering,
+    ) == (
+        reference.getScalesNumber(),
+        reference.getWarpingsNumber(),
+        reference.getInnerIterations(),
+        reference.getOuterIterations(),
+        reference.getMedianFiltering(),
+    )
     assert reference.getGamma() == 0.0  # the illumination term we do not implement is off
 
 
 def test_pyramid_stops_before_16_pixels():
     assert flow.pyramid_shapes(256, 340, flow.TVL1Params()) == [
-        (256, 340), (205, 272), (164, 218), (131, 174), (105, 139)]
+        (256, 340),
+        (205, 272),
+        (164, 218),
+        (131, 174),
+        (105, 139),
+    ]
     assert flow.pyramid_shapes(24, 30, flow.TVL1Params()) == [(24, 30), (19, 24)]
 
 
@@ -98,7 +119,7 @@ def encoded_clip(path, num_frames=6):
     frames = []
     for t in range(num_frames):
         background = texture(x - 0.8 * t, y - 0.3 * t, seed=1)
-        disc = (x - 20 - 1.5 * t) ** 2 + (y - 32 + 0.5 * t) ** 2 < 10 ** 2
+        disc = (x - 20 - 1.5 * t) ** 2 + (y - 32 + 0.5 * t) ** 2 < 10**2
         foreground = texture(x + 1.5 * t, y - 0.5 * t, seed=2)
         gray = np.where(disc, foreground, background)
         frames.append(np.repeat(gray[..., None], 3, axis=-1))
@@ -116,9 +137,11 @@ def test_matches_opencv_dualtvl1_on_an_encoded_clip(tmp_path):
     ours = np.stack([flow_of(a, b) for a, b in zip(gray[:-1], gray[1:])])  # one compile
     endpoint_error = np.linalg.norm(ours - expected, axis=-1)
     motion = np.linalg.norm(expected, axis=-1).mean()
-    print(f"mean EPE vs OpenCV {endpoint_error.mean():.5f} px over {len(expected)} pairs "
-          f"(99th percentile {np.percentile(endpoint_error, 99):.4f} px; mean motion "
-          f"{motion:.2f} px)")
+    print(
+        f"mean EPE vs OpenCV {endpoint_error.mean():.5f} px over {len(expected)} pairs "
+        f"(99th percentile {np.percentile(endpoint_error, 99):.4f} px; mean motion "
+        f"{motion:.2f} px)"
+    )
     assert motion > 0.5  # the clip moves: agreeing on zero flow would prove nothing
     # The same scheme step for step; what differs is float rounding (summation order, fused
     # multiply-adds) and remap's 1/32-px sample positions, which can tip a pixel across a
@@ -144,8 +167,9 @@ def test_flipping_the_frames_negates_x_of_the_clip_flow():
     forward = np.asarray(flow.clip_flow(jnp.asarray(rgb), PARAMS))
     mirrored = np.asarray(flow.clip_flow(jnp.asarray(rgb[:, :, ::-1]), PARAMS))
     assert forward.shape == (1, SIZE, SIZE, 2)
-    np.testing.assert_allclose(interior(forward[0]).mean((0, 1)), [0.9 / 20, 0.4 / 20],
-                               atol=0.1 / 20)
+    np.testing.assert_allclose(
+        interior(forward[0]).mean((0, 1)), [0.9 / 20, 0.4 / 20], atol=0.1 / 20
+    )
     unmirrored = np.asarray(flow.flip_horizontally(mirrored))
     np.testing.assert_allclose(interior(unmirrored[0]), interior(forward[0]), atol=0.05 / 20)
 

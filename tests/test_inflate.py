@@ -1,19 +1,19 @@
 """2D -> 3D inflation: variable mapping, and the boring-video property: exact for every
 inflated model with edge temporal padding, and where exactly it holds with zero padding."""
+
 import math
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from models_testing import jit, lively
 
 from video_s3d import models
 from video_s3d.models import inflate
 from video_s3d.models.inception import POOLS
 from video_s3d.models.layers import padding_pairs
 from video_s3d.models.spec import LAYER_NAMES
-
-from models_testing import jit, lively
 
 
 def _abstract_variables(model, shape):
@@ -31,7 +31,7 @@ def exact_frames(spec, frames: int) -> dict[str, tuple[int, int]]:
     lo, hi, length = 0, frames - 1, frames
 
     def window_op(lo, hi, length, window, stride, read_taps, zero_padded):
-        (p_lo, p_hi), = padding_pairs([length], [window], [stride], spec.padding)
+        ((p_lo, p_hi),) = padding_pairs([length], [window], [stride], spec.padding)
         count = (length + p_lo + p_hi - window) // stride + 1
         good = []
         for i in range(count):
@@ -79,12 +79,15 @@ def _boring_comparison(name: str, frames: int, size: int, keep, paddings=("zero"
     source_vars = lively(_abstract_variables(source, (1, source_frames, size, size, 3)))
     # The temporal padding fill adds no variables: one inflated tree serves every target.
     target_vars = inflate.inflate_variables(
-        source_vars, _abstract_variables(targets[paddings[0]], (1, frames, size, size, 3)))
+        source_vars, _abstract_variables(targets[paddings[0]], (1, frames, size, size, 3))
+    )
     image = jax.random.uniform(jax.random.key(1), (1, 1, size, size, 3), minval=-1, maxval=1)
 
     @jit
     def run(source_vars, target_vars, image):
-        _, two_d = source.apply(source_vars, jnp.repeat(image, source_frames, 1), return_endpoints=True)
+        _, two_d = source.apply(
+            source_vars, jnp.repeat(image, source_frames, 1), return_endpoints=True
+        )
         three_d = {}
         for padding, target in targets.items():
             _, ends = target.apply(target_vars, jnp.repeat(image, frames, 1), return_endpoints=True)
@@ -133,7 +136,7 @@ def test_boring_video_with_zero_padding_matches_2d_network_where_padding_is_not_
         reference = two_d[layer][0, 0]  # every frame of the 2D network's output is the same
         scale = float(jnp.abs(reference).max())
         assert scale > 0.1, layer
-        gap = float(jnp.abs(three_d[layer][0, lo:hi + 1] - reference).max())
+        gap = float(jnp.abs(three_d[layer][0, lo : hi + 1] - reference).max())
         assert gap <= 1e-5 * scale, (layer, gap, scale)
         if lo > 0:  # the border frames do read padding, and it shows
             assert float(jnp.abs(three_d[layer][0, 0] - reference).max()) > 1e-5 * scale, layer
@@ -148,8 +151,11 @@ def test_boring_video_with_gating_is_exact_only_before_the_first_gate():
     assert exact["Conv_2c"] == (1, 0)
     for layer in ("Conv_1a", "Conv_2b"):
         lo, hi = exact[layer]
-        np.testing.assert_allclose(three_d[layer][0, lo:hi + 1], np.broadcast_to(
-            two_d[layer][0, 0], three_d[layer][0, lo:hi + 1].shape), atol=1e-5)
+        np.testing.assert_allclose(
+            three_d[layer][0, lo : hi + 1],
+            np.broadcast_to(two_d[layer][0, 0], three_d[layer][0, lo : hi + 1].shape),
+            atol=1e-5,
+        )
     # The first gate averages frames that read padding into every frame.
     assert float(jnp.abs(three_d["Conv_2c"][0, 4] - two_d["Conv_2c"][0, 0]).max()) > 1e-4
 
@@ -160,14 +166,21 @@ def test_inflated_variables_follow_the_rules():
     for name in ("tiny_i3d", "tiny_s3d", "tiny_s3d_torchvision", "tiny_s3dg"):
         target_model = models.create(name, 9)  # another class count: its classifier stays
         spec = models.get_spec(name)
-        two_d = source if name != "tiny_s3d_torchvision" and name != "tiny_s3dg" else lively(
-            _abstract_variables(models.create_from_spec(spec.as_2d(), 7), (1, 5, 17, 17, 3)))
+        two_d = (
+            source
+            if name != "tiny_s3d_torchvision" and name != "tiny_s3dg"
+            else lively(
+                _abstract_variables(models.create_from_spec(spec.as_2d(), 7), (1, 5, 17, 17, 3))
+            )
+        )
         target = lively(_abstract_variables(target_model, (1, 8, 17, 17, 3)), seed=1)
         result = inflate.inflate_variables(two_d, target)
         assert jax.tree.map(jnp.shape, result) == jax.tree.map(jnp.shape, target)
         params, src = result["params"]["backbone"], two_d["params"]["backbone"]
-        np.testing.assert_array_equal(result["params"]["head"]["Logits"]["kernel"],
-                                      target["params"]["head"]["Logits"]["kernel"])
+        np.testing.assert_array_equal(
+            result["params"]["head"]["Logits"]["kernel"],
+            target["params"]["head"]["Logits"]["kernel"],
+        )
         stem = params["Conv_1a"]["conv"]["kernel"]
         if spec.stem.kind == "3d":  # repeated over time, divided by kt: sums to the 2D kernel
             assert stem.shape[0] == spec.stem.temporal_kernel > 1
@@ -180,9 +193,13 @@ def test_inflated_variables_follow_the_rules():
             centre = kernel.shape[0] // 2
             np.testing.assert_array_equal(kernel[centre, 0, 0], np.eye(kernel.shape[-1]))
             assert float(jnp.abs(kernel).sum()) == kernel.shape[-1]
-            np.testing.assert_array_equal(unit["conv"]["kernel"], src["Mixed_4b"]["Branch_1_Conv_0b_3x3"]["conv"]["kernel"])
+            np.testing.assert_array_equal(
+                unit["conv"]["kernel"], src["Mixed_4b"]["Branch_1_Conv_0b_3x3"]["conv"]["kernel"]
+            )
         if spec.convention == "torchvision":
-            stats = result["batch_stats"]["backbone"]["Mixed_4b"]["Branch_1_Conv_0b_3x3"]["temporal_bn"]
+            stats = result["batch_stats"]["backbone"]["Mixed_4b"]["Branch_1_Conv_0b_3x3"][
+                "temporal_bn"
+            ]
             # BN divides by sqrt(var + eps) = 1 exactly.
             np.testing.assert_allclose(stats["var"] + 1e-3, 1.0, rtol=0, atol=1e-7)
             np.testing.assert_array_equal(stats["mean"], 0.0)
@@ -196,7 +213,12 @@ def test_inflation_rejects_mismatched_networks():
     torchvision = _abstract_variables(models.create("tiny_s3d_torchvision", 5), (1, 8, 32, 32, 3))
     with pytest.raises(ValueError, match="2D twin"):
         inflate.inflate_variables(i2d, torchvision)  # TF-Slim BN has no scale to copy
-    gated_2d = lively(_abstract_variables(
-        models.create_from_spec(models.get_spec("tiny_s3dg").as_2d(), 5), (1, 1, 16, 16, 3)))
+    gated_2d = lively(
+        _abstract_variables(
+            models.create_from_spec(models.get_spec("tiny_s3dg").as_2d(), 5), (1, 1, 16, 16, 3)
+        )
+    )
     with pytest.raises(ValueError, match="variables the target lacks"):
-        inflate.inflate_variables(gated_2d, _abstract_variables(models.create("tiny_i3d", 5), (1, 8, 32, 32, 3)))
+        inflate.inflate_variables(
+            gated_2d, _abstract_variables(models.create("tiny_i3d", 5), (1, 8, 32, 32, 3))
+        )

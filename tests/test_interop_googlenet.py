@@ -1,16 +1,18 @@
 """torchvision GoogLeNet import (a second 2D Inception-v1 source): mapping, BN-scale folding,
 i2d logits vs recorded torchvision (tests/fixtures/make_torchvision_golden.py), CLI."""
+
 import json
 import os
 
+import interop_testing
 import jax
 import numpy as np
 import pytest
-
-import interop_testing
 from models_testing import jit
+
 from video_s3d import checkpointing, import_weights, models, parallel
-from video_s3d.interop import torchvision_googlenet, variables as variables_lib
+from video_s3d.interop import torchvision_googlenet
+from video_s3d.interop import variables as variables_lib
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
 
@@ -23,7 +25,9 @@ def golden():
 
 @pytest.fixture(scope="module")
 def seeded(golden, tmp_path_factory):
-    state = interop_testing.seeded_state_dict(golden["entries"], golden["seed"], signed_bn_scale=True)
+    state = interop_testing.seeded_state_dict(
+        golden["entries"], golden["seed"], signed_bn_scale=True
+    )
     path = str(tmp_path_factory.mktemp("googlenet") / "googlenet_seeded.pth")
     interop_testing.write_pth(path, state)
     return path, state
@@ -41,19 +45,28 @@ def test_every_tensor_used_and_bn_scale_folded(seeded):
     gamma = state["inception4c.branch3.1.bn.weight"]
     assert (gamma < 0).any() and (gamma > 0).any()
     unit = ("backbone", "Mixed_4d", "Branch_2_Conv_0b_3x3")
-    np.testing.assert_allclose(flat[("params", *unit, "conv", "kernel")][0],
-                               state["inception4c.branch3.1.conv.weight"].transpose(2, 3, 1, 0) * gamma,
-                               rtol=1e-6)
-    np.testing.assert_allclose(flat[("batch_stats", *unit, "bn", "mean")],
-                               state["inception4c.branch3.1.bn.running_mean"] * gamma, rtol=1e-6)
+    np.testing.assert_allclose(
+        flat[("params", *unit, "conv", "kernel")][0],
+        state["inception4c.branch3.1.conv.weight"].transpose(2, 3, 1, 0) * gamma,
+        rtol=1e-6,
+    )
+    np.testing.assert_allclose(
+        flat[("batch_stats", *unit, "bn", "mean")],
+        state["inception4c.branch3.1.bn.running_mean"] * gamma,
+        rtol=1e-6,
+    )
 
 
 def test_wrong_state_dicts_fail_with_the_names(seeded):
     _, state = seeded
     lacking = {k: v for k, v in state.items() if k != "inception5a.branch4.1.bn.running_var"}
-    with pytest.raises(ValueError, match=r"lacks 1 tensors it needs \(inception5a\.branch4\.1\.bn\.running_var\)"):
+    with pytest.raises(
+        ValueError, match=r"lacks 1 tensors it needs \(inception5a\.branch4\.1\.bn\.running_var\)"
+    ):
         torchvision_googlenet.convert(lacking)
-    with pytest.raises(ValueError, match=r"has 1 tensors GoogLeNet does not \(features\.0\.weight\)"):
+    with pytest.raises(
+        ValueError, match=r"has 1 tensors GoogLeNet does not \(features\.0\.weight\)"
+    ):
         torchvision_googlenet.convert({**state, "features.0.weight": np.zeros(1, np.float32)})
 
 
@@ -65,7 +78,8 @@ def test_i2d_logits_match_recorded_torchvision(golden, seeded):
     model = models.create("i2d", num_classes)
     with jax.default_matmul_precision("highest"):
         logits = jit(lambda v, x: model.apply(v, x, train=False))(
-            variables, image.transpose(0, 2, 3, 1)[:, None])
+            variables, image.transpose(0, 2, 3, 1)[:, None]
+        )
     reference = np.asarray(golden["logits"])
     scale = np.abs(reference).max()
     assert scale > 1.0
@@ -75,8 +89,12 @@ def test_i2d_logits_match_recorded_torchvision(golden, seeded):
 def test_cli_inflates_into_i3d(seeded, tmp_path, capsys):
     path, state = seeded
     out = str(tmp_path / "i3d_imagenet_tv")
-    assert import_weights.main(["--source=torchvision_googlenet", f"--path={path}", "--model=i3d",
-                                f"--out={out}"]) == 0
+    assert (
+        import_weights.main(
+            ["--source=torchvision_googlenet", f"--path={path}", "--model=i3d", f"--out={out}"]
+        )
+        == 0
+    )
     assert "skipped 18 auxiliary-classifier tensors" in capsys.readouterr().err
     abstract = variables_lib.abstract_variables(models.create("i3d", 1000), 1, 32)
     restored, info = checkpointing.load_variables(out, abstract, parallel.make_mesh())

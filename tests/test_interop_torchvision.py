@@ -5,6 +5,7 @@ torchvision by tests/fixtures/make_torchvision_golden.py; here the same weights 
 again from their numpy seed, written as a .pth by interop_testing.write_pth, imported and
 run in JAX. Where torch is installed, test_matches_pytorch_directly also compares live.
 """
+
 import importlib.util
 import io
 import json
@@ -14,14 +15,15 @@ import subprocess
 import sys
 import zipfile
 
+import interop_testing
 import jax
 import numpy as np
 import pytest
-
-import interop_testing
 from models_testing import jit
+
 from video_s3d import checkpointing, errors, import_weights, models, parallel
-from video_s3d.interop import torch_pickle, torchvision_s3d, variables as variables_lib
+from video_s3d.interop import torch_pickle, torchvision_s3d
+from video_s3d.interop import variables as variables_lib
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
 
@@ -66,7 +68,9 @@ def test_reads_views_saved_by_real_torch():
     for name in names:
         value = loaded[name]
         assert value.shape == expected[name].shape, name
-        np.testing.assert_array_equal(value.astype(expected[name].dtype), expected[name], err_msg=name)
+        np.testing.assert_array_equal(
+            value.astype(expected[name].dtype), expected[name], err_msg=name
+        )
     assert loaded["bfloat16"].dtype.name == "bfloat16" and loaded["half"].dtype == np.float16
     assert loaded["num_batches_tracked"].dtype == np.int64 and loaded["mask"].dtype == np.bool_
     assert loaded["transposed"].flags.c_contiguous  # copied out of the storage
@@ -100,7 +104,9 @@ def test_refuses_globals_a_state_dict_never_needs(tmp_path):
     path = tmp_path / "evil.pth"
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("evil/data.pkl", pickle.dumps({"w": Evil()}, protocol=2))
-    with pytest.raises(torch_pickle.TorchFileError, match=r"refers to (posix|os|nt)\.system.*refused"):
+    with pytest.raises(
+        torch_pickle.TorchFileError, match=r"refers to (posix|os|nt)\.system.*refused"
+    ):
         torch_pickle.load(path)
 
 
@@ -120,8 +126,12 @@ def test_refusals_are_one_sentence_each(tmp_path):
     with pytest.raises(torch_pickle.TorchFileError, match="TorchScript archive"):
         torch_pickle.load(script)
     truncated = tmp_path / "truncated.pth"
-    interop_testing.write_pth(truncated, {"w": interop_testing.StridedView(np.zeros(4, np.float32), 2, (3,), (1,))})
-    with pytest.raises(torch_pickle.TorchFileError, match="reaches element 4 of a storage holding 4"):
+    interop_testing.write_pth(
+        truncated, {"w": interop_testing.StridedView(np.zeros(4, np.float32), 2, (3,), (1,))}
+    )
+    with pytest.raises(
+        torch_pickle.TorchFileError, match="reaches element 4 of a storage holding 4"
+    ):
         torch_pickle.load(truncated)
     with pytest.raises(FileNotFoundError, match="pass the .pth"):
         torch_pickle.load(tmp_path / "missing.pth")
@@ -136,7 +146,10 @@ def test_load_state_dict_unwraps_and_rejects(tmp_path):
     np.testing.assert_array_equal(loaded["a"], weights["module.a"])
     other = tmp_path / "other.pth"
     interop_testing.write_pth(other, {"epoch": 3, "weights": weights})
-    with pytest.raises(torch_pickle.TorchFileError, match="holds a OrderedDict that is not a {name: tensor} state dict"):
+    with pytest.raises(
+        torch_pickle.TorchFileError,
+        match="holds a OrderedDict that is not a {name: tensor} state dict",
+    ):
         torch_pickle.load_state_dict(other)
 
 
@@ -153,21 +166,27 @@ def test_every_tensor_maps_once_and_fills_every_leaf(golden, seeded_pth):
     # Layout: torch [out, in, kt, kh, kw] -> ours [kt, kh, kw, in, out].
     kernel = flat[("params", "backbone", "Conv_1a", "temporal_conv", "kernel")]
     np.testing.assert_array_equal(kernel, state["features.0.1.0.weight"].transpose(2, 3, 4, 1, 0))
-    np.testing.assert_array_equal(flat[("batch_stats", "backbone", "Mixed_5b", "Branch_2_Conv_0b_3x3",
-                                        "temporal_bn", "var")], state["features.14.branch2.1.1.1.running_var"])
+    np.testing.assert_array_equal(
+        flat[("batch_stats", "backbone", "Mixed_5b", "Branch_2_Conv_0b_3x3", "temporal_bn", "var")],
+        state["features.14.branch2.1.1.1.running_var"],
+    )
 
 
 def test_wrong_state_dicts_fail_with_the_names(seeded_pth):
     _, state = seeded_pth
     lacking = {k: v for k, v in state.items() if k != "features.6.branch3.1.0.weight"}
-    with pytest.raises(ValueError, match=r"lacks 1 tensors it needs \(features\.6\.branch3\.1\.0\.weight\)"):
+    with pytest.raises(
+        ValueError, match=r"lacks 1 tensors it needs \(features\.6\.branch3\.1\.0\.weight\)"
+    ):
         torchvision_s3d.convert(lacking)
     with pytest.raises(ValueError, match=r"has 1 tensors S3D does not \(fc\.weight\)"):
         torchvision_s3d.convert({**state, "fc.weight": np.zeros((2, 2), np.float32)})
     abstract = variables_lib.abstract_variables(models.create("s3d_torchvision", 400), 13, 209)
     wrong = dict(torchvision_s3d.convert(state))
     wrong[("params", "head", "Logits", "bias")] = np.zeros(5, np.float32)
-    with pytest.raises(ValueError, match=r"1 with the wrong shape.*params/head/Logits/bias \(5,\) vs \(400,\)"):
+    with pytest.raises(
+        ValueError, match=r"1 with the wrong shape.*params/head/Logits/bias \(5,\) vs \(400,\)"
+    ):
         variables_lib.fill(wrong, abstract, "test")
 
 
@@ -210,19 +229,26 @@ np.save(logits_path, logits.numpy())
 """
 
 
-@pytest.mark.skipif(importlib.util.find_spec("torchvision") is None,
-                    reason="torch/torchvision not installed (not a dependency)")
+@pytest.mark.skipif(
+    importlib.util.find_spec("torchvision") is None,
+    reason="torch/torchvision not installed (not a dependency)",
+)
 def test_matches_pytorch_directly(golden, tmp_path):
     """Live: torchvision's model with torch's own random init, saved by torch.save, imported."""
     x = interop_testing.seeded_input(golden["input_shape"], golden["seed"] + 1)
     np.save(tmp_path / "x.npy", x)
     pth, logits_path = tmp_path / "s3d_torch_saved.pth", tmp_path / "logits.npy"
-    subprocess.run([sys.executable, "-c", _TORCH_SCRIPT, str(pth), str(logits_path),
-                    str(tmp_path / "x.npy")], check=True, timeout=600)
+    subprocess.run(
+        [sys.executable, "-c", _TORCH_SCRIPT, str(pth), str(logits_path), str(tmp_path / "x.npy")],
+        check=True,
+        timeout=600,
+    )
     variables, _ = torchvision_s3d.load_variables(pth)
     model = models.create("s3d_torchvision", 400)
     with jax.default_matmul_precision("highest"):
-        ours = jit(lambda v, x: model.apply(v, x, train=False))(variables, x.transpose(0, 2, 3, 4, 1))
+        ours = jit(lambda v, x: model.apply(v, x, train=False))(
+            variables, x.transpose(0, 2, 3, 4, 1)
+        )
     _assert_logits_match(ours, np.load(logits_path))
 
 
@@ -239,7 +265,9 @@ def test_cli_writes_a_workdir_init_from_reads(seeded_pth, tmp_path, capsys):
     assert info["model"] == "s3d_torchvision" and info["num_classes"] == 400 and info["step"] == 0
     assert info["input_normalization"]["std"] == list(torchvision_s3d.INPUT_STD)
     expected = variables_lib.fill(torchvision_s3d.convert(state), abstract, "test")
-    for (p, a), b in zip(jax.tree_util.tree_leaves_with_path(restored), jax.tree_util.tree_leaves(expected)):
+    for (p, a), b in zip(
+        jax.tree_util.tree_leaves_with_path(restored), jax.tree_util.tree_leaves(expected)
+    ):
         np.testing.assert_array_equal(np.asarray(a), b, err_msg=jax.tree_util.keystr(p))
     # The same workdir twice: refused, nothing overwritten.
     assert import_weights.main(["--source=torchvision_s3d", f"--path={path}", f"--out={out}"]) == 2
@@ -249,40 +277,71 @@ def test_cli_writes_a_workdir_init_from_reads(seeded_pth, tmp_path, capsys):
 def test_cli_fresh_classifier_and_bad_input(seeded_pth, tmp_path, capsys):
     path, state = seeded_pth
     out = str(tmp_path / "seven")
-    assert import_weights.main(["--source=torchvision_s3d", f"--path={path}", f"--out={out}",
-                                "--num_classes=7", "--seed=3"]) == 0
+    assert (
+        import_weights.main(
+            [
+                "--source=torchvision_s3d",
+                f"--path={path}",
+                f"--out={out}",
+                "--num_classes=7",
+                "--seed=3",
+            ]
+        )
+        == 0
+    )
     model = models.create("s3d_torchvision", 7)
     restored, info = checkpointing.load_variables(
-        out, variables_lib.abstract_variables(model, 13, 209), parallel.make_mesh())
+        out, variables_lib.abstract_variables(model, 13, 209), parallel.make_mesh()
+    )
     assert info["num_classes"] == 7 and info["source_num_classes"] == 400
     assert info["fresh_leaves"] == ["params/head/Logits/kernel", "params/head/Logits/bias"]
     kernel = np.asarray(restored["params"]["head"]["Logits"]["kernel"])
     assert kernel.shape == (1, 1, 1, 1024, 7) and 0.005 < kernel.std() < 0.02  # TF-Slim's init
     np.testing.assert_array_equal(  # the backbone is the file's
         np.asarray(restored["params"]["backbone"]["Conv_2b"]["conv"]["kernel"]),
-        state["features.2.0.weight"].transpose(2, 3, 4, 1, 0))
+        state["features.2.0.weight"].transpose(2, 3, 4, 1, 0),
+    )
     capsys.readouterr()
-    assert import_weights.main(["--source=torchvision_s3d", f"--path={path}", "--model=s3d",
-                                f"--out={tmp_path / 'x'}"]) == 2
+    assert (
+        import_weights.main(
+            ["--source=torchvision_s3d", f"--path={path}", "--model=s3d", f"--out={tmp_path / 'x'}"]
+        )
+        == 2
+    )
     assert "fit only --model=s3d_torchvision" in capsys.readouterr().err
-    assert import_weights.main(["--source=torchvision_s3d", f"--path={tmp_path / 'nope.pth'}",
-                                f"--out={tmp_path / 'y'}"]) == 2
+    assert (
+        import_weights.main(
+            [
+                "--source=torchvision_s3d",
+                f"--path={tmp_path / 'nope.pth'}",
+                f"--out={tmp_path / 'y'}",
+            ]
+        )
+        == 2
+    )
     assert "No file at --path=" in capsys.readouterr().err
 
 
 def test_refuses_tensors_larger_than_their_storage_and_wrong_storage_records(tmp_path):
     # The issue's 648-byte file: a stride-0 tensor whose copy would take 2.1 GB.
     expanded = tmp_path / "expanded.pth"
-    interop_testing.write_pth(expanded, {"w": interop_testing.StridedView(
-        np.zeros(4, np.float32), 0, (1 << 19, 1 << 10), (0, 1))})
+    interop_testing.write_pth(
+        expanded,
+        {"w": interop_testing.StridedView(np.zeros(4, np.float32), 0, (1 << 19, 1 << 10), (0, 1))},
+    )
     assert os.path.getsize(expanded) < 2048
-    with pytest.raises(torch_pickle.TorchFileError, match=r"has 536870912 elements but its "
-                                                          r"storage holds 4; .* refused"):
+    with pytest.raises(
+        torch_pickle.TorchFileError,
+        match=r"has 536870912 elements but its "
+        r"storage holds 4; .* refused",
+    ):
         torch_pickle.load(expanded)
     # The 4 TiB variant (MemoryError traceback before): the same sentence, nothing allocated.
     huge = tmp_path / "huge.pth"
-    interop_testing.write_pth(huge, {"w": interop_testing.StridedView(
-        np.zeros(4, np.float32), 0, (1 << 21, 1 << 20), (0, 0))})
+    interop_testing.write_pth(
+        huge,
+        {"w": interop_testing.StridedView(np.zeros(4, np.float32), 0, (1 << 21, 1 << 20), (0, 0))},
+    )
     with pytest.raises(torch_pickle.TorchFileError, match="elements but its storage holds 4"):
         torch_pickle.load(huge)
     # A tensor record whose "storage" is not a storage (AttributeError traceback before).

@@ -5,6 +5,7 @@ worker the launcher starts: it trains through train.train_and_evaluate exactly a
 video_s3d.main does, then saves this process's own copy of the parameters so the test can
 compare the processes with each other and with the collective orbax checkpoint.
 """
+
 import os
 import signal
 import subprocess
@@ -26,9 +27,17 @@ STEPS = 3
 
 
 def _worker_config(data_dir):
-    return small_config(**{"data.name": TINY, "data.data_dir": data_dir, "num_train_steps": STEPS,
-                           "log_every_steps": 1, "checkpoint_every_steps": 2,
-                           "model.dropout_rate": 0.3, "sync_batch_norm": False})
+    return small_config(
+        **{
+            "data.name": TINY,
+            "data.data_dir": data_dir,
+            "num_train_steps": STEPS,
+            "log_every_steps": 1,
+            "checkpoint_every_steps": 2,
+            "model.dropout_rate": 0.3,
+            "sync_batch_norm": False,
+        }
+    )
 
 
 def _worker(argv):
@@ -50,10 +59,15 @@ def _worker(argv):
 
 def _launch(*args, timeout=600):
     # A session of its own: if the launcher hangs, the whole process group is killed.
-    launcher = subprocess.Popen([sys.executable, "-m", "launch.multiprocess", *args], cwd=REPO,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env=dict(os.environ, CUDA_VISIBLE_DEVICES=""),
-                                start_new_session=True)
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "launch.multiprocess", *args],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, CUDA_VISIBLE_DEVICES=""),
+        start_new_session=True,
+    )
     try:
         stdout, stderr = launcher.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -66,8 +80,15 @@ def _launch(*args, timeout=600):
 @pytest.mark.slow
 def test_two_processes_of_two_devices_train_to_identical_parameters(data_dir, tmp_path):
     workdir = str(tmp_path / "run")
-    done = _launch("--num_processes=2", "--devices_per_process=2",
-                   "--module=tests.test_launch_multiprocess", "--", "train", workdir, data_dir)
+    done = _launch(
+        "--num_processes=2",
+        "--devices_per_process=2",
+        "--module=tests.test_launch_multiprocess",
+        "--",
+        "train",
+        workdir,
+        data_dir,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
     assert any(l.startswith("[p0] ") for l in lines) and any(l.startswith("[p1] ") for l in lines)
@@ -86,8 +107,9 @@ def test_two_processes_of_two_devices_train_to_identical_parameters(data_dir, tm
     mesh = parallel.make_mesh(jax.devices()[:4])
     ckpt = checkpointing.Checkpoints(workdir)
     assert ckpt.latest_step() == STEPS
-    saved = ckpt.restore_model(STEPS, train_state.abstract_variables(
-        train_state.create_model(config, 10), config, mesh))
+    saved = ckpt.restore_model(
+        STEPS, train_state.abstract_variables(train_state.create_model(config, 10), config, mesh)
+    )
     ckpt.close()
     for i, leaf in enumerate(jax.tree.leaves(saved)):
         np.testing.assert_array_equal(np.asarray(leaf), p0[f"{i}/0"])
@@ -96,8 +118,14 @@ def test_two_processes_of_two_devices_train_to_identical_parameters(data_dir, tm
 
 def test_one_failing_process_stops_the_others_and_the_launch_fails(tmp_path):
     started = time.time()
-    done = _launch("--num_processes=2", "--devices_per_process=1",
-                   "--module=tests.test_launch_multiprocess", "--", "fail_on_1", timeout=90)
+    done = _launch(
+        "--num_processes=2",
+        "--devices_per_process=1",
+        "--module=tests.test_launch_multiprocess",
+        "--",
+        "fail_on_1",
+        timeout=90,
+    )
     assert done.returncode == 3
     assert "[p1] process 1 failing on purpose" in done.stdout
     assert "p1 (exit 3)" in done.stderr

@@ -1,4 +1,5 @@
 """launch/tpu_pod.py: the dry run prints a whole sweep's commands; a run drives gcloud in order."""
+
 import os
 import shlex
 import stat
@@ -9,21 +10,27 @@ import pytest
 from experiments import runs as runs_lib
 from launch import sweep, tpu_pod
 
-POD = ["--tpu=s3d-pod", "--zone=us-central2-b", "--accelerator_type=v4-32",
-       "--data_dir=gs://bucket/tfds"]
+POD = [
+    "--tpu=s3d-pod",
+    "--zone=us-central2-b",
+    "--accelerator_type=v4-32",
+    "--data_dir=gs://bucket/tfds",
+]
 SWEEP = ["--sweep=experiments/sweeps/kinetics400.py:seeds=2", "--workdir=gs://bucket/runs/k400"]
 
 
 def _dry_run_lines(capsys, argv):
     tpu_pod.main([*argv, "--dry_run"])
-    return [line for line in capsys.readouterr().out.splitlines() if line and not line.startswith("#")]
+    return [
+        line for line in capsys.readouterr().out.splitlines() if line and not line.startswith("#")
+    ]
 
 
 def _remote_command(gcloud_line: str) -> list[str]:
     argv = shlex.split(gcloud_line)
     command = [a for a in argv if a.startswith("--command=")]
     assert len(command) == 1, gcloud_line
-    return shlex.split(command[0][len("--command="):])
+    return shlex.split(command[0][len("--command=") :])
 
 
 def test_dry_run_prints_every_command_of_a_sweep(capsys):
@@ -49,7 +56,7 @@ def test_dry_run_prints_every_command_of_a_sweep(capsys):
         remote = _remote_command(line)
         assert remote[:3] == ["cd", "~/video_s3d", "&&"]
         assert "TFDS_DATA_DIR=gs://bucket/tfds" in remote
-        main = remote[remote.index("-m") - 1:]
+        main = remote[remote.index("-m") - 1 :]
         assert main[:3] == ["~/video_s3d_venv/bin/python", "-m", "video_s3d.main"]
         assert main[3:] == [*run.main_args("gs://bucket/runs/k400"), "--config.distributed=True"]
         assert f"--workdir=gs://bucket/runs/k400/{run.name}" in main
@@ -59,15 +66,23 @@ def test_sweep_launcher_hands_the_sweep_to_the_pod_launcher(capsys):
     sweep.main(["--launcher=tpu_pod", *POD, *SWEEP, "--only=s3dg-s1", "--dry_run"])
     lines = [l for l in capsys.readouterr().out.splitlines() if l.startswith("gcloud")]
     run_lines = [l for l in lines if "video_s3d.main" in l]
-    assert len(run_lines) == 1 and "model=s3dg" in run_lines[0] and "--config.seed=1" in run_lines[0]
+    assert (
+        len(run_lines) == 1 and "model=s3dg" in run_lines[0] and "--config.seed=1" in run_lines[0]
+    )
 
 
-@pytest.mark.parametrize("argv, message", [
-    (POD + ["--config=experiments/kinetics400.py", "--workdir=runs/local"], "must be a gs:// path"),
-    (["--tpu=p", "--zone=z", "--accelerator_type=v9000"] + SWEEP, "not a known TPU slice type"),
-    (POD + ["--sweep=experiments/sweeps/nope.py", "--workdir=gs://b/r"], "does not exist"),
-    (POD + SWEEP + ["--only=no_such_run"], "No run name matches"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (
+            POD + ["--config=experiments/kinetics400.py", "--workdir=runs/local"],
+            "must be a gs:// path",
+        ),
+        (["--tpu=p", "--zone=z", "--accelerator_type=v9000"] + SWEEP, "not a known TPU slice type"),
+        (POD + ["--sweep=experiments/sweeps/nope.py", "--workdir=gs://b/r"], "does not exist"),
+        (POD + SWEEP + ["--only=no_such_run"], "No run name matches"),
+    ],
+)
 def test_bad_arguments_are_one_sentence(argv, message):
     with pytest.raises((ValueError, FileNotFoundError), match=message):
         tpu_pod.main([*argv, "--dry_run"])
@@ -81,7 +96,8 @@ def _fake_gcloud(tmp_path, describe_status: int) -> str:
     script.write_text(
         "#!/bin/bash\n"
         f"printf '%s\\0' \"$@\" >> {log}; echo >> {log}\n"
-        f"if [ \"$4\" = describe ]; then echo READY; exit {describe_status}; fi\n")
+        f'if [ "$4" = describe ]; then echo READY; exit {describe_status}; fi\n'
+    )
     script.chmod(script.stat().st_mode | stat.S_IEXEC)
     return str(log)
 
@@ -96,8 +112,13 @@ def test_launch_runs_gcloud_in_order(tmp_path, monkeypatch, capsys, slice_exists
     log = _fake_gcloud(tmp_path, describe_status=0 if slice_exists else 1)
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:{os.environ['PATH']}")
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    tpu_pod.main([*POD, "--config=experiments/kinetics400.py:model=i3d",
-                  "--workdir=gs://bucket/runs/k400_i3d"])
+    tpu_pod.main(
+        [
+            *POD,
+            "--config=experiments/kinetics400.py:model=i3d",
+            "--workdir=gs://bucket/runs/k400_i3d",
+        ]
+    )
     calls = _logged_calls(log)
     verbs = [call[3] for call in calls]
     assert verbs == ["describe"] + ([] if slice_exists else ["create"]) + ["scp", "ssh", "ssh"]

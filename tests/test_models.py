@@ -1,5 +1,6 @@
 """Model zoo: registry, specs, endpoint shapes, a real training step, mixed precision,
 remat, and exactly which I2D outputs ignore time order."""
+
 import functools
 
 import jax
@@ -7,23 +8,33 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from models_testing import jit, lively
 
 from video_s3d import cost, models
 from video_s3d.models import zoo
 from video_s3d.models.spec import LAYER_NAMES, TWO_D, LayerSpec
 
-from models_testing import jit, lively
-
 RNGS = {"params": jax.random.key(0), "dropout": jax.random.key(1)}
 
 # REFERENCE.md's layer table: [T, H, W, C] at input 64x224x224.
 REFERENCE_SHAPES = {
-    "Conv_1a": (32, 112, 112, 64), "MaxPool_2a": (32, 56, 56, 64), "Conv_2b": (32, 56, 56, 64),
-    "Conv_2c": (32, 56, 56, 192), "MaxPool_3a": (32, 28, 28, 192), "Mixed_3b": (32, 28, 28, 256),
-    "Mixed_3c": (32, 28, 28, 480), "MaxPool_4a": (16, 14, 14, 480), "Mixed_4b": (16, 14, 14, 512),
-    "Mixed_4c": (16, 14, 14, 512), "Mixed_4d": (16, 14, 14, 512), "Mixed_4e": (16, 14, 14, 528),
-    "Mixed_4f": (16, 14, 14, 832), "MaxPool_5a": (8, 7, 7, 832), "Mixed_5b": (8, 7, 7, 832),
-    "Mixed_5c": (8, 7, 7, 1024), "PreLogits": (1024,),
+    "Conv_1a": (32, 112, 112, 64),
+    "MaxPool_2a": (32, 56, 56, 64),
+    "Conv_2b": (32, 56, 56, 64),
+    "Conv_2c": (32, 56, 56, 192),
+    "MaxPool_3a": (32, 28, 28, 192),
+    "Mixed_3b": (32, 28, 28, 256),
+    "Mixed_3c": (32, 28, 28, 480),
+    "MaxPool_4a": (16, 14, 14, 480),
+    "Mixed_4b": (16, 14, 14, 512),
+    "Mixed_4c": (16, 14, 14, 512),
+    "Mixed_4d": (16, 14, 14, 512),
+    "Mixed_4e": (16, 14, 14, 528),
+    "Mixed_4f": (16, 14, 14, 832),
+    "MaxPool_5a": (8, 7, 7, 832),
+    "Mixed_5b": (8, 7, 7, 832),
+    "Mixed_5c": (8, 7, 7, 1024),
+    "PreLogits": (1024,),
 }
 
 
@@ -38,7 +49,15 @@ def _abstract_init(model, shape):
 def test_registry_names_and_errors():
     names = models.names()
     base = models.names(include_tiny=False)
-    for name in ("i2d", "i3d", "s3d", "s3dg", "s3d_torchvision", "top_heavy_i3d_5", "bottom_heavy_s3d_10"):
+    for name in (
+        "i2d",
+        "i3d",
+        "s3d",
+        "s3dg",
+        "s3d_torchvision",
+        "top_heavy_i3d_5",
+        "bottom_heavy_s3d_10",
+    ):
         assert name in base and "tiny_" + name in names
     assert len(names) == 2 * len(base) == 2 * (5 + 4 * 11)
     with pytest.raises(ValueError, match="Unknown model 'i4d'.*s3dg"):
@@ -77,8 +96,11 @@ def test_sweep_specs_enumerate_from_all_2d_to_all_3d():
                 assert bottom.layer(name) == (full.layer(name) if i < k else TWO_D)
             assert top.stem == (TWO_D if k else full.stem)  # the stem goes with Conv_2c
             assert bottom.stem == (full.stem if k else TWO_D)
-    assert models.get_spec("top_heavy_i3d_3").describe().startswith(
-        "Conv_1a=2d Conv_2c=2d Mixed_3b=2d Mixed_3c=2d Mixed_4b=3d3")
+    assert (
+        models.get_spec("top_heavy_i3d_3")
+        .describe()
+        .startswith("Conv_1a=2d Conv_2c=2d Mixed_3b=2d Mixed_3c=2d Mixed_4b=3d3")
+    )
     assert models.get_spec("s3dg").describe().endswith("Mixed_5c=sep3+g")
     for name in models.names(include_tiny=False):
         tiny = models.get_spec("tiny_" + name)
@@ -138,8 +160,12 @@ def test_training_steps_reduce_the_loss():
     def step(params, batch_stats, opt_state):
         def loss_fn(params):
             (logits, endpoints), new_state = model.apply(
-                {"params": params, "batch_stats": batch_stats}, x, train=True,
-                mutable=["batch_stats"], rngs={"dropout": jax.random.key(0)}, return_endpoints=True,
+                {"params": params, "batch_stats": batch_stats},
+                x,
+                train=True,
+                mutable=["batch_stats"],
+                rngs={"dropout": jax.random.key(0)},
+                return_endpoints=True,
             )
             loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
             return loss, (new_state, logits, endpoints["PreLogits"])
@@ -153,18 +179,22 @@ def test_training_steps_reduce_the_loss():
     losses = []
     for i in range(5):
         new_params, opt_state, loss, grads, (new_state, logits, pre_logits) = step(
-            params, batch_stats, opt_state)
+            params, batch_stats, opt_state
+        )
         losses.append(float(loss))
         if i == 0:
             for path, g in jax.tree_util.tree_leaves_with_path(grads):
                 assert np.all(np.isfinite(g)) and np.any(g != 0), jax.tree_util.keystr(path)
             head = params["head"]["Logits"]  # the parameters that produced these logits
             np.testing.assert_allclose(
-                logits, pre_logits @ head["kernel"][0, 0, 0] + head["bias"], atol=1e-4)
+                logits, pre_logits @ head["kernel"][0, 0, 0] + head["bias"], atol=1e-4
+            )
         params, batch_stats = new_params, new_state["batch_stats"]
     assert all(b < a for a, b in zip(losses, losses[1:])), losses
     assert losses[-1] < losses[0] - 0.25, losses
-    moved = jax.tree.map(lambda a, b: float(jnp.abs(a - b).max()), batch_stats, variables["batch_stats"])
+    moved = jax.tree.map(
+        lambda a, b: float(jnp.abs(a - b).max()), batch_stats, variables["batch_stats"]
+    )
     assert min(jax.tree.leaves(moved)) > 0
 
 
@@ -176,7 +206,8 @@ def test_bfloat16_compute_keeps_float32_params_and_logits():
     assert jaxpr.out_avals[0].dtype == jnp.float32
     conv_dtypes = {
         str(eqn.invars[0].aval.dtype)
-        for eqn in jaxpr.jaxpr.eqns if eqn.primitive.name == "conv_general_dilated"
+        for eqn in jaxpr.jaxpr.eqns
+        if eqn.primitive.name == "conv_general_dilated"
     }
     assert conv_dtypes == {"bfloat16"}
 
@@ -189,11 +220,18 @@ def test_remat_rematerialises_each_inception_block():
         variables = jax.eval_shape(lambda x: model.init(RNGS, x, train=False), x)
 
         def loss(params, batch_stats, x):
-            logits, _ = model.apply({"params": params, "batch_stats": batch_stats}, x, train=True,
-                                    mutable=["batch_stats"], rngs={"dropout": jax.random.key(0)})
+            logits, _ = model.apply(
+                {"params": params, "batch_stats": batch_stats},
+                x,
+                train=True,
+                mutable=["batch_stats"],
+                rngs={"dropout": jax.random.key(0)},
+            )
             return jnp.sum(logits)
 
-        saved[remat] = cost.saved_residual_bytes(loss, variables["params"], variables["batch_stats"], x)
+        saved[remat] = cost.saved_residual_bytes(
+            loss, variables["params"], variables["batch_stats"], x
+        )
     # Only block inputs stay alive across a rematerialised block.
     assert saved[True] < 0.5 * saved[False], saved
 
@@ -207,7 +245,9 @@ def test_i2d_time_reversal_invariance_depends_on_clip_length():
     mirror-symmetric (see models/zoo.py): all endpoints and the logits for T = 5 (mod 8),
     endpoints up to Mixed_4f for T = 1 (mod 8), nothing for even T."""
     model = models.create("tiny_i2d", 6)
-    variables = jax.eval_shape(lambda x: model.init(RNGS, x, train=False), jnp.zeros((1, 5, 16, 16, 3)))
+    variables = jax.eval_shape(
+        lambda x: model.init(RNGS, x, train=False), jnp.zeros((1, 5, 16, 16, 3))
+    )
     variables = lively(variables)
 
     def run(x, keep):

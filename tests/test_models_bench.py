@@ -1,4 +1,5 @@
 """The benchmark entry point runs end to end (one tiny model, tiny clips)."""
+
 import json
 
 import pytest
@@ -8,8 +9,16 @@ from video_s3d.models import bench
 
 @pytest.mark.slow
 def test_bench_times_a_model_and_prints_the_table(capsys):
-    argv = ["--models=tiny_i2d", "--frames=4", "--size=16", "--batch=2", "--steps=2", "--num_classes=3", "--json",
-            "--fast_compile"]
+    argv = [
+        "--models=tiny_i2d",
+        "--frames=4",
+        "--size=16",
+        "--batch=2",
+        "--steps=2",
+        "--num_classes=3",
+        "--json",
+        "--fast_compile",
+    ]
     assert bench.main(argv) == 0
     out = capsys.readouterr().out.splitlines()
     record = json.loads(next(line for line in out if line.startswith("{")))

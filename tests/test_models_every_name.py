@@ -16,17 +16,17 @@ compiles, each later one ~3 s of dispatch plus ~2 s to trace the abstract init; 
 took 3.8 CPU-min here. The networks run in two groups (I3D sweeps, S3D sweeps), one
 pytest item each, so that pytest-xdist can put them on two workers.
 """
+
 import collections
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from models_testing import lively
 
 from video_s3d import models
 from video_s3d.models import zoo
-
-from models_testing import lively
 
 CLIP = (2, 5, 17, 17, 3)  # batch 2: train-mode BN needs 2 values per channel at Mixed_5c
 
@@ -34,7 +34,8 @@ CLIP = (2, 5, 17, 17, 3)  # batch 2: train-mode BN needs 2 values per channel at
 def tiny_spec(name: str):
     """The network `name` runs as at tiny size."""
     return models.get_spec(name).replace(
-        width_multiplier=zoo.TINY_WIDTH, min_channels=zoo.TINY_MIN_CHANNELS)
+        width_multiplier=zoo.TINY_WIDTH, min_channels=zoo.TINY_MIN_CHANNELS
+    )
 
 
 def networks() -> dict:
@@ -56,16 +57,36 @@ def test_every_name_builds_and_aliases_only_identical_networks():
         model = models.create(name, 5)
         assert model.spec == models.get_spec(name)
         if not name.startswith(zoo.TINY_PREFIX):  # the width override is the tiny twin
-            assert models.create(name, 5, width_multiplier=1 / 8).spec == models.get_spec("tiny_" + name)
+            assert models.create(name, 5, width_multiplier=1 / 8).spec == models.get_spec(
+                "tiny_" + name
+            )
     aliases = {names[0]: names[1:] for names in groups.values() if len(names) > 2}
     assert aliases == {  # the sweeps' ends are the base models, nothing else coincides
-        "i2d": ["top_heavy_i3d_10", "bottom_heavy_i3d_0", "top_heavy_s3d_10", "bottom_heavy_s3d_0",
-                "tiny_i2d", "tiny_top_heavy_i3d_10", "tiny_bottom_heavy_i3d_0",
-                "tiny_top_heavy_s3d_10", "tiny_bottom_heavy_s3d_0"],
-        "i3d": ["top_heavy_i3d_0", "bottom_heavy_i3d_10", "tiny_i3d", "tiny_top_heavy_i3d_0",
-                "tiny_bottom_heavy_i3d_10"],
-        "s3d": ["top_heavy_s3d_0", "bottom_heavy_s3d_10", "tiny_s3d", "tiny_top_heavy_s3d_0",
-                "tiny_bottom_heavy_s3d_10"],
+        "i2d": [
+            "top_heavy_i3d_10",
+            "bottom_heavy_i3d_0",
+            "top_heavy_s3d_10",
+            "bottom_heavy_s3d_0",
+            "tiny_i2d",
+            "tiny_top_heavy_i3d_10",
+            "tiny_bottom_heavy_i3d_0",
+            "tiny_top_heavy_s3d_10",
+            "tiny_bottom_heavy_s3d_0",
+        ],
+        "i3d": [
+            "top_heavy_i3d_0",
+            "bottom_heavy_i3d_10",
+            "tiny_i3d",
+            "tiny_top_heavy_i3d_0",
+            "tiny_bottom_heavy_i3d_10",
+        ],
+        "s3d": [
+            "top_heavy_s3d_0",
+            "bottom_heavy_s3d_10",
+            "tiny_s3d",
+            "tiny_top_heavy_s3d_0",
+            "tiny_bottom_heavy_s3d_10",
+        ],
     }
     counts = collections.Counter(_family(names) for names in groups.values())
     assert counts == {"i3d": 20, "s3d": 21}
@@ -78,13 +99,17 @@ def _forward_backward(spec):
 
     def loss(params, batch_stats):
         logits, new_state = model.apply(
-            {"params": params, "batch_stats": batch_stats}, x, train=True,
-            mutable=["batch_stats"], rngs={"dropout": jax.random.key(2)},
+            {"params": params, "batch_stats": batch_stats},
+            x,
+            train=True,
+            mutable=["batch_stats"],
+            rngs={"dropout": jax.random.key(2)},
         )
-        return jnp.mean(logits ** 2), new_state
+        return jnp.mean(logits**2), new_state
 
     (value, new_state), grads = jax.value_and_grad(loss, has_aux=True)(
-        variables["params"], variables["batch_stats"])
+        variables["params"], variables["batch_stats"]
+    )
     return variables, value, grads, new_state["batch_stats"]
 
 
@@ -98,7 +123,9 @@ def test_every_network_runs_forward_and_backward(family):
         label = f"{names[0]} (also {', '.join(names[1:])})" if names[1:] else names[0]
         assert np.isfinite(float(loss)) and float(loss) > 0, label
         assert jax.tree.map(jnp.shape, grads) == jax.tree.map(jnp.shape, variables["params"]), label
-        assert jax.tree.map(jnp.shape, batch_stats) == jax.tree.map(jnp.shape, variables["batch_stats"])
+        assert jax.tree.map(jnp.shape, batch_stats) == jax.tree.map(
+            jnp.shape, variables["batch_stats"]
+        )
         for layer, tree in grads["backbone"].items():  # every layer gets a real gradient
             leaves = jax.tree.leaves(tree)
             assert all(np.all(np.isfinite(g)) for g in leaves), (label, layer)

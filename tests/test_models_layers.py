@@ -1,4 +1,5 @@
 """Building blocks: conv/pool lowerings agree, conv-unit kinds, BatchNorm, self-gating."""
+
 import functools
 
 import flax.linen as nn
@@ -7,16 +8,17 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from jax import lax
+from models_testing import jit, lively
 
 from video_s3d import cost
 from video_s3d.models import layers
 
-from models_testing import jit, lively
-
 
 def _native_conv(x, kernel, strides, padding):
     pads = layers.padding_pairs(x.shape[1:4], kernel.shape[:3], strides, padding)
-    return lax.conv_general_dilated(x, kernel, strides, pads, dimension_numbers=("NDHWC", "DHWIO", "NDHWC"))
+    return lax.conv_general_dilated(
+        x, kernel, strides, pads, dimension_numbers=("NDHWC", "DHWIO", "NDHWC")
+    )
 
 
 @pytest.mark.parametrize("lowering", ["unrolled", "unrolled_vjp"])
@@ -30,17 +32,34 @@ def test_conv_and_pool_lowerings_compute_the_native_ops(lowering):
     x = jax.random.normal(key1, (2, 7, 9, 10, 3))
     # (kernel, strides): 2D with stride (Conv_1a-like), 3D, temporal half of a separable
     # conv (strided and not), pointwise, 2D 3x3 with spatial stride, strided 3D.
-    cases = [((1, 7, 7), (2, 2, 2)), ((3, 3, 3), (1, 1, 1)), ((7, 1, 1), (2, 1, 1)),
-             ((3, 1, 1), (1, 1, 1)), ((1, 1, 1), (1, 1, 1)), ((1, 3, 3), (1, 2, 2)),
-             ((3, 3, 3), (2, 2, 2))]
-    kernels = [jax.random.normal(jax.random.fold_in(key2, i), (*k, 3, 4)) for i, (k, _) in enumerate(cases)]
-    pools = [((1, 3, 3), (1, 2, 2)), ((3, 3, 3), (1, 1, 1)), ((3, 3, 3), (2, 2, 2)), ((2, 2, 2), (2, 2, 2))]
+    cases = [
+        ((1, 7, 7), (2, 2, 2)),
+        ((3, 3, 3), (1, 1, 1)),
+        ((7, 1, 1), (2, 1, 1)),
+        ((3, 1, 1), (1, 1, 1)),
+        ((1, 1, 1), (1, 1, 1)),
+        ((1, 3, 3), (1, 2, 2)),
+        ((3, 3, 3), (2, 2, 2)),
+    ]
+    kernels = [
+        jax.random.normal(jax.random.fold_in(key2, i), (*k, 3, 4)) for i, (k, _) in enumerate(cases)
+    ]
+    pools = [
+        ((1, 3, 3), (1, 2, 2)),
+        ((3, 3, 3), (1, 1, 1)),
+        ((3, 3, 3), (2, 2, 2)),
+        ((2, 2, 2), (2, 2, 2)),
+    ]
 
     def run(x, kernels, padding):
         convs = [layers.conv3d(x, k, s, padding) for k, (_, s) in zip(kernels, cases)]
         maxes = [layers.max_pool3d(x, w, s, padding) for w, s in pools]
         # Edge fill: only kernels with kt > 1 read padded frames.
-        edge = [layers.conv3d(x, k, s, padding, "edge") for k, (_, s) in zip(kernels, cases) if k.shape[0] > 1]
+        edge = [
+            layers.conv3d(x, k, s, padding, "edge")
+            for k, (_, s) in zip(kernels, cases)
+            if k.shape[0] > 1
+        ]
         return convs + maxes + edge
 
     def both_paddings(x, kernels):
@@ -62,8 +81,11 @@ def test_conv_and_pool_lowerings_compute_the_native_ops(lowering):
         for padding in ("same", "symmetric"):
             for k, (_, s) in zip(kernels, cases):
                 pads = layers.padding_pairs(x.shape[1:4], k.shape[:3], s, padding)
-                out.append(lax.conv_general_dilated(
-                    x, k, s, pads, dimension_numbers=("NDHWC", "DHWIO", "NDHWC")))
+                out.append(
+                    lax.conv_general_dilated(
+                        x, k, s, pads, dimension_numbers=("NDHWC", "DHWIO", "NDHWC")
+                    )
+                )
             for w, s in pools:
                 out.append(nn.max_pool(x, w, s, layers.padding_pairs(x.shape[1:4], w, s, padding)))
             for k, (_, s) in zip(kernels, cases):
@@ -72,8 +94,15 @@ def test_conv_and_pool_lowerings_compute_the_native_ops(lowering):
                 (lo, hi), *space = layers.padding_pairs(x.shape[1:4], k.shape[:3], s, padding)
                 # Edge fill by hand: the first / last frame repeated, then no temporal padding.
                 framed = jnp.concatenate([x[:, :1]] * lo + [x] + [x[:, -1:]] * hi, axis=1)
-                out.append(lax.conv_general_dilated(
-                    framed, k, s, [(0, 0), *space], dimension_numbers=("NDHWC", "DHWIO", "NDHWC")))
+                out.append(
+                    lax.conv_general_dilated(
+                        framed,
+                        k,
+                        s,
+                        [(0, 0), *space],
+                        dimension_numbers=("NDHWC", "DHWIO", "NDHWC"),
+                    )
+                )
         return out
 
     for a, b in zip(native, jit(xla_ops)(x, kernels)):
@@ -99,14 +128,22 @@ def test_conv_unit_gradients_of_the_cpu_lowering_equal_the_native_ops(convention
     of XLA's native 3D conv / reduce_window within 1e-4 of each gradient's scale."""
     x = jax.random.normal(jax.random.key(4), (2, 5, 9, 9, 4))
     for kind in layers.CONV_KINDS:
-        unit = layers.ConvUnit(6, 3, temporal_kernel=3, strides=(2, 2, 2), kind=kind,
-                               gating=kind == "separable", convention=convention,
-                               padding="symmetric" if convention == "torchvision" else "same")
+        unit = layers.ConvUnit(
+            6,
+            3,
+            temporal_kernel=3,
+            strides=(2, 2, 2),
+            kind=kind,
+            gating=kind == "separable",
+            convention=convention,
+            padding="symmetric" if convention == "torchvision" else "same",
+        )
         variables = lively(unit.init(jax.random.key(0), x, train=False))
 
         def loss(params, x):
-            y, _ = unit.apply({**variables, "params": params}, x, train=True,
-                              mutable=["batch_stats"])
+            y, _ = unit.apply(
+                {**variables, "params": params}, x, train=True, mutable=["batch_stats"]
+            )
             pooled = layers.max_pool3d(y, (3, 3, 3), (2, 2, 2), unit.padding)
             return jnp.sum(jnp.sin(pooled * 3.0))
 
@@ -124,9 +161,15 @@ def test_batch_norm_matches_flax():
     x = jax.random.normal(jax.random.key(1), (4, 3, 5, 5, 6)) * 3 + 1
     for use_scale in (False, True):
         ours = layers.BatchNorm(use_scale=use_scale)
-        ref = nn.BatchNorm(momentum=layers.BN_MOMENTUM, epsilon=layers.BN_EPSILON, use_scale=use_scale)
-        variables = jax.eval_shape(lambda x: ours.init(jax.random.key(0), x, use_running_average=False), x)
-        ref_vars = jax.eval_shape(lambda x: ref.init(jax.random.key(0), x, use_running_average=False), x)
+        ref = nn.BatchNorm(
+            momentum=layers.BN_MOMENTUM, epsilon=layers.BN_EPSILON, use_scale=use_scale
+        )
+        variables = jax.eval_shape(
+            lambda x: ours.init(jax.random.key(0), x, use_running_average=False), x
+        )
+        ref_vars = jax.eval_shape(
+            lambda x: ref.init(jax.random.key(0), x, use_running_average=False), x
+        )
         assert jax.tree.map(jnp.shape, variables) == jax.tree.map(jnp.shape, ref_vars)
         # Non-trivial scale / bias / running statistics.
         variables = jax.tree.map(lambda a: jnp.linspace(0.5, 1.5, a.shape[0]), variables)
@@ -146,7 +189,10 @@ def test_batch_norm_matches_flax():
 def test_cross_device_batch_norm_equals_full_batch_statistics():
     """bn_axis_name inside shard_map: per-device BN uses the global batch's statistics."""
     mesh = jax.sharding.Mesh(np.array(jax.devices()[:8]), ("batch",))
-    x = jax.random.normal(jax.random.key(2), (8, 2, 6, 6, 3)) * jnp.arange(1, 9)[:, None, None, None, None]
+    x = (
+        jax.random.normal(jax.random.key(2), (8, 2, 6, 6, 3))
+        * jnp.arange(1, 9)[:, None, None, None, None]
+    )
     plain = layers.ConvUnit(4, 3, kind="2d")
     synced = layers.ConvUnit(4, 3, kind="2d", bn_axis_name="batch")
     variables = plain.init(jax.random.key(0), x, train=False)
@@ -157,7 +203,9 @@ def test_cross_device_batch_norm_equals_full_batch_statistics():
     expected, expected_stats = jit(functools.partial(step, plain))(variables, x)
     P = jax.sharding.PartitionSpec
     sharded = jax.shard_map(
-        functools.partial(step, synced), mesh=mesh, in_specs=(P(), P("batch")),
+        functools.partial(step, synced),
+        mesh=mesh,
+        in_specs=(P(), P("batch")),
         out_specs=(P("batch"), P()),
     )
     got, got_stats = jit(sharded)(variables, x)
@@ -171,7 +219,9 @@ def test_conv_unit_kinds_and_separable_identity_start(convention):
     x = jax.random.normal(jax.random.key(3), (2, 5, 8, 8, 3))
     shapes = {}
     for kind in layers.CONV_KINDS:
-        unit = layers.ConvUnit(6, 3, temporal_kernel=3, strides=(2, 2, 2), kind=kind, convention=convention)
+        unit = layers.ConvUnit(
+            6, 3, temporal_kernel=3, strides=(2, 2, 2), kind=kind, convention=convention
+        )
         variables = jax.eval_shape(lambda x: unit.init(jax.random.key(0), x, train=False), x)
         shapes[kind] = jax.tree.map(jnp.shape, variables["params"])
         out = jax.eval_shape(lambda v, x: unit.apply(v, x, train=False), variables, x)
@@ -193,10 +243,13 @@ def test_conv_unit_kinds_and_separable_identity_start(convention):
     separable = layers.ConvUnit(6, 3, 3, (2, 2, 2), "separable", convention=convention)
     two_d = layers.ConvUnit(6, 3, 1, (2, 2, 2), "2d", convention=convention)
     variables = jit(lambda x: separable.init(jax.random.key(0), x, train=False))(x)
-    spatial_only = {"params": {k: variables["params"][k] for k in ("conv", "bn")},
-                    "batch_stats": variables["batch_stats"]}
-    got, expected = jit(lambda v, w, x: (separable.apply(v, x, train=False), two_d.apply(w, x, train=False)))(
-        variables, spatial_only, x)
+    spatial_only = {
+        "params": {k: variables["params"][k] for k in ("conv", "bn")},
+        "batch_stats": variables["batch_stats"],
+    }
+    got, expected = jit(
+        lambda v, w, x: (separable.apply(v, x, train=False), two_d.apply(w, x, train=False))
+    )(variables, spatial_only, x)
     np.testing.assert_allclose(got, expected, atol=1e-6)
 
 
@@ -210,11 +263,16 @@ def test_self_gating_zero_weights_halve_and_cost_c_squared():
     n_gated = sum(a.size for a in jax.tree.leaves(variables["params"]))
     assert n_gated - sum(a.size for a in jax.tree.leaves(plain_vars["params"])) == 8 * 8
     zeroed = jax.tree_util.tree_map_with_path(
-        lambda path, a: jnp.zeros_like(a) if "gating" in jax.tree_util.keystr(path) else a, variables
+        lambda path, a: jnp.zeros_like(a) if "gating" in jax.tree_util.keystr(path) else a,
+        variables,
     )
-    without_gate = {**zeroed, "params": {k: v for k, v in zeroed["params"].items() if k != "gating"}}
-    got, ungated = jit(lambda v, w, x: (gated.apply(v, x, train=False), plain.apply(w, x, train=False)))(
-        zeroed, without_gate, x)
+    without_gate = {
+        **zeroed,
+        "params": {k: v for k, v in zeroed["params"].items() if k != "gating"},
+    }
+    got, ungated = jit(
+        lambda v, w, x: (gated.apply(v, x, train=False), plain.apply(w, x, train=False))
+    )(zeroed, without_gate, x)
     np.testing.assert_array_equal(got, 0.5 * ungated)
     # The gate costs one C x C matrix-vector product per clip: negligible next to the conv.
     macs = cost.program_macs(lambda v, x: gated.apply(v, x, train=False), variables, x)

@@ -12,7 +12,9 @@ def test_default_is_minus_one_to_one_and_matches_the_tf_pipeline():
     frames = np.arange(256, dtype=np.uint8).reshape(1, 4, 64, 1).repeat(3, -1)
     norm = normalization.from_config(ml_collections.ConfigDict({"name": "x"}))
     assert norm.is_minus_one_to_one
-    np.testing.assert_allclose(np.asarray(norm(frames)), video_ops.normalise(frames).numpy(), atol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(norm(frames)), video_ops.normalise(frames).numpy(), atol=1e-6
+    )
     np.testing.assert_allclose(norm.numpy(frames), video_ops.normalise(frames).numpy(), atol=1e-6)
 
 
@@ -26,8 +28,14 @@ def test_mean_std_follow_the_torchvision_formula():
     assert normalization.from_config(norm.to_config()) == norm
 
 
-@pytest.mark.parametrize("data", [{"input_mean": (0.5,) * 3}, {"input_mean": (0.5,) * 3, "input_std": (0.5,) * 2},
-                                  {"input_mean": (0.5,) * 3, "input_std": (0.5, 0.0, 0.5)}])
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"input_mean": (0.5,) * 3},
+        {"input_mean": (0.5,) * 3, "input_std": (0.5,) * 2},
+        {"input_mean": (0.5,) * 3, "input_std": (0.5, 0.0, 0.5)},
+    ],
+)
 def test_incomplete_or_invalid_statistics_are_refused_in_one_sentence(data):
     with pytest.raises(ValueError, match="input_"):
         normalization.from_config(data)

@@ -1,20 +1,23 @@
 """Data parallelism: mesh and array moves, one train step on 1 device == on 8 devices, and
 one gradient all-reduce per step (compiled HLO)."""
+
 import re
 
 import jax
 import numpy as np
 import pytest
 
-from tests.training_testing import random_batch, one_train_step, small_config
+from tests.training_testing import one_train_step, random_batch, small_config
 from video_s3d import optim, parallel, train, train_state
 
 
 def test_host_batches_become_batch_sharded_global_arrays_and_back():
     mesh = parallel.make_mesh()
     assert mesh.axis_names == ("batch",) and mesh.size == 8
-    batch = {"video": np.arange(16 * 2, dtype=np.float32).reshape(16, 2),
-             "label": np.arange(16, dtype=np.int32)}
+    batch = {
+        "video": np.arange(16 * 2, dtype=np.float32).reshape(16, 2),
+        "label": np.arange(16, dtype=np.int32),
+    }
     global_batch = parallel.host_to_global(batch, mesh)
     assert global_batch["video"].shape == (16, 2)
     assert global_batch["video"].sharding.spec == parallel.batch_sharded(mesh).spec
@@ -31,9 +34,12 @@ def test_host_batches_become_batch_sharded_global_arrays_and_back():
 
 def test_a_global_batch_that_does_not_split_evenly_is_one_sentence():
     mesh = parallel.make_mesh()
-    with pytest.raises(ValueError, match=r"config.batch_size=20 is the global batch and must be a "
-                                         r"positive multiple of the 8 devices in the mesh; set "
-                                         r"config.batch_size=16"):
+    with pytest.raises(
+        ValueError,
+        match=r"config.batch_size=20 is the global batch and must be a "
+        r"positive multiple of the 8 devices in the mesh; set "
+        r"config.batch_size=16",
+    ):
         parallel.check_global_batch(20, mesh)
     with pytest.raises(ValueError, match="config.eval_batch_size=0"):
         parallel.check_global_batch(0, mesh, "config.eval_batch_size")
@@ -52,10 +58,16 @@ def test_one_step_on_one_and_eight_devices_matches_with_synchronised_batch_norm(
     for a, b in zip(jax.tree.leaves(one.variables), jax.tree.leaves(eight.variables)):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), **tol)
     initial = train_state.create_state(
-        train_state.create_model(config, 10), optim.make_optimizer(config.optim, 4), config,
-        parallel.make_mesh(jax.devices()[:1]), jax.random.key(0))
-    moved = [float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
-             for a, b in zip(jax.tree.leaves(one.params), jax.tree.leaves(initial.params))]
+        train_state.create_model(config, 10),
+        optim.make_optimizer(config.optim, 4),
+        config,
+        parallel.make_mesh(jax.devices()[:1]),
+        jax.random.key(0),
+    )
+    moved = [
+        float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
+        for a, b in zip(jax.tree.leaves(one.params), jax.tree.leaves(initial.params))
+    ]
     assert min(moved) > 1e-4  # the comparison above is not between two untouched states
 
 
@@ -77,9 +89,16 @@ def _compiled_all_reduces(config):
     tx = optim.make_optimizer(config.optim, config.num_train_steps)
     state = train_state.create_state(model, tx, config, mesh, jax.random.key(0))
     step = train.make_train_step(
-        model, tx, optim.make_schedule(config.optim, config.num_train_steps), mesh,
-        num_classes=config.data.num_classes, label_smoothing=0.1,
-        sync_batch_norm=config.sync_batch_norm, freeze_batch_norm=False, seed=0)
+        model,
+        tx,
+        optim.make_schedule(config.optim, config.num_train_steps),
+        mesh,
+        num_classes=config.data.num_classes,
+        label_smoothing=0.1,
+        sync_batch_norm=config.sync_batch_norm,
+        freeze_batch_norm=False,
+        seed=0,
+    )
     batch = parallel.host_to_global(random_batch(config, 16), mesh)
     hlo = step.lower(state, batch).compile().as_text()
     lines = [line for line in hlo.splitlines() if re.search(r"= .* all-reduce(-start)?\(", line)]

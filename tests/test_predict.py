@@ -1,4 +1,5 @@
 """`python -m video_s3d.predict`: real containers, eval-identical clip sampling, labels, exit codes."""
+
 import json
 import os
 import shutil
@@ -36,15 +37,26 @@ def test_views_are_the_eval_pipelines_views(workdir):
     """Same frames in, same views out as pipeline.eval_dataset (clips, crops, resize, scale)."""
     data_dir = os.path.join(os.path.dirname(workdir), "tfds")
     raw = next(iter(sources.get(inference_testing.TINY, data_dir).read("validation", 0, 1)))
-    frames = tf.map_fn(lambda j: tf.io.decode_jpeg(j, channels=3), raw["jpegs"],
-                       fn_output_signature=tf.uint8).numpy()
+    frames = tf.map_fn(
+        lambda j: tf.io.decode_jpeg(j, channels=3), raw["jpegs"], fn_output_signature=tf.uint8
+    ).numpy()
     for num_clips, num_crops, fraction in ((3, 1, 1.0), (2, 3, 0.8)):
-        settings = dict(num_frames=6, stride=2, crop_size=24, num_clips=num_clips,
-                        num_crops=num_crops)
-        expected = next(pipeline.eval_batches(
-            inference_testing.TINY, data_dir=data_dir, split="validation",
-            batch_size=num_clips * num_crops, central_fraction=fraction, fused_decode=False,
-            process_index=0, process_count=1, **settings))["video"]
+        settings = dict(
+            num_frames=6, stride=2, crop_size=24, num_clips=num_clips, num_crops=num_crops
+        )
+        expected = next(
+            pipeline.eval_batches(
+                inference_testing.TINY,
+                data_dir=data_dir,
+                split="validation",
+                batch_size=num_clips * num_crops,
+                central_fraction=fraction,
+                fused_decode=False,
+                process_index=0,
+                process_count=1,
+                **settings,
+            )
+        )["video"]
         views = inference.evaluation_views(frames, central_fraction=fraction, **settings)
         # uint8: the model's jitted forward normalises them.
         assert views.shape == (num_clips * num_crops, 6, 24, 24, 3) and views.dtype == np.uint8
@@ -52,8 +64,9 @@ def test_views_are_the_eval_pipelines_views(workdir):
         assert len({v.tobytes() for v in views}) == len(views)  # 16 frames: clips differ
 
 
-def test_folder_of_containers_prints_top_k_labels_and_names_the_unreadable_file(workdir, videos,
-                                                                               capsys):
+def test_folder_of_containers_prints_top_k_labels_and_names_the_unreadable_file(
+    workdir, videos, capsys
+):
     folder, paths, corrupt = videos
     assert predict.main([f"--checkpoint={workdir}", f"--video={folder}", "--top_k=3"]) == 0
     out, err = capsys.readouterr()
@@ -73,23 +86,28 @@ def test_folder_of_containers_prints_top_k_labels_and_names_the_unreadable_file(
     assert lines[0].startswith("[1/5] ") and lines[-1].startswith("[5/5] ")
 
 
-def test_json_is_one_object_per_file_with_the_models_averaged_probabilities(workdir, videos,
-                                                                            capsys):
+def test_json_is_one_object_per_file_with_the_models_averaged_probabilities(
+    workdir, videos, capsys
+):
     folder, paths, corrupt = videos
-    assert predict.main([f"--checkpoint={workdir}", f"--video={folder}", "--json",
-                         "--top_k=4"]) == 0
+    assert (
+        predict.main([f"--checkpoint={workdir}", f"--video={folder}", "--json", "--top_k=4"]) == 0
+    )
     out, err = capsys.readouterr()
     rows = [json.loads(line) for line in out.strip().splitlines()]
     assert len(rows) == 5 and "[5/5]" in err
     errors = [r for r in rows if "error" in r]
     assert [r["video"] for r in errors] == [corrupt]
     run = inference.load_run(workdir)
-    forward = jax.jit(lambda v, x: run.model.apply(v, x, train=False),
-                      compiler_options=train_state.compiler_options(run.config))
+    forward = jax.jit(
+        lambda v, x: run.model.apply(v, x, train=False),
+        compiler_options=train_state.compiler_options(run.config),
+    )
     for row in (r for r in rows if "error" not in r):
         assert row["step"] == 4 and row["num_views"] == 2  # config.data.eval_num_clips=2
-        assert [p["label"] for p in row["top_k"]] == [run.class_names[p["index"]]
-                                                      for p in row["top_k"]]
+        assert [p["label"] for p in row["top_k"]] == [
+            run.class_names[p["index"]] for p in row["top_k"]
+        ]
         probabilities = [p["probability"] for p in row["top_k"]]
         assert len(probabilities) == 4 and probabilities == sorted(probabilities, reverse=True)
         # Independently: the model on each of the two clips, logits averaged, softmax.
@@ -99,8 +117,9 @@ def test_json_is_one_object_per_file_with_the_models_averaged_probabilities(work
         np.testing.assert_allclose(probabilities, np.sort(expected)[::-1][:4], rtol=1e-5)
 
 
-def test_checkpoint_may_be_the_checkpoints_folder_or_a_step_and_must_be_a_run(workdir, videos,
-                                                                             tmp_path, capsys):
+def test_checkpoint_may_be_the_checkpoints_folder_or_a_step_and_must_be_a_run(
+    workdir, videos, tmp_path, capsys
+):
     _, paths, corrupt = videos
     for source in (os.path.join(workdir, "checkpoints"), os.path.join(workdir, "checkpoints", "4")):
         assert predict.main([f"--checkpoint={source}", f"--video={paths[0]}", "--json"]) == 0
@@ -108,7 +127,9 @@ def test_checkpoint_may_be_the_checkpoints_folder_or_a_step_and_must_be_a_run(wo
 
     assert predict.main([f"--checkpoint={tmp_path}", f"--video={paths[0]}"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("Error: ") and "point --checkpoint at the --workdir of a training run" in err
+    assert (
+        err.startswith("Error: ") and "point --checkpoint at the --workdir of a training run" in err
+    )
     assert len(err.splitlines()) == 1
     copied = tmp_path / "no_config"
     shutil.copytree(os.path.join(workdir, "checkpoints"), copied / "checkpoints")
@@ -134,17 +155,31 @@ def test_class_names_fall_back_to_the_dataset_then_to_indices(workdir):
 def test_entry_point_runs_as_a_module(workdir, videos):
     _, paths, _ = videos
     env = dict(os.environ, JAX_PLATFORMS="cpu", CUDA_VISIBLE_DEVICES="")
-    done = subprocess.run([sys.executable, "-m", "video_s3d.predict", f"--checkpoint={workdir}",
-                           f"--video={paths[1]}", "--top_k=2"], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "video_s3d.predict",
+            f"--checkpoint={workdir}",
+            f"--video={paths[1]}",
+            "--top_k=2",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(f"[1/1] {paths[1]}: ") and done.stdout.count("%") == 2
 
 
 def test_files_are_decoded_as_the_training_dataset_stored_its_videos(tmp_path):
     def fmt(name):
-        return inference.video_format_of(ml_collections.ConfigDict(
-            {"name": name, "data_dir": str(tmp_path)}))
+        return inference.video_format_of(
+            ml_collections.ConfigDict({"name": name, "data_dir": str(tmp_path)})
+        )
+
     assert fmt("kinetics400") == inference.VideoFormat(25.0, 256, 0.875)
     assert fmt("hmdb51/split2") == inference.VideoFormat(25.0, 256, 0.875)
     # Native fps; short videos spread over the window (the dataset's short_clip default).
@@ -164,24 +199,27 @@ def test_only_the_frames_the_views_use_are_decoded_and_they_are_read_videos(tmp_
     for fps, short_side, num_clips in ((None, None, 3), (10, 16, 2), (30, 20, 4), (25, None, 1)):
         settings = dict(num_frames=5, stride=2, num_clips=num_clips)
         full, _ = video_files.read_video(path, fps=fps, short_side=short_side)
-        selected = inference.read_frames_for_views(path, fps=fps, short_side=short_side,
-                                                   **settings)
+        selected = inference.read_frames_for_views(path, fps=fps, short_side=short_side, **settings)
         assert len(selected) == len(full) and selected.shape == full.shape
         assert selected.num_decoded <= num_clips * 5 < len(full)
         views = dict(crop_size=16, num_crops=3, central_fraction=0.875, **settings)
-        np.testing.assert_array_equal(inference.evaluation_views(selected, **views),
-                                      inference.evaluation_views(full, **views))
+        np.testing.assert_array_equal(
+            inference.evaluation_views(selected, **views), inference.evaluation_views(full, **views)
+        )
 
 
 def test_a_video_shorter_than_one_clip_is_looped_with_a_warning(tmp_path, caplog):
     path = str(tmp_path / "short.mp4")
     video_files.write_video(path, np.full((6, 16, 16, 3), 90, np.uint8), fps=25)
     with caplog.at_level("WARNING"):
-        selected = inference.read_frames_for_views(path, fps=None, short_side=None, num_frames=8,
-                                                   stride=2, num_clips=2)
+        selected = inference.read_frames_for_views(
+            path, fps=None, short_side=None, num_frames=8, stride=2, num_clips=2
+        )
     assert len(selected) == 6 and selected.num_decoded == 3  # stride 2: frames 0, 2, 4
-    assert "has 6 frames, fewer than one clip's 15 (8 at stride 2): its frames are repeated" \
+    assert (
+        "has 6 frames, fewer than one clip's 15 (8 at stride 2): its frames are repeated"
         in caplog.text
+    )
 
 
 def test_the_memory_benchmarks_measurement_reads_a_streamed_clip(tmp_path):

@@ -4,6 +4,7 @@ The fixtures are the paper study's own runs (names, models, tasks), each given a
 written by the trainer's writer (video_s3d.evaluate.write_result) with chosen accuracies, so
 the table, the plots and the findings run exactly as after real training, costs included
 (video_s3d.cost, traced for the tiny models at 8x32x32)."""
+
 import csv
 import json
 import os
@@ -11,9 +12,9 @@ import shutil
 
 import numpy as np
 import pytest
+from models_testing import lively
 
 from experiments import paper_study, speed_accuracy, synthetic_motion
-from models_testing import lively
 from video_s3d import evaluate, inputs
 
 NUM_VIDEOS = 300
@@ -21,22 +22,34 @@ BATCH = 16
 # (video top-1, reversed video top-1, pairwise reversal accuracy) per model and task: a run
 # set where every paper finding holds, with top-heavy clearly ahead of bottom-heavy.
 MOTION = {
-    "i2d": (0.47, 0.46, 0.50), "i3d": (0.80, 0.05, 0.95), "s3d": (0.90, 0.04, 0.96),
+    "i2d": (0.47, 0.46, 0.50),
+    "i3d": (0.80, 0.05, 0.95),
+    "s3d": (0.90, 0.04, 0.96),
     "s3dg": (0.98, 0.03, 0.97),
-    "bottom_heavy_i3d_3": (0.55, 0.20, 0.70), "bottom_heavy_i3d_6": (0.60, 0.15, 0.75),
-    "top_heavy_i3d_3": (0.88, 0.06, 0.93), "top_heavy_i3d_6": (0.86, 0.07, 0.92),
+    "bottom_heavy_i3d_3": (0.55, 0.20, 0.70),
+    "bottom_heavy_i3d_6": (0.60, 0.15, 0.75),
+    "top_heavy_i3d_3": (0.88, 0.06, 0.93),
+    "top_heavy_i3d_6": (0.86, 0.07, 0.92),
 }
 APPEARANCE = {
-    "i2d": (0.85, 0.85, None), "i3d": (0.72, 0.71, None), "s3d": (0.82, 0.82, None),
+    "i2d": (0.85, 0.85, None),
+    "i3d": (0.72, 0.71, None),
+    "s3d": (0.82, 0.82, None),
     "s3dg": (0.93, 0.92, None),
-    "bottom_heavy_i3d_3": (0.65, 0.65, None), "bottom_heavy_i3d_6": (0.68, 0.67, None),
-    "top_heavy_i3d_3": (0.84, 0.84, None), "top_heavy_i3d_6": (0.83, 0.82, None),
+    "bottom_heavy_i3d_3": (0.65, 0.65, None),
+    "bottom_heavy_i3d_6": (0.68, 0.67, None),
+    "top_heavy_i3d_3": (0.84, 0.84, None),
+    "top_heavy_i3d_6": (0.83, 0.82, None),
 }
 ORDER = {
-    "i2d": (0.45, 0.45, 0.50), "i3d": (0.70, 0.10, 0.85), "s3d": (0.80, 0.08, 0.88),
+    "i2d": (0.45, 0.45, 0.50),
+    "i3d": (0.70, 0.10, 0.85),
+    "s3d": (0.80, 0.08, 0.88),
     "s3dg": (0.90, 0.05, 0.93),
-    "bottom_heavy_i3d_3": (0.50, 0.30, 0.60), "bottom_heavy_i3d_6": (0.55, 0.25, 0.65),
-    "top_heavy_i3d_3": (0.78, 0.08, 0.88), "top_heavy_i3d_6": (0.75, 0.10, 0.86),
+    "bottom_heavy_i3d_3": (0.50, 0.30, 0.60),
+    "bottom_heavy_i3d_6": (0.55, 0.25, 0.65),
+    "top_heavy_i3d_3": (0.78, 0.08, 0.88),
+    "top_heavy_i3d_6": (0.75, 0.10, 0.86),
 }
 SCORES = {"motion": MOTION, "appearance": APPEARANCE, "order": ORDER}
 # Each seed moves every model's accuracy alike (as a shared data order would): pairing by seed
@@ -44,25 +57,50 @@ SCORES = {"motion": MOTION, "appearance": APPEARANCE, "order": ORDER}
 SEED_SHIFT = {0: -0.02, 1: 0.0, 2: 0.02}
 
 
-def write_result(workdir: str, model: str, task: str, top1: float, reversed_top1: float,
-                 pairwise: float | None, seed: int = 0) -> None:
+def write_result(
+    workdir: str,
+    model: str,
+    task: str,
+    top1: float,
+    reversed_top1: float,
+    pairwise: float | None,
+    seed: int = 0,
+) -> None:
     config = synthetic_motion.get_config(f"model={model},config={task}")
     config.data.num_frames, config.data.crop_size = 8, 32
     config.seed, config.batch_size = seed, BATCH
-    info = inputs.InMemoryInfo(num_classes=10, class_names=[f"c{i}" for i in range(10)],
-                               split_sizes={}, reversal_partner=None)
-    metrics = {"clip_top1": top1 - 0.02, "clip_top5": min(top1 + 0.1, 1.0), "video_top1": top1,
-               "video_top5": min(top1 + 0.08, 1.0), "reversed_video_top1": reversed_top1,
-               "reversed_clip_top1": reversed_top1, "num_videos": NUM_VIDEOS,
-               "num_clips": NUM_VIDEOS, "eval_clips_per_sec": 250.0}
+    info = inputs.InMemoryInfo(
+        num_classes=10,
+        class_names=[f"c{i}" for i in range(10)],
+        split_sizes={},
+        reversal_partner=None,
+    )
+    metrics = {
+        "clip_top1": top1 - 0.02,
+        "clip_top5": min(top1 + 0.1, 1.0),
+        "video_top1": top1,
+        "video_top5": min(top1 + 0.08, 1.0),
+        "reversed_video_top1": reversed_top1,
+        "reversed_clip_top1": reversed_top1,
+        "num_videos": NUM_VIDEOS,
+        "num_clips": NUM_VIDEOS,
+        "eval_clips_per_sec": 250.0,
+    }
     if pairwise is not None:
         metrics["pairwise_reversal_accuracy"] = pairwise
     os.makedirs(workdir, exist_ok=True)
     with open(os.path.join(workdir, "config.json"), "w") as f:
         f.write(config.to_json())
-    evaluate.write_result(workdir, config=config, info=info, step=300, metrics=metrics,
-                          extras={"per_class_accuracy": np.full(10, top1)}, num_params=123_456,
-                          train_clips_per_sec=40.0)
+    evaluate.write_result(
+        workdir,
+        config=config,
+        info=info,
+        step=300,
+        metrics=metrics,
+        extras={"per_class_accuracy": np.full(10, top1)},
+        num_params=123_456,
+        train_clips_per_sec=40.0,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -74,8 +112,15 @@ def study_dir(tmp_path_factory):
         task = dict(a.split("=", 1) for a in run.args)["config"]
         top1, reversed_top1, pairwise = SCORES[task][model.removeprefix("tiny_")]
         shift = SEED_SHIFT[run.seed]
-        write_result(run.workdir(str(root)), model, task, top1 + shift, reversed_top1 + shift,
-                     pairwise, seed=run.seed)
+        write_result(
+            run.workdir(str(root)),
+            model,
+            task,
+            top1 + shift,
+            reversed_top1 + shift,
+            pairwise,
+            seed=run.seed,
+        )
     return root
 
 
@@ -98,7 +143,7 @@ def test_table_has_one_row_per_finished_run(report):
     s3dg_motion = next(line for line in body if line.startswith("| tiny_s3dg-motion-s1 "))
     cells = [c.strip() for c in s3dg_motion.strip("|").split("|")]
     assert cells[1:4] == ["tiny_s3dg", "synthetic_motion/motion", "8x32²"]
-    assert cells[5] == "64.2"                       # full-width S3D-G at 64x224² (README)
+    assert cells[5] == "64.2"  # full-width S3D-G at 64x224² (README)
     assert cells[7:10] == ["40.0", "400", "250.0"]  # train clips/s, ms/step (16 / 40), eval
     assert cells[13] == "98.0" and cells[15] == "3.0" and cells[16] == "97.0"
 
@@ -109,7 +154,9 @@ def test_csv_holds_the_raw_numbers(report):
         records = list(csv.DictReader(f))
     assert [r["run"] for r in records] == [r.run for r in rows]
     i2d = next(r for r in records if r["run"] == "tiny_i2d-motion-s0")
-    assert float(i2d["video_top1"]) == pytest.approx(0.45) and float(i2d["pairwise_reversal"]) == 0.5
+    assert (
+        float(i2d["video_top1"]) == pytest.approx(0.45) and float(i2d["pairwise_reversal"]) == 0.5
+    )
     assert int(i2d["params"]) == 123_456 and float(i2d["gmacs"]) > 0
     appearance = next(r for r in records if r["run"] == "tiny_i2d-appearance-s0")
     assert appearance["pairwise_reversal"] == ""  # no partners in the appearance task
@@ -118,19 +165,29 @@ def test_csv_holds_the_raw_numbers(report):
 def test_costs_come_from_video_s3d_cost(report):
     rows, _, _ = report
     full = {r.model: r.full_gmacs for r in rows}
-    assert full["tiny_i3d"] == pytest.approx(111.15, abs=0.01)   # README: 111.2 G at 64x224²
-    assert full["tiny_i2d"] < full["tiny_top_heavy_i3d_6"] < full["tiny_top_heavy_i3d_3"] \
-        < full["tiny_bottom_heavy_i3d_3"] < full["tiny_i3d"]
+    assert full["tiny_i3d"] == pytest.approx(111.15, abs=0.01)  # README: 111.2 G at 64x224²
+    assert (
+        full["tiny_i2d"]
+        < full["tiny_top_heavy_i3d_6"]
+        < full["tiny_top_heavy_i3d_3"]
+        < full["tiny_bottom_heavy_i3d_3"]
+        < full["tiny_i3d"]
+    )
     gmacs = {r.model: r.gmacs for r in rows}
     # 2D < 3D; separable cheaper than full 3D; gating adds almost nothing.
-    assert gmacs["tiny_i2d"] < gmacs["tiny_top_heavy_i3d_6"] < gmacs["tiny_top_heavy_i3d_3"] \
+    assert (
+        gmacs["tiny_i2d"]
+        < gmacs["tiny_top_heavy_i3d_6"]
+        < gmacs["tiny_top_heavy_i3d_3"]
         < gmacs["tiny_i3d"]
+    )
     assert gmacs["tiny_s3d"] < gmacs["tiny_i3d"]
     assert gmacs["tiny_s3d"] == pytest.approx(gmacs["tiny_s3dg"], rel=0.05)
 
 
 def _is_png_with_content(path) -> bool:
     import matplotlib.image
+
     image = matplotlib.image.imread(str(path))
     return path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and image.std() > 0.01
 
@@ -150,7 +207,9 @@ def test_cut_points_of_the_sweep_ends():
     ends = speed_accuracy.cut_points("tiny_i2d")
     assert speed_accuracy.CutPoint("i3d", "bottom", 0) in ends
     assert speed_accuracy.CutPoint("i3d", "top", 10) in ends
-    assert speed_accuracy.cut_points("top_heavy_s3d_4") == [speed_accuracy.CutPoint("s3d", "top", 4)]
+    assert speed_accuracy.cut_points("top_heavy_s3d_4") == [
+        speed_accuracy.CutPoint("s3d", "top", 4)
+    ]
     assert speed_accuracy.cut_points("s3dg") == []
 
 
@@ -177,11 +236,11 @@ def test_study_reports_every_finding_from_the_runs(study_dir, tmp_path):
     assert [f.verdict for f in found] == [paper_study.REPRODUCED] * 5, found
     text = (tmp_path / "out" / paper_study.FINDINGS_FILE).read_text()
     assert "(72 runs, 3 seeds per model and task)" in text
-    assert "motion: right reversal partner in 50.0% (95% CI" in text       # I2D between partners
+    assert "motion: right reversal partner in 50.0% (95% CI" in text  # I2D between partners
     # Gating on motion: +8 points every seed; the interval comes from the evaluation floor.
     assert "motion: S3D-G 98.0% vs S3D 90.0%, difference +8.0 points (95% CI" in text
     assert "3 seeds; detectable >=" in text
-    assert text.count("top-heavy minus bottom-heavy") == 6                 # 2 cuts x 3 tasks
+    assert text.count("top-heavy minus bottom-heavy") == 6  # 2 cuts x 3 tasks
     assert (tmp_path / "out" / "cut_points.png").exists()
     assert "Warning" not in text  # every run on the same (here: unrecorded) dataset version
 
@@ -192,12 +251,18 @@ def test_runs_on_different_dataset_versions_are_flagged(study_dir, tmp_path):
     for run, version in zip(runs, ["1.3.0", "1.4.0", "1.3.0"]):
         shutil.copytree(study_dir / run, tmp_path / run)
         result = json.loads((tmp_path / run / "result.json").read_text())
-        (tmp_path / run / "result.json").write_text(json.dumps(dict(result, dataset_version=version)))
+        (tmp_path / run / "result.json").write_text(
+            json.dumps(dict(result, dataset_version=version))
+        )
     lines = []
-    rows = speed_accuracy.write_report([f"{tmp_path}/tiny_*"], str(tmp_path / "out"), log=lines.append)
-    warning = ("the runs on synthetic_motion/motion were trained on different versions of it "
-               "(1.3.0: tiny_i2d-motion-s0; 1.4.0: tiny_i3d-motion-s0); move the older runs' "
-               "workdirs aside and run the sweep again before comparing them.")
+    rows = speed_accuracy.write_report(
+        [f"{tmp_path}/tiny_*"], str(tmp_path / "out"), log=lines.append
+    )
+    warning = (
+        "the runs on synthetic_motion/motion were trained on different versions of it "
+        "(1.3.0: tiny_i2d-motion-s0; 1.4.0: tiny_i3d-motion-s0); move the older runs' "
+        "workdirs aside and run the sweep again before comparing them."
+    )
     assert f"WARNING: {warning}" in lines and sum(l.startswith("WARNING") for l in lines) == 1
     assert f"**Warning:** {warning}" in (tmp_path / "out" / "speed_accuracy.md").read_text()
     found = paper_study.findings(rows)
@@ -228,18 +293,27 @@ def test_fabricated_results_flip_the_verdicts(report):
     gating = paper_study.gating_helps(paper_study.scores(_rows_with(rows, worse)))
     assert gating.verdict == paper_study.NOT_REPRODUCED and "difference -" in gating.evidence
     i3d_ahead = {("i3d", task): (SCORES[task]["s3d"][0] + 0.08, 0.05) for task in SCORES}
-    assert paper_study.s3d_beats_i3d(paper_study.scores(_rows_with(rows, i3d_ahead))).verdict \
+    assert (
+        paper_study.s3d_beats_i3d(paper_study.scores(_rows_with(rows, i3d_ahead))).verdict
         == paper_study.NOT_REPRODUCED
-    assert paper_study.i2d_is_order_blind(paper_study.scores(rows)).verdict == paper_study.REPRODUCED
+    )
+    assert (
+        paper_study.i2d_is_order_blind(paper_study.scores(rows)).verdict == paper_study.REPRODUCED
+    )
 
 
 def test_a_gain_that_does_not_survive_a_reseed_is_inconclusive(report):
     """Same mean gain of S3D-G over S3D, but spread over seeds as the old appearance recipe was
     (24/75/68% against 52/76/84%): the interval straddles zero."""
     rows = report[0]
-    spread = {("s3dg", task): {0: (SCORES[task]["s3d"][0] - 0.30, 0.05),
-                               1: (SCORES[task]["s3d"][0] + 0.28, 0.05),
-                               2: (SCORES[task]["s3d"][0] + 0.32, 0.05)} for task in SCORES}
+    spread = {
+        ("s3dg", task): {
+            0: (SCORES[task]["s3d"][0] - 0.30, 0.05),
+            1: (SCORES[task]["s3d"][0] + 0.28, 0.05),
+            2: (SCORES[task]["s3d"][0] + 0.32, 0.05),
+        }
+        for task in SCORES
+    }
     gating = paper_study.gating_helps(paper_study.scores(_rows_with(rows, spread)))
     assert gating.verdict == paper_study.INCONCLUSIVE, gating
 
@@ -261,10 +335,14 @@ def test_intervals_and_detectable_effects():
     agreeing = paper_study.interval([0.5, 0.5, 0.5], evaluation_se=0.03)
     assert agreeing.high - agreeing.low > 0.1
     assert paper_study.gain_verdict(three) == paper_study.REPRODUCED
-    assert paper_study.gain_verdict(paper_study.interval([-0.004, 0.0, 0.004], 0.001)) \
-        == paper_study.NOT_REPRODUCED  # inside the +-2 point band: no effect
-    assert paper_study.gain_verdict(paper_study.interval([-0.2, 0.1, 0.3], 0.0)) \
+    assert (
+        paper_study.gain_verdict(paper_study.interval([-0.004, 0.0, 0.004], 0.001))
+        == paper_study.NOT_REPRODUCED
+    )  # inside the +-2 point band: no effect
+    assert (
+        paper_study.gain_verdict(paper_study.interval([-0.2, 0.1, 0.3], 0.0))
         == paper_study.INCONCLUSIVE
+    )
 
 
 def test_findings_without_learning_are_inconclusive(report):
@@ -303,14 +381,22 @@ def test_study_clips_keep_i2d_exactly_blind_to_frame_order():
     logits do not change when the clip is reversed."""
     import jax
     import jax.numpy as jnp
+
     from video_s3d import models
+
     frames = paper_study.RUN_SETTINGS["data.num_frames"]
     assert frames % 8 == 5
     model = models.create("tiny_i2d", 10)
     clip = jax.random.uniform(jax.random.key(0), (2, frames, 32, 32, 3), minval=-1, maxval=1)
     # O(1) activations throughout (the TF-Slim init leaves the logits ~1e-19: vacuous).
-    variables = lively(jax.eval_shape(lambda x: model.init(
-        {"params": jax.random.key(1), "dropout": jax.random.key(2)}, x, train=False), clip))
+    variables = lively(
+        jax.eval_shape(
+            lambda x: model.init(
+                {"params": jax.random.key(1), "dropout": jax.random.key(2)}, x, train=False
+            ),
+            clip,
+        )
+    )
     forward = jax.jit(lambda x: model.apply(variables, x))
     logits, reversed_logits = forward(clip), forward(jnp.flip(clip, axis=1))
     assert float(jnp.abs(logits - reversed_logits).max()) < 1e-5 * float(jnp.abs(logits).max() + 1)

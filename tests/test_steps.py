@@ -1,4 +1,5 @@
 """--step=best|latest|N: which checkpoint predict, the API, --mode=eval and init_from restore."""
+
 import json
 import os
 
@@ -8,8 +9,17 @@ import pytest
 
 import video_s3d
 from tests import inference_testing
-from video_s3d import (checkpointing, evaluate, inference, optim, parallel, predict, steps,
-                       train, train_state)
+from video_s3d import (
+    checkpointing,
+    evaluate,
+    inference,
+    optim,
+    parallel,
+    predict,
+    steps,
+    train,
+    train_state,
+)
 
 # Step -> validation video top-1 recorded with the checkpoint (None: not evaluated).
 ACCURACY = {2: 0.9, 4: 0.3, 6: None}
@@ -17,6 +27,7 @@ ACCURACY = {2: 0.9, 4: 0.3, 6: None}
 
 def _config(data_dir):
     from experiments import synthetic_motion
+
     config = synthetic_motion.get_config(f"runlocal,model={inference_testing.MODEL}")
     config.data.name = inference_testing.TINY
     config.data.data_dir = data_dir
@@ -58,8 +69,9 @@ def test_parse_refuses_what_is_not_a_step():
 
 
 def test_best_is_the_default_for_inference_and_each_choice_restores_its_step(workdir):
-    loaded = {which: inference.load_run(workdir, step=which)
-              for which in (None, "best", "latest", 4, "6")}
+    loaded = {
+        which: inference.load_run(workdir, step=which) for which in (None, "best", "latest", 4, "6")
+    }
     assert loaded[None].step == loaded["best"].step == 2  # highest accuracy, not the latest
     assert loaded["latest"].step == 6 and loaded[4].step == 4 and loaded["6"].step == 6
     assert "best validation accuracy" in loaded[None].describe()
@@ -94,14 +106,16 @@ def test_best_without_evaluated_steps_is_the_latest_and_init_from_spellings():
 
         def best_step(self):
             return None
+
     assert steps.resolve(NoMetrics(), "best", "x") == (3, "latest; no kept step was evaluated")
     assert steps.split_source("runs/a@best") == ("runs/a", "best")
     assert steps.split_source("runs/a/checkpoints/7") == ("runs/a", 7)
     assert steps.split_source("gs://b/runs/a") == ("gs://b/runs/a", "latest")
 
 
-def test_eval_mode_evaluates_the_chosen_step_showing_rate_and_eta(workdir, data_dir, capsys,
-                                                                  monkeypatch):
+def test_eval_mode_evaluates_the_chosen_step_showing_rate_and_eta(
+    workdir, data_dir, capsys, monkeypatch
+):
     config = _config(data_dir)
     config.eval_batch_size = 8
     monkeypatch.setattr(evaluate, "EVAL_PROGRESS_SECONDS", 0.0)  # a line after every batch
@@ -111,7 +125,9 @@ def test_eval_mode_evaluates_the_chosen_step_showing_rate_and_eta(workdir, data_
     assert "at step 2 (best validation accuracy)" in out
     total = result["metrics"]["num_videos"]  # one clip, one crop per video
     assert f"eval: batch 2, 16/{total:.0f} clips, " in out and "clips/s, ETA " in out
-    assert evaluate.eval_progress_line(3, 24, 16, 2.0, 40) == \
-        "eval: batch 3, 24/40 clips, 8.0 clips/s, ETA 0:02"
+    assert (
+        evaluate.eval_progress_line(3, 24, 16, 2.0, 40)
+        == "eval: batch 3, 24/40 clips, 8.0 clips/s, ETA 0:02"
+    )
     result = evaluate.evaluate(config, workdir, step=4)
     assert result["step"] == 4

@@ -1,4 +1,5 @@
 """Evaluation metrics on hand-made logits: video-level averaging with masks, top-k, pairs."""
+
 import numpy as np
 
 from video_s3d import evaluate
@@ -14,10 +15,18 @@ def _accumulate(batches, num_classes):
 def test_video_level_averages_the_views_of_each_video_and_ignores_padding():
     # 3 classes; video 0 (label 0) has two clips that disagree, averaging to class 0;
     # video 1 (label 2) has one clip; the last row of batch 2 is padding with garbage logits.
-    batch_1 = dict(logits=np.array([[3.0, 0.0, 0.0], [0.0, 2.0, 0.0]]), labels=np.array([0, 0]),
-                   video_index=np.array([0, 0]), mask=np.array([True, True]))
-    batch_2 = dict(logits=np.array([[0.0, 1.0, 2.0], [0.0, 100.0, 0.0]]), labels=np.array([2, 0]),
-                   video_index=np.array([1, -1]), mask=np.array([True, False]))
+    batch_1 = dict(
+        logits=np.array([[3.0, 0.0, 0.0], [0.0, 2.0, 0.0]]),
+        labels=np.array([0, 0]),
+        video_index=np.array([0, 0]),
+        mask=np.array([True, True]),
+    )
+    batch_2 = dict(
+        logits=np.array([[0.0, 1.0, 2.0], [0.0, 100.0, 0.0]]),
+        labels=np.array([2, 0]),
+        video_index=np.array([1, -1]),
+        mask=np.array([True, False]),
+    )
     merged = _accumulate([batch_1, batch_2], 3)
     np.testing.assert_array_equal(merged["video_index"], [0, 1])
     np.testing.assert_allclose(merged["logits"], [[1.5, 1.0, 0.0], [0.0, 1.0, 2.0]])
@@ -37,20 +46,30 @@ def test_video_level_averages_the_views_of_each_video_and_ignores_padding():
 def test_top5_and_pairwise_reversal_accuracy():
     # 6 classes in partner pairs (0,1), (2,3); 4 and 5 have none.
     partner = [1, 0, 3, 2, -1, -1]
-    logits = np.array([
-        [0.0, 1.0, 0.0, 0.0, 0.0, 5.0],   # label 0: top-1 wrong (5), top-5 right, partner 1 > 0: wrong
-        [0.0, 2.0, 0.0, 0.0, 0.0, 0.0],   # label 1: right, 1 > 0: right
-        [0.0, 0.0, 4.0, 3.0, 9.0, 0.0],   # label 2: top-1 wrong, 2 > 3: right
-        [6.0, 5.0, 4.0, 0.0, 3.0, 2.0],   # label 3: rank 6 -> top-5 wrong, 3 < 2: wrong
-        [0.0, 0.0, 0.0, 0.0, 1.0, 0.0],   # label 4: no partner, not counted in the pairwise
-    ])
+    logits = np.array(
+        [
+            [
+                0.0,
+                1.0,
+                0.0,
+                0.0,
+                0.0,
+                5.0,
+            ],  # label 0: top-1 wrong (5), top-5 right, partner 1 > 0: wrong
+            [0.0, 2.0, 0.0, 0.0, 0.0, 0.0],  # label 1: right, 1 > 0: right
+            [0.0, 0.0, 4.0, 3.0, 9.0, 0.0],  # label 2: top-1 wrong, 2 > 3: right
+            [6.0, 5.0, 4.0, 0.0, 3.0, 2.0],  # label 3: rank 6 -> top-5 wrong, 3 < 2: wrong
+            [0.0, 0.0, 0.0, 0.0, 1.0, 0.0],  # label 4: no partner, not counted in the pairwise
+        ]
+    )
     labels = np.array([0, 1, 2, 3, 4])
     np.testing.assert_array_equal(evaluate.topk_correct(logits, labels, 1), [0, 1, 0, 0, 1])
     np.testing.assert_array_equal(evaluate.topk_correct(logits, labels, 5), [1, 1, 1, 0, 1])
     assert evaluate.pairwise_reversal_accuracy(logits, labels, partner) == 0.5
     assert evaluate.pairwise_reversal_accuracy(logits, labels, None) is None
-    merged = _accumulate([dict(logits=logits, labels=labels, video_index=np.arange(5),
-                               mask=np.ones(5, bool))], 6)
+    merged = _accumulate(
+        [dict(logits=logits, labels=labels, video_index=np.arange(5), mask=np.ones(5, bool))], 6
+    )
     metrics, _ = evaluate.summarize(merged, 6, partner)
     assert metrics["video_top1"] == 0.4 and metrics["video_top5"] == 0.8
     assert metrics["pairwise_reversal_accuracy"] == 0.5

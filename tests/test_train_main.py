@@ -1,4 +1,5 @@
 """`python -m video_s3d.main` end to end, config overrides, and the one-sentence guard rails."""
+
 import glob
 import json
 import os
@@ -16,10 +17,20 @@ from tests.conftest import TINY_MOTION as TINY
 
 
 def _main(*args, timeout=600):
-    env = dict(os.environ, JAX_PLATFORMS="cpu", CUDA_VISIBLE_DEVICES="",
-               XLA_FLAGS="--xla_force_host_platform_device_count=8")
-    return subprocess.run([sys.executable, "-m", "video_s3d.main", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    env = dict(
+        os.environ,
+        JAX_PLATFORMS="cpu",
+        CUDA_VISIBLE_DEVICES="",
+        XLA_FLAGS="--xla_force_host_platform_device_count=8",
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "video_s3d.main", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def _events(workdir):
@@ -33,11 +44,21 @@ def _events(workdir):
 @pytest.mark.slow
 def test_main_trains_evaluates_and_writes_a_self_describing_workdir(data_dir, tmp_path):
     workdir = str(tmp_path / "run")
-    common = ["--config=experiments/synthetic_motion.py:runlocal", f"--workdir={workdir}",
-              f"--config.model.name={SMALL_MODEL}", f"--config.data.name={TINY}",
-              f"--config.data.data_dir={data_dir}", "--config.data.eval_num_clips=2"]
-    done = _main(*common, "--config.num_train_steps=4", "--config.log_every_steps=2",
-                 "--config.optim.step_boundaries=(2,3)", "--config.optim.schedule=step")
+    common = [
+        "--config=experiments/synthetic_motion.py:runlocal",
+        f"--workdir={workdir}",
+        f"--config.model.name={SMALL_MODEL}",
+        f"--config.data.name={TINY}",
+        f"--config.data.data_dir={data_dir}",
+        "--config.data.eval_num_clips=2",
+    ]
+    done = _main(
+        *common,
+        "--config.num_train_steps=4",
+        "--config.log_every_steps=2",
+        "--config.optim.step_boundaries=(2,3)",
+        "--config.optim.schedule=step",
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "step      4/4  loss" in done.stdout and "clips/s  ETA" in done.stdout
 
@@ -50,12 +71,19 @@ def test_main_trains_evaluates_and_writes_a_self_describing_workdir(data_dir, tm
     assert result["train_clips_per_sec"] > 0 and result["eval_clips_per_sec"] > 0
     assert result["device"] == "8x cpu"  # conftest: 8 simulated CPU devices
     from video_s3d.data.builders import synthetic_motion
+
     assert result["dataset_version"] == str(synthetic_motion.SyntheticMotion.VERSION)
     metrics = result["metrics"]
     # 40 validation videos x 2 clips; motion classes come in reversal pairs.
     assert metrics["num_videos"] == 40 and metrics["num_clips"] == 80
-    for key in ("clip_top1", "clip_top5", "video_top1", "video_top5", "reversed_video_top1",
-                "pairwise_reversal_accuracy"):
+    for key in (
+        "clip_top1",
+        "clip_top5",
+        "video_top1",
+        "video_top5",
+        "reversed_video_top1",
+        "pairwise_reversal_accuracy",
+    ):
         assert 0.0 <= metrics[key] <= 1.0
     assert len(result["per_class_accuracy"]) == 10
     with open(os.path.join(workdir, "metrics.jsonl")) as f:
@@ -77,8 +105,12 @@ def test_main_trains_evaluates_and_writes_a_self_describing_workdir(data_dir, tm
 
 
 def test_unknown_config_field_is_rejected_listing_the_valid_ones(tmp_path):
-    done = _main("--config=experiments/synthetic_motion.py", f"--workdir={tmp_path}",
-                 "--config.optim.lerning_rate=0.1", timeout=120)
+    done = _main(
+        "--config=experiments/synthetic_motion.py",
+        f"--workdir={tmp_path}",
+        "--config.optim.lerning_rate=0.1",
+        timeout=120,
+    )
     assert done.returncode != 0
     message = done.stderr.strip().splitlines()[-1]
     assert message.startswith("Error: Unknown config field 'optim.lerning_rate'")
@@ -89,8 +121,12 @@ def test_unknown_config_field_is_rejected_listing_the_valid_ones(tmp_path):
 def test_override_helpers_explain_typos_and_bad_argument_strings():
     spec = "--config=experiments/synthetic_motion.py:model=tiny_i2d"
     assert config_cli.override_error([spec, "--config.num_train_steps=3"]) is None
-    assert "valid fields of config are:" in config_cli.override_error([spec, "--config.batchsize=3"])
-    assert "config.batch_size is a value" in config_cli.override_error([spec, "--config.batch_size.x=1"])
+    assert "valid fields of config are:" in config_cli.override_error(
+        [spec, "--config.batchsize=3"]
+    )
+    assert "config.batch_size is a value" in config_cli.override_error(
+        [spec, "--config.batch_size.x=1"]
+    )
     with pytest.raises(ValueError, match="Unknown config argument 'modle'.*valid arguments are"):
         config_cli.load_config_file("experiments/synthetic_motion.py:modle=tiny_i2d")
     parsed = config_cli.parse_arg("model=tiny_i2d,runlocal", model="s", runlocal=False, steps=3)
@@ -111,8 +147,10 @@ def test_a_misspelt_yes_no_argument_is_refused_not_read_as_false(word):
 def test_a_missing_or_broken_config_file_is_one_sentence(tmp_path):
     broken = tmp_path / "broken.py"
     broken.write_text("def get_config(:\n")
-    for path, expected in ((tmp_path / "missing.py", "does not exist"),
-                           (broken, "line 1 is not valid Python (SyntaxError")):
+    for path, expected in (
+        (tmp_path / "missing.py", "does not exist"),
+        (broken, "line 1 is not valid Python (SyntaxError"),
+    ):
         done = _main(f"--config={path}", f"--workdir={tmp_path / 'run'}", timeout=120)
         assert done.returncode != 0
         lines = done.stderr.strip().splitlines()
@@ -120,15 +158,20 @@ def test_a_missing_or_broken_config_file_is_one_sentence(tmp_path):
 
 
 def test_guard_rails_fail_in_one_sentence_before_training(tmp_path):
-    with pytest.raises(ValueError, match=r"config.batch_size=12 is the global batch and must be a "
-                                         r"positive multiple of the 8 devices.*set config.batch_size=8"):
+    with pytest.raises(
+        ValueError,
+        match=r"config.batch_size=12 is the global batch and must be a "
+        r"positive multiple of the 8 devices.*set config.batch_size=8",
+    ):
         train.train_and_evaluate(small_config(batch_size=12), str(tmp_path / "a"))
     with pytest.raises(FileNotFoundError, match="Dataset kinetics400 is not prepared"):
-        train.train_and_evaluate(small_config(**{"data.name": "kinetics400",
-                                                 "data.data_dir": str(tmp_path / "empty")}),
-                                 str(tmp_path / "b"))
+        train.train_and_evaluate(
+            small_config(**{"data.name": "kinetics400", "data.data_dir": str(tmp_path / "empty")}),
+            str(tmp_path / "b"),
+        )
     with pytest.raises(FileNotFoundError, match="holds no checkpoint to evaluate; train first"):
         from video_s3d import evaluate
+
         evaluate.evaluate(small_config(), str(tmp_path / "c"))
     for name in ("a", "b"):
         assert not os.path.exists(tmp_path / name / "checkpoints")

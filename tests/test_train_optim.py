@@ -1,4 +1,5 @@
 """Schedules, weight-decay masks, label smoothing, clipping: the numbers, not just 'it runs'."""
+
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -10,32 +11,56 @@ from video_s3d import optim
 
 
 def _cfg(**overrides):
-    cfg = ml_collections.ConfigDict(dict(
-        name="sgd", learning_rate=1.0, momentum=0.0, nesterov=False, weight_decay=0.0,
-        decay_bn_and_bias=False, schedule="cosine", warmup_steps=10, step_boundaries=(50, 80),
-        step_decay_factor=0.1, grad_clip_norm=0.0))
+    cfg = ml_collections.ConfigDict(
+        dict(
+            name="sgd",
+            learning_rate=1.0,
+            momentum=0.0,
+            nesterov=False,
+            weight_decay=0.0,
+            decay_bn_and_bias=False,
+            schedule="cosine",
+            warmup_steps=10,
+            step_boundaries=(50, 80),
+            step_decay_factor=0.1,
+            grad_clip_norm=0.0,
+        )
+    )
     cfg.update(overrides)
     return cfg
 
 
 def test_warmup_then_cosine_and_step_schedules():
     cosine = optim.make_schedule(_cfg(), num_train_steps=110)
-    np.testing.assert_allclose([cosine(0), cosine(5), cosine(10), cosine(60), cosine(110)],
-                               [0.0, 0.5, 1.0, 0.5, 0.0], atol=1e-6)
+    np.testing.assert_allclose(
+        [cosine(0), cosine(5), cosine(10), cosine(60), cosine(110)],
+        [0.0, 0.5, 1.0, 0.5, 0.0],
+        atol=1e-6,
+    )
     step = optim.make_schedule(_cfg(schedule="step"), num_train_steps=100)
-    np.testing.assert_allclose([step(5), step(49), step(50), step(79), step(80), step(99)],
-                               [0.5, 1.0, 0.1, 0.1, 0.01, 0.01], rtol=1e-6)
+    np.testing.assert_allclose(
+        [step(5), step(49), step(50), step(79), step(80), step(99)],
+        [0.5, 1.0, 0.1, 0.1, 0.01, 0.01],
+        rtol=1e-6,
+    )
     with pytest.raises(ValueError, match="schedule='linear' is unknown"):
         optim.make_schedule(_cfg(schedule="linear"), 100)
 
 
 def test_weight_decay_skips_batch_norm_and_biases_unless_asked():
-    params = {"conv": {"kernel": jnp.ones((3, 3, 2, 2))}, "bn": {"bias": jnp.ones(2)},
-              "head": {"kernel": jnp.ones((2, 3)), "bias": jnp.ones(3)}}
+    params = {
+        "conv": {"kernel": jnp.ones((3, 3, 2, 2))},
+        "bn": {"bias": jnp.ones(2)},
+        "head": {"kernel": jnp.ones((2, 3)), "bias": jnp.ones(3)},
+    }
     zero_grads = jax.tree.map(jnp.zeros_like, params)
     for decay_all, bias_changes in ((False, False), (True, True)):
-        tx = optim.make_optimizer(_cfg(weight_decay=0.5, warmup_steps=0, schedule="constant",
-                                       decay_bn_and_bias=decay_all), 10)
+        tx = optim.make_optimizer(
+            _cfg(
+                weight_decay=0.5, warmup_steps=0, schedule="constant", decay_bn_and_bias=decay_all
+            ),
+            10,
+        )
         updates, _ = tx.update(zero_grads, tx.init(params), params)
         new = optax.apply_updates(params, updates)
         np.testing.assert_allclose(new["conv"]["kernel"], 0.5)  # p - lr * wd * p
@@ -46,11 +71,17 @@ def test_weight_decay_skips_batch_norm_and_biases_unless_asked():
 def test_adamw_clipping_and_label_smoothing():
     params = {"w": jnp.ones((2, 2))}
     grads = {"w": jnp.full((2, 2), 100.0)}
-    clipped = optim.make_optimizer(_cfg(grad_clip_norm=1.0, warmup_steps=0, schedule="constant"), 10)
+    clipped = optim.make_optimizer(
+        _cfg(grad_clip_norm=1.0, warmup_steps=0, schedule="constant"), 10
+    )
     updates, _ = clipped.update(grads, clipped.init(params), params)
     assert float(optax.global_norm(updates)) == pytest.approx(1.0, rel=1e-5)
-    adamw = optim.make_optimizer(_cfg(name="adamw", weight_decay=0.1, warmup_steps=0,
-                                      schedule="constant", learning_rate=0.01), 10)
+    adamw = optim.make_optimizer(
+        _cfg(
+            name="adamw", weight_decay=0.1, warmup_steps=0, schedule="constant", learning_rate=0.01
+        ),
+        10,
+    )
     updates, _ = adamw.update(grads, adamw.init(params), params)
     # Adam's first step is lr * sign(g); decoupled decay adds lr * wd * p.
     np.testing.assert_allclose(updates["w"], -0.01 * (1.0 + 0.1), rtol=1e-4)
@@ -64,4 +95,6 @@ def test_adamw_clipping_and_label_smoothing():
     smooth = float(optim.cross_entropy(logits, labels, 4, label_smoothing=0.2))
     assert plain == pytest.approx(-float(log_p[0]), rel=1e-6)
     # Smoothed target: 0.85 on the label, 0.05 elsewhere.
-    assert smooth == pytest.approx(-(0.85 * float(log_p[0]) + 0.05 * float(log_p[1:].sum())), rel=1e-6)
+    assert smooth == pytest.approx(
+        -(0.85 * float(log_p[0]) + 0.05 * float(log_p[1:].sum())), rel=1e-6
+    )

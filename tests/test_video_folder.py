@@ -1,4 +1,5 @@
 """video_folder: your own videos (folder per class, or a CSV) -> a TFDS dataset -> a trained run."""
+
 import json
 import os
 
@@ -52,6 +53,7 @@ def test_build_skips_and_names_the_corrupt_video(built):
 def test_trains_a_runlocal_model_and_predicts_with_its_class_names(built, tmp_path):
     data_dir, videos, _ = built
     from experiments import synthetic_motion
+
     config = synthetic_motion.get_config("runlocal,model=tiny_i2d")
     config.data.name = "video_folder/mine"
     config.data.data_dir = data_dir
@@ -75,11 +77,14 @@ def test_csv_with_splits_relative_paths_and_one_sentence_errors(tmp_path):
     paths = _good_videos(videos, per_class=2)
     rows = ["path,label,split"] + [
         f"{os.path.relpath(p, videos)},{os.path.basename(os.path.dirname(p))},"
-        f"{'val' if p.endswith('v1.mp4') else 'train'}" for p in paths]
+        f"{'val' if p.endswith('v1.mp4') else 'train'}"
+        for p in paths
+    ]
     with open(os.path.join(videos, "list.csv"), "w") as f:
         f.write("\n".join(rows) + "\n")
     names, splits = video_folder.VideoFolder(
-        data_dir=str(tmp_path / "tfds"), config="csv").list_videos(videos)
+        data_dir=str(tmp_path / "tfds"), config="csv"
+    ).list_videos(videos)
     assert names == list(CLASSES)
     assert sorted(splits) == ["train", "validation"] and len(splits["validation"]) == 2
     assert all(item.path is not None for items in splits.values() for item in items)
@@ -97,6 +102,7 @@ def test_csv_with_splits_relative_paths_and_one_sentence_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="put each class's videos in a folder"):
         video_folder.scan_folders(str(empty))
     # Training on it before building says how to build it.
-    with pytest.raises(FileNotFoundError, match="python -m video_s3d.data.build "
-                                                "--dataset=video_folder/unbuilt"):
+    with pytest.raises(
+        FileNotFoundError, match="python -m video_s3d.data.build --dataset=video_folder/unbuilt"
+    ):
         sources.get("video_folder/unbuilt", str(tmp_path / "tfds")).info()

@@ -5,6 +5,7 @@ in seconds; training tests use it through config.model.name=SMALL_MODEL
 (train_state.create_model imports 'module:function' names), also in subprocesses started
 from the repository root.
 """
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -26,21 +27,35 @@ class SmallVideoNet(nn.Module):
     def __call__(self, x, train: bool = False):
         x = x.astype(self.dtype)
         for i, features in enumerate((8, 16)):
-            x = nn.Conv(features, (3, 3, 3), strides=(1, 2, 2), use_bias=False, dtype=self.dtype,
-                        name=f"conv{i}")(x)
-            x = nn.BatchNorm(use_running_average=not train, axis_name=self.bn_axis_name,
-                             momentum=0.9, epsilon=1e-3, dtype=self.dtype, name=f"bn{i}")(x)
+            x = nn.Conv(
+                features,
+                (3, 3, 3),
+                strides=(1, 2, 2),
+                use_bias=False,
+                dtype=self.dtype,
+                name=f"conv{i}",
+            )(x)
+            x = nn.BatchNorm(
+                use_running_average=not train,
+                axis_name=self.bn_axis_name,
+                momentum=0.9,
+                epsilon=1e-3,
+                dtype=self.dtype,
+                name=f"bn{i}",
+            )(x)
             x = nn.relu(x)
         x = jnp.mean(x, axis=(1, 2, 3))
         x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
         return nn.Dense(self.num_classes, dtype=self.dtype, name="head")(x).astype(jnp.float32)
 
 
-def small_video_net(num_classes, *, dtype="float32", bn_axis_name=None, dropout_rate=0.0,
-                    remat=False):
+def small_video_net(
+    num_classes, *, dtype="float32", bn_axis_name=None, dropout_rate=0.0, remat=False
+):
     del remat  # nothing worth rematerialising
-    return SmallVideoNet(num_classes, dtype=dtype, bn_axis_name=bn_axis_name,
-                         dropout_rate=dropout_rate)
+    return SmallVideoNet(
+        num_classes, dtype=dtype, bn_axis_name=bn_axis_name, dropout_rate=dropout_rate
+    )
 
 
 def small_config(**overrides):
@@ -72,15 +87,25 @@ def one_train_step(config, devices, batch):
     tx = optim.make_optimizer(config.optim, config.num_train_steps)
     state = train_state.create_state(model, tx, config, mesh, jax.random.key(0))
     step = train.make_train_step(
-        model, tx, optim.make_schedule(config.optim, config.num_train_steps), mesh,
-        num_classes=config.data.num_classes, label_smoothing=0.1,
-        sync_batch_norm=config.sync_batch_norm, freeze_batch_norm=False, seed=0)
+        model,
+        tx,
+        optim.make_schedule(config.optim, config.num_train_steps),
+        mesh,
+        num_classes=config.data.num_classes,
+        label_smoothing=0.1,
+        sync_batch_norm=config.sync_batch_norm,
+        freeze_batch_norm=False,
+        seed=0,
+    )
     state, metrics = step(state, parallel.host_to_global(batch, mesh))
     return state, metrics
 
 
 def random_batch(config, n):
     rng = np.random.default_rng(0)
-    return {"video": rng.uniform(-1, 1, (n, config.data.num_frames, config.data.crop_size,
-                                         config.data.crop_size, 3)).astype(np.float32),
-            "label": rng.integers(0, config.data.num_classes, n).astype(np.int32)}
+    return {
+        "video": rng.uniform(
+            -1, 1, (n, config.data.num_frames, config.data.crop_size, config.data.crop_size, 3)
+        ).astype(np.float32),
+        "label": rng.integers(0, config.data.num_classes, n).astype(np.int32),
+    }

@@ -8,6 +8,7 @@
 
 Submodules load on first use, so `import video_s3d` stays cheap for the CLIs.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -18,6 +19,7 @@ __all__ = ["load", "models"]
 def load(run_or_checkpoint, step="best", **kwargs):
     """`video_s3d.api.load`: a restored run as a `Classifier` (classify, features, logits)."""
     from video_s3d import api
+
     return api.load(run_or_checkpoint, step, **kwargs)
 
 

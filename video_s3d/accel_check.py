@@ -12,6 +12,7 @@ device, median over --steps after compile and one warm-up; clips/s; model FLOP u
 device's own counter where it has one, else XLA's memory analysis). Stops starting models
 once --budget_s is spent, so the whole check stays under 8 minutes.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -60,21 +61,37 @@ def _peak_memory(device, compiled) -> tuple[int, str]:
     if stats and "peak_bytes_in_use" in stats:
         return int(stats["peak_bytes_in_use"]), "device counter"
     analysis = compiled.memory_analysis()
-    peak = (analysis.temp_size_in_bytes + analysis.argument_size_in_bytes
-            + analysis.output_size_in_bytes - analysis.alias_size_in_bytes)
+    peak = (
+        analysis.temp_size_in_bytes
+        + analysis.argument_size_in_bytes
+        + analysis.output_size_in_bytes
+        - analysis.alias_size_in_bytes
+    )
     return int(peak), "XLA memory analysis"
 
 
-def train_step_row(name: str, *, batch: int, frames: int, size: int, dtype: str, steps: int,
-                   num_classes: int = 400, fast_compile: bool = False) -> dict:
+def train_step_row(
+    name: str,
+    *,
+    batch: int,
+    frames: int,
+    size: int,
+    dtype: str,
+    steps: int,
+    num_classes: int = 400,
+    fast_compile: bool = False,
+) -> dict:
     """One model's training-step figures on the first device."""
     device = jax.devices()[0]
     model = models.create(name, num_classes, dtype=dtype)
     tx, step = model_bench.sgd_train_step(model, num_classes)
     args = model_bench.train_step_inputs(model, tx, batch, frames, size, num_classes)
     start = time.perf_counter()
-    options = (model_bench.FAST_COMPILE_OPTIONS
-               if fast_compile and jax.default_backend() == "cpu" else None)
+    options = (
+        model_bench.FAST_COMPILE_OPTIONS
+        if fast_compile and jax.default_backend() == "cpu"
+        else None
+    )
     compiled = jax.jit(step, donate_argnums=(0, 1, 2)).lower(*args).compile(options)
     compile_s = time.perf_counter() - start
     params, stats, opt_state, x, labels = args
@@ -92,11 +109,22 @@ def train_step_row(name: str, *, batch: int, frames: int, size: int, dtype: str,
     achieved = 6 * gmacs * 1e9 * clips_per_s
     peak = peak_flops(device.device_kind)
     memory, memory_source = _peak_memory(device, compiled)
-    return {"model": name, "batch": batch, "frames": frames, "size": size, "dtype": dtype,
-            "compile_s": compile_s, "step_ms": step_s * 1e3, "clips_per_s": clips_per_s,
-            "gmacs_per_clip": gmacs, "tflops": achieved / 1e12,
-            "mfu": achieved / peak if peak else None, "peak_memory_bytes": memory,
-            "memory_source": memory_source, "final_loss": float(loss)}
+    return {
+        "model": name,
+        "batch": batch,
+        "frames": frames,
+        "size": size,
+        "dtype": dtype,
+        "compile_s": compile_s,
+        "step_ms": step_s * 1e3,
+        "clips_per_s": clips_per_s,
+        "gmacs_per_clip": gmacs,
+        "tflops": achieved / 1e12,
+        "mfu": achieved / peak if peak else None,
+        "peak_memory_bytes": memory,
+        "memory_source": memory_source,
+        "final_loss": float(loss),
+    }
 
 
 def pipeline_row(*, frames: int, size: int, seconds: float) -> dict:
@@ -108,9 +136,18 @@ def pipeline_row(*, frames: int, size: int, seconds: float) -> dict:
     with tempfile.TemporaryDirectory() as directory:
         name = data_bench.write_clips(directory, frames_per_video=max(96, frames * 2))
         batch = 4
-        iterator = iter(pipeline.train_dataset(
-            name, batch_size=batch, num_frames=frames, crop_size=size, seed=0,
-            process_index=0, process_count=1, shuffle_buffer=8))
+        iterator = iter(
+            pipeline.train_dataset(
+                name,
+                batch_size=batch,
+                num_frames=frames,
+                crop_size=size,
+                seed=0,
+                process_index=0,
+                process_count=1,
+                shuffle_buffer=8,
+            )
+        )
         next(iterator)
         clips, start = 0, time.perf_counter()
         while time.perf_counter() - start < seconds:
@@ -118,31 +155,43 @@ def pipeline_row(*, frames: int, size: int, seconds: float) -> dict:
             clips += batch
         elapsed = time.perf_counter() - start
     cores = os.cpu_count()
-    return {"host_cores": cores, "frames": frames, "size": size,
-            "frames_per_s": clips * frames / elapsed, "clips_per_s": clips / elapsed,
-            "frames_per_s_per_core": clips * frames / elapsed / cores}
+    return {
+        "host_cores": cores,
+        "frames": frames,
+        "size": size,
+        "frames_per_s": clips * frames / elapsed,
+        "clips_per_s": clips / elapsed,
+        "frames_per_s_per_core": clips * frames / elapsed / cores,
+    }
 
 
 def format_table(rows: Sequence[dict], device_kind: str) -> str:
     peak = peak_flops(device_kind)
     peak_text = f"{peak / 1e12:.0f} TFLOP/s bf16 dense" if peak else "unknown peak: no MFU"
-    lines = [f"Device: {device_kind} ({peak_text})",
-             f"{'model':<10} {'clip':<12} {'dtype':<9} {'batch':>5} {'step ms':>9} "
-             f"{'clips/s':>8} {'TFLOP/s':>8} {'MFU':>6} {'peak mem GiB':>12}"]
+    lines = [
+        f"Device: {device_kind} ({peak_text})",
+        f"{'model':<10} {'clip':<12} {'dtype':<9} {'batch':>5} {'step ms':>9} "
+        f"{'clips/s':>8} {'TFLOP/s':>8} {'MFU':>6} {'peak mem GiB':>12}",
+    ]
     for r in rows:
         mfu = f"{100 * r['mfu']:5.1f}%" if r["mfu"] is not None else "   n/a"
         lines.append(
             f"{r['model']:<10} {r['frames']}x{r['size']}^2{'':<{12 - len(str(r['frames'])) - len(str(r['size'])) - 3}} "
             f"{r['dtype']:<9} {r['batch']:>5} {r['step_ms']:9.1f} {r['clips_per_s']:8.2f} "
-            f"{r['tflops']:8.2f} {mfu:>6} {r['peak_memory_bytes'] / 2**30:12.2f}")
+            f"{r['tflops']:8.2f} {mfu:>6} {r['peak_memory_bytes'] / 2**30:12.2f}"
+        )
     return "\n".join(lines)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m video_s3d.accel_check",
-                                     description=__doc__.split("\n")[0])
-    parser.add_argument("--tiny", action="store_true",
-                        help="CPU smoke run: tiny models at 8x32^2, batch 2, float32, fast compiles")
+    parser = argparse.ArgumentParser(
+        prog="python -m video_s3d.accel_check", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "--tiny",
+        action="store_true",
+        help="CPU smoke run: tiny models at 8x32^2, batch 2, float32, fast compiles",
+    )
     parser.add_argument("--models", help="comma-separated (default i3d,s3d,s3dg)")
     parser.add_argument("--batch", type=int, default=8, help="clips per step (one device)")
     parser.add_argument("--frames", type=int, default=64)
@@ -150,15 +199,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--dtype", default="bfloat16")
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--pipeline_seconds", type=float, default=20.0)
-    parser.add_argument("--budget_s", type=float, default=420.0,
-                        help="start no further model after this many seconds")
+    parser.add_argument(
+        "--budget_s",
+        type=float,
+        default=420.0,
+        help="start no further model after this many seconds",
+    )
     parser.add_argument("--json", default="accel_check.json", help="where to write the figures")
     args = parser.parse_args(argv)
     if args.tiny:
         args.batch, args.frames, args.size, args.dtype = 2, 8, 32, "float32"
         args.steps, args.pipeline_seconds = min(args.steps, 2), min(args.pipeline_seconds, 3.0)
-    args.models = args.models.split(",") if args.models else list(
-        TINY_MODELS if args.tiny else FULL_MODELS)
+    args.models = (
+        args.models.split(",") if args.models else list(TINY_MODELS if args.tiny else FULL_MODELS)
+    )
     for name in args.models:
         try:
             models.get_spec(name)
@@ -172,31 +226,55 @@ def main(argv: Sequence[str] | None = None) -> int:
     runtime.hide_accelerators_from_tf()  # tf.data must leave the accelerator's memory to JAX
     started = time.perf_counter()
     device_kind = jax.devices()[0].device_kind
-    print(f"{device_kind} ({jax.default_backend()}), jax {jax.__version__}, "
-          f"{os.cpu_count()} host cores", flush=True)
+    print(
+        f"{device_kind} ({jax.default_backend()}), jax {jax.__version__}, "
+        f"{os.cpu_count()} host cores",
+        flush=True,
+    )
     rows, skipped = [], []
     for i, name in enumerate(args.models):
         if time.perf_counter() - started > args.budget_s:
             skipped.append(name)
             continue
-        rows.append(train_step_row(name, batch=args.batch, frames=args.frames, size=args.size,
-                                   dtype=args.dtype, steps=args.steps, fast_compile=args.tiny))
-        print(f"[{i + 1}/{len(args.models)}] {name}: {rows[-1]['step_ms']:.1f} ms/step, "
-              f"{time.perf_counter() - started:.0f} s elapsed", file=sys.stderr, flush=True)
+        rows.append(
+            train_step_row(
+                name,
+                batch=args.batch,
+                frames=args.frames,
+                size=args.size,
+                dtype=args.dtype,
+                steps=args.steps,
+                fast_compile=args.tiny,
+            )
+        )
+        print(
+            f"[{i + 1}/{len(args.models)}] {name}: {rows[-1]['step_ms']:.1f} ms/step, "
+            f"{time.perf_counter() - started:.0f} s elapsed",
+            file=sys.stderr,
+            flush=True,
+        )
     pipeline = pipeline_row(frames=args.frames, size=args.size, seconds=args.pipeline_seconds)
     print(format_table(rows, device_kind))
     if skipped:
         print(f"Skipped (over --budget_s={args.budget_s:.0f}): {', '.join(skipped)}")
-    print(f"Input pipeline, {pipeline['host_cores']} host cores: "
-          f"{pipeline['frames_per_s']:.0f} frames/s ({pipeline['clips_per_s']:.1f} clips of "
-          f"{args.frames}x{args.size}^2/s, {pipeline['frames_per_s_per_core']:.0f} per core)")
+    print(
+        f"Input pipeline, {pipeline['host_cores']} host cores: "
+        f"{pipeline['frames_per_s']:.0f} frames/s ({pipeline['clips_per_s']:.1f} clips of "
+        f"{args.frames}x{args.size}^2/s, {pipeline['frames_per_s_per_core']:.0f} per core)"
+    )
     for r in rows:
         need = r["clips_per_s"] * args.frames / pipeline["frames_per_s_per_core"]
         print(f"  {r['model']}: {need:.1f} host cores of this kind to feed one device")
-    report = {"device_kind": device_kind, "backend": jax.default_backend(),
-              "jax": jax.__version__, "peak_bf16_flops": peak_flops(device_kind),
-              "models": rows, "skipped": skipped, "pipeline": pipeline,
-              "elapsed_s": time.perf_counter() - started}
+    report = {
+        "device_kind": device_kind,
+        "backend": jax.default_backend(),
+        "jax": jax.__version__,
+        "peak_bf16_flops": peak_flops(device_kind),
+        "models": rows,
+        "skipped": skipped,
+        "pipeline": pipeline,
+        "elapsed_s": time.perf_counter() - started,
+    }
     with open(args.json, "w") as f:
         json.dump(report, f, indent=2)
     print(f"Wrote {args.json} ({report['elapsed_s']:.0f} s)")

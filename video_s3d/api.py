@@ -10,6 +10,7 @@ A video is a path (decoded with PyAV at the frame rate and short side the run's 
 stored, as `predict` does) or uint8 frames [T, H, W, 3] already at that size; either way it
 is cut into the run's evaluation views and the outputs are averaged over them.
 """
+
 from __future__ import annotations
 
 import os
@@ -38,8 +39,10 @@ class Classifier:
             return self.run.views(self.run.read(os.fspath(video)))
         frames = np.asarray(video)
         if frames.ndim != 4 or frames.shape[-1] != 3:
-            raise ValueError(f"frames must be uint8 [T, H, W, 3] RGB, got shape {frames.shape}; "
-                             f"or pass a video file's path.")
+            raise ValueError(
+                f"frames must be uint8 [T, H, W, 3] RGB, got shape {frames.shape}; "
+                f"or pass a video file's path."
+            )
         return self.run.views(frames)
 
     def logits(self, video: Any) -> np.ndarray:
@@ -53,8 +56,10 @@ class Classifier:
             raise ValueError(f"top_k={top_k} must be at least 1.")
         probabilities = inference.softmax(self.logits(video))
         order = np.argsort(-probabilities, kind="stable")[:top_k]
-        return [{"label": self.class_names[i], "index": int(i),
-                 "probability": float(probabilities[i])} for i in order]
+        return [
+            {"label": self.class_names[i], "index": int(i), "probability": float(probabilities[i])}
+            for i in order
+        ]
 
     def features(self, video: Any, endpoint: str = "PreLogits") -> np.ndarray:
         """float32 [channels]: `endpoint`'s output averaged over time, space and views."""
@@ -65,8 +70,13 @@ class Classifier:
         return np.asarray(feature, np.float32)
 
 
-def load(run_or_checkpoint: str | os.PathLike, step: str | int = "best", *,
-         num_clips: int | None = None, num_crops: int | None = None) -> Classifier:
+def load(
+    run_or_checkpoint: str | os.PathLike,
+    step: str | int = "best",
+    *,
+    num_clips: int | None = None,
+    num_crops: int | None = None,
+) -> Classifier:
     """A training (or `import_weights`) workdir, its checkpoints/ folder or checkpoints/<N>.
 
     step: "best" (best validation accuracy; the latest where no step was evaluated),
@@ -74,6 +84,7 @@ def load(run_or_checkpoint: str | os.PathLike, step: str | int = "best", *,
     """
     path = os.fspath(run_or_checkpoint)
     names_a_step = os.path.basename(path.rstrip("/")).isdigit()
-    run = inference.load_run(path, step=None if names_a_step else step,
-                             num_clips=num_clips, num_crops=num_crops)
+    run = inference.load_run(
+        path, step=None if names_a_step else step, num_clips=num_clips, num_crops=num_crops
+    )
     return Classifier(run)

@@ -18,6 +18,7 @@ Sections:
 The accelerator figures (step time, MFU, peak memory on a GPU/TPU) come from
 `python -m video_s3d.accel_check` (launch/accelerator_check.sh).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,26 +32,42 @@ SECTIONS = ("quickstart", "torch", "all_reduce", "memory", "pipeline")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m video_s3d.bench",
-                                     description=__doc__.split("\n")[0])
-    parser.add_argument("--sections", default=",".join(SECTIONS),
-                        help=f"comma-separated subset of {','.join(SECTIONS)}")
+    parser = argparse.ArgumentParser(
+        prog="python -m video_s3d.bench", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "--sections",
+        default=",".join(SECTIONS),
+        help=f"comma-separated subset of {','.join(SECTIONS)}",
+    )
     parser.add_argument("--quickstart_models", default="tiny_s3dg,tiny_i2d")
     parser.add_argument("--torch_python", help="python with torch + torchvision (a separate venv)")
-    parser.add_argument("--torch_shape", default="2x16x224",
-                        help="batch x frames x size for the PyTorch comparison")
-    parser.add_argument("--torch_lowerings", default="unrolled,unrolled_vjp",
-                        help="our CPU lowerings to time against PyTorch (the first is ours)")
-    parser.add_argument("--threads", type=int, default=os.cpu_count(),
-                        help="torch threads; XLA:CPU uses every core of the machine")
+    parser.add_argument(
+        "--torch_shape", default="2x16x224", help="batch x frames x size for the PyTorch comparison"
+    )
+    parser.add_argument(
+        "--torch_lowerings",
+        default="unrolled,unrolled_vjp",
+        help="our CPU lowerings to time against PyTorch (the first is ours)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=os.cpu_count(),
+        help="torch threads; XLA:CPU uses every core of the machine",
+    )
     parser.add_argument("--memory_models", default="s3dg")
     parser.add_argument("--memory_shape", default="64x224", help="frames x size")
     parser.add_argument("--memory_dtype", default="bfloat16")
-    parser.add_argument("--memory_lowering", default="unrolled",
-                        help="'native' (the accelerator program; very slow to compile on "
-                             "XLA:CPU) or 'unrolled' (the CPU program)")
-    parser.add_argument("--cpu_devices", type=int, default=8,
-                        help="simulated CPU devices for the all-reduce count")
+    parser.add_argument(
+        "--memory_lowering",
+        default="unrolled",
+        help="'native' (the accelerator program; very slow to compile on "
+        "XLA:CPU) or 'unrolled' (the CPU program)",
+    )
+    parser.add_argument(
+        "--cpu_devices", type=int, default=8, help="simulated CPU devices for the all-reduce count"
+    )
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--steps", type=int, default=2, help="timed steps per round")
     parser.add_argument("--json", help="also write every figure to this JSON file")
@@ -60,8 +77,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if unknown:
         parser.error(f"unknown section(s) {sorted(unknown)}; choose from {','.join(SECTIONS)}")
     if args.torch_python and not os.path.exists(args.torch_python):
-        parser.error(f"--torch_python={args.torch_python} does not exist; create a venv with "
-                     "torch and torchvision and pass its python")
+        parser.error(
+            f"--torch_python={args.torch_python} does not exist; create a venv with "
+            "torch and torchvision and pass its python"
+        )
     return args
 
 
@@ -72,8 +91,10 @@ def _shape(text: str, count: int) -> list[int]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     # Before JAX starts: simulated devices for the data-parallel HLO (a no-op off CPU).
-    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
-                               + f" --xla_force_host_platform_device_count={args.cpu_devices}")
+    os.environ["XLA_FLAGS"] = (
+        os.environ.get("XLA_FLAGS", "")
+        + f" --xla_force_host_platform_device_count={args.cpu_devices}"
+    )
     import jax  # noqa: PLC0415 -- after XLA_FLAGS
 
     from video_s3d import bench_figures as figures  # noqa: PLC0415
@@ -81,30 +102,55 @@ def main(argv: Sequence[str] | None = None) -> int:
     def progress(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
-    print(f"Device: {jax.devices()[0].device_kind} ({jax.default_backend()}), "
-          f"{os.cpu_count()} CPU cores", flush=True)
+    print(
+        f"Device: {jax.devices()[0].device_kind} ({jax.default_backend()}), "
+        f"{os.cpu_count()} CPU cores",
+        flush=True,
+    )
     report = {}
     if "quickstart" in args.sections:
-        rows = [figures.lowering_speedup(name, **figures.QUICKSTART_SHAPE, rounds=args.rounds,
-                                         steps=args.steps, progress=progress)
-                for name in args.quickstart_models.split(",")]
+        rows = [
+            figures.lowering_speedup(
+                name,
+                **figures.QUICKSTART_SHAPE,
+                rounds=args.rounds,
+                steps=args.steps,
+                progress=progress,
+            )
+            for name in args.quickstart_models.split(",")
+        ]
         report["quickstart"] = rows
         print("\n`make run` shapes: training step, old CPU lowering vs new (same run)")
         print(f"{'model':<12} {'shape':<12} {'old ms':>8} {'new ms':>8} {'speed-up':>9}")
         for r in rows:
-            print(f"{r['model']:<12} {r['shape']:<12} {r['old_ms']:8.0f} {r['new_ms']:8.0f} "
-                  f"{r['speedup']:8.2f}x")
+            print(
+                f"{r['model']:<12} {r['shape']:<12} {r['old_ms']:8.0f} {r['new_ms']:8.0f} "
+                f"{r['speedup']:8.2f}x"
+            )
     if "torch" in args.sections:
         batch, frames, size = _shape(args.torch_shape, 3)
-        row = figures.versus_torch(args.torch_python, batch, frames, size, args.threads,
-                                   args.rounds, args.steps, progress,
-                                   tuple(args.torch_lowerings.split(",")))
+        row = figures.versus_torch(
+            args.torch_python,
+            batch,
+            frames,
+            size,
+            args.threads,
+            args.rounds,
+            args.steps,
+            progress,
+            tuple(args.torch_lowerings.split(",")),
+        )
         report["torch"] = row
-        print(f"\ns3d_torchvision {row['shape']} training step (fwd+bwd+SGD), "
-              f"torch threads {row['threads']}")
+        print(
+            f"\ns3d_torchvision {row['shape']} training step (fwd+bwd+SGD), "
+            f"torch threads {row['threads']}"
+        )
         for lowering, ms in row["jax_ms_by_lowering"].items():
-            versus = (f", speed vs PyTorch {row['torch_ms'] / ms:.2f}x"
-                      if row["torch_ms"] is not None else "")
+            versus = (
+                f", speed vs PyTorch {row['torch_ms'] / ms:.2f}x"
+                if row["torch_ms"] is not None
+                else ""
+            )
             print(f"  jax {lowering:<18} {ms:8.0f} ms{versus}")
         if row["torch_ms"] is None:
             print("  PyTorch not measured (no --torch_python)")
@@ -113,25 +159,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "all_reduce" in args.sections:
         row = figures.gradient_all_reduces()
         report["all_reduce"] = row
-        print(f"\nData-parallel step of {row['model']} on {row['devices']} devices (sync BN "
-              f"{row['sync_batch_norm']}): {row['all_reduces']} all-reduces in the compiled HLO, "
-              f"{row['gradient_all_reduces']} carrying the gradients")
+        print(
+            f"\nData-parallel step of {row['model']} on {row['devices']} devices (sync BN "
+            f"{row['sync_batch_norm']}): {row['all_reduces']} all-reduces in the compiled HLO, "
+            f"{row['gradient_all_reduces']} carrying the gradients"
+        )
     if "memory" in args.sections:
         frames, size = _shape(args.memory_shape, 2)
         rows = []
         for name in args.memory_models.split(","):
             progress(f"  memory analysis of {name} (compile only, twice)")
-            rows.append(figures.remat_memory(name, frames, size, args.memory_dtype,
-                                             args.memory_lowering))
+            rows.append(
+                figures.remat_memory(name, frames, size, args.memory_dtype, args.memory_lowering)
+            )
         report["memory"] = rows
-        print(f"\nTraining memory per clip, XLA memory analysis ({args.memory_lowering} "
-              f"lowering, {args.memory_dtype})")
-        print(f"{'model':<8} {'shape':<14} {'temp MiB':>9} {'remat MiB':>10} "
-              f"{'peak MiB':>9} {'remat peak':>10} {'clips/memory':>12}")
+        print(
+            f"\nTraining memory per clip, XLA memory analysis ({args.memory_lowering} "
+            f"lowering, {args.memory_dtype})"
+        )
+        print(
+            f"{'model':<8} {'shape':<14} {'temp MiB':>9} {'remat MiB':>10} "
+            f"{'peak MiB':>9} {'remat peak':>10} {'clips/memory':>12}"
+        )
         for r in rows:
-            print(f"{r['model']:<8} {r['shape']:<14} {r['temp'] / 2**20:9.0f} "
-                  f"{r['remat_temp'] / 2**20:10.0f} {r['peak'] / 2**20:9.0f} "
-                  f"{r['remat_peak'] / 2**20:10.0f} {r['batch_ratio']:11.2f}x")
+            print(
+                f"{r['model']:<8} {r['shape']:<14} {r['temp'] / 2**20:9.0f} "
+                f"{r['remat_temp'] / 2**20:10.0f} {r['peak'] / 2**20:9.0f} "
+                f"{r['remat_peak'] / 2**20:10.0f} {r['batch_ratio']:11.2f}x"
+            )
     if "pipeline" in args.sections:
         print("\nInput pipeline (python -m video_s3d.data.bench):", flush=True)
         code = subprocess.call([sys.executable, "-m", "video_s3d.data.bench"])

@@ -4,6 +4,7 @@ Every timing here is a ratio of programs measured side by side in alternating ro
 same process (a shared CPU makes absolute times meaningless); memory figures come from XLA's
 memory analysis of compiled programs that are never run.
 """
+
 from __future__ import annotations
 
 import json
@@ -15,8 +16,7 @@ from collections.abc import Callable
 
 import jax
 
-from video_s3d import optim, parallel, train, train_state
-from video_s3d import models
+from video_s3d import models, optim, parallel, train, train_state
 from video_s3d.models import bench as model_bench
 from video_s3d.models import layers
 
@@ -27,8 +27,15 @@ QUICKSTART_SHAPE = dict(batch=32, frames=5, size=48)
 OLD_LOWERING, NEW_LOWERING = "unrolled", "unrolled_vjp"
 
 
-def compiled_sgd_step(name: str, batch: int, frames: int, size: int, lowering: str,
-                      num_classes: int = 400, dtype: str = "float32"):
+def compiled_sgd_step(
+    name: str,
+    batch: int,
+    frames: int,
+    size: int,
+    lowering: str,
+    num_classes: int = 400,
+    dtype: str = "float32",
+):
     """(step, args): a compiled forward+backward+SGD step of model `name` and its inputs."""
     model = models.create(name, num_classes, dtype=dtype)
     tx, step = model_bench.sgd_train_step(model, num_classes)
@@ -47,8 +54,12 @@ def _time_ms(run: Callable[[], object], steps: int) -> list[float]:
     return times
 
 
-def alternate(programs: dict[str, Callable[[], object]], rounds: int, steps: int,
-              progress: Callable[[str], None] = print) -> dict[str, float]:
+def alternate(
+    programs: dict[str, Callable[[], object]],
+    rounds: int,
+    steps: int,
+    progress: Callable[[str], None] = print,
+) -> dict[str, float]:
     """Median ms per call of each program, timed in `rounds` alternating rounds."""
     times = {key: [] for key in programs}
     for run in programs.values():
@@ -60,8 +71,15 @@ def alternate(programs: dict[str, Callable[[], object]], rounds: int, steps: int
     return {key: statistics.median(values) for key, values in times.items()}
 
 
-def lowering_speedup(name: str, batch: int, frames: int, size: int, rounds: int, steps: int,
-                     progress: Callable[[str], None] = print) -> dict:
+def lowering_speedup(
+    name: str,
+    batch: int,
+    frames: int,
+    size: int,
+    rounds: int,
+    steps: int,
+    progress: Callable[[str], None] = print,
+) -> dict:
     """Training-step ms of the old and new CPU lowering, side by side."""
     programs = {}
     for lowering in (OLD_LOWERING, NEW_LOWERING):
@@ -70,26 +88,50 @@ def lowering_speedup(name: str, batch: int, frames: int, size: int, rounds: int,
         progress(f"  {name} {lowering}: compiled in {time.perf_counter() - start:.0f} s")
         programs[lowering] = lambda compiled=compiled, args=args: compiled(*args)
     ms = alternate(programs, rounds, steps, progress)
-    return {"model": name, "shape": f"{batch}x{frames}x{size}x{size}", "old_ms": ms[OLD_LOWERING],
-            "new_ms": ms[NEW_LOWERING], "speedup": ms[OLD_LOWERING] / ms[NEW_LOWERING]}
+    return {
+        "model": name,
+        "shape": f"{batch}x{frames}x{size}x{size}",
+        "old_ms": ms[OLD_LOWERING],
+        "new_ms": ms[NEW_LOWERING],
+        "speedup": ms[OLD_LOWERING] / ms[NEW_LOWERING],
+    }
 
 
-def torch_step_ms(torch_python: str, batch: int, frames: int, size: int, threads: int,
-                  steps: int) -> dict:
+def torch_step_ms(
+    torch_python: str, batch: int, frames: int, size: int, threads: int, steps: int
+) -> dict:
     """torchvision S3D's training step in another interpreter (video_s3d/bench_torch.py)."""
     script = __file__.replace("bench_figures.py", "bench_torch.py")
     result = subprocess.run(
-        [torch_python, script, f"--batch={batch}", f"--frames={frames}", f"--size={size}",
-         f"--threads={threads}", f"--steps={steps}"],
-        capture_output=True, text=True, check=False)
+        [
+            torch_python,
+            script,
+            f"--batch={batch}",
+            f"--frames={frames}",
+            f"--size={size}",
+            f"--threads={threads}",
+            f"--steps={steps}",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if result.returncode:
         raise RuntimeError(f"torch benchmark failed:\n{result.stderr[-2000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def versus_torch(torch_python: str | None, batch: int, frames: int, size: int, threads: int,
-                 rounds: int, steps: int, progress: Callable[[str], None] = print,
-                 lowerings: tuple[str, ...] = (NEW_LOWERING, OLD_LOWERING)) -> dict:
+def versus_torch(
+    torch_python: str | None,
+    batch: int,
+    frames: int,
+    size: int,
+    threads: int,
+    rounds: int,
+    steps: int,
+    progress: Callable[[str], None] = print,
+    lowerings: tuple[str, ...] = (NEW_LOWERING, OLD_LOWERING),
+) -> dict:
     """s3d_torchvision (each of `lowerings`; the first is reported as ours) against
     torchvision's S3D, same shapes; torch's rounds alternate with ours. Without
     `torch_python`, only ours (torch: None)."""
@@ -111,9 +153,14 @@ def versus_torch(torch_python: str | None, batch: int, frames: int, size: int, t
             theirs.append(torch_step_ms(torch_python, batch, frames, size, threads, steps))
             progress(f"  round {r + 1}/{rounds} torch: {theirs[-1]['train_ms']:.0f} ms")
     medians = {key: statistics.median(values) for key, values in ours.items()}
-    row = {"shape": f"{batch}x{frames}x{size}x{size}", "threads": threads,
-           "lowering": lowerings[0], "jax_ms": medians[lowerings[0]],
-           "jax_ms_by_lowering": medians, "torch_ms": None}
+    row = {
+        "shape": f"{batch}x{frames}x{size}x{size}",
+        "threads": threads,
+        "lowering": lowerings[0],
+        "jax_ms": medians[lowerings[0]],
+        "jax_ms_by_lowering": medians,
+        "torch_ms": None,
+    }
     if theirs:
         row["torch_ms"] = statistics.median(t["train_ms"] for t in theirs)
         row["torch_version"] = theirs[0]["torch"]
@@ -133,31 +180,53 @@ def gradient_all_reduces(model_name: str = "tiny_s3dg", frames: int = 4, size: i
     tx = optim.make_optimizer(config.optim, 10)
     state = jax.eval_shape(lambda: train_state._new_state(model, tx, config, jax.random.key(0)))
     step = train.make_train_step(
-        model, tx, optim.make_schedule(config.optim, 10), mesh, num_classes=10,
-        label_smoothing=0.0, sync_batch_norm=config.sync_batch_norm, freeze_batch_norm=False,
-        seed=0, compiler_options=train_state.compiler_options(config))
+        model,
+        tx,
+        optim.make_schedule(config.optim, 10),
+        mesh,
+        num_classes=10,
+        label_smoothing=0.0,
+        sync_batch_norm=config.sync_batch_norm,
+        freeze_batch_norm=False,
+        seed=0,
+        compiler_options=train_state.compiler_options(config),
+    )
     sharded = parallel.batch_sharded(mesh)
-    batch = {"video": jax.ShapeDtypeStruct((mesh.size, frames, size, size, 3), "float32",
-                                           sharding=sharded),
-             "label": jax.ShapeDtypeStruct((mesh.size,), "int32", sharding=sharded)}
+    batch = {
+        "video": jax.ShapeDtypeStruct(
+            (mesh.size, frames, size, size, 3), "float32", sharding=sharded
+        ),
+        "label": jax.ShapeDtypeStruct((mesh.size,), "int32", sharding=sharded),
+    }
     replicated = parallel.replicated(mesh)
-    state = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=replicated),
-                         state)
+    state = jax.tree.map(
+        lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=replicated), state
+    )
     hlo = step.lower(state, batch).compile().as_text()
     lines = [line for line in hlo.splitlines() if re.search(r"= .* all-reduce(-start)?\(", line)]
     num_params = sum(leaf.size for leaf in jax.tree.leaves(state.params))
     gradient = [line for line in lines if f"f32[{num_params}]" in line]
-    return {"model": model_name, "devices": mesh.size, "sync_batch_norm": config.sync_batch_norm,
-            "all_reduces": len(lines), "gradient_all_reduces": len(gradient)}
+    return {
+        "model": model_name,
+        "devices": mesh.size,
+        "sync_batch_norm": config.sync_batch_norm,
+        "all_reduces": len(lines),
+        "gradient_all_reduces": len(gradient),
+    }
 
 
 def remat_memory(name: str, frames: int, size: int, dtype: str, lowering: str) -> dict:
     """Per-clip memory of the SGD train step with and without per-block remat (compile only)."""
-    row = {"model": name, "shape": f"1x{frames}x{size}x{size}", "dtype": dtype,
-           "lowering": lowering}
+    row = {
+        "model": name,
+        "shape": f"1x{frames}x{size}x{size}",
+        "dtype": dtype,
+        "lowering": lowering,
+    }
     for remat in (False, True):
-        memory = model_bench.train_memory(name, frames, size, 1, remat=remat, dtype=dtype,
-                                          lowering=lowering)
+        memory = model_bench.train_memory(
+            name, frames, size, 1, remat=remat, dtype=dtype, lowering=lowering
+        )
         row["remat_temp" if remat else "temp"] = memory["temp"]
         row["remat_peak" if remat else "peak"] = memory["peak"]
     # Activations scale with the batch: the same temp memory holds this many times the clips.

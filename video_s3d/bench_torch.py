@@ -7,6 +7,7 @@ Prints one JSON object: the median milliseconds of a training step (forward, bac
 an SGD-with-momentum update, train-mode BatchNorm) over --steps steps after one warm-up.
 Imports nothing from video_s3d, so it runs as a plain script.
 """
+
 import argparse
 import json
 import statistics
@@ -22,15 +23,17 @@ def _import_torchvision():
     the registrations are skipped in that case only."""
     try:
         import torchvision  # noqa: PLC0415
+
         return torchvision
     except RuntimeError as error:
         if "torchvision::" not in str(error):
             raise
     import sys  # noqa: PLC0415
+
     for name in [m for m in sys.modules if m.startswith("torchvision")]:
         del sys.modules[name]
     real = torch.library.register_fake
-    torch.library.register_fake = lambda *args, **kwargs: (lambda fn: fn)
+    torch.library.register_fake = lambda *args, **kwargs: lambda fn: fn
     try:
         import torchvision  # noqa: PLC0415
     finally:
@@ -69,8 +72,16 @@ def main() -> None:
         start = time.perf_counter()
         step()
         times.append((time.perf_counter() - start) * 1e3)
-    print(json.dumps({"train_ms": statistics.median(times), "torch": torch.__version__,
-                      "torchvision": torchvision.__version__, "threads": args.threads}))
+    print(
+        json.dumps(
+            {
+                "train_ms": statistics.median(times),
+                "torch": torch.__version__,
+                "torchvision": torchvision.__version__,
+                "threads": args.threads,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ atomically (temporary folder, renamed when complete) and the tf.data iterator wr
 own files; it is saved synchronously before the (async) orbax save of the same step, and
 old steps are pruned to the ones orbax keeps.
 """
+
 from __future__ import annotations
 
 import glob
@@ -45,9 +46,12 @@ def _register_array_handler() -> None:
     absl_logging.set_verbosity(absl_logging.ERROR)  # orbax warns about every override
     try:
         ocp.type_handlers.register_type_handler(
-            jax.Array, ocp.type_handlers.ArrayHandler(
-                min_slice_bytes_for_replica_parallel=MIN_BYTES_FOR_REPLICA_PARALLEL_WRITE),
-            override=True)
+            jax.Array,
+            ocp.type_handlers.ArrayHandler(
+                min_slice_bytes_for_replica_parallel=MIN_BYTES_FOR_REPLICA_PARALLEL_WRITE
+            ),
+            override=True,
+        )
     finally:
         absl_logging.set_verbosity(verbosity)
 
@@ -58,8 +62,9 @@ _register_array_handler()
 class Checkpoints:
     """One run's orbax manager plus the per-process data-iterator states."""
 
-    def __init__(self, workdir: str, *, keep: int = 3, async_save: bool = True,
-                 read_only: bool = False):
+    def __init__(
+        self, workdir: str, *, keep: int = 3, async_save: bool = True, read_only: bool = False
+    ):
         self.workdir = os.path.abspath(workdir)
         self.directory = os.path.join(self.workdir, "checkpoints")
         self.input_dir = os.path.join(self.workdir, "input_state")
@@ -67,20 +72,26 @@ class Checkpoints:
         policies = ocp.checkpoint_managers
         options = ocp.CheckpointManagerOptions(
             # Keep the newest `keep`, and the best by validation accuracy on top of them.
-            preservation_policy=policies.AnyPreservationPolicy([
-                policies.LatestN(n=max(int(keep), 1)),
-                policies.BestN(get_metric_fn=lambda m: m[BEST_METRIC], n=1,
-                               keep_checkpoints_without_metrics=False),
-            ]),
+            preservation_policy=policies.AnyPreservationPolicy(
+                [
+                    policies.LatestN(n=max(int(keep), 1)),
+                    policies.BestN(
+                        get_metric_fn=lambda m: m[BEST_METRIC],
+                        n=1,
+                        keep_checkpoints_without_metrics=False,
+                    ),
+                ]
+            ),
             # best_fn also makes orbax write each step's metrics, so the best survives a resume.
-            best_fn=lambda m: m[BEST_METRIC], best_mode="max",
+            best_fn=lambda m: m[BEST_METRIC],
+            best_mode="max",
             enable_async_checkpointing=async_save,
             read_only=read_only,
             create=not read_only,
         )
         self.manager = ocp.CheckpointManager(
-            epath.Path(self.directory), options=options,
-            item_names=("model", "optimizer", "run"))
+            epath.Path(self.directory), options=options, item_names=("model", "optimizer", "run")
+        )
 
     def _check_step_folders(self) -> None:
         """One sentence naming a step folder orbax would list but cannot restore.
@@ -93,17 +104,24 @@ class Checkpoints:
             return
         for name in sorted(os.listdir(self.directory), key=lambda n: (len(n), n)):
             folder = os.path.join(self.directory, name)
-            if name.isdigit() and os.path.isdir(folder) and \
-                    not os.path.isdir(os.path.join(folder, "model")):
+            if (
+                name.isdigit()
+                and os.path.isdir(folder)
+                and not os.path.isdir(os.path.join(folder, "model"))
+            ):
                 what = "is empty" if not os.listdir(folder) else "has no model/ folder"
                 raise UserFileError(
                     f"Checkpoint folder {folder} {what} (a partial copy or a stray folder, not "
-                    f"a checkpoint orbax wrote); delete or move it away and rerun.")
+                    f"a checkpoint orbax wrote); delete or move it away and rerun."
+                )
 
     def processes_at(self, step: int) -> int:
         """How many processes wrote the data-iterator states of `step` (0: none saved)."""
-        names = os.listdir(os.path.join(self.input_dir, str(step))) \
-            if os.path.isdir(os.path.join(self.input_dir, str(step))) else []
+        names = (
+            os.listdir(os.path.join(self.input_dir, str(step)))
+            if os.path.isdir(os.path.join(self.input_dir, str(step)))
+            else []
+        )
         return len({m.group(1) for n in names if (m := re.match(r"process_(\d+)", n))})
 
     def check_process_count(self, step: int) -> None:
@@ -114,7 +132,8 @@ class Checkpoints:
             raise UserError(
                 f"Checkpoint step {step} in {self.directory} was written by {writers} processes "
                 f"but this run has {jax.process_count()}; resume with {writers} processes (the "
-                f"same launch command) or start a new --workdir.")
+                f"same launch command) or start a new --workdir."
+            )
 
     # ----------------------------------------------------------------- queries
     def latest_step(self) -> int | None:
@@ -122,8 +141,11 @@ class Checkpoints:
 
     def best_step(self) -> int | None:
         """The kept step with the highest validation accuracy (None if none was evaluated)."""
-        scored = [(m[BEST_METRIC], step) for step in self.all_steps()
-                  if (m := self.manager.metrics(step)) and BEST_METRIC in m]
+        scored = [
+            (m[BEST_METRIC], step)
+            for step in self.all_steps()
+            if (m := self.manager.metrics(step)) and BEST_METRIC in m
+        ]
         return max(scored)[1] if scored else None
 
     def all_steps(self) -> list[int]:
@@ -149,7 +171,8 @@ class Checkpoints:
                     f"{self.workdir} already holds checkpoints of model {saved.get('model')!r} with "
                     f"{saved.get('num_classes')} classes, but the config asks for model "
                     f"{run_info.get('model')!r} with {run_info.get('num_classes')} classes; use a new "
-                    f"--workdir (or delete {self.directory} to start over).")
+                    f"--workdir (or delete {self.directory} to start over)."
+                )
         # Same count, other classes: e.g. a dataset version that replaced a class pair. Resuming
         # would train on mislabelled checkpoints, and a finished run would report stale results.
         saved_names, names = saved.get("class_names"), run_info.get("class_names")
@@ -158,11 +181,18 @@ class Checkpoints:
             raise UserError(
                 f"{self.workdir} already holds checkpoints trained on other classes than "
                 f"{run_info.get('dataset')!r} has now ({', '.join(changed)}); use a new --workdir "
-                f"(or delete {self.directory} to start over).")
+                f"(or delete {self.directory} to start over)."
+            )
 
     # ------------------------------------------------------------ save/restore
-    def save(self, step: int, state, run_info: dict[str, Any], data_iterator=None,
-             metrics: dict[str, float] | None = None) -> None:
+    def save(
+        self,
+        step: int,
+        state,
+        run_info: dict[str, Any],
+        data_iterator=None,
+        metrics: dict[str, float] | None = None,
+    ) -> None:
         """Iterator state now (synchronously), model and optimiser asynchronously."""
         if data_iterator is not None:
             folder = os.path.join(self.input_dir, str(step))
@@ -171,11 +201,15 @@ class Checkpoints:
         self.manager.save(
             step,
             args=ocp.args.Composite(
-                model=ocp.args.StandardSave({"params": state.params, "batch_stats": state.batch_stats}),
+                model=ocp.args.StandardSave(
+                    {"params": state.params, "batch_stats": state.batch_stats}
+                ),
                 optimizer=ocp.args.StandardSave({"step": state.step, "opt_state": state.opt_state}),
-                run=ocp.args.JsonSave(dict(run_info, step=int(step)))),
+                run=ocp.args.JsonSave(dict(run_info, step=int(step))),
+            ),
             metrics=dict(metrics) if metrics else None,
-            force=True)
+            force=True,
+        )
         self._prune_input_states(keep_also=step)
 
     def record_metrics(self, step: int, metrics: dict[str, float]) -> None:
@@ -190,16 +224,24 @@ class Checkpoints:
             return
         folder = os.path.join(self.directory, str(step), ocp.checkpoint_manager.METRIC_ITEM_NAME)
         os.makedirs(folder, exist_ok=True)
-        write_json(os.path.join(folder, ocp.checkpoint_manager.METRIC_ITEM_NAME),
-                   {k: float(v) for k, v in metrics.items()})
+        write_json(
+            os.path.join(folder, ocp.checkpoint_manager.METRIC_ITEM_NAME),
+            {k: float(v) for k, v in metrics.items()},
+        )
 
     def restore(self, step: int, abstract_state, data_iterator=None):
         """State at `step`, laid out like `abstract_state` (its shardings: any device count)."""
-        restored = self.manager.restore(step, args=ocp.args.Composite(
-            model=ocp.args.StandardRestore({"params": abstract_state.params,
-                                            "batch_stats": abstract_state.batch_stats}),
-            optimizer=ocp.args.StandardRestore({"step": abstract_state.step,
-                                                "opt_state": abstract_state.opt_state})))
+        restored = self.manager.restore(
+            step,
+            args=ocp.args.Composite(
+                model=ocp.args.StandardRestore(
+                    {"params": abstract_state.params, "batch_stats": abstract_state.batch_stats}
+                ),
+                optimizer=ocp.args.StandardRestore(
+                    {"step": abstract_state.step, "opt_state": abstract_state.opt_state}
+                ),
+            ),
+        )
         if data_iterator is not None:
             self.check_process_count(step)
             path = os.path.join(self.input_dir, str(step), f"process_{jax.process_index()}")
@@ -207,16 +249,22 @@ class Checkpoints:
                 raise UserFileError(
                     f"Checkpoint step {step} in {self.directory} has no data-iterator state at {path}; "
                     f"it was written by a different number of processes or copied without "
-                    f"{self.input_dir}: resume with the original process count or start a new --workdir.")
+                    f"{self.input_dir}: resume with the original process count or start a new --workdir."
+                )
             data_iterator.restore(path)
         model, optimizer = restored["model"], restored["optimizer"]
-        return abstract_state.replace(step=optimizer["step"], params=model["params"],
-                                      batch_stats=model["batch_stats"], opt_state=optimizer["opt_state"])
+        return abstract_state.replace(
+            step=optimizer["step"],
+            params=model["params"],
+            batch_stats=model["batch_stats"],
+            opt_state=optimizer["opt_state"],
+        )
 
     def restore_model(self, step: int, abstract_variables: dict[str, Any]) -> dict[str, Any]:
         """Only {'params', 'batch_stats'} (fine-tuning, evaluation)."""
-        restored = self.manager.restore(step, args=ocp.args.Composite(
-            model=ocp.args.StandardRestore(abstract_variables)))
+        restored = self.manager.restore(
+            step, args=ocp.args.Composite(model=ocp.args.StandardRestore(abstract_variables))
+        )
         return restored["model"]
 
     def wait(self) -> None:
@@ -256,16 +304,21 @@ def load_variables(source: str, abstract_variables: dict[str, Any], mesh) -> tup
 
     Returns (variables laid out replicated on `mesh`, the source's run info).
     """
-    workdir = source[:-len("/checkpoints")] if source.rstrip("/").endswith("/checkpoints") else source
+    workdir = (
+        source[: -len("/checkpoints")] if source.rstrip("/").endswith("/checkpoints") else source
+    )
     if not os.path.isdir(os.path.join(workdir, "checkpoints")):
         raise UserFileError(
             f"config.init_from={source!r} has no checkpoints folder; point it at the workdir of a "
-            f"finished training run.")
+            f"finished training run."
+        )
     ckpt = Checkpoints(workdir, read_only=True)
     step = ckpt.latest_step()
     if step is None:
-        raise UserFileError(f"config.init_from={source!r} holds no complete checkpoint; point it "
-                                f"at the workdir of a run that saved one.")
+        raise UserFileError(
+            f"config.init_from={source!r} holds no complete checkpoint; point it "
+            f"at the workdir of a run that saved one."
+        )
     info = ckpt.run_info(step)
     target = abstract_like(abstract_variables, parallel.replicated(mesh))
     variables = ckpt.restore_model(step, target)
@@ -307,8 +360,12 @@ class PreemptionWatcher:
         self.requested = True
         self.signal_name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
         if signum == signal.SIGINT:
-            print("\nCtrl-C: saving a checkpoint at the end of this step, then stopping (press "
-                  "Ctrl-C again to stop without saving).", file=sys.stderr, flush=True)
+            print(
+                "\nCtrl-C: saving a checkpoint at the end of this step, then stopping (press "
+                "Ctrl-C again to stop without saving).",
+                file=sys.stderr,
+                flush=True,
+            )
 
     def should_stop(self, step: int) -> bool:
         if self._multi:

@@ -6,6 +6,7 @@
 field with a bare AttributeError traceback; `parse_flags` turns that (and a wrongly typed
 value) into one sentence listing the valid fields at that level.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -34,8 +35,10 @@ def parse_arg(arg: str | None, **defaults: Any) -> ml_collections.ConfigDict:
         key, has_value, value = item.partition("=")
         key = key.strip()
         if key not in defaults:
-            raise UserError(f"Unknown config argument {key!r} in {arg!r}; valid arguments are "
-                             f"{', '.join(sorted(defaults))}.")
+            raise UserError(
+                f"Unknown config argument {key!r} in {arg!r}; valid arguments are "
+                f"{', '.join(sorted(defaults))}."
+            )
         default = defaults[key]
         if not has_value:
             if not isinstance(default, bool):
@@ -44,16 +47,20 @@ def parse_arg(arg: str | None, **defaults: Any) -> ml_collections.ConfigDict:
         elif isinstance(default, bool):
             word = value.strip().lower()
             if word not in TRUE_WORDS + FALSE_WORDS:
-                raise UserError(f"Config argument {key}={value!r} in {arg!r} is not a yes/no value; "
-                                f"write {key}=true or {key}=false (or just {key}).")
+                raise UserError(
+                    f"Config argument {key}={value!r} in {arg!r} is not a yes/no value; "
+                    f"write {key}=true or {key}=false (or just {key})."
+                )
             result[key] = word in TRUE_WORDS
         elif isinstance(default, (int, float)):
             try:
                 result[key] = type(default)(value)
             except ValueError:
                 kind = "an integer" if isinstance(default, int) else "a number"
-                raise UserError(f"Config argument {key}={value!r} in {arg!r} is not {kind}; "
-                                f"write e.g. {key}={default}.") from None
+                raise UserError(
+                    f"Config argument {key}={value!r} in {arg!r} is not {kind}; "
+                    f"write e.g. {key}={default}."
+                ) from None
         else:
             result[key] = value
     return result
@@ -63,7 +70,9 @@ def load_config_file(spec: str) -> ml_collections.ConfigDict:
     """Loads 'path.py[:arg]' the way config_flags does (used to explain override errors)."""
     path, _, arg = spec.partition(":")
     if not os.path.exists(path):
-        raise UserFileError(f"Config file {path!r} does not exist; pass --config=experiments/<name>.py.")
+        raise UserFileError(
+            f"Config file {path!r} does not exist; pass --config=experiments/<name>.py."
+        )
     module_spec = importlib.util.spec_from_file_location("_video_s3d_config", path)
     module = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(module)
@@ -79,15 +88,20 @@ def override_error(argv: list[str]) -> str | None:
     for arg in argv:
         if not arg.startswith("--config."):
             continue
-        dotted = arg[len("--config."):].split("=", 1)[0]
+        dotted = arg[len("--config.") :].split("=", 1)[0]
         node, walked = config, []
         for part in dotted.split("."):
             if not isinstance(node, (ml_collections.ConfigDict, dict)) or part not in node:
                 where = "config" + "".join("." + w for w in walked)
-                valid = ", ".join(sorted(node.keys())) if isinstance(node, (ml_collections.ConfigDict, dict)) \
+                valid = (
+                    ", ".join(sorted(node.keys()))
+                    if isinstance(node, (ml_collections.ConfigDict, dict))
                     else f"none ({where} is a value, not a group)"
-                return (f"Unknown config field '{dotted}' in {arg!r}; valid fields of {where} "
-                        f"are: {valid}.")
+                )
+                return (
+                    f"Unknown config field '{dotted}' in {arg!r}; valid fields of {where} "
+                    f"are: {valid}."
+                )
             node = node[part]
             walked.append(part)
     return None
@@ -104,15 +118,19 @@ def config_file_error(argv: list[str]) -> str | None:
         return None
     path = spec.partition(":")[0]
     if not os.path.isfile(path):
-        return (f"Config file {path!r} does not exist; pass --config=experiments/<name>.py "
-                f"(a path relative to {os.getcwd()}).")
+        return (
+            f"Config file {path!r} does not exist; pass --config=experiments/<name>.py "
+            f"(a path relative to {os.getcwd()})."
+        )
     try:
         with open(path, encoding="utf-8") as f:
             compile(f.read(), path, "exec")
     except (SyntaxError, ValueError, UnicodeDecodeError) as e:
         where = f" line {e.lineno}" if getattr(e, "lineno", None) else ""
-        return f"Config file {path}{where} is not valid Python ({e.__class__.__name__}: " \
-               f"{getattr(e, 'msg', e)}); fix the file."
+        return (
+            f"Config file {path}{where} is not valid Python ({e.__class__.__name__}: "
+            f"{getattr(e, 'msg', e)}); fix the file."
+        )
     return None
 
 

@@ -22,6 +22,7 @@ Counting conventions (all per clip, forward pass):
              Linear in --batch.
 The cross-check `analytic_macs` recounts gmacs per layer from the spec alone.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,7 +32,6 @@ import math
 import sys
 import time
 from typing import Any, Callable, Sequence
-
 
 # The paper's FLOP column (Xie et al. 2018, Kinetics-400 table, 64x224x224; REFERENCE.md
 # "Numbers to hold"). Its counting convention is not published.
@@ -146,7 +146,9 @@ def measure(
     spec = models.get_spec(name)
     min_t, min_s = models.minimum_input(spec)
     if frames < min_t or size < min_s:
-        raise ValueError(f"{name} needs at least {min_t} frames of {min_s}x{min_s}; got {frames}x{size}.")
+        raise ValueError(
+            f"{name} needs at least {min_t} frames of {min_s}x{min_s}; got {frames}x{size}."
+        )
     x = jax.ShapeDtypeStruct((batch, frames, size, size, in_channels), jnp.float32)
     rngs = {"params": jax.random.key(0), "dropout": jax.random.key(1)}
     variables = jax.eval_shape(lambda x: model.init(rngs, x, train=False), x)
@@ -157,7 +159,10 @@ def measure(
 
     def train_loss(params, batch_stats, x):
         logits, _ = model.apply(
-            {"params": params, "batch_stats": batch_stats}, x, train=True, mutable=["batch_stats"],
+            {"params": params, "batch_stats": batch_stats},
+            x,
+            train=True,
+            mutable=["batch_stats"],
             rngs={"dropout": jax.random.key(2)},
         )
         return jnp.sum(logits)
@@ -171,7 +176,9 @@ def measure(
         # casts); two batch sizes separate them, and only the first is activation memory.
         one, two = (
             saved_residual_bytes(
-                train_loss, variables["params"], variables["batch_stats"],
+                train_loss,
+                variables["params"],
+                variables["batch_stats"],
                 jax.ShapeDtypeStruct((b, frames, size, size, in_channels), jnp.float32),
             )
             for b in (1, 2)
@@ -199,8 +206,9 @@ def _out_size(size: int, window: int, stride: int, padding: str) -> int:
     return (size + 2 * ((window - 1) // 2) - window) // stride + 1
 
 
-def analytic_macs(spec, frames: int, size: int, num_classes: int,
-                  in_channels: int = 3) -> dict[str, int]:
+def analytic_macs(
+    spec, frames: int, size: int, num_classes: int, in_channels: int = 3
+) -> dict[str, int]:
     """Dense multiply-adds per layer (Conv_1a, Conv_2b, Conv_2c, Mixed_*, Logits) for one
     clip, from REFERENCE.md's layer table and `spec` only (no model code involved)."""
     from video_s3d.models.spec import INCEPTION_CHANNELS, LAYER_NAMES
@@ -257,14 +265,12 @@ def analytic_macs(spec, frames: int, size: int, num_classes: int,
     return macs
 
 
-def gmacs(name: str, frames: int, size: int, num_classes: int = 400,
-          in_channels: int = 3) -> float:
+def gmacs(name: str, frames: int, size: int, num_classes: int = 400, in_channels: int = 3) -> float:
     """Dense multiply-adds per clip in G, from the spec alone: instant, and equal to
     `measure(...).gmacs` (the tests hold them equal)."""
     from video_s3d.models import get_spec
 
-    return sum(analytic_macs(get_spec(name), frames, size, num_classes, in_channels).values()
-               ) / 1e9
+    return sum(analytic_macs(get_spec(name), frames, size, num_classes, in_channels).values()) / 1e9
 
 
 def valid_taps(size: int, window: int, stride: int, padding: str) -> int:
@@ -272,11 +278,9 @@ def valid_taps(size: int, window: int, stride: int, padding: str) -> int:
     inside the image: what XLA's cost analysis counts for a convolution."""
     from video_s3d.models.layers import padding_pairs
 
-    (low, _), = padding_pairs([size], [window], [stride], padding)
+    ((low, _),) = padding_pairs([size], [window], [stride], padding)
     count = _out_size(size, window, stride, padding)
-    return sum(
-        1 for o in range(count) for j in range(window) if 0 <= o * stride - low + j < size
-    )
+    return sum(1 for o in range(count) for j in range(window) if 0 <= o * stride - low + j < size)
 
 
 # ---------------------------------------------------------------- tables
@@ -290,8 +294,11 @@ def stem_label(name: str) -> str:
     from video_s3d.models import get_spec
 
     stem = get_spec(name).stem
-    return {"2d": "2D 1x7x7", "3d": f"3D {stem.temporal_kernel}x7x7", "separable":
-            f"sep 1x7x7+{stem.temporal_kernel}x1x1"}[stem.kind]
+    return {
+        "2d": "2D 1x7x7",
+        "3d": f"3D {stem.temporal_kernel}x7x7",
+        "separable": f"sep 1x7x7+{stem.temporal_kernel}x1x1",
+    }[stem.kind]
 
 
 def format_table(costs: Sequence[ModelCost]) -> str:
@@ -301,7 +308,9 @@ def format_table(costs: Sequence[ModelCost]) -> str:
     )
     lines = [header, "-" * len(header)]
     for c in costs:
-        paper = PAPER_GMACS.get(c.model) if (c.frames, c.size) == (PAPER_FRAMES, PAPER_SIZE) else None
+        paper = (
+            PAPER_GMACS.get(c.model) if (c.frames, c.size) == (PAPER_FRAMES, PAPER_SIZE) else None
+        )
         paper_s = f"{paper:7.1f}" if paper else f"{'':>7}"
         diff_s = f"{(c.gmacs - paper) / paper:+6.1%}" if paper else f"{'':>6}"
         lines.append(
@@ -352,19 +361,23 @@ def gates_at_every_position_gmacs(name: str, frames: int, size: int) -> float:
             total += t * h * w * spec.channels(192) ** 2
         else:
             from video_s3d.models.spec import INCEPTION_CHANNELS
+
             b0, _, b1, _, b2, b3 = (spec.channels(x) for x in INCEPTION_CHANNELS[layer_name])
             total += t * h * w * sum(c * c for c in (b0, b1, b2, b3)) - sum(
-                c * c for c in (b0, b1, b2, b3))
+                c * c for c in (b0, b1, b2, b3)
+            )
     return total / 1e9
 
 
 def _layer_names():
     from video_s3d.models.spec import LAYER_NAMES
+
     return LAYER_NAMES
 
 
-def layer_output_shapes(name: str, frames: int, size: int,
-                        num_classes: int = 400) -> dict[str, tuple[int, ...]]:
+def layer_output_shapes(
+    name: str, frames: int, size: int, num_classes: int = 400
+) -> dict[str, tuple[int, ...]]:
     """Per-endpoint output shape (T, H, W, C) of one clip, by abstract evaluation."""
     import jax
     import jax.numpy as jnp
@@ -374,37 +387,44 @@ def layer_output_shapes(name: str, frames: int, size: int,
     model = models.create(name, num_classes)
     x = jax.ShapeDtypeStruct((1, frames, size, size, 3), jnp.float32)
     variables = jax.eval_shape(lambda x: model.init(jax.random.key(0), x), x)
-    _, endpoints = jax.eval_shape(lambda v, x: model.apply(v, x, return_endpoints=True),
-                                  variables, x)
+    _, endpoints = jax.eval_shape(
+        lambda v, x: model.apply(v, x, return_endpoints=True), variables, x
+    )
     return {k: tuple(v.shape[1:]) for k, v in endpoints.items() if len(v.shape) == 5}
 
 
-def inference_activation_bytes(name: str, frames: int, size: int, num_classes: int = 400,
-                               bytes_per_value: int = 4) -> int:
+def inference_activation_bytes(
+    name: str, frames: int, size: int, num_classes: int = 400, bytes_per_value: int = 4
+) -> int:
     """Estimate of the activation memory of one evaluation pass over one clip: the largest
     input + output pair of consecutive endpoints (float32 by default). A lower bound on what
     XLA keeps (an Inception block also holds its branches), for sizing an all-frames pass."""
-    sizes = [frames * size * size * 3] + [math.prod(shape) for shape in
-                                          layer_output_shapes(name, frames, size,
-                                                              num_classes).values()]
+    sizes = [frames * size * size * 3] + [
+        math.prod(shape) for shape in layer_output_shapes(name, frames, size, num_classes).values()
+    ]
     return max(a + b for a, b in zip(sizes, sizes[1:])) * bytes_per_value
 
 
-def format_layer_table(names: Sequence[str], frames: int = PAPER_FRAMES, size: int = PAPER_SIZE,
-                       num_classes: int = 400) -> str:
+def format_layer_table(
+    names: Sequence[str], frames: int = PAPER_FRAMES, size: int = PAPER_SIZE, num_classes: int = 400
+) -> str:
     """G multiply-adds per layer (analytic_macs), one column per model, and the total."""
     from video_s3d.models import get_spec
 
     per_model = {n: analytic_macs(get_spec(n), frames, size, num_classes) for n in names}
     layers = list(next(iter(per_model.values())))
     header = f"{'layer':<10}" + "".join(f"{n:>14}" for n in names)
-    lines = [f"G multiply-adds per layer at {frames}x{size}x{size}, {num_classes} classes",
-             header, "-" * len(header)]
+    lines = [
+        f"G multiply-adds per layer at {frames}x{size}x{size}, {num_classes} classes",
+        header,
+        "-" * len(header),
+    ]
     for layer in layers:
         lines.append(f"{layer:<10}" + "".join(f"{per_model[n][layer] / 1e9:14.4f}" for n in names))
     lines.append("-" * len(header))
-    lines.append(f"{'total':<10}" + "".join(f"{sum(per_model[n].values()) / 1e9:14.4f}"
-                                             for n in names))
+    lines.append(
+        f"{'total':<10}" + "".join(f"{sum(per_model[n].values()) / 1e9:14.4f}" for n in names)
+    )
     paper = [PAPER_GMACS.get(n) for n in names]
     if any(paper) and (frames, size) == (PAPER_FRAMES, PAPER_SIZE):
         lines.append(f"{'paper':<10}" + "".join(f"{p:14.2f}" if p else f"{'':>14}" for p in paper))
@@ -413,13 +433,16 @@ def format_layer_table(names: Sequence[str], frames: int = PAPER_FRAMES, size: i
 
 def paper_gap_account() -> str:
     extra = gates_at_every_position_gmacs("s3dg", PAPER_FRAMES, PAPER_SIZE)
-    return PAPER_GAP_ACCOUNT.format(gate_positions=extra,
-                                    gate_total=gmacs("s3dg", PAPER_FRAMES, PAPER_SIZE) + extra)
+    return PAPER_GAP_ACCOUNT.format(
+        gate_positions=extra, gate_total=gmacs("s3dg", PAPER_FRAMES, PAPER_SIZE) + extra
+    )
 
 
 def convention_note(costs: Sequence[ModelCost], batch: int, dtype: str) -> str:
     note = CONVENTIONS.format(batch=batch, dtype=dtype)
-    if any(c.model in PAPER_GMACS and (c.frames, c.size) == (PAPER_FRAMES, PAPER_SIZE) for c in costs):
+    if any(
+        c.model in PAPER_GMACS and (c.frames, c.size) == (PAPER_FRAMES, PAPER_SIZE) for c in costs
+    ):
         note += "\n" + paper_gap_account()
     return note
 
@@ -433,17 +456,32 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--frames", type=int, default=PAPER_FRAMES, help="clip length T")
     parser.add_argument("--size", type=int, default=PAPER_SIZE, help="frame height = width")
     parser.add_argument("--num_classes", type=int, default=400)
-    parser.add_argument("--batch", type=int, default=1,
-                        help="clips per training step (activation memory scales with it)")
-    parser.add_argument("--dtype", default="float32", help="compute dtype: float32 | bfloat16 | float16")
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=1,
+        help="clips per training step (activation memory scales with it)",
+    )
+    parser.add_argument(
+        "--dtype", default="float32", help="compute dtype: float32 | bfloat16 | float16"
+    )
     parser.add_argument("--json", action="store_true", help="one JSON object per model, no table")
-    parser.add_argument("--all", action="store_true",
-                        help="every named (non-tiny) model at 64x224x224, beside the paper")
-    parser.add_argument("--models", type=lambda s: [m for m in s.split(",") if m],
-                        help="with --all or --layers: only these comma-separated models")
-    parser.add_argument("--layers", action="store_true",
-                        help="per-layer multiply-adds of i3d, s3d, s3dg (or --models) and the "
-                             "account of the gap to the paper's figures; nothing compiled")
+    parser.add_argument(
+        "--all",
+        action="store_true",
+        help="every named (non-tiny) model at 64x224x224, beside the paper",
+    )
+    parser.add_argument(
+        "--models",
+        type=lambda s: [m for m in s.split(",") if m],
+        help="with --all or --layers: only these comma-separated models",
+    )
+    parser.add_argument(
+        "--layers",
+        action="store_true",
+        help="per-layer multiply-adds of i3d, s3d, s3dg (or --models) and the "
+        "account of the gap to the paper's figures; nothing compiled",
+    )
     return parser.parse_args(argv)
 
 
@@ -492,7 +530,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.json:
             print(json.dumps(cost.as_json()), flush=True)
         if len(chosen) > 1:
-            print(f"[{i + 1}/{len(chosen)}] {name}: {time.time() - start:.1f}s", file=sys.stderr, flush=True)
+            print(
+                f"[{i + 1}/{len(chosen)}] {name}: {time.time() - start:.1f}s",
+                file=sys.stderr,
+                flush=True,
+            )
     if not args.json:
         print(f"Cost per clip at {frames}x{size}x{size}, {args.num_classes} classes")
         print(format_table(costs))

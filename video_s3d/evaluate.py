@@ -23,6 +23,7 @@ stays there however well it knows the pair.
             10 s video at 25 fps (video_s3d.cost; the seconds scale this run's measured
             whole-video throughput by multiply-adds), updated (UTC time).
 """
+
 from __future__ import annotations
 
 import datetime
@@ -68,8 +69,9 @@ def confusion_matrix(predictions: np.ndarray, labels: np.ndarray, num_classes: i
     return cm
 
 
-def pairwise_reversal_accuracy(logits: np.ndarray, labels: np.ndarray,
-                               partner: Sequence[int | None] | None) -> float | None:
+def pairwise_reversal_accuracy(
+    logits: np.ndarray, labels: np.ndarray, partner: Sequence[int | None] | None
+) -> float | None:
     """Among videos whose class has a reversal partner: fraction with logit[c] > logit[partner]."""
     if partner is None:
         return None
@@ -95,8 +97,9 @@ class VideoAccumulator:
         self.clip_top1 = 0
         self.clip_top5 = 0
 
-    def add(self, logits: np.ndarray, labels: np.ndarray, video_index: np.ndarray,
-            mask: np.ndarray) -> None:
+    def add(
+        self, logits: np.ndarray, labels: np.ndarray, video_index: np.ndarray, mask: np.ndarray
+    ) -> None:
         keep = np.asarray(mask, bool)
         logits = np.asarray(logits, np.float64)[keep]
         labels = np.asarray(labels)[keep]
@@ -117,7 +120,8 @@ class VideoAccumulator:
         ids = np.array(sorted(self._sums), np.int64)
         return {
             "video_index": ids,
-            "sums": np.stack([self._sums[i] for i in ids]) if len(ids)
+            "sums": np.stack([self._sums[i] for i in ids])
+            if len(ids)
             else np.zeros((0, self.num_classes)),
             "counts": np.array([self._counts[i] for i in ids], np.int64),
             "labels": np.array([self._labels[i] for i in ids], np.int64),
@@ -135,16 +139,23 @@ class VideoAccumulator:
         counts = np.bincount(inverse, weights=local["counts"], minlength=len(ids))
         labels = np.zeros(len(ids), np.int64)
         labels[inverse] = local["labels"]
-        return {"video_index": ids, "logits": sums / np.maximum(counts, 1)[:, None],
-                "labels": labels, "clip_stats": local["clip_stats"].reshape(-1, 3).sum(0)}
+        return {
+            "video_index": ids,
+            "logits": sums / np.maximum(counts, 1)[:, None],
+            "labels": labels,
+            "clip_stats": local["clip_stats"].reshape(-1, 3).sum(0),
+        }
 
 
 def _gather_ragged(local: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """process_allgather needs equal shapes: pad each process's videos to the longest."""
     n = len(local["video_index"])
     longest = int(np.max(parallel.allgather_host(np.array([n]))))
-    padded = {k: np.concatenate([v, np.zeros((longest - n,) + v.shape[1:], v.dtype)])
-              for k, v in local.items() if k != "clip_stats"}
+    padded = {
+        k: np.concatenate([v, np.zeros((longest - n,) + v.shape[1:], v.dtype)])
+        for k, v in local.items()
+        if k != "clip_stats"
+    }
     padded["valid"] = np.arange(longest) < n
     gathered = parallel.allgather_host(padded)
     valid = gathered.pop("valid")
@@ -153,8 +164,9 @@ def _gather_ragged(local: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return out
 
 
-def summarize(merged: dict[str, np.ndarray], num_classes: int,
-              reversal_partner: Sequence[int | None] | None) -> tuple[dict[str, float], dict]:
+def summarize(
+    merged: dict[str, np.ndarray], num_classes: int, reversal_partner: Sequence[int | None] | None
+) -> tuple[dict[str, float], dict]:
     """Scalars (top-1/5 at clip and video level, pairwise reversal) and the per-class extras."""
     clips, clip_top1, clip_top5 = (int(v) for v in merged["clip_stats"])
     logits, labels = merged["logits"], merged["labels"]
@@ -170,14 +182,19 @@ def summarize(merged: dict[str, np.ndarray], num_classes: int,
     pairwise = pairwise_reversal_accuracy(logits, labels, reversal_partner)
     if pairwise is not None:
         metrics["pairwise_reversal_accuracy"] = pairwise
-    extras = {"per_class_accuracy": per_class_accuracy(predictions, labels, num_classes),
-              "confusion_matrix": confusion_matrix(predictions, labels, num_classes)}
+    extras = {
+        "per_class_accuracy": per_class_accuracy(predictions, labels, num_classes),
+        "confusion_matrix": confusion_matrix(predictions, labels, num_classes),
+    }
     return metrics, extras
 
 
-def confusion_matrix_image(cm: np.ndarray, class_names: Sequence[str], title: str = "") -> np.ndarray:
+def confusion_matrix_image(
+    cm: np.ndarray, class_names: Sequence[str], title: str = ""
+) -> np.ndarray:
     """Row-normalised confusion matrix rendered as an RGB uint8 image (PNG / TensorBoard)."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -194,8 +211,15 @@ def confusion_matrix_image(cm: np.ndarray, class_names: Sequence[str], title: st
             for i in range(n):
                 for j in range(n):
                     if cm[i, j]:
-                        ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=7,
-                                color="white" if rows[i, j] > 0.5 else "black")
+                        ax.text(
+                            j,
+                            i,
+                            str(cm[i, j]),
+                            ha="center",
+                            va="center",
+                            fontsize=7,
+                            color="white" if rows[i, j] > 0.5 else "black",
+                        )
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title)
@@ -208,8 +232,10 @@ def confusion_matrix_image(cm: np.ndarray, class_names: Sequence[str], title: st
 
 def save_png(image: np.ndarray, path: str) -> None:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     buffer = io.BytesIO()
     plt.imsave(buffer, image, format="png")
     with open(path, "wb") as f:
@@ -217,8 +243,12 @@ def save_png(image: np.ndarray, path: str) -> None:
 
 
 # ------------------------------------------------------------------ eval over the mesh
-def make_eval_step(model, mesh, compiler_options=None,
-                   input_normalization: normalization.Normalization | None = None):
+def make_eval_step(
+    model,
+    mesh,
+    compiler_options=None,
+    input_normalization: normalization.Normalization | None = None,
+):
     """jit(shard_map(forward)): replicated variables, batch-sharded clips -> sharded logits.
 
     uint8 clips are normalised inside by `input_normalization` (default [-1, 1]).
@@ -227,13 +257,27 @@ def make_eval_step(model, mesh, compiler_options=None,
 
     def per_device(variables, video):
         return model.apply(variables, input_normalization.model_input(video), train=False)
-    return jax.jit(jax.shard_map(per_device, mesh=mesh, in_specs=(P(), P(parallel.BATCH_AXIS)),
-                                 out_specs=P(parallel.BATCH_AXIS)), compiler_options=compiler_options)
+
+    return jax.jit(
+        jax.shard_map(
+            per_device,
+            mesh=mesh,
+            in_specs=(P(), P(parallel.BATCH_AXIS)),
+            out_specs=P(parallel.BATCH_AXIS),
+        ),
+        compiler_options=compiler_options,
+    )
 
 
-def run_eval(eval_step, variables, batches: Iterable[dict], mesh, num_classes: int,
-             show_progress: bool = False, total_clips: int | None = None
-             ) -> tuple[dict[str, np.ndarray], float]:
+def run_eval(
+    eval_step,
+    variables,
+    batches: Iterable[dict],
+    mesh,
+    num_classes: int,
+    show_progress: bool = False,
+    total_clips: int | None = None,
+) -> tuple[dict[str, np.ndarray], float]:
     """Feeds every batch; returns merged per-video logits and clips/s (after the first batch).
 
     With `show_progress`, a line every EVAL_PROGRESS_SECONDS: this process's clips done, the
@@ -264,8 +308,7 @@ def run_eval(eval_step, variables, batches: Iterable[dict], mesh, num_classes: i
         now = time.perf_counter()
         if show_progress and start is not None and now - last_shown >= EVAL_PROGRESS_SECONDS:
             last_shown = now
-            log("  " + eval_progress_line(i + 1, clips_fed, clips_timed, now - start,
-                                          total_clips))
+            log("  " + eval_progress_line(i + 1, clips_fed, clips_timed, now - start, total_clips))
     if pending is not None:
         collect(pending)
     elapsed = time.perf_counter() - start if start is not None else 0.0
@@ -273,8 +316,9 @@ def run_eval(eval_step, variables, batches: Iterable[dict], mesh, num_classes: i
     return accumulator.merged(), (total_timed / elapsed if elapsed > 0 else float("nan"))
 
 
-def eval_progress_line(batches: int, clips: int, clips_timed: int, seconds: float,
-                       total_clips: int | None) -> str:
+def eval_progress_line(
+    batches: int, clips: int, clips_timed: int, seconds: float, total_clips: int | None
+) -> str:
     """'eval: batch 12, 96/480 clips, 31.0 clips/s, ETA 0:12' (rate after the first batch)."""
     rate = clips_timed / seconds if seconds > 0 and clips_timed else float("nan")
     out_of = f"/{total_clips}" if total_clips else ""
@@ -299,8 +343,10 @@ def eval_protocols(config: ml_collections.ConfigDict) -> tuple[str, ...]:
     protocols = tuple(config.data.get("eval_protocols", None) or ("multi_clip",))
     unknown = [p for p in protocols if p not in EVAL_PROTOCOLS]
     if unknown:
-        raise UserError(f"config.data.eval_protocols has {unknown[0]!r}; use any of "
-                         f"{', '.join(EVAL_PROTOCOLS)} (the first is the headline).")
+        raise UserError(
+            f"config.data.eval_protocols has {unknown[0]!r}; use any of "
+            f"{', '.join(EVAL_PROTOCOLS)} (the first is the headline)."
+        )
     return protocols
 
 
@@ -315,14 +361,28 @@ def _all_frames_step(model, mesh, config):
     cached = _ALL_FRAMES_STEPS.get(id(model))
     same_devices = cached is not None and cached[1].devices.tolist() == mesh.devices.tolist()
     if cached is None or cached[0] is not model or not same_devices:
-        cached = (model, mesh, make_eval_step(model, mesh, train_state.compiler_options(config),
-                                              normalization.from_config(config.data)))
+        cached = (
+            model,
+            mesh,
+            make_eval_step(
+                model,
+                mesh,
+                train_state.compiler_options(config),
+                normalization.from_config(config.data),
+            ),
+        )
         _ALL_FRAMES_STEPS[id(model)] = cached
     return cached[1], cached[2]
 
 
-def run_all_frames_eval(eval_step, variables, batches: Iterable[dict], mesh, num_classes: int,
-                        show_progress: bool = False) -> tuple[dict[str, np.ndarray], float, int]:
+def run_all_frames_eval(
+    eval_step,
+    variables,
+    batches: Iterable[dict],
+    mesh,
+    num_classes: int,
+    show_progress: bool = False,
+) -> tuple[dict[str, np.ndarray], float, int]:
     """Whole-video batches -> merged per-video logits, videos/s (batches of a length seen
     before only: a new length compiles) and the number of frames the model saw."""
     accumulator = VideoAccumulator(num_classes)
@@ -346,39 +406,52 @@ def run_all_frames_eval(eval_step, variables, batches: Iterable[dict], mesh, num
     return accumulator.merged(), videos_per_sec, int(total[1])
 
 
-def _evaluate_all_frames(config, model, variables, mesh, info, reverse: bool,
-                         is_main: bool) -> tuple[dict[str, float], dict]:
+def _evaluate_all_frames(
+    config, model, variables, mesh, info, reverse: bool, is_main: bool
+) -> tuple[dict[str, float], dict]:
     local_mesh, step = _all_frames_step(model, mesh, config)
     if local_mesh is not mesh:
-        variables = jax.device_put(parallel.replicated_to_host(variables),
-                                   parallel.replicated(local_mesh))
+        variables = jax.device_put(
+            parallel.replicated_to_host(variables), parallel.replicated(local_mesh)
+        )
     local_batch = local_mesh.size * int(config.data.get("all_frames_videos_per_device", 1))
     partner = getattr(info, "reversal_partner", None)
 
     def batches(reverse_time: bool):
-        return inputs.all_frames_eval_batches(config.data, local_batch=local_batch,
-                                              reverse_time=reverse_time,
-                                              process_index=jax.process_index(),
-                                              process_count=jax.process_count())
+        return inputs.all_frames_eval_batches(
+            config.data,
+            local_batch=local_batch,
+            reverse_time=reverse_time,
+            process_index=jax.process_index(),
+            process_count=jax.process_count(),
+        )
 
-    merged, videos_per_sec, frames = run_all_frames_eval(step, variables, batches(False),
-                                                         local_mesh, info.num_classes,
-                                                         show_progress=is_main)
+    merged, videos_per_sec, frames = run_all_frames_eval(
+        step, variables, batches(False), local_mesh, info.num_classes, show_progress=is_main
+    )
     metrics, extras = summarize(merged, info.num_classes, partner)
     metrics["frames_seen"] = float(frames)
     metrics["eval_videos_per_sec"] = videos_per_sec
     metrics["eval_clips_per_sec"] = videos_per_sec  # a clip is a whole video here
     if reverse:
-        reversed_merged, _, _ = run_all_frames_eval(step, variables, batches(True), local_mesh,
-                                                    info.num_classes)
+        reversed_merged, _, _ = run_all_frames_eval(
+            step, variables, batches(True), local_mesh, info.num_classes
+        )
         reversed_metrics, _ = summarize(reversed_merged, info.num_classes, partner)
         metrics["reversed_video_top1"] = reversed_metrics["video_top1"]
         metrics["reversed_clip_top1"] = reversed_metrics["clip_top1"]
     return metrics, extras
 
 
-def evaluate_variables(config: ml_collections.ConfigDict, model, variables, mesh, info,
-                       eval_step=None, is_main: bool = True) -> tuple[dict[str, float], dict]:
+def evaluate_variables(
+    config: ml_collections.ConfigDict,
+    model,
+    variables,
+    mesh,
+    info,
+    eval_step=None,
+    is_main: bool = True,
+) -> tuple[dict[str, float], dict]:
     """All evaluation numbers for one set of variables, for every protocol in
     config.data.eval_protocols: the first gives the headline metrics (and, if asked, the
     reversed-time ones); the others add `<protocol>_video_top1/5`; extras['protocols'] holds
@@ -387,11 +460,13 @@ def evaluate_variables(config: ml_collections.ConfigDict, model, variables, mesh
     for i, protocol in enumerate(eval_protocols(config)):
         reverse = bool(config.reverse_time_eval) and i == 0
         if protocol == "all_frames":
-            results[protocol] = _evaluate_all_frames(config, model, variables, mesh, info,
-                                                     reverse, is_main)
+            results[protocol] = _evaluate_all_frames(
+                config, model, variables, mesh, info, reverse, is_main
+            )
         else:
-            results[protocol] = _evaluate_multi_clip(config, model, variables, mesh, info,
-                                                     eval_step, reverse, is_main)
+            results[protocol] = _evaluate_multi_clip(
+                config, model, variables, mesh, info, eval_step, reverse, is_main
+            )
     headline = next(iter(results))
     metrics, extras = dict(results[headline][0]), dict(results[headline][1])
     for protocol, (other, _) in results.items():
@@ -401,21 +476,33 @@ def evaluate_variables(config: ml_collections.ConfigDict, model, variables, mesh
     return metrics, extras
 
 
-def _evaluate_multi_clip(config, model, variables, mesh, info, eval_step, reverse: bool,
-                         is_main: bool) -> tuple[dict[str, float], dict]:
-    eval_step = eval_step or make_eval_step(model, mesh, train_state.compiler_options(config),
-                                            normalization.from_config(config.data))
+def _evaluate_multi_clip(
+    config, model, variables, mesh, info, eval_step, reverse: bool, is_main: bool
+) -> tuple[dict[str, float], dict]:
+    eval_step = eval_step or make_eval_step(
+        model, mesh, train_state.compiler_options(config), normalization.from_config(config.data)
+    )
     local_batch = parallel.local_batch_size(config.eval_batch_size, mesh)
     partner = getattr(info, "reversal_partner", None)
 
     def batches(reverse: bool):
-        return inputs.eval_batches(config.data, local_batch=local_batch, reverse_time=reverse,
-                                   process_index=jax.process_index(),
-                                   process_count=jax.process_count())
+        return inputs.eval_batches(
+            config.data,
+            local_batch=local_batch,
+            reverse_time=reverse,
+            process_index=jax.process_index(),
+            process_count=jax.process_count(),
+        )
 
-    merged, clips_per_sec = run_eval(eval_step, variables, batches(False), mesh, info.num_classes,
-                                     show_progress=is_main,
-                                     total_clips=_local_eval_clips(config, info))
+    merged, clips_per_sec = run_eval(
+        eval_step,
+        variables,
+        batches(False),
+        mesh,
+        info.num_classes,
+        show_progress=is_main,
+        total_clips=_local_eval_clips(config, info),
+    )
     metrics, extras = summarize(merged, info.num_classes, partner)
     metrics["eval_clips_per_sec"] = clips_per_sec
     if reverse:
@@ -436,37 +523,69 @@ def _local_eval_clips(config: ml_collections.ConfigDict, info) -> int | None:
     return -(-videos // jax.process_count()) * views
 
 
-def report(workdir: str, writer: MetricWriter, step: int, metrics: dict[str, float], extras: dict,
-           class_names: Sequence[str], is_main: bool) -> None:
+def report(
+    workdir: str,
+    writer: MetricWriter,
+    step: int,
+    metrics: dict[str, float],
+    extras: dict,
+    class_names: Sequence[str],
+    is_main: bool,
+) -> None:
     """Eval scalars and the confusion matrix to TensorBoard, jsonl, PNG, stdout."""
     writer.write_scalars(step, metrics, prefix="eval/")
     if not is_main:
         return
-    image = confusion_matrix_image(extras["confusion_matrix"], class_names,
-                                   title=f"step {step}: video top-1 {metrics['video_top1']:.3f}")
+    image = confusion_matrix_image(
+        extras["confusion_matrix"],
+        class_names,
+        title=f"step {step}: video top-1 {metrics['video_top1']:.3f}",
+    )
     writer.write_image(step, "eval/confusion_matrix", image)
     save_png(image, os.path.join(workdir, "confusion_matrix.png"))
-    shown = "  ".join(f"{k} {v:.3f}" for k, v in metrics.items()
-                      if k not in ("num_videos", "num_clips", "eval_clips_per_sec",
-                                   "eval_videos_per_sec", "frames_seen"))
-    log(f"eval @ step {step}: {shown}  ({int(metrics['num_videos'])} videos, "
-        f"{metrics['eval_clips_per_sec']:.1f} clips/s)")
+    shown = "  ".join(
+        f"{k} {v:.3f}"
+        for k, v in metrics.items()
+        if k
+        not in (
+            "num_videos",
+            "num_clips",
+            "eval_clips_per_sec",
+            "eval_videos_per_sec",
+            "frames_seen",
+        )
+    )
+    log(
+        f"eval @ step {step}: {shown}  ({int(metrics['num_videos'])} videos, "
+        f"{metrics['eval_clips_per_sec']:.1f} clips/s)"
+    )
 
 
-def write_result(workdir: str, *, config: ml_collections.ConfigDict, info, step: int,
-                 metrics: dict[str, float], extras: dict, num_params: int,
-                 train_clips_per_sec: float | None) -> dict[str, Any]:
+def write_result(
+    workdir: str,
+    *,
+    config: ml_collections.ConfigDict,
+    info,
+    step: int,
+    metrics: dict[str, float],
+    extras: dict,
+    num_params: int,
+    train_clips_per_sec: float | None,
+) -> dict[str, Any]:
     """Writes result.json (process 0 calls it); keeps a previous train throughput if not given."""
     path = os.path.join(workdir, "result.json")
     previous = {}
     if os.path.exists(path):
         import json
+
         with open(path, encoding="utf-8") as f:
             previous = json.load(f)
     if train_clips_per_sec is None:
         train_clips_per_sec = previous.get("train_clips_per_sec")
-    per_class = {str(name): (None if np.isnan(acc) else float(acc))
-                 for name, acc in zip(info.class_names, extras["per_class_accuracy"])}
+    per_class = {
+        str(name): (None if np.isnan(acc) else float(acc))
+        for name, acc in zip(info.class_names, extras["per_class_accuracy"])
+    }
     result = {
         "model": config.model.name,
         "dataset": config.data.name,
@@ -493,12 +612,15 @@ def write_result(workdir: str, *, config: ml_collections.ConfigDict, info, step:
 def _jsonable(protocols: dict | None) -> dict | None:
     if protocols is None:
         return None
-    return {p: {k: (bool(v) if isinstance(v, bool) else float(v)) for k, v in m.items()}
-            for p, m in protocols.items()}
+    return {
+        p: {k: (bool(v) if isinstance(v, bool) else float(v)) for k, v in m.items()}
+        for p, m in protocols.items()
+    }
 
 
-def all_frames_cost(config: ml_collections.ConfigDict, protocols: dict | None,
-                    frames: int = COST_MODEL_FRAMES) -> dict[str, Any] | None:
+def all_frames_cost(
+    config: ml_collections.ConfigDict, protocols: dict | None, frames: int = COST_MODEL_FRAMES
+) -> dict[str, Any] | None:
     """The cost model of one all-frames pass over a `frames`-frame video at the run's crop:
     multiply-adds and the activation-memory estimate (video_s3d.cost), and the time the
     multiply-adds predict from this run's own measured whole-video throughput."""
@@ -510,25 +632,33 @@ def all_frames_cost(config: ml_collections.ConfigDict, protocols: dict | None,
         memory = cost.inference_activation_bytes(config.model.name, frames, size)
     except ValueError:  # a model outside the zoo: no spec to count from
         return None
-    result = {"frames": frames, "crop_size": size, "gmacs": macs,
-              "activation_bytes_estimate": memory, "seconds_estimate": None}
+    result = {
+        "frames": frames,
+        "crop_size": size,
+        "gmacs": macs,
+        "activation_bytes_estimate": memory,
+        "seconds_estimate": None,
+    }
     measured = (protocols or {}).get("all_frames")
     if measured and measured.get("num_videos") and measured.get("eval_videos_per_sec", 0) > 0:
         # Seconds per measured video, scaled by multiply-adds to a `frames`-frame video.
         mean_frames = measured["frames_seen"] / measured["num_videos"]
         per_video = 1.0 / measured["eval_videos_per_sec"]
-        result["seconds_estimate"] = per_video * macs / cost.gmacs(
-            config.model.name, max(int(round(mean_frames)), 1), size)
+        result["seconds_estimate"] = (
+            per_video * macs / cost.gmacs(config.model.name, max(int(round(mean_frames)), 1), size)
+        )
         result["measured_mean_frames"] = mean_frames
     return result
 
 
 # ------------------------------------------------------------------- standalone --mode=eval
-def with_recorded_normalization(config: ml_collections.ConfigDict, workdir: str,
-                                is_main: bool = True) -> ml_collections.ConfigDict:
+def with_recorded_normalization(
+    config: ml_collections.ConfigDict, workdir: str, is_main: bool = True
+) -> ml_collections.ConfigDict:
     """`config` with the input normalisation the run's weights expect, as its config.json
     records it (an imported torchvision run records torchvision's): the weights decide."""
     import json
+
     path = os.path.join(workdir, "config.json")
     if not os.path.isfile(path):
         return config
@@ -536,25 +666,34 @@ def with_recorded_normalization(config: ml_collections.ConfigDict, workdir: str,
         recorded = normalization.from_config(json.load(f).get("data", {}))
     if recorded == normalization.from_config(config.data):
         return config
-    log(f"inputs normalised as {workdir}/config.json records (mean {recorded.mean}, std "
-        f"{recorded.std}), not as the given config", is_main)
+    log(
+        f"inputs normalised as {workdir}/config.json records (mean {recorded.mean}, std "
+        f"{recorded.std}), not as the given config",
+        is_main,
+    )
     config = ml_collections.ConfigDict(config.to_dict())
     config.data.update(recorded.to_config())
     return config
 
 
-def evaluate(config: ml_collections.ConfigDict, workdir: str,
-             step: str | int = steps.LATEST) -> dict[str, Any]:
+def evaluate(
+    config: ml_collections.ConfigDict, workdir: str, step: str | int = steps.LATEST
+) -> dict[str, Any]:
     """Evaluates one checkpoint in `workdir` (`step`: latest, best or a number; see
     video_s3d.steps); writes result.json and summaries."""
     is_main = jax.process_index() == 0
     mesh = parallel.make_mesh()
     parallel.check_global_batch(config.eval_batch_size, mesh, "config.eval_batch_size")
-    ckpt = checkpointing.Checkpoints(workdir, read_only=True) \
-        if os.path.isdir(os.path.join(workdir, "checkpoints")) else None
+    ckpt = (
+        checkpointing.Checkpoints(workdir, read_only=True)
+        if os.path.isdir(os.path.join(workdir, "checkpoints"))
+        else None
+    )
     if ckpt is None or not ckpt.all_steps():
-        raise UserFileError(f"{workdir} holds no checkpoint to evaluate; train first with "
-                                f"--mode=train --workdir={workdir}.")
+        raise UserFileError(
+            f"{workdir} holds no checkpoint to evaluate; train first with "
+            f"--mode=train --workdir={workdir}."
+        )
     step, how = steps.resolve(ckpt, steps.parse(step), workdir)
     config = with_recorded_normalization(config, workdir, is_main)
     inputs.ensure_ready(config.data)
@@ -563,16 +702,25 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str,
     model = train_state.create_model(config, info.num_classes)
     variables = ckpt.restore_model(step, train_state.abstract_variables(model, config, mesh))
     ckpt.close()
-    log(f"evaluating {config.model.name} at step {step} ({how}) on "
+    log(
+        f"evaluating {config.model.name} at step {step} ({how}) on "
         f"{config.data.name}:{config.data.eval_split}",
-        is_main)
+        is_main,
+    )
     metrics, extras = evaluate_variables(config, model, variables, mesh, info, is_main=is_main)
     writer = MetricWriter(workdir, enabled=is_main)
     report(workdir, writer, step, metrics, extras, info.class_names, is_main)
     writer.close()
     result = {}
     if is_main:
-        result = write_result(workdir, config=config, info=info, step=step, metrics=metrics,
-                              extras=extras, num_params=train_state.count_params(variables["params"]),
-                              train_clips_per_sec=None)
+        result = write_result(
+            workdir,
+            config=config,
+            info=info,
+            step=step,
+            metrics=metrics,
+            extras=extras,
+            num_params=train_state.count_params(variables["params"]),
+            train_clips_per_sec=None,
+        )
     return result

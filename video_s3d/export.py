@@ -12,6 +12,7 @@ run set config.data.input_mean / input_std) and returns `logits` and `probabilit
 The model is serialized as StableHLO for `--platforms` (default: this machine's backend);
 TensorFlow runs it wherever one of them is available. Parameters are stored as TF variables.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,19 +29,25 @@ PLATFORMS = ("cpu", "cuda", "rocm", "tpu")
 def parse_args(argv=None) -> argparse.Namespace:
     parser = inference.argument_parser("video_s3d.export", __doc__)
     parser.add_argument("--out", required=True, help="SavedModel folder to write (must not exist)")
-    parser.add_argument("--platforms", default=None,
-                        help=f"comma-separated subset of {','.join(PLATFORMS)} to serialize for "
-                             f"(default: this machine's JAX backend)")
+    parser.add_argument(
+        "--platforms",
+        default=None,
+        help=f"comma-separated subset of {','.join(PLATFORMS)} to serialize for "
+        f"(default: this machine's JAX backend)",
+    )
     args = parser.parse_args(argv)
     if args.platforms:
         args.platforms = tuple(p.strip() for p in args.platforms.split(",") if p.strip())
         unknown = [p for p in args.platforms if p not in PLATFORMS]
         if unknown or not args.platforms:
-            parser.error(f"--platforms={','.join(args.platforms)} names unknown platforms "
-                         f"{unknown}; use a comma-separated subset of {','.join(PLATFORMS)}.")
+            parser.error(
+                f"--platforms={','.join(args.platforms)} names unknown platforms "
+                f"{unknown}; use a comma-separated subset of {','.join(PLATFORMS)}."
+            )
     if os.path.exists(args.out) and os.listdir(args.out):
-        parser.error(f"--out={args.out} already exists and is not empty; choose a new folder "
-                     f"or delete it.")
+        parser.error(
+            f"--out={args.out} already exists and is not empty; choose a new folder or delete it."
+        )
     return args
 
 
@@ -56,6 +63,7 @@ def serving_function(run: inference.Run):
         video = input_normalization(frames)
         logits = model.apply(variables, video, train=False).astype(jnp.float32)
         return logits, jax.nn.softmax(logits, axis=-1)
+
     return serve
 
 
@@ -73,21 +81,24 @@ def export(run: inference.Run, out_dir: str, platforms: tuple[str, ...] | None =
     window_ops = "auto" if platforms == ("cpu",) and jax.default_backend() == "cpu" else "native"
     t, h, w, c = run.input_shape
     host_variables = jax.tree.map(np.asarray, run.variables)
-    tf_variables = tf.nest.map_structure(lambda v: tf.Variable(v, trainable=False),
-                                         host_variables)
+    tf_variables = tf.nest.map_structure(lambda v: tf.Variable(v, trainable=False), host_variables)
     with layers.window_ops(window_ops):
         converted = jax2tf.convert(
-            serving_function(run), with_gradient=False,
+            serving_function(run),
+            with_gradient=False,
             polymorphic_shapes=[None, "(b, ...)"],
-            native_serialization_platforms=platforms)
+            native_serialization_platforms=platforms,
+        )
 
         module = tf.Module()
         module.model_variables = tf_variables
         module.class_names = tf.Variable(run.class_names, trainable=False, dtype=tf.string)
         module.input_shape = tf.Variable([t, h, w, c], trainable=False, dtype=tf.int32)
 
-        @tf.function(input_signature=[tf.TensorSpec([None, t, h, w, c], tf.uint8, name="frames")],
-                     autograph=False)
+        @tf.function(
+            input_signature=[tf.TensorSpec([None, t, h, w, c], tf.uint8, name="frames")],
+            autograph=False,
+        )
         def serving_default(frames):
             logits, probabilities = converted(module.model_variables, frames)
             return {"logits": logits, "probabilities": probabilities}
@@ -100,6 +111,7 @@ def export(run: inference.Run, out_dir: str, platforms: tuple[str, ...] | None =
 
 def _backend_platform() -> str:
     import jax
+
     backend = jax.default_backend()
     return {"gpu": "cuda"}.get(backend, backend)
 
@@ -115,8 +127,10 @@ def main(argv=None) -> int:
     print(f"exporting {run.describe()}", file=sys.stderr, flush=True)
     export(run, args.out, args.platforms)
     t, h, w, c = run.input_shape
-    print(f"wrote {args.out}: serving_default(frames: uint8 [batch, {t}, {h}, {w}, {c}]) -> "
-          f"logits, probabilities [batch, {run.num_classes}]")
+    print(
+        f"wrote {args.out}: serving_default(frames: uint8 [batch, {t}, {h}, {w}, {c}]) -> "
+        f"logits, probabilities [batch, {run.num_classes}]"
+    )
     return 0
 
 

@@ -12,6 +12,7 @@ endpoint, step, failed (paths that could not be read). The plot is the paper's f
 visualisation: a 2D t-SNE (default; `video_s3d.projection`, scikit-learn) or PCA of the
 features, one colour per label (per predicted class when labels are unknown).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,17 +26,32 @@ from video_s3d import inference, projection
 def parse_args(argv=None) -> argparse.Namespace:
     parser = inference.argument_parser("video_s3d.features", __doc__)
     parser.add_argument("--videos", required=True, help="video file, folder or glob pattern")
-    parser.add_argument("--endpoint", default="Mixed_5c",
-                        help="layer whose output is the feature (PreLogits: the pooled input of "
-                             "the classifier)")
+    parser.add_argument(
+        "--endpoint",
+        default="Mixed_5c",
+        help="layer whose output is the feature (PreLogits: the pooled input of the classifier)",
+    )
     parser.add_argument("--out", required=True, help="where to write the .npz")
     parser.add_argument("--plot", default=None, help="also draw the features in 2D to this PNG")
-    parser.add_argument("--projection", default="tsne", choices=projection.METHODS,
-                        help="2D map for --plot (t-SNE falls back to PCA below 5 videos)")
-    parser.add_argument("--num_clips", type=int, default=None,
-                        help="clips per video (default: the run's config.data.eval_num_clips)")
-    parser.add_argument("--num_crops", type=int, default=None, choices=(1, 3),
-                        help="crops per clip (default: config.data.eval_num_crops)")
+    parser.add_argument(
+        "--projection",
+        default="tsne",
+        choices=projection.METHODS,
+        help="2D map for --plot (t-SNE falls back to PCA below 5 videos)",
+    )
+    parser.add_argument(
+        "--num_clips",
+        type=int,
+        default=None,
+        help="clips per video (default: the run's config.data.eval_num_clips)",
+    )
+    parser.add_argument(
+        "--num_crops",
+        type=int,
+        default=None,
+        choices=(1, 3),
+        help="crops per clip (default: config.data.eval_num_crops)",
+    )
     args = parser.parse_args(argv)
     if not args.out.endswith(".npz"):
         parser.error(f"--out={args.out} must end in .npz (numpy.savez adds it otherwise).")
@@ -44,8 +60,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def extract(run: inference.Run, videos: list[tuple[str, str | None]], endpoint: str,
-            progress=None) -> dict[str, np.ndarray]:
+def extract(
+    run: inference.Run, videos: list[tuple[str, str | None]], endpoint: str, progress=None
+) -> dict[str, np.ndarray]:
     """The .npz contents for `videos` (unreadable ones listed under 'failed')."""
     rows = {"features": [], "logits": [], "videos": [], "labels": []}
     failed = []
@@ -65,8 +82,9 @@ def extract(run: inference.Run, videos: list[tuple[str, str | None]], endpoint: 
     logits = np.array(rows["logits"], np.float32).reshape(-1, run.num_classes)
     predictions = logits.argmax(-1).astype(np.int64)
     out = {
-        "features": (np.stack(rows["features"]) if rows["features"]
-                     else np.zeros((0, 0), np.float32)),
+        "features": (
+            np.stack(rows["features"]) if rows["features"] else np.zeros((0, 0), np.float32)
+        ),
         "videos": np.array(rows["videos"], dtype=str),
         "logits": logits,
         "predictions": predictions,
@@ -84,6 +102,7 @@ def extract(run: inference.Run, videos: list[tuple[str, str | None]], endpoint: 
 def plot(result: dict[str, np.ndarray], path: str, method: str, title: str) -> str:
     """Scatter of the 2D map coloured by label; returns the method actually used."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -95,12 +114,23 @@ def plot(result: dict[str, np.ndarray], path: str, method: str, title: str) -> s
     fig, ax = plt.subplots(figsize=(9, 6), dpi=100)
     for i, name in enumerate(names):
         chosen = groups == name
-        ax.scatter(points[chosen, 0], points[chosen, 1], s=22, color=colours(i % colours.N),
-                   label=name or "(no label)")
+        ax.scatter(
+            points[chosen, 0],
+            points[chosen, 1],
+            s=22,
+            color=colours(i % colours.N),
+            label=name or "(no label)",
+        )
     if len(names) <= 40:
         # Beside the map, never over a cluster.
-        ax.legend(title="label" if known else "predicted class", fontsize=8, loc="upper left",
-                  bbox_to_anchor=(1.01, 1.0), markerscale=1.2, frameon=False)
+        ax.legend(
+            title="label" if known else "predicted class",
+            fontsize=8,
+            loc="upper left",
+            bbox_to_anchor=(1.01, 1.0),
+            markerscale=1.2,
+            frameon=False,
+        )
     ax.set_title(f"{title} ({used})", fontsize=10)
     ax.set_xticks([])
     ax.set_yticks([])
@@ -115,33 +145,48 @@ def main(argv=None) -> int:
     inference.setup_process()
     try:
         videos = inference.list_videos(args.videos, flag="--videos")
-        run = inference.load_run(args.checkpoint, step=args.step, num_clips=args.num_clips,
-                                 num_crops=args.num_crops)
+        run = inference.load_run(
+            args.checkpoint, step=args.step, num_clips=args.num_clips, num_crops=args.num_crops
+        )
         valid = run.endpoint_names()
         if args.endpoint not in valid:
-            raise ValueError(f"--endpoint={args.endpoint} is not an endpoint of "
-                             f"{run.config.model.name}; use one of {', '.join(valid)}.")
+            raise ValueError(
+                f"--endpoint={args.endpoint} is not an endpoint of "
+                f"{run.config.model.name}; use one of {', '.join(valid)}."
+            )
     except (FileNotFoundError, ValueError) as error:
         print(f"Error: {error}", file=sys.stderr)
         return 2
-    print(f"{run.describe()}; endpoint {args.endpoint}; {len(videos)} video(s)", file=sys.stderr,
-          flush=True)
-    result = extract(run, videos, args.endpoint,
-                     progress=lambda line: print(line, file=sys.stderr, flush=True))
+    print(
+        f"{run.describe()}; endpoint {args.endpoint}; {len(videos)} video(s)",
+        file=sys.stderr,
+        flush=True,
+    )
+    result = extract(
+        run, videos, args.endpoint, progress=lambda line: print(line, file=sys.stderr, flush=True)
+    )
     count = len(result["videos"])
     if not count:
-        print(f"Error: none of the {len(videos)} video(s) could be read; nothing written.",
-              file=sys.stderr)
+        print(
+            f"Error: none of the {len(videos)} video(s) could be read; nothing written.",
+            file=sys.stderr,
+        )
         return 1
     np.savez(args.out, **result)
-    print(f"wrote {args.out}: {count} video(s) x {result['features'].shape[1]} features"
-          + (f", {len(result['failed'])} unreadable" if len(result["failed"]) else ""))
+    print(
+        f"wrote {args.out}: {count} video(s) x {result['features'].shape[1]} features"
+        + (f", {len(result['failed'])} unreadable" if len(result["failed"]) else "")
+    )
     if args.plot:
         if count < 2:
             print(f"not plotting: one video is not a map (--plot needs at least 2).")
         else:
-            used = plot(result, args.plot, args.projection,
-                        f"{run.config.model.name} {args.endpoint}, step {run.step}, {count} videos")
+            used = plot(
+                result,
+                args.plot,
+                args.projection,
+                f"{run.config.model.name} {args.endpoint}, step {run.step}, {count} videos",
+            )
             print(f"wrote {args.plot} ({used})")
     return 0
 

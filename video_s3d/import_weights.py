@@ -24,6 +24,7 @@ Slim's ImageNet model, 1000 for GoogLeNet's), kept as imported. Another count gi
 freshly initialised classifier (seeded by --seed); init_from replaces a classifier of the
 wrong size anyway.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,35 +34,62 @@ import time
 from typing import Sequence
 
 SOURCES = ("torchvision_s3d", "slim_inception_v1", "torchvision_googlenet")
-DEFAULT_MODELS = {"torchvision_s3d": "s3d_torchvision", "slim_inception_v1": "s3dg",
-                  "torchvision_googlenet": "s3dg"}
+DEFAULT_MODELS = {
+    "torchvision_s3d": "s3d_torchvision",
+    "slim_inception_v1": "s3dg",
+    "torchvision_googlenet": "s3dg",
+}
 # The clip shape an imported run is used at. Not published with the weights; our choice:
 # torchvision states S3D's cost (17.98 G multiply-adds) for 16x224x224 clips, and 224 is the
 # crop of every source's recipe.
 DEFAULT_NUM_FRAMES, DEFAULT_CROP_SIZE = 16, 224
 # The dataset whose videos each source's classifier was trained on (predict decodes a file as
 # that dataset stores its videos when it is built here; else at short side 256, as recorded).
-SOURCE_DATASETS = {"torchvision_s3d": "kinetics400", "slim_inception_v1": "imagenet",
-                   "torchvision_googlenet": "imagenet"}
+SOURCE_DATASETS = {
+    "torchvision_s3d": "kinetics400",
+    "slim_inception_v1": "imagenet",
+    "torchvision_googlenet": "imagenet",
+}
 KINETICS400_CLASSES = os.path.join(os.path.dirname(__file__), "interop", "kinetics400_classes.txt")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m video_s3d.import_weights",
-                                     description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m video_s3d.import_weights", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--source", required=True, choices=SOURCES)
-    parser.add_argument("--path", required=True, help="The .pth (torchvision) or the .tar.gz / .ckpt "
-                                                      "(TF-Slim) to import.")
-    parser.add_argument("--model", default=None, help="Target zoo model (default: s3d_torchvision "
-                                                      "for torchvision_s3d, else s3dg).")
-    parser.add_argument("--num_classes", type=int, default=None,
-                        help="Classifier size (default: the source's; another size starts fresh).")
+    parser.add_argument(
+        "--path",
+        required=True,
+        help="The .pth (torchvision) or the .tar.gz / .ckpt (TF-Slim) to import.",
+    )
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="Target zoo model (default: s3d_torchvision for torchvision_s3d, else s3dg).",
+    )
+    parser.add_argument(
+        "--num_classes",
+        type=int,
+        default=None,
+        help="Classifier size (default: the source's; another size starts fresh).",
+    )
     parser.add_argument("--seed", type=int, default=0, help="Seed of any freshly initialised leaf.")
-    parser.add_argument("--out", required=True, help="Workdir to create (must hold no checkpoints).")
-    parser.add_argument("--num_frames", type=int, default=DEFAULT_NUM_FRAMES,
-                        help="Frames per clip that predict / eval feed the model.")
-    parser.add_argument("--crop_size", type=int, default=DEFAULT_CROP_SIZE,
-                        help="Square crop side that predict / eval feed the model.")
+    parser.add_argument(
+        "--out", required=True, help="Workdir to create (must hold no checkpoints)."
+    )
+    parser.add_argument(
+        "--num_frames",
+        type=int,
+        default=DEFAULT_NUM_FRAMES,
+        help="Frames per clip that predict / eval feed the model.",
+    )
+    parser.add_argument(
+        "--crop_size",
+        type=int,
+        default=DEFAULT_CROP_SIZE,
+        help="Square crop side that predict / eval feed the model.",
+    )
     args = parser.parse_args(argv)
     if min(args.num_frames, args.crop_size) < 1:
         parser.error("--num_frames and --crop_size must be positive.")
@@ -91,12 +119,19 @@ def import_torchvision_s3d(path: str, model_name: str, num_classes: int | None, 
     from video_s3d.interop import torchvision_s3d
 
     if model_name != torchvision_s3d.MODEL_NAME:
-        raise ValueError(f"torchvision's S3D weights fit only --model={torchvision_s3d.MODEL_NAME} "
-                         f"(its padding and BatchNorm), not {model_name!r}.")
+        raise ValueError(
+            f"torchvision's S3D weights fit only --model={torchvision_s3d.MODEL_NAME} "
+            f"(its padding and BatchNorm), not {model_name!r}."
+        )
     variables, source_classes = torchvision_s3d.load_variables(path)
-    notes = {"input_normalization": {"range": "[0, 1]", "mean": torchvision_s3d.INPUT_MEAN,
-                                     "std": torchvision_s3d.INPUT_STD},
-             "class_names": kinetics400_class_names()}
+    notes = {
+        "input_normalization": {
+            "range": "[0, 1]",
+            "mean": torchvision_s3d.INPUT_MEAN,
+            "std": torchvision_s3d.INPUT_STD,
+        },
+        "class_names": kinetics400_class_names(),
+    }
     fresh = []
     if num_classes is not None and num_classes != source_classes:
         variables = _fresh_classifier(variables, num_classes, seed)
@@ -114,7 +149,8 @@ def import_slim_inception_v1(path: str, model_name: str, num_classes: int | None
         _log(f"skipped {len(skipped)} bookkeeping variables: {', '.join(skipped[:5])}")
     i2d = slim_inception.i2d_variables(flat)
     variables, fresh = slim_inception.inflated_variables(
-        i2d, model_name, num_classes or slim_inception.NUM_CLASSES, seed)
+        i2d, model_name, num_classes or slim_inception.NUM_CLASSES, seed
+    )
     notes = {"input_normalization": {"range": "[-1, 1]"}, "inflated_from": "i2d"}
     return variables, slim_inception.NUM_CLASSES, fresh, notes
 
@@ -127,7 +163,8 @@ def import_torchvision_googlenet(path: str, model_name: str, num_classes: int | 
     if skipped:
         _log(f"skipped {len(skipped)} auxiliary-classifier tensors (aux1.*, aux2.*)")
     variables, fresh = slim_inception.inflated_variables(
-        i2d, model_name, num_classes or source_classes, seed)
+        i2d, model_name, num_classes or source_classes, seed
+    )
     notes = {"input_normalization": {"range": "[-1, 1]"}, "inflated_from": "i2d"}
     return variables, source_classes, fresh, notes
 
@@ -139,8 +176,14 @@ def kinetics400_class_names() -> list[str]:
         return [line.rstrip("\n") for line in f if line.strip()]
 
 
-def run_config(model_name: str, source: str, num_classes: int, normalization_fields: dict,
-               num_frames: int, crop_size: int) -> dict:
+def run_config(
+    model_name: str,
+    source: str,
+    num_classes: int,
+    normalization_fields: dict,
+    num_frames: int,
+    crop_size: int,
+) -> dict:
     """The config.json of an imported run: the default config with this model, clip shape and
     input normalisation, evaluated as one centre clip and crop (the sources publish no
     multi-view protocol for these weights; our choice)."""
@@ -161,9 +204,11 @@ def run_config(model_name: str, source: str, num_classes: int, normalization_fie
     return dict(config.to_dict(), data=dict(config.data.to_dict(), **normalization_fields))
 
 
-IMPORTERS = {"torchvision_s3d": import_torchvision_s3d,
-             "slim_inception_v1": import_slim_inception_v1,
-             "torchvision_googlenet": import_torchvision_googlenet}
+IMPORTERS = {
+    "torchvision_s3d": import_torchvision_s3d,
+    "slim_inception_v1": import_slim_inception_v1,
+    "torchvision_googlenet": import_torchvision_googlenet,
+}
 
 
 def write_workdir(out: str, variables: dict, run_info: dict) -> str:
@@ -176,9 +221,14 @@ def write_workdir(out: str, variables: dict, run_info: dict) -> str:
     try:
         if ckpt.latest_step() is not None:
             raise ValueError(f"{ckpt.directory} already holds checkpoints; pass a new --out.")
-        ckpt.manager.save(0, args=ocp.args.Composite(
-            model=ocp.args.StandardSave(variables), run=ocp.args.JsonSave(dict(run_info, step=0))),
-            force=True)
+        ckpt.manager.save(
+            0,
+            args=ocp.args.Composite(
+                model=ocp.args.StandardSave(variables),
+                run=ocp.args.JsonSave(dict(run_info, step=0)),
+            ),
+            force=True,
+        )
     finally:
         ckpt.close()
     return ckpt.directory
@@ -194,38 +244,55 @@ def run(args: argparse.Namespace) -> str:
         raise ValueError(f"--num_classes must be positive, got {args.num_classes}.")
     if not os.path.exists(args.path) and not os.path.exists(args.path + ".index"):
         raise FileNotFoundError(f"No file at --path={args.path}.")
-    if os.path.isdir(os.path.join(args.out, "checkpoints")) and os.listdir(os.path.join(args.out, "checkpoints")):
+    if os.path.isdir(os.path.join(args.out, "checkpoints")) and os.listdir(
+        os.path.join(args.out, "checkpoints")
+    ):
         raise ValueError(f"{args.out} already holds checkpoints; pass a new --out.")
     start = time.time()
     _log(f"reading {args.path} ({args.source}) for {model_name}")
     variables, source_classes, fresh, notes = IMPORTERS[args.source](
-        args.path, model_name, args.num_classes, args.seed)
+        args.path, model_name, args.num_classes, args.seed
+    )
     num_classes = int(variables["params"]["head"]["Logits"]["bias"].shape[0])
     if fresh:
-        _log(f"freshly initialised (seed {args.seed}): {', '.join(fresh[:6])}"
-             f"{f' and {len(fresh) - 6} more' if len(fresh) > 6 else ''}")
+        _log(
+            f"freshly initialised (seed {args.seed}): {', '.join(fresh[:6])}"
+            f"{f' and {len(fresh) - 6} more' if len(fresh) > 6 else ''}"
+        )
     names = notes.pop("class_names", None)
     if names and len(names) == num_classes:
         notes["class_names"] = names
-    info = {"model": model_name, "num_classes": num_classes, "dataset": f"imported:{args.source}",
-            "source_path": os.path.abspath(args.path), "source_num_classes": source_classes,
-            "fresh_leaves": fresh, **notes}
+    info = {
+        "model": model_name,
+        "num_classes": num_classes,
+        "dataset": f"imported:{args.source}",
+        "source_path": os.path.abspath(args.path),
+        "source_num_classes": source_classes,
+        "fresh_leaves": fresh,
+        **notes,
+    }
     recorded = notes["input_normalization"]  # torchvision's statistics, else [-1, 1]
-    normalization_fields = (normalization.Normalization(tuple(recorded["mean"]),
-                                                        tuple(recorded["std"]))
-                            if "mean" in recorded else normalization.Normalization()).to_config()
-    config = run_config(model_name, args.source, num_classes, normalization_fields,
-                        args.num_frames, args.crop_size)
+    normalization_fields = (
+        normalization.Normalization(tuple(recorded["mean"]), tuple(recorded["std"]))
+        if "mean" in recorded
+        else normalization.Normalization()
+    ).to_config()
+    config = run_config(
+        model_name, args.source, num_classes, normalization_fields, args.num_frames, args.crop_size
+    )
     directory = write_workdir(args.out, variables, info)
     checkpointing.write_json(os.path.join(args.out, "config.json"), config)
-    _log(f"wrote {directory}/0 ({model_name}, {num_classes} classes) in {time.time() - start:.0f}s; "
-         f"train with --config.init_from={args.out} --config.model.name={model_name}")
+    _log(
+        f"wrote {directory}/0 ({model_name}, {num_classes} classes) in {time.time() - start:.0f}s; "
+        f"train with --config.init_from={args.out} --config.model.name={model_name}"
+    )
     return directory
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     from video_s3d import runtime
+
     runtime.quiet_library_notices()  # orbax asks for metrics on every save
     try:
         run(args)

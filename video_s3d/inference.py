@@ -8,6 +8,7 @@ same `video_ops` functions the eval pipeline uses; logits are averaged over the 
 evaluation averages them per video. The one difference from the eval pipeline: its frames went
 through JPEG (the dataset stores JPEGs), these are cropped straight from the decoded video.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,11 +25,23 @@ import numpy as np
 from absl import logging as absl_logging
 
 from video_s3d import checkpointing, normalization, steps, train_state, workdirs
-from video_s3d.errors import UserError
 from video_s3d.data.builders import video_files
+from video_s3d.errors import UserError
 
-VIDEO_EXTENSIONS = (".mp4", ".webm", ".avi", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg", ".ogv",
-                    ".flv", ".wmv", ".3gp")
+VIDEO_EXTENSIONS = (
+    ".mp4",
+    ".webm",
+    ".avi",
+    ".mkv",
+    ".mov",
+    ".m4v",
+    ".mpg",
+    ".mpeg",
+    ".ogv",
+    ".flv",
+    ".wmv",
+    ".3gp",
+)
 UnreadableVideo = video_files.UnreadableVideo
 
 # Views per forward pass: bounds memory on many-clip configs; one compiled shape per run.
@@ -38,17 +51,20 @@ MAX_VIEWS_PER_BATCH = 16
 @dataclasses.dataclass(frozen=True)
 class VideoFormat:
     """How the training dataset stored its videos: what a new file is decoded to."""
-    fps: float | None            # None: as recorded
-    short_side: int | None       # None: as recorded
-    central_fraction: float      # eval crop side as a fraction of the short side
+
+    fps: float | None  # None: as recorded
+    short_side: int | None  # None: as recorded
+    central_fraction: float  # eval crop side as a fraction of the short side
     short_clip: str = "repeat_last"  # how a video shorter than a clip is filled (video_ops)
 
 
 def _where_is_the_run(path: str) -> tuple[str, int | None]:
     """(workdir, step or None for the latest) from a workdir, its checkpoints/ or a step folder."""
     path = os.path.abspath(path.rstrip("/") or "/")
-    hint = ("point --checkpoint at the --workdir of a training run (the folder holding "
-            "config.json and checkpoints/), its checkpoints/ folder, or one step folder in it.")
+    hint = (
+        "point --checkpoint at the --workdir of a training run (the folder holding "
+        "config.json and checkpoints/), its checkpoints/ folder, or one step folder in it."
+    )
     if not os.path.isdir(path):
         raise FileNotFoundError(f"--checkpoint={path} is not a folder; {hint}")
     name, parent = os.path.basename(path), os.path.dirname(path)
@@ -61,8 +77,10 @@ def _where_is_the_run(path: str) -> tuple[str, int | None]:
     else:
         raise FileNotFoundError(f"--checkpoint={path} holds no checkpoints/ folder; {hint}")
     if not os.path.isfile(os.path.join(workdir, "config.json")):
-        raise FileNotFoundError(f"{workdir} has checkpoints but no config.json (the resolved "
-                                f"config video_s3d.main writes); {hint}")
+        raise FileNotFoundError(
+            f"{workdir} has checkpoints but no config.json (the resolved "
+            f"config video_s3d.main writes); {hint}"
+        )
     return workdir, step
 
 
@@ -71,14 +89,16 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict(workdirs.read_config_json(workdir))
 
 
-def class_names_of(info: dict[str, Any], config: ml_collections.ConfigDict,
-                   num_classes: int) -> list[str]:
+def class_names_of(
+    info: dict[str, Any], config: ml_collections.ConfigDict, num_classes: int
+) -> list[str]:
     """The checkpoint's own names, else the dataset's (if readable here), else class_<i>."""
     names = info.get("class_names")
     if names and len(names) == num_classes:
         return [str(n) for n in names]
     try:  # checkpoints written before the names were recorded
         from video_s3d import inputs
+
         names = list(inputs.dataset_info(config.data).class_names)
         if len(names) == num_classes:
             return [str(n) for n in names]
@@ -90,6 +110,7 @@ def class_names_of(info: dict[str, Any], config: ml_collections.ConfigDict,
 def video_format_of(data: ml_collections.ConfigDict) -> VideoFormat:
     """The decode settings of the dataset `data.name` (its TFDS builder config)."""
     from video_s3d.data import sources
+
     if data.name == "in_memory":  # random clips, no stored format: keep the file as it is
         return VideoFormat(fps=None, short_side=None, central_fraction=1.0)
     try:
@@ -101,18 +122,23 @@ def video_format_of(data: ml_collections.ConfigDict) -> VideoFormat:
     if builder_config is not None:
         if hasattr(builder_config, "image_size"):  # synthetic_motion: square frames, 25 fps
             from video_s3d.data.builders import synthetic_motion
+
             fps, short_side = synthetic_motion.FPS, int(builder_config.image_size)
         else:
             fps = getattr(builder_config, "fps", None)
             short_side = getattr(builder_config, "short_side", 256)
-    return VideoFormat(fps=fps, short_side=short_side,
-                       central_fraction=float(source.eval_central_fraction),
-                       short_clip=source.short_clip)
+    return VideoFormat(
+        fps=fps,
+        short_side=short_side,
+        central_fraction=float(source.eval_central_fraction),
+        short_clip=source.short_clip,
+    )
 
 
 @dataclasses.dataclass
 class Run:
     """A restored classifier and everything needed to feed it a video file."""
+
     workdir: str
     step: int
     config: ml_collections.ConfigDict
@@ -122,7 +148,7 @@ class Run:
     video_format: VideoFormat
     num_clips: int
     num_crops: int
-    step_choice: str = "as asked"   # how `step` was picked (steps.resolve)
+    step_choice: str = "as asked"  # how `step` was picked (steps.resolve)
     _forward: dict = dataclasses.field(default_factory=dict, repr=False)
 
     @property
@@ -137,10 +163,12 @@ class Run:
 
     def describe(self) -> str:
         t, s = self.input_shape[:2]
-        return (f"{self.config.model.name} at step {self.step} ({self.step_choice}; "
-                f"{self.workdir}), {self.num_classes} "
-                f"classes; per video {self.num_clips} clip(s) x {self.num_crops} crop(s) of {t} "
-                f"frames (stride {self.config.data.stride}) at {s}x{s}")
+        return (
+            f"{self.config.model.name} at step {self.step} ({self.step_choice}; "
+            f"{self.workdir}), {self.num_classes} "
+            f"classes; per video {self.num_clips} clip(s) x {self.num_crops} crop(s) of {t} "
+            f"frames (stride {self.config.data.stride}) at {s}x{s}"
+        )
 
     # --------------------------------------------------------------------- input
     def read(self, path: str) -> "SelectedFrames":
@@ -149,20 +177,28 @@ class Run:
         grow with the video's length. Indexes like a uint8 [N, H, W, 3] array."""
         fmt = self.video_format
         num_frames, stride = int(self.config.data.num_frames), int(self.config.data.stride)
-        return read_frames_for_views(path, fps=fmt.fps, short_side=fmt.short_side,
-                                     num_frames=num_frames, stride=stride,
-                                     num_clips=self.num_clips)
+        return read_frames_for_views(
+            path,
+            fps=fmt.fps,
+            short_side=fmt.short_side,
+            num_frames=num_frames,
+            stride=stride,
+            num_clips=self.num_clips,
+        )
 
     def views(self, frames: np.ndarray) -> np.ndarray:
         """uint8 [clips x crops, T, S, S, 3]: the evaluation views of one video (`classify`
         normalises them on the device)."""
-        return evaluation_views(frames, num_frames=int(self.config.data.num_frames),
-                                stride=int(self.config.data.stride),
-                                crop_size=int(self.config.data.crop_size),
-                                num_clips=self.num_clips, num_crops=self.num_crops,
-                                central_fraction=self.video_format.central_fraction,
-                                short_clip=self.config.data.get("short_clip", None)
-                                or self.video_format.short_clip)
+        return evaluation_views(
+            frames,
+            num_frames=int(self.config.data.num_frames),
+            stride=int(self.config.data.stride),
+            crop_size=int(self.config.data.crop_size),
+            num_clips=self.num_clips,
+            num_crops=self.num_crops,
+            central_fraction=self.video_format.central_fraction,
+            short_clip=self.config.data.get("short_clip", None) or self.video_format.short_clip,
+        )
 
     # ------------------------------------------------------------------- forward
     def endpoint_names(self) -> list[str]:
@@ -170,7 +206,9 @@ class Run:
         shape = (1,) + self.input_shape
         _, endpoints = jax.eval_shape(
             lambda v, x: self.model.apply(v, x, train=False, return_endpoints=True),
-            self.variables, jax.ShapeDtypeStruct(shape, jnp.float32))
+            self.variables,
+            jax.ShapeDtypeStruct(shape, jnp.float32),
+        )
         return list(endpoints)
 
     def _compiled(self, endpoint: str | None):
@@ -182,29 +220,33 @@ class Run:
                 video = input_normalization.model_input(video)
                 if endpoint is None:
                     return model.apply(variables, video, train=False), None
-                logits, endpoints = model.apply(variables, video, train=False,
-                                                return_endpoints=True)
+                logits, endpoints = model.apply(
+                    variables, video, train=False, return_endpoints=True
+                )
                 feature = endpoints[endpoint].astype(jnp.float32)
                 # Pooled over time and space: one vector per clip.
                 return logits, jnp.mean(feature, axis=tuple(range(1, feature.ndim - 1)))
 
             self._forward[endpoint] = jax.jit(
-                forward, compiler_options=train_state.compiler_options(self.config))
+                forward, compiler_options=train_state.compiler_options(self.config)
+            )
         return self._forward[endpoint]
 
-    def classify(self, views: np.ndarray, endpoint: str | None = None
-                 ) -> tuple[np.ndarray, np.ndarray | None]:
+    def classify(
+        self, views: np.ndarray, endpoint: str | None = None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         """Video-level logits [classes] (mean over views) and, if asked, the endpoint feature [C]."""
         forward = self._compiled(endpoint)
         count = len(views)
         batch = min(count, MAX_VIEWS_PER_BATCH)
         logits, features = [], []
         for start in range(0, count, batch):
-            chunk = views[start:start + batch]
+            chunk = views[start : start + batch]
             real = len(chunk)
             if real < batch:  # pad to the compiled shape
-                chunk = np.concatenate([chunk, np.zeros((batch - real,) + chunk.shape[1:],
-                                                        chunk.dtype)])
+                chunk = np.concatenate(
+                    [chunk, np.zeros((batch - real,) + chunk.shape[1:], chunk.dtype)]
+                )
             out_logits, out_features = forward(self.variables, chunk)
             logits.append(np.asarray(out_logits)[:real])
             if out_features is not None:
@@ -214,21 +256,30 @@ class Run:
         return mean_logits, mean_features
 
 
-def evaluation_views(frames: np.ndarray, *, num_frames: int, stride: int, crop_size: int,
-                     num_clips: int, num_crops: int, central_fraction: float,
-                     short_clip: str = "repeat_last") -> np.ndarray:
+def evaluation_views(
+    frames: np.ndarray,
+    *,
+    num_frames: int,
+    stride: int,
+    crop_size: int,
+    num_clips: int,
+    num_crops: int,
+    central_fraction: float,
+    short_clip: str = "repeat_last",
+) -> np.ndarray:
     """uint8: the eval pipeline's views of one decoded video (`pipeline.eval_dataset`'s
     sampling)."""
     from video_s3d.data import video_ops  # TensorFlow, imported only when videos are read
-    clips = video_ops.eval_windows(len(frames), num_frames, stride, num_clips,
-                                   short_clip).numpy()
-    windows = video_ops.eval_crop_windows(np.array(frames.shape[1:3], np.int32),
-                                          central_fraction, num_crops).numpy()
+
+    clips = video_ops.eval_windows(len(frames), num_frames, stride, num_clips, short_clip).numpy()
+    windows = video_ops.eval_crop_windows(
+        np.array(frames.shape[1:3], np.int32), central_fraction, num_crops
+    ).numpy()
     views = []
     for clip in clips:
         selected = frames[clip]
         for y, x, height, width in windows:
-            cropped = selected[:, y:y + height, x:x + width]
+            cropped = selected[:, y : y + height, x : x + width]
             views.append(video_ops.resize(cropped, crop_size).numpy())
     return np.stack(views)
 
@@ -258,8 +309,11 @@ class SelectedFrames:
     def __getitem__(self, index) -> np.ndarray:
         index = np.asarray(index)
         picked = [self._frames[int(i)] for i in index.reshape(-1)]
-        return np.stack(picked).reshape(index.shape + self.shape[1:]) if picked else \
-            np.zeros(index.shape + self.shape[1:], self.dtype)
+        return (
+            np.stack(picked).reshape(index.shape + self.shape[1:])
+            if picked
+            else np.zeros(index.shape + self.shape[1:], self.dtype)
+        )
 
 
 def _output_frame_count(num_source: int, source_fps: float, out_fps: float) -> int:
@@ -271,8 +325,15 @@ def _output_frame_count(num_source: int, source_fps: float, out_fps: float) -> i
     return max(filled, round(num_source * out_fps / source_fps))
 
 
-def read_frames_for_views(path: str, *, fps: float | None, short_side: int | None,
-                          num_frames: int, stride: int, num_clips: int) -> SelectedFrames:
+def read_frames_for_views(
+    path: str,
+    *,
+    fps: float | None,
+    short_side: int | None,
+    num_frames: int,
+    stride: int,
+    num_clips: int,
+) -> SelectedFrames:
     """`read_video`'s frames of `path`, decoding to pixels only those `eval_windows` picks.
 
     A first pass counts the video's packets without decoding them; the clip windows follow
@@ -283,7 +344,9 @@ def read_frames_for_views(path: str, *, fps: float | None, short_side: int | Non
     before: the result is always `read_video`'s frames at the picked positions.
     """
     import av  # PyAV, as video_files: imported where videos are read
+
     from video_s3d.data import video_ops  # TensorFlow: the eval pipeline's own windows
+
     if not os.path.isfile(path):
         raise UnreadableVideo("file not found")
     if os.path.getsize(path) == 0:
@@ -306,9 +369,15 @@ def read_frames_for_views(path: str, *, fps: float | None, short_side: int | Non
     windows = video_ops.eval_windows(length, num_frames, stride, num_clips).numpy()
     span = (num_frames - 1) * stride + 1
     if length < span:
-        absl_logging.warning("%s has %d frames, fewer than one clip's %d (%d at stride %d): "
-                             "its frames are repeated to fill the clip, as evaluation does.",
-                             path, length, span, num_frames, stride)
+        absl_logging.warning(
+            "%s has %d frames, fewer than one clip's %d (%d at stride %d): "
+            "its frames are repeated to fill the clip, as evaluation does.",
+            path,
+            length,
+            span,
+            num_frames,
+            stride,
+        )
     wanted: dict[int, list[int]] = {}  # source frame -> the output frames that show it
     for k in sorted(set(windows.reshape(-1).tolist())):
         wanted.setdefault(min(round(k * source_fps / out_fps), num_source - 1), []).append(k)
@@ -323,8 +392,9 @@ def read_frames_for_views(path: str, *, fps: float | None, short_side: int | Non
                 decoded += 1
                 if source_index in wanted:
                     width, height = video_files.output_size(frame.width, frame.height, short_side)
-                    image = frame.to_ndarray(format="rgb24", width=width, height=height,
-                                             interpolation="AREA")
+                    image = frame.to_ndarray(
+                        format="rgb24", width=width, height=height, interpolation="AREA"
+                    )
                     frames.update((k, image) for k in wanted[source_index])
     except (av.error.FFmpegError, ValueError, OSError, IndexError):
         decoded = -1  # fall back to read_video, which names the problem
@@ -339,8 +409,13 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return shifted / shifted.sum(-1, keepdims=True)
 
 
-def load_run(checkpoint: str, *, step: str | int | None = None, num_clips: int | None = None,
-             num_crops: int | None = None) -> Run:
+def load_run(
+    checkpoint: str,
+    *,
+    step: str | int | None = None,
+    num_clips: int | None = None,
+    num_crops: int | None = None,
+) -> Run:
     """Rebuilds the model from the workdir's resolved config and restores its checkpoint.
 
     `checkpoint`: a workdir, its checkpoints/ folder or checkpoints/<step>; `step`: "best"
@@ -365,12 +440,14 @@ def load_run(checkpoint: str, *, step: str | int | None = None, num_clips: int |
         if info.get("model") and info["model"] != config.model.name:
             raise UserError(
                 f"{workdir}/config.json names model {config.model.name!r} but checkpoint step "
-                f"{step} holds {info['model']!r}; restore the run's own config.json.")
+                f"{step} holds {info['model']!r}; restore the run's own config.json."
+            )
         num_classes = int(info.get("num_classes") or config.data.num_classes)
         config = _for_inference(config)
         model = train_state.create_model(config, num_classes)
-        shapes = jax.eval_shape(lambda r: train_state.init_variables(model, config, r),
-                                jax.random.key(0))
+        shapes = jax.eval_shape(
+            lambda r: train_state.init_variables(model, config, r), jax.random.key(0)
+        )
         device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
         variables = ckpt.restore_model(step, checkpointing.abstract_like(shapes, device))
     finally:
@@ -379,10 +456,18 @@ def load_run(checkpoint: str, *, step: str | int | None = None, num_clips: int |
     num_crops = int(config.data.eval_num_crops) if num_crops is None else int(num_crops)
     if num_clips < 1 or num_crops not in (1, 3):
         raise ValueError(f"num_clips={num_clips} must be >= 1 and num_crops={num_crops} 1 or 3.")
-    return Run(workdir=workdir, step=int(step), config=config, model=model, variables=variables,
-               class_names=class_names_of(info, config, num_classes),
-               video_format=video_format_of(config.data), num_clips=num_clips, num_crops=num_crops,
-               step_choice=how)
+    return Run(
+        workdir=workdir,
+        step=int(step),
+        config=config,
+        model=model,
+        variables=variables,
+        class_names=class_names_of(info, config, num_classes),
+        video_format=video_format_of(config.data),
+        num_clips=num_clips,
+        num_crops=num_crops,
+        step_choice=how,
+    )
 
 
 def _for_inference(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
@@ -412,21 +497,26 @@ def list_videos(spec: str, flag: str = "--video") -> list[tuple[str, str | None]
                     relative = os.path.relpath(path, spec).split(os.sep)
                     found.append((path, relative[0] if len(relative) > 1 else None))
         if not found:
-            raise FileNotFoundError(f"{flag}={spec} holds no video files (looked for "
-                                    f"{', '.join(VIDEO_EXTENSIONS)}); point it at videos.")
+            raise FileNotFoundError(
+                f"{flag}={spec} holds no video files (looked for "
+                f"{', '.join(VIDEO_EXTENSIONS)}); point it at videos."
+            )
         return found
     matches = sorted(p for p in glob.glob(spec, recursive=True) if os.path.isfile(p))
     if not matches:
-        raise FileNotFoundError(f"{flag}={spec} matches no file; give a video file, a folder of "
-                                f"videos or a glob pattern such as 'videos/*/*.mp4'.")
+        raise FileNotFoundError(
+            f"{flag}={spec} matches no file; give a video file, a folder of "
+            f"videos or a glob pattern such as 'videos/*/*.mp4'."
+        )
     parents = {os.path.dirname(os.path.abspath(p)) for p in matches}
     if len(parents) > 1:
         return [(p, os.path.basename(os.path.dirname(os.path.abspath(p)))) for p in matches]
     return [(p, None) for p in matches]
 
 
-def iterate_videos(run: Run, videos: list[tuple[str, str | None]]
-                   ) -> Iterator[tuple[int, str, str | None, np.ndarray | None, str | None]]:
+def iterate_videos(
+    run: Run, videos: list[tuple[str, str | None]]
+) -> Iterator[tuple[int, str, str | None, np.ndarray | None, str | None]]:
     """(index, path, label, views or None, error or None) per file, decoding one at a time."""
     for index, (path, label) in enumerate(videos):
         try:
@@ -437,19 +527,28 @@ def iterate_videos(run: Run, videos: list[tuple[str, str | None]]
 
 def argument_parser(module: str, description: str) -> argparse.ArgumentParser:
     """The parser every run-reading CLI starts from: its usage line and `--checkpoint`."""
-    parser = argparse.ArgumentParser(prog=f"python -m {module}", description=description,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", required=True,
-                        help="training workdir, its checkpoints/ folder, or checkpoints/<step>")
-    parser.add_argument("--step", default=None,
-                        help="best (default: best validation accuracy, else the latest), latest, "
-                             "or a step number")
+    parser = argparse.ArgumentParser(
+        prog=f"python -m {module}",
+        description=description,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--checkpoint",
+        required=True,
+        help="training workdir, its checkpoints/ folder, or checkpoints/<step>",
+    )
+    parser.add_argument(
+        "--step",
+        default=None,
+        help="best (default: best validation accuracy, else the latest), latest, or a step number",
+    )
     return parser
 
 
 def setup_process() -> None:
     """Quiet libraries and keep TensorFlow off the accelerators (JAX owns them)."""
     from video_s3d import runtime
+
     absl_logging.set_verbosity(absl_logging.WARNING)
     runtime.quiet_library_notices()
     runtime.hide_accelerators_from_tf()

@@ -10,6 +10,7 @@ Both sources hand out host-local numpy batches `{'video': u8 [B,T,S,S,3], 'label
 the device, `video_s3d.normalization`) and iterators
 with `save(path)` / `restore(path)` for exact resume.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -25,6 +26,7 @@ IN_MEMORY = "in_memory"
 @dataclasses.dataclass(frozen=True)
 class InMemoryInfo:
     """The subset of `pipeline.dataset_info` the trainer reads."""
+
     num_classes: int
     class_names: list[str]
     split_sizes: dict[str, int]
@@ -36,9 +38,13 @@ class InMemoryInfo:
 def dataset_info(data: ml_collections.ConfigDict):
     if data.name == IN_MEMORY:
         n = int(data.num_classes)
-        return InMemoryInfo(num_classes=n, class_names=[f"class_{i}" for i in range(n)],
-                            split_sizes={data.train_split: 0, data.eval_split: int(data.num_eval_videos)})
+        return InMemoryInfo(
+            num_classes=n,
+            class_names=[f"class_{i}" for i in range(n)],
+            split_sizes={data.train_split: 0, data.eval_split: int(data.num_eval_videos)},
+        )
     from video_s3d.data import pipeline
+
     return pipeline.dataset_info(data.name, data_dir=data.data_dir)
 
 
@@ -47,60 +53,126 @@ def ensure_ready(data: ml_collections.ConfigDict) -> None:
     if data.name == IN_MEMORY:
         return
     from video_s3d.data import pipeline
+
     pipeline.ensure_built(data.name, data_dir=data.data_dir)
 
 
-def train_iterator(data: ml_collections.ConfigDict, *, local_batch: int, seed: int,
-                   process_index: int, process_count: int):
+def train_iterator(
+    data: ml_collections.ConfigDict,
+    *,
+    local_batch: int,
+    seed: int,
+    process_index: int,
+    process_count: int,
+):
     if data.name == IN_MEMORY:
-        return InMemoryIterator(local_batch=local_batch, num_frames=data.num_frames,
-                                crop_size=data.crop_size, num_classes=data.num_classes,
-                                seed=seed, process_index=process_index)
+        return InMemoryIterator(
+            local_batch=local_batch,
+            num_frames=data.num_frames,
+            crop_size=data.crop_size,
+            num_classes=data.num_classes,
+            seed=seed,
+            process_index=process_index,
+        )
     from video_s3d.data import pipeline
+
     return pipeline.train_iterator(
-        data.name, data_dir=data.data_dir, split=data.train_split, batch_size=local_batch,
-        num_frames=data.num_frames, stride=data.stride, crop_size=data.crop_size, seed=seed,
-        process_index=process_index, process_count=process_count, flip=data.flip,
+        data.name,
+        data_dir=data.data_dir,
+        split=data.train_split,
+        batch_size=local_batch,
+        num_frames=data.num_frames,
+        stride=data.stride,
+        crop_size=data.crop_size,
+        seed=seed,
+        process_index=process_index,
+        process_count=process_count,
+        flip=data.flip,
         train_crop=data.get("train_crop", None) or pipeline.RANDOM_RESIZED_CROP,
-        short_clip=data.get("short_clip", None))
+        short_clip=data.get("short_clip", None),
+    )
 
 
-def eval_batches(data: ml_collections.ConfigDict, *, local_batch: int, reverse_time: bool,
-                 process_index: int, process_count: int, split: str | None = None) -> Iterator[dict]:
+def eval_batches(
+    data: ml_collections.ConfigDict,
+    *,
+    local_batch: int,
+    reverse_time: bool,
+    process_index: int,
+    process_count: int,
+    split: str | None = None,
+) -> Iterator[dict]:
     split = split or data.eval_split
     if data.name == IN_MEMORY:
         return in_memory_eval_batches(
-            local_batch=local_batch, num_frames=data.num_frames, crop_size=data.crop_size,
-            num_classes=data.num_classes, num_videos=data.num_eval_videos,
-            views=data.eval_num_clips * data.eval_num_crops, reverse_time=reverse_time,
-            process_index=process_index, process_count=process_count)
+            local_batch=local_batch,
+            num_frames=data.num_frames,
+            crop_size=data.crop_size,
+            num_classes=data.num_classes,
+            num_videos=data.num_eval_videos,
+            views=data.eval_num_clips * data.eval_num_crops,
+            reverse_time=reverse_time,
+            process_index=process_index,
+            process_count=process_count,
+        )
     from video_s3d.data import pipeline
+
     return pipeline.eval_batches(
-        data.name, data_dir=data.data_dir, split=split, batch_size=local_batch,
-        num_frames=data.num_frames, stride=data.stride, crop_size=data.crop_size,
-        num_clips=data.eval_num_clips, num_crops=data.eval_num_crops, reverse_time=reverse_time,
-        process_index=process_index, process_count=process_count,
-        short_clip=data.get("short_clip", None))
+        data.name,
+        data_dir=data.data_dir,
+        split=split,
+        batch_size=local_batch,
+        num_frames=data.num_frames,
+        stride=data.stride,
+        crop_size=data.crop_size,
+        num_clips=data.eval_num_clips,
+        num_crops=data.eval_num_crops,
+        reverse_time=reverse_time,
+        process_index=process_index,
+        process_count=process_count,
+        short_clip=data.get("short_clip", None),
+    )
 
 
-def all_frames_eval_batches(data: ml_collections.ConfigDict, *, local_batch: int,
-                            reverse_time: bool, process_index: int, process_count: int,
-                            split: str | None = None) -> Iterator[dict]:
+def all_frames_eval_batches(
+    data: ml_collections.ConfigDict,
+    *,
+    local_batch: int,
+    reverse_time: bool,
+    process_index: int,
+    process_count: int,
+    split: str | None = None,
+) -> Iterator[dict]:
     """Whole videos (every frame once, centre crop), batched by length; see
     `pipeline.all_frames_eval_dataset`. `in_memory`: videos of data.num_frames frames."""
     split = split or data.eval_split
     if data.name == IN_MEMORY:
         batches = in_memory_eval_batches(
-            local_batch=local_batch, num_frames=data.num_frames, crop_size=data.crop_size,
-            num_classes=data.num_classes, num_videos=data.num_eval_videos, views=1,
-            reverse_time=reverse_time, process_index=process_index, process_count=process_count)
-        return ({**b, "num_frames": np.full(local_batch, data.num_frames, np.int32)}
-                for b in batches)
+            local_batch=local_batch,
+            num_frames=data.num_frames,
+            crop_size=data.crop_size,
+            num_classes=data.num_classes,
+            num_videos=data.num_eval_videos,
+            views=1,
+            reverse_time=reverse_time,
+            process_index=process_index,
+            process_count=process_count,
+        )
+        return (
+            {**b, "num_frames": np.full(local_batch, data.num_frames, np.int32)} for b in batches
+        )
     from video_s3d.data import pipeline
+
     return pipeline.all_frames_eval_dataset(
-        data.name, data_dir=data.data_dir, split=split, batch_size=local_batch,
-        crop_size=data.crop_size, reverse_time=reverse_time, process_index=process_index,
-        process_count=process_count).as_numpy_iterator()
+        data.name,
+        data_dir=data.data_dir,
+        split=split,
+        batch_size=local_batch,
+        crop_size=data.crop_size,
+        reverse_time=reverse_time,
+        process_index=process_index,
+        process_count=process_count,
+    ).as_numpy_iterator()
 
 
 class InMemoryIterator:
@@ -108,13 +180,25 @@ class InMemoryIterator:
 
     POOL_SIZE = 4
 
-    def __init__(self, *, local_batch: int, num_frames: int, crop_size: int, num_classes: int,
-                 seed: int, process_index: int = 0):
+    def __init__(
+        self,
+        *,
+        local_batch: int,
+        num_frames: int,
+        crop_size: int,
+        num_classes: int,
+        seed: int,
+        process_index: int = 0,
+    ):
         rng = np.random.default_rng([seed, process_index])
         shape = (local_batch, num_frames, crop_size, crop_size, 3)
-        self._pool = [{"video": rng.integers(0, 256, shape, dtype=np.uint8),
-                       "label": rng.integers(0, num_classes, local_batch).astype(np.int32)}
-                      for _ in range(self.POOL_SIZE)]
+        self._pool = [
+            {
+                "video": rng.integers(0, 256, shape, dtype=np.uint8),
+                "label": rng.integers(0, num_classes, local_batch).astype(np.int32),
+            }
+            for _ in range(self.POOL_SIZE)
+        ]
         self.position = 0
 
     def __iter__(self):
@@ -134,9 +218,18 @@ class InMemoryIterator:
             self.position = int(json.load(f)["position"])
 
 
-def in_memory_eval_batches(*, local_batch: int, num_frames: int, crop_size: int, num_classes: int,
-                           num_videos: int, views: int, reverse_time: bool, process_index: int,
-                           process_count: int) -> Iterator[dict]:
+def in_memory_eval_batches(
+    *,
+    local_batch: int,
+    num_frames: int,
+    crop_size: int,
+    num_classes: int,
+    num_videos: int,
+    views: int,
+    reverse_time: bool,
+    process_index: int,
+    process_count: int,
+) -> Iterator[dict]:
     """Every view of every video once, padded so each process yields the same batch count."""
     rng = np.random.default_rng(1234)
     labels = rng.integers(0, num_classes, num_videos).astype(np.int32)
@@ -147,11 +240,15 @@ def in_memory_eval_batches(*, local_batch: int, num_frames: int, crop_size: int,
     shape = (local_batch, num_frames, crop_size, crop_size, 3)
     for b in range(num_batches):
         index = np.zeros(local_batch, np.int32)
-        chunk = mine[b * local_batch:(b + 1) * local_batch]
-        index[:len(chunk)] = chunk
+        chunk = mine[b * local_batch : (b + 1) * local_batch]
+        index[: len(chunk)] = chunk
         mask = np.arange(local_batch) < len(chunk)
         video = np.random.default_rng([process_index, b]).integers(0, 256, shape, dtype=np.uint8)
         if reverse_time:
             video = video[:, ::-1]
-        yield {"video": np.ascontiguousarray(video), "label": labels[index], "video_index": index,
-               "mask": mask}
+        yield {
+            "video": np.ascontiguousarray(video),
+            "label": labels[index],
+            "video_index": index,
+            "mask": mask,
+        }

@@ -2,6 +2,7 @@
 
 Any config field can be overridden, e.g. `--config.num_train_steps=3`.
 """
+
 import sys
 
 from absl import app, flags, logging
@@ -10,17 +11,30 @@ from ml_collections import config_flags
 from video_s3d import config_cli, runtime
 
 _CONFIG = config_flags.DEFINE_config_file(
-    "config", None, "Experiment config file, e.g. experiments/synthetic_motion.py:model=tiny_i2d.",
-    lock_config=True)
+    "config",
+    None,
+    "Experiment config file, e.g. experiments/synthetic_motion.py:model=tiny_i2d.",
+    lock_config=True,
+)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run folder: checkpoints, metrics, result.json.")
-_MODE = flags.DEFINE_enum("mode", "train", ["train", "eval"],
-                          "train (resumes from workdir) or eval (a checkpoint in workdir: --step).")
-_STEP = flags.DEFINE_string("step", "latest",
-                            "--mode=eval: which checkpoint, best (validation accuracy), latest or "
-                            "a step number. (To pick init_from's, append @best|@latest|@N to it.)")
-_MULTIHOST = flags.DEFINE_bool("multihost", False,
-                               "Call jax.distributed.initialize() with cluster auto-detection "
-                               "(TPU pod, SLURM); same as --config.distributed=true.")
+_MODE = flags.DEFINE_enum(
+    "mode",
+    "train",
+    ["train", "eval"],
+    "train (resumes from workdir) or eval (a checkpoint in workdir: --step).",
+)
+_STEP = flags.DEFINE_string(
+    "step",
+    "latest",
+    "--mode=eval: which checkpoint, best (validation accuracy), latest or "
+    "a step number. (To pick init_from's, append @best|@latest|@N to it.)",
+)
+_MULTIHOST = flags.DEFINE_bool(
+    "multihost",
+    False,
+    "Call jax.distributed.initialize() with cluster auto-detection "
+    "(TPU pod, SLURM); same as --config.distributed=true.",
+)
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -28,11 +42,14 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments {argv[1:]}; flags look like --config.x=value.")
     if not flags.FLAGS["verbosity"].present:
-        logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO; --verbosity=0 shows it
+        logging.set_verbosity(
+            logging.WARNING
+        )  # orbax logs every save at INFO; --verbosity=0 shows it
         runtime.quiet_library_notices()
     runtime.hide_accelerators_from_tf()
     runtime.maybe_initialize_distributed(_CONFIG.value, force=_MULTIHOST.value)
     from video_s3d import evaluate, train  # after distributed init: they query devices
+
     try:
         if _MODE.value == "train":
             train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)

@@ -7,6 +7,7 @@ Events are written as raw `Summary` protos (scalar `simple_value`, PNG `image`),
 TensorBoard reads as usual but which need no `tensorboard` package at write time
 (tf.summary.scalar/image do, and tensorflow-cpu does not install it).
 """
+
 from __future__ import annotations
 
 import json
@@ -34,6 +35,7 @@ class MetricWriter:
         os.makedirs(workdir, exist_ok=True)
         import tensorflow as tf  # imported lazily: only the writing process pays for it
         from tensorflow.core.framework import summary_pb2
+
         self._tf = tf
         self._summary_pb2 = summary_pb2
         self._tb = tf.summary.create_file_writer(os.path.join(workdir, "tensorboard"))
@@ -46,11 +48,17 @@ class MetricWriter:
         if not self.enabled:
             return
         values = {f"{prefix}{k}": float(v) for k, v in scalars.items()}
-        summary = self._summary_pb2.Summary(value=[
-            self._summary_pb2.Summary.Value(tag=name, simple_value=value)
-            for name, value in values.items()])
+        summary = self._summary_pb2.Summary(
+            value=[
+                self._summary_pb2.Summary.Value(tag=name, simple_value=value)
+                for name, value in values.items()
+            ]
+        )
         self._write(step, summary)
-        record = {"step": int(step), **{k: (v if math.isfinite(v) else str(v)) for k, v in values.items()}}
+        record = {
+            "step": int(step),
+            **{k: (v if math.isfinite(v) else str(v)) for k, v in values.items()},
+        }
         self._jsonl.write(json.dumps(record) + "\n")
         self._jsonl.flush()
 
@@ -60,10 +68,19 @@ class MetricWriter:
             return
         image = np.asarray(image, np.uint8)
         png = self._tf.io.encode_png(image).numpy()
-        summary = self._summary_pb2.Summary(value=[self._summary_pb2.Summary.Value(
-            tag=name, image=self._summary_pb2.Summary.Image(
-                height=image.shape[0], width=image.shape[1], colorspace=image.shape[2],
-                encoded_image_string=png))])
+        summary = self._summary_pb2.Summary(
+            value=[
+                self._summary_pb2.Summary.Value(
+                    tag=name,
+                    image=self._summary_pb2.Summary.Image(
+                        height=image.shape[0],
+                        width=image.shape[1],
+                        colorspace=image.shape[2],
+                        encoded_image_string=png,
+                    ),
+                )
+            ]
+        )
         self._write(step, summary)
 
     def _write(self, step: int, summary) -> None:
@@ -92,6 +109,7 @@ def _drop_records_after(path: str, step: int) -> None:
             return int(json.loads(line)["step"]) <= step
         except (ValueError, KeyError, TypeError):
             return False  # a line cut short by a killed run
+
     kept = [line for line in lines if keep(line)]
     if len(kept) == len(lines):
         return
@@ -123,8 +141,11 @@ class Progress:
         self._last_step, self._last_time = step, now
         if steps <= 0:  # nothing timed yet (the first, compiling step is left out)
             return {"clips_per_sec": float("nan"), "sec_per_step": float("nan"), "eta_sec": eta}
-        return {"clips_per_sec": steps * clips_per_step / elapsed,
-                "sec_per_step": elapsed / steps, "eta_sec": eta}
+        return {
+            "clips_per_sec": steps * clips_per_step / elapsed,
+            "sec_per_step": elapsed / steps,
+            "eta_sec": eta,
+        }
 
     def restart(self, step: int) -> None:
         """Time from now and `step` on (called after the first step, which compiles)."""
@@ -155,10 +176,12 @@ class Progress:
     def print_line(self, step: int, metrics: dict[str, float], rates: dict[str, float]) -> None:
         if not self.enabled:
             return
-        print(f"step {step:>6d}/{self.total_steps}  loss {metrics['loss']:.4f}  "
-              f"acc {metrics['accuracy']:.3f}  lr {metrics['learning_rate']:.3g}  "
-              f"{_rate(rates['clips_per_sec'])} clips/s  ETA {format_duration(rates['eta_sec'])}",
-              flush=True)
+        print(
+            f"step {step:>6d}/{self.total_steps}  loss {metrics['loss']:.4f}  "
+            f"acc {metrics['accuracy']:.3f}  lr {metrics['learning_rate']:.3g}  "
+            f"{_rate(rates['clips_per_sec'])} clips/s  ETA {format_duration(rates['eta_sec'])}",
+            flush=True,
+        )
 
 
 def _rate(value: float) -> str:

@@ -34,14 +34,16 @@ class Normalization:
 
     def __post_init__(self):
         if len(self.mean) != len(self.std):
-            raise UserError(f"input_mean {self.mean} and input_std {self.std} need one value per "
-                             "channel each; give both the same length.")
+            raise UserError(
+                f"input_mean {self.mean} and input_std {self.std} need one value per "
+                "channel each; give both the same length."
+            )
         if any(s <= 0 for s in self.std):
             raise UserError(f"input_std {self.std} must be positive in every channel.")
 
     @property
     def is_minus_one_to_one(self) -> bool:
-        return (np.allclose(self.mean, 0.5) and np.allclose(self.std, 0.5))
+        return np.allclose(self.mean, 0.5) and np.allclose(self.std, 0.5)
 
     def _scale_and_offset(self, xp):
         # (x / 255 - m) / s  ==  x * (1 / (255 s)) - m / s: one multiply-add per value.

@@ -5,6 +5,7 @@ release decays x0.1 twice). Weight decay is optionally restricted to convolution
 kernels, because decaying BatchNorm offsets and biases only pulls them towards zero
 without regularising the function (see `decay_bn_and_bias`).
 """
+
 from __future__ import annotations
 
 import jax
@@ -21,7 +22,9 @@ SCHEDULES = ("cosine", "step", "constant")
 def make_schedule(cfg: ml_collections.ConfigDict, num_train_steps: int) -> optax.Schedule:
     """Learning rate per step: linear warm-up from 0, then cosine / step / constant."""
     if cfg.schedule not in SCHEDULES:
-        raise UserError(f"config.optim.schedule={cfg.schedule!r} is unknown; use one of {SCHEDULES}.")
+        raise UserError(
+            f"config.optim.schedule={cfg.schedule!r} is unknown; use one of {SCHEDULES}."
+        )
     warmup = int(cfg.warmup_steps)
     peak = float(cfg.learning_rate)
     after = max(num_train_steps - warmup, 1)
@@ -30,8 +33,9 @@ def make_schedule(cfg: ml_collections.ConfigDict, num_train_steps: int) -> optax
     elif cfg.schedule == "step":
         # Boundaries are absolute steps from which the rate is multiplied by the factor; the
         # schedule after warm-up counts from 0 (optax scales once the count reaches a key).
-        boundaries = {int(b) - warmup: float(cfg.step_decay_factor)
-                      for b in (cfg.step_boundaries or ())}
+        boundaries = {
+            int(b) - warmup: float(cfg.step_decay_factor) for b in (cfg.step_boundaries or ())
+        }
         main = optax.piecewise_constant_schedule(peak, boundaries)
     else:
         main = optax.constant_schedule(peak)
@@ -48,7 +52,9 @@ def decay_mask(params, decay_bn_and_bias: bool):
     return jax.tree.map(lambda p: p.ndim > 1, params)
 
 
-def make_optimizer(cfg: ml_collections.ConfigDict, num_train_steps: int) -> optax.GradientTransformation:
+def make_optimizer(
+    cfg: ml_collections.ConfigDict, num_train_steps: int
+) -> optax.GradientTransformation:
     """The optax transformation for `config.optim` (clipping, decay, SGD or AdamW)."""
     if cfg.name not in OPTIMIZERS:
         raise UserError(f"config.optim.name={cfg.name!r} is unknown; use one of {OPTIMIZERS}.")
@@ -61,18 +67,33 @@ def make_optimizer(cfg: ml_collections.ConfigDict, num_train_steps: int) -> opta
         if cfg.weight_decay:
             # Coupled L2 (added to the gradient before momentum), as in the paper's recipe.
             parts.append(optax.add_decayed_weights(float(cfg.weight_decay), mask=mask))
-        parts.append(optax.sgd(schedule, momentum=float(cfg.momentum) or None,
-                               nesterov=bool(cfg.get("nesterov", False))))
+        parts.append(
+            optax.sgd(
+                schedule,
+                momentum=float(cfg.momentum) or None,
+                nesterov=bool(cfg.get("nesterov", False)),
+            )
+        )
     else:
-        parts.append(optax.adamw(schedule, b1=float(cfg.get("b1", 0.9)), b2=float(cfg.get("b2", 0.999)),
-                                 weight_decay=float(cfg.weight_decay), mask=mask))
+        parts.append(
+            optax.adamw(
+                schedule,
+                b1=float(cfg.get("b1", 0.9)),
+                b2=float(cfg.get("b2", 0.999)),
+                weight_decay=float(cfg.weight_decay),
+                mask=mask,
+            )
+        )
     return optax.chain(*parts)
 
 
-def cross_entropy(logits: jax.Array, labels: jax.Array, num_classes: int,
-                  label_smoothing: float = 0.0) -> jax.Array:
+def cross_entropy(
+    logits: jax.Array, labels: jax.Array, num_classes: int, label_smoothing: float = 0.0
+) -> jax.Array:
     """Mean softmax cross-entropy with optional label smoothing, computed in float32."""
-    targets = optax.smooth_labels(jax.nn.one_hot(labels, num_classes), label_smoothing) \
-        if label_smoothing else jax.nn.one_hot(labels, num_classes)
+    targets = (
+        optax.smooth_labels(jax.nn.one_hot(labels, num_classes), label_smoothing)
+        if label_smoothing
+        else jax.nn.one_hot(labels, num_classes)
+    )
     return jnp.mean(optax.softmax_cross_entropy(logits.astype(jnp.float32), targets))
-

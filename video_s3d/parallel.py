@@ -5,6 +5,7 @@ of the global batch those devices hold. `host_to_global` stitches the per-proces
 batches into one `jax.Array` sharded along the mesh axis `batch`; `global_to_host` is the
 way back (each process gets its own rows), used for evaluation logits and metrics.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -12,8 +13,8 @@ from typing import Any
 import jax
 import numpy as np
 from jax import lax
-from jax.flatten_util import ravel_pytree
 from jax.experimental import multihost_utils
+from jax.flatten_util import ravel_pytree
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
@@ -45,7 +46,8 @@ def check_global_batch(global_batch: int, mesh: Mesh, field: str = "config.batch
         suggestion = max(n, (global_batch // n) * n) if global_batch > 0 else n
         raise UserError(
             f"{field}={global_batch} is the global batch and must be a positive multiple of "
-            f"the {n} devices in the mesh; set {field}={suggestion} or another multiple of {n}.")
+            f"the {n} devices in the mesh; set {field}={suggestion} or another multiple of {n}."
+        )
 
 
 def local_batch_size(global_batch: int, mesh: Mesh) -> int:
@@ -59,7 +61,8 @@ def host_to_global(batch: Any, mesh: Mesh) -> Any:
     """Host-local numpy batch (pytree) -> global arrays sharded along `batch`."""
     sharding = batch_sharded(mesh)
     return jax.tree.map(
-        lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), batch)
+        lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), batch
+    )
 
 
 def global_to_host(tree: Any, mesh: Mesh) -> Any:
@@ -93,4 +96,5 @@ def allgather_host(tree: Any) -> Any:
     if jax.process_count() == 1:
         return tree
     return jax.tree.map(
-        lambda x: np.asarray(multihost_utils.process_allgather(x, tiled=True)), tree)
+        lambda x: np.asarray(multihost_utils.process_allgather(x, tiled=True)), tree
+    )

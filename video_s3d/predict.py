@@ -9,6 +9,7 @@ folder in it. --video: a file in any container PyAV reads (mp4, webm, avi, mkv, 
 (see video_s3d/inference.py). An unreadable file gets one line and the rest go on; the exit
 status is 1 only if every file failed (2 for a bad argument).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,12 +25,24 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = inference.argument_parser("video_s3d.predict", __doc__)
     parser.add_argument("--video", required=True, help="video file, folder or glob pattern")
     parser.add_argument("--top_k", type=int, default=5, help="labels to print per video")
-    parser.add_argument("--json", action="store_true",
-                        help="one JSON object per file on stdout (progress goes to stderr)")
-    parser.add_argument("--num_clips", type=int, default=None,
-                        help="clips per video (default: the run's config.data.eval_num_clips)")
-    parser.add_argument("--num_crops", type=int, default=None, choices=(1, 3),
-                        help="crops per clip (default: config.data.eval_num_crops)")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="one JSON object per file on stdout (progress goes to stderr)",
+    )
+    parser.add_argument(
+        "--num_clips",
+        type=int,
+        default=None,
+        help="clips per video (default: the run's config.data.eval_num_clips)",
+    )
+    parser.add_argument(
+        "--num_crops",
+        type=int,
+        default=None,
+        choices=(1, 3),
+        help="crops per clip (default: config.data.eval_num_crops)",
+    )
     args = parser.parse_args(argv)
     if args.top_k < 1:
         parser.error(f"--top_k={args.top_k} must be at least 1.")
@@ -38,8 +51,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def top_k(probabilities: np.ndarray, class_names: list[str], k: int) -> list[dict]:
     order = np.argsort(-probabilities, kind="stable")[:k]
-    return [{"label": class_names[i], "index": int(i), "probability": float(probabilities[i])}
-            for i in order]
+    return [
+        {"label": class_names[i], "index": int(i), "probability": float(probabilities[i])}
+        for i in order
+    ]
 
 
 def main(argv=None) -> int:
@@ -47,8 +62,9 @@ def main(argv=None) -> int:
     inference.setup_process()
     try:
         videos = inference.list_videos(args.video)
-        run = inference.load_run(args.checkpoint, step=args.step, num_clips=args.num_clips,
-                                 num_crops=args.num_crops)
+        run = inference.load_run(
+            args.checkpoint, step=args.step, num_clips=args.num_clips, num_crops=args.num_crops
+        )
     except (FileNotFoundError, ValueError) as error:
         print(f"Error: {error}", file=sys.stderr)
         return 2
@@ -68,8 +84,12 @@ def main(argv=None) -> int:
         best = top_k(inference.softmax(logits), run.class_names, k)
         succeeded += 1
         if args.json:
-            print(json.dumps({"video": path, "step": run.step, "num_views": len(views),
-                              "top_k": best}), flush=True)
+            print(
+                json.dumps(
+                    {"video": path, "step": run.step, "num_views": len(views), "top_k": best}
+                ),
+                flush=True,
+            )
             print(f"{counter} {path}", file=sys.stderr, flush=True)
         else:
             shown = "  ".join(f"{p['label']} {100 * p['probability']:.1f}%" for p in best)

@@ -10,6 +10,7 @@ what `Run.read` does now). Peak memory is the subprocess's maximum resident set 
 reading minus the same after its imports, so the libraries' own footprint is left out.
 Prints one table; the numbers are this machine's, to compare side by side, not absolutes.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,6 +32,7 @@ def _peak_mib() -> float:
 def write_long_video(path: str, seconds: float, width: int, height: int, fps: int = 25) -> int:
     """A moving colour ramp, encoded frame by frame (H.264, fastest preset); returns frames."""
     import av
+
     count = int(round(seconds * fps))
     ys, xs = np.mgrid[0:height, 0:width]
     with av.open(path, mode="w") as container:
@@ -38,8 +40,9 @@ def write_long_video(path: str, seconds: float, width: int, height: int, fps: in
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.options = {"crf": "23", "preset": "ultrafast"}
         for t in range(count):
-            frame = np.stack([(xs + 4 * t) % 256, (ys + 2 * t) % 256,
-                              np.full_like(xs, (t * 3) % 256)], axis=-1).astype(np.uint8)
+            frame = np.stack(
+                [(xs + 4 * t) % 256, (ys + 2 * t) % 256, np.full_like(xs, (t * 3) % 256)], axis=-1
+            ).astype(np.uint8)
             for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
                 container.mux(packet)
         for packet in stream.encode():
@@ -52,30 +55,46 @@ def measure(mode: str, path: str, settings: dict) -> dict:
     from video_s3d import inference
     from video_s3d.data import video_ops  # noqa: F401 -- TensorFlow's footprint is baseline
     from video_s3d.data.builders import video_files
+
     baseline = _peak_mib()
     started = time.perf_counter()
-    window = dict(num_frames=settings["num_frames"], stride=settings["stride"],
-                  num_clips=settings["num_clips"])
+    window = dict(
+        num_frames=settings["num_frames"],
+        stride=settings["stride"],
+        num_clips=settings["num_clips"],
+    )
     if mode == "whole":
         frames, _ = video_files.read_video(path, fps=None, short_side=settings["short_side"])
     else:
-        frames = inference.read_frames_for_views(path, fps=None,
-                                                 short_side=settings["short_side"], **window)
-    views = inference.evaluation_views(frames, crop_size=settings["crop_size"],
-                                       num_crops=settings["num_crops"], central_fraction=0.875,
-                                       **window)
+        frames = inference.read_frames_for_views(
+            path, fps=None, short_side=settings["short_side"], **window
+        )
+    views = inference.evaluation_views(
+        frames,
+        crop_size=settings["crop_size"],
+        num_crops=settings["num_crops"],
+        central_fraction=0.875,
+        **window,
+    )
     seconds = time.perf_counter() - started
-    return {"mode": mode, "frames": len(frames), "views": list(views.shape),
-            "peak_above_imports_mib": _peak_mib() - baseline, "seconds": seconds}
+    return {
+        "mode": mode,
+        "frames": len(frames),
+        "views": list(views.shape),
+        "peak_above_imports_mib": _peak_mib() - baseline,
+        "seconds": seconds,
+    }
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m video_s3d.predict_bench",
-                                     description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m video_s3d.predict_bench", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--seconds", default="10,40", help="clip lengths, comma-separated")
     parser.add_argument("--size", default="640x360", help="source WIDTHxHEIGHT")
-    parser.add_argument("--short_side", type=int, default=256,
-                        help="decode size (the datasets' usual short side)")
+    parser.add_argument(
+        "--short_side", type=int, default=256, help="decode size (the datasets' usual short side)"
+    )
     parser.add_argument("--num_frames", type=int, default=16)
     parser.add_argument("--stride", type=int, default=2)
     parser.add_argument("--num_clips", type=int, default=4)
@@ -84,8 +103,10 @@ def main(argv=None) -> int:
     parser.add_argument("--measure", default=None, help=argparse.SUPPRESS)  # subprocess mode
     parser.add_argument("--video", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    settings = {k: getattr(args, k) for k in ("short_side", "num_frames", "stride", "num_clips",
-                                              "num_crops", "crop_size")}
+    settings = {
+        k: getattr(args, k)
+        for k in ("short_side", "num_frames", "stride", "num_clips", "num_crops", "crop_size")
+    }
     if args.measure:
         print(json.dumps(measure(args.measure, args.video, settings)))
         return 0
@@ -97,18 +118,32 @@ def main(argv=None) -> int:
             path = os.path.join(folder, f"clip_{seconds:g}s.mp4")
             write_long_video(path, seconds, width, height)
             for mode in ("whole", "selected"):
-                command = [sys.executable, "-m", "video_s3d.predict_bench", f"--measure={mode}",
-                           f"--video={path}"] + [f"--{k}={v}" for k, v in settings.items()]
-                done = subprocess.run(command, capture_output=True, text=True, check=True,
-                                      env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+                command = [
+                    sys.executable,
+                    "-m",
+                    "video_s3d.predict_bench",
+                    f"--measure={mode}",
+                    f"--video={path}",
+                ] + [f"--{k}={v}" for k, v in settings.items()]
+                done = subprocess.run(
+                    command,
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                    env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+                )
                 rows.append((seconds, json.loads(done.stdout.strip().splitlines()[-1])))
-    print(f"source {width}x{height} at 25 fps, decoded at short side {args.short_side}; views: "
-          f"{args.num_clips} clips x {args.num_crops} crops of {args.num_frames} frames "
-          f"(stride {args.stride}) at {args.crop_size}")
+    print(
+        f"source {width}x{height} at 25 fps, decoded at short side {args.short_side}; views: "
+        f"{args.num_clips} clips x {args.num_crops} crops of {args.num_frames} frames "
+        f"(stride {args.stride}) at {args.crop_size}"
+    )
     print(f"{'length':>8}  {'frames':>6}  {'mode':<8}  {'peak MiB':>9}  {'seconds':>7}")
     for seconds, row in rows:
-        print(f"{seconds:>7g}s  {row['frames']:>6d}  {row['mode']:<8}  "
-              f"{row['peak_above_imports_mib']:>9.1f}  {row['seconds']:>7.2f}")
+        print(
+            f"{seconds:>7g}s  {row['frames']:>6d}  {row['mode']:<8}  "
+            f"{row['peak_above_imports_mib']:>9.1f}  {row['seconds']:>7.2f}"
+        )
     return 0
 
 

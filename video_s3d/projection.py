@@ -5,6 +5,7 @@ rate "auto", early exaggeration 12), perplexity 30 lowered to (N - 1) / 3 for sm
 a fixed seed; features above 50 dimensions are first reduced to 50 by PCA, as scikit-learn's
 TSNE documentation recommends. Barnes-Hut grows as N log N, so there is no upper size limit.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -27,13 +28,12 @@ def pca(features: np.ndarray, dims: int = 2) -> tuple[np.ndarray, np.ndarray]:
     points = u[:, :dims] * s[:dims]
     if points.shape[1] < dims:  # fewer samples or features than dims
         points = np.pad(points, ((0, 0), (0, dims - points.shape[1])))
-    total = float((s ** 2).sum())
+    total = float((s**2).sum())
     explained = (s[:dims] ** 2) / total if total > 0 else np.zeros(min(dims, len(s)))
     return points, explained
 
 
-def tsne(features: np.ndarray, perplexity: float = 30.0, seed: int = 0
-         ) -> tuple[np.ndarray, float]:
+def tsne(features: np.ndarray, perplexity: float = 30.0, seed: int = 0) -> tuple[np.ndarray, float]:
     """(points [N, 2], final KL divergence) from scikit-learn's t-SNE."""
     from sklearn.manifold import TSNE  # scikit-learn loads only when a t-SNE is drawn
 
@@ -43,8 +43,13 @@ def tsne(features: np.ndarray, perplexity: float = 30.0, seed: int = 0
         raise ValueError(f"t-SNE needs at least {MIN_TSNE_POINTS} points, got {n}; use PCA.")
     if x.shape[1] > 50:
         x, _ = pca(x, 50)
-    model = TSNE(n_components=2, perplexity=effective_perplexity(n, perplexity), init="pca",
-                 learning_rate="auto", random_state=seed)
+    model = TSNE(
+        n_components=2,
+        perplexity=effective_perplexity(n, perplexity),
+        init="pca",
+        learning_rate="auto",
+        random_state=seed,
+    )
     points = model.fit_transform(x)
     return np.asarray(points, np.float64), float(model.kl_divergence_)
 

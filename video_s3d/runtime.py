@@ -3,6 +3,7 @@
 `launch/multiprocess.py` (and any cluster launcher) tells each process who it is through
 the environment; `maybe_initialize_distributed` is the only place that reads it.
 """
+
 from __future__ import annotations
 
 import logging
@@ -11,7 +12,7 @@ import os
 import jax
 import ml_collections
 
-COORDINATOR_ENV = "VIDEO_S3D_COORDINATOR"        # host:port of process 0
+COORDINATOR_ENV = "VIDEO_S3D_COORDINATOR"  # host:port of process 0
 NUM_PROCESSES_ENV = "VIDEO_S3D_NUM_PROCESSES"
 PROCESS_ID_ENV = "VIDEO_S3D_PROCESS_ID"
 
@@ -19,6 +20,7 @@ PROCESS_ID_ENV = "VIDEO_S3D_PROCESS_ID"
 def hide_accelerators_from_tf() -> None:
     """tf.data must not grab GPU memory (or TPUs) that JAX needs."""
     import tensorflow as tf
+
     tf.config.set_visible_devices([], "GPU")
     try:
         tf.config.set_visible_devices([], "TPU")
@@ -26,8 +28,9 @@ def hide_accelerators_from_tf() -> None:
         pass  # no TPU support in this TF build
 
 
-def maybe_initialize_distributed(config: ml_collections.ConfigDict | None = None,
-                                 force: bool = False) -> bool:
+def maybe_initialize_distributed(
+    config: ml_collections.ConfigDict | None = None, force: bool = False
+) -> bool:
     """Calls jax.distributed.initialize when the environment or config.distributed asks.
 
     Environment (set by launch/multiprocess.py): explicit coordinator, process count and id.
@@ -38,7 +41,8 @@ def maybe_initialize_distributed(config: ml_collections.ConfigDict | None = None
         jax.distributed.initialize(
             coordinator_address=os.environ[COORDINATOR_ENV],
             num_processes=int(os.environ[NUM_PROCESSES_ENV]),
-            process_id=int(os.environ[PROCESS_ID_ENV]))
+            process_id=int(os.environ[PROCESS_ID_ENV]),
+        )
         return True
     if force or (config is not None and config.get("distributed", False)):
         jax.distributed.initialize()

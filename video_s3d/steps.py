@@ -8,10 +8,12 @@ evaluated checkpoint and orbax keeps beside the newest ones); a run none of whos
 was evaluated (an imported run, or a training run with evaluation off) has no best, so `best`
 falls back to the latest step there and says so in `describe`.
 """
+
 from __future__ import annotations
 
 import os
 from typing import Any
+
 from video_s3d.errors import UserError, UserFileError
 
 BEST, LATEST = "best", "latest"
@@ -41,8 +43,9 @@ def resolve(ckpt, which: str | int, where: str) -> tuple[int, str]:
     """
     steps = sorted(ckpt.all_steps())
     if not steps:
-        raise UserFileError(f"{where} holds no complete checkpoint; point it at a run that "
-                                f"saved one.")
+        raise UserFileError(
+            f"{where} holds no complete checkpoint; point it at a run that saved one."
+        )
     if which == LATEST:
         return steps[-1], "latest"
     if which == BEST:
@@ -52,8 +55,10 @@ def resolve(ckpt, which: str | int, where: str) -> tuple[int, str]:
         return best, "best validation accuracy"
     if which not in steps:
         kept = ", ".join(map(str, steps))
-        raise UserFileError(f"{where} holds no checkpoint at step {which} (kept steps: "
-                                f"{kept}); pick one of those, best or latest.")
+        raise UserFileError(
+            f"{where} holds no checkpoint at step {which} (kept steps: "
+            f"{kept}); pick one of those, best or latest."
+        )
     return int(which), "as asked"
 
 
@@ -74,8 +79,7 @@ def split_source(source: str) -> tuple[str, str | int]:
     return source, which
 
 
-def load_variables(source: str, abstract_variables: dict[str, Any], mesh
-                   ) -> tuple[dict, dict]:
+def load_variables(source: str, abstract_variables: dict[str, Any], mesh) -> tuple[dict, dict]:
     """`checkpointing.load_variables` with the step chosen by `source`'s `@step` suffix or
     `checkpoints/<N>` path: (variables replicated on `mesh`, the source's run info + step)."""
     from video_s3d import checkpointing, parallel
@@ -84,7 +88,8 @@ def load_variables(source: str, abstract_variables: dict[str, Any], mesh
     if not os.path.isdir(os.path.join(workdir, "checkpoints")):
         raise UserFileError(
             f"config.init_from={source!r} has no checkpoints folder; point it at the workdir of a "
-            f"finished training run (or of video_s3d.import_weights).")
+            f"finished training run (or of video_s3d.import_weights)."
+        )
     ckpt = checkpointing.Checkpoints(workdir, read_only=True)
     try:
         step, _ = resolve(ckpt, which, f"config.init_from={source!r}")

@@ -6,6 +6,7 @@ BatchNorm statistics are either synchronised inside the model (`config.sync_batc
 the model normalises with statistics pmean-ed over the mesh) or computed per device and
 averaged after the step so that every replica holds the same running averages.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,8 +22,18 @@ import optax
 from jax import lax
 from jax.sharding import PartitionSpec as P
 
-from video_s3d import (checkpointing, evaluate, inputs, normalization, optim, parallel,
-                       recipe_card, steps, train_state, workdirs)
+from video_s3d import (
+    checkpointing,
+    evaluate,
+    inputs,
+    normalization,
+    optim,
+    parallel,
+    recipe_card,
+    steps,
+    train_state,
+    workdirs,
+)
 from video_s3d.errors import UserError, UserFileError
 from video_s3d.metric_writers import MetricWriter, Progress, log
 from video_s3d.train_state import TrainState
@@ -38,10 +49,20 @@ USER_ERRORS = (UserError,)
 
 
 # ----------------------------------------------------------------------- update step
-def make_train_step(model, tx: optax.GradientTransformation, schedule: optax.Schedule, mesh,
-                    *, num_classes: int, label_smoothing: float, sync_batch_norm: bool,
-                    freeze_batch_norm: bool, seed: int, compiler_options=None,
-                    input_normalization: normalization.Normalization | None = None):
+def make_train_step(
+    model,
+    tx: optax.GradientTransformation,
+    schedule: optax.Schedule,
+    mesh,
+    *,
+    num_classes: int,
+    label_smoothing: float,
+    sync_batch_norm: bool,
+    freeze_batch_norm: bool,
+    seed: int,
+    compiler_options=None,
+    input_normalization: normalization.Normalization | None = None,
+):
     """jit(shard_map(per-device step)): (state, {'video','label'}) -> (state, metrics).
 
     uint8 videos are normalised inside the step by `input_normalization` (default [-1, 1]).
@@ -52,8 +73,9 @@ def make_train_step(model, tx: optax.GradientTransformation, schedule: optax.Sch
     def per_device_step(state: TrainState, batch: dict[str, jax.Array]):
         video = input_normalization.train_input(batch)  # uint8 -> float, flips, on device
         # Each device draws its own dropout mask; the stream depends only on (seed, step).
-        dropout_key = jax.random.fold_in(jax.random.fold_in(base_key, state.step),
-                                         lax.axis_index(parallel.BATCH_AXIS))
+        dropout_key = jax.random.fold_in(
+            jax.random.fold_in(base_key, state.step), lax.axis_index(parallel.BATCH_AXIS)
+        )
         # Differentiate a per-device copy of the replicated params: the gradients are then
         # this device's own, and the one pmean below makes them the global-batch average.
         # (Differentiating the replicated value directly would make JAX psum them.)
@@ -66,8 +88,13 @@ def make_train_step(model, tx: optax.GradientTransformation, schedule: optax.Sch
                 logits = model.apply(variables, video, train=False)
                 new_stats = state.batch_stats
             else:
-                logits, mutated = model.apply(variables, video, train=True,
-                                              mutable=["batch_stats"], rngs={"dropout": dropout_key})
+                logits, mutated = model.apply(
+                    variables,
+                    video,
+                    train=True,
+                    mutable=["batch_stats"],
+                    rngs={"dropout": dropout_key},
+                )
                 new_stats = mutated["batch_stats"]
             loss = optim.cross_entropy(logits, batch["label"], num_classes, label_smoothing)
             return loss, (logits, new_stats)
@@ -78,24 +105,36 @@ def make_train_step(model, tx: optax.GradientTransformation, schedule: optax.Sch
             # Per-device statistics differ; average them so the replicas stay identical.
             new_stats = lax.pmean(new_stats, parallel.BATCH_AXIS)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        new_state = state.replace(step=state.step + 1,
-                                  params=optax.apply_updates(state.params, updates),
-                                  batch_stats=new_stats, opt_state=opt_state)
+        new_state = state.replace(
+            step=state.step + 1,
+            params=optax.apply_updates(state.params, updates),
+            batch_stats=new_stats,
+            opt_state=opt_state,
+        )
         accuracy = jnp.mean((jnp.argmax(logits, -1) == batch["label"]).astype(jnp.float32))
-        metrics = {"loss": lax.pmean(loss, parallel.BATCH_AXIS),
-                   "accuracy": lax.pmean(accuracy, parallel.BATCH_AXIS),
-                   "grad_norm": optax.global_norm(grads),
-                   "learning_rate": schedule(state.step)}
+        metrics = {
+            "loss": lax.pmean(loss, parallel.BATCH_AXIS),
+            "accuracy": lax.pmean(accuracy, parallel.BATCH_AXIS),
+            "grad_norm": optax.global_norm(grads),
+            "learning_rate": schedule(state.step),
+        }
         return new_state, metrics
 
-    step = jax.shard_map(per_device_step, mesh=mesh,
-                         in_specs=(P(), P(parallel.BATCH_AXIS)), out_specs=(P(), P()))
+    step = jax.shard_map(
+        per_device_step, mesh=mesh, in_specs=(P(), P(parallel.BATCH_AXIS)), out_specs=(P(), P())
+    )
     return jax.jit(step, donate_argnums=(0,), compiler_options=compiler_options)
 
 
 # ------------------------------------------------------------ precise BatchNorm statistics
-def make_batch_stats_step(model, mesh, *, sync_batch_norm: bool, compiler_options=None,
-                          input_normalization: normalization.Normalization | None = None):
+def make_batch_stats_step(
+    model,
+    mesh,
+    *,
+    sync_batch_norm: bool,
+    compiler_options=None,
+    input_normalization: normalization.Normalization | None = None,
+):
     """jit(shard_map): (variables, clips) -> this batch's BatchNorm statistics, every layer.
 
     BN keeps `ra = m * ra + (1 - m) * batch`. Running the train-mode forward pass from ra = 0
@@ -107,26 +146,38 @@ def make_batch_stats_step(model, mesh, *, sync_batch_norm: bool, compiler_option
 
     def per_device(variables, video):
         # A training batch {'video', 'flip'} is mirrored as in the train step; or bare clips.
-        video = (input_normalization.train_input(video) if isinstance(video, dict)
-                 else input_normalization.model_input(video))
+        video = (
+            input_normalization.train_input(video)
+            if isinstance(video, dict)
+            else input_normalization.model_input(video)
+        )
 
         def updated_from(value):
             start = jax.tree.map(lambda s: jnp.full_like(s, value), variables["batch_stats"])
-            _, mutated = model.apply({"params": variables["params"], "batch_stats": start}, video,
-                                     train=True, mutable=["batch_stats"],
-                                     rngs={"dropout": jax.random.key(0)})
+            _, mutated = model.apply(
+                {"params": variables["params"], "batch_stats": start},
+                video,
+                train=True,
+                mutable=["batch_stats"],
+                rngs={"dropout": jax.random.key(0)},
+            )
             return mutated["batch_stats"]
+
         low, high = updated_from(0.0), updated_from(1.0)
         batch = jax.tree.map(lambda lo, hi: lo / (1.0 - (hi - lo)), low, high)
         if not sync_batch_norm:
             batch = lax.pmean(batch, parallel.BATCH_AXIS)
         return batch
 
-    return jax.jit(jax.shard_map(per_device, mesh=mesh, in_specs=(P(), P(parallel.BATCH_AXIS)),
-                                 out_specs=P()), compiler_options=compiler_options)
+    return jax.jit(
+        jax.shard_map(per_device, mesh=mesh, in_specs=(P(), P(parallel.BATCH_AXIS)), out_specs=P()),
+        compiler_options=compiler_options,
+    )
 
 
-def recompute_batch_norm(state: TrainState, stats_step, config, mesh, local_batch: int) -> TrainState:
+def recompute_batch_norm(
+    state: TrainState, stats_step, config, mesh, local_batch: int
+) -> TrainState:
     """Replaces the running averages by the average over `config.precise_bn_batches` batches.
 
     With TF-Slim's BN decay 0.999 the running averages of a short run still remember their
@@ -137,9 +188,13 @@ def recompute_batch_norm(state: TrainState, stats_step, config, mesh, local_batc
     """
     if not jax.tree.leaves(state.batch_stats):
         return state
-    stream = inputs.train_iterator(config.data, local_batch=local_batch, seed=config.seed + 1,
-                                   process_index=jax.process_index(),
-                                   process_count=jax.process_count())
+    stream = inputs.train_iterator(
+        config.data,
+        local_batch=local_batch,
+        seed=config.seed + 1,
+        process_index=jax.process_index(),
+        process_count=jax.process_count(),
+    )
     total = None
     for _ in range(int(config.precise_bn_batches)):
         batch = next(stream)
@@ -157,20 +212,30 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
         if int(config[field]) <= 0:
             raise UserError(f"config.{field}={config[field]} must be a positive integer.")
     if int(config.eval_every_steps) < 0:
-        raise UserError(f"config.eval_every_steps={config.eval_every_steps} must be >= 0 "
-                         f"(0 evaluates only at the end).")
+        raise UserError(
+            f"config.eval_every_steps={config.eval_every_steps} must be >= 0 "
+            f"(0 evaluates only at the end)."
+        )
     if config.optim.name not in optim.OPTIMIZERS:
-        raise UserError(f"config.optim.name={config.optim.name!r} is unknown; use one of "
-                         f"{optim.OPTIMIZERS}.")
+        raise UserError(
+            f"config.optim.name={config.optim.name!r} is unknown; use one of {optim.OPTIMIZERS}."
+        )
     if config.optim.schedule not in optim.SCHEDULES:
-        raise UserError(f"config.optim.schedule={config.optim.schedule!r} is unknown; use one of "
-                         f"{optim.SCHEDULES}.")
+        raise UserError(
+            f"config.optim.schedule={config.optim.schedule!r} is unknown; use one of "
+            f"{optim.SCHEDULES}."
+        )
 
 
-def run_info(config: ml_collections.ConfigDict, num_classes: int,
-             class_names=None) -> dict[str, Any]:
+def run_info(
+    config: ml_collections.ConfigDict, num_classes: int, class_names=None
+) -> dict[str, Any]:
     """What a checkpoint records about its run; class names let `predict` print labels."""
-    info = {"model": config.model.name, "num_classes": int(num_classes), "dataset": config.data.name}
+    info = {
+        "model": config.model.name,
+        "num_classes": int(num_classes),
+        "dataset": config.data.name,
+    }
     if class_names is not None:
         info["class_names"] = [str(name) for name in class_names]
     return info
@@ -185,23 +250,31 @@ def _warn_if_normalisation_differs(source_dir: str, config, is_main: bool) -> No
         source = normalization.from_config(json.load(f).get("data", {}))
     ours = normalization.from_config(config.data)
     if source != ours:
-        log(f"warning: {source_dir} was trained on inputs normalised with mean {source.mean}, "
+        log(
+            f"warning: {source_dir} was trained on inputs normalised with mean {source.mean}, "
             f"std {source.std}, this run uses mean {ours.mean}, std {ours.std}; pass "
-            f"--config.data.input_mean and --config.data.input_std to match them.", is_main)
+            f"--config.data.input_mean and --config.data.input_std to match them.",
+            is_main,
+        )
 
 
 def init_from_checkpoint(state: TrainState, config, model, mesh, num_classes: int, is_main: bool):
     """Backbone (every matching leaf) from `config.init_from`; mismatched leaves (the head) stay fresh."""
     source_dir, _ = steps.split_source(config.init_from)  # DIR[@best|latest|N], checkpoints/<N>
-    source_info = checkpointing.Checkpoints(source_dir, read_only=True).run_info() \
-        if os.path.isdir(os.path.join(source_dir, "checkpoints")) else None
+    source_info = (
+        checkpointing.Checkpoints(source_dir, read_only=True).run_info()
+        if os.path.isdir(os.path.join(source_dir, "checkpoints"))
+        else None
+    )
     if source_info is not None and source_info.get("model") != config.model.name:
         raise UserError(
             f"config.init_from={config.init_from!r} holds model {source_info.get('model')!r} but "
-            f"config.model.name={config.model.name!r}; fine-tune the same architecture.")
+            f"config.model.name={config.model.name!r}; fine-tune the same architecture."
+        )
     source_classes = int(source_info["num_classes"]) if source_info else num_classes
-    source_model = model if source_classes == num_classes else \
-        train_state.create_model(config, source_classes)
+    source_model = (
+        model if source_classes == num_classes else train_state.create_model(config, source_classes)
+    )
     source_abstract = train_state.abstract_variables(source_model, config, mesh)
     source, loaded_info = steps.load_variables(config.init_from, source_abstract, mesh)
     _warn_if_normalisation_differs(source_dir, config, is_main)
@@ -218,11 +291,15 @@ def init_from_checkpoint(state: TrainState, config, model, mesh, num_classes: in
         return leaf
 
     merged = jax.tree_util.tree_map_with_path(pick, fresh)
-    log(f"fine-tuning from {source_dir} at step {loaded_info['step']} ({source_classes} classes "
+    log(
+        f"fine-tuning from {source_dir} at step {loaded_info['step']} ({source_classes} classes "
         f"-> {num_classes}); "
-        f"freshly initialised: {', '.join(reinitialised) or 'nothing'}", is_main)
-    return state.replace(params=merged["params"], batch_stats=merged["batch_stats"],
-                         opt_state=state.opt_state)
+        f"freshly initialised: {', '.join(reinitialised) or 'nothing'}",
+        is_main,
+    )
+    return state.replace(
+        params=merged["params"], batch_stats=merged["batch_stats"], opt_state=state.opt_state
+    )
 
 
 def check_init_from(config: ml_collections.ConfigDict, workdir: str) -> None:
@@ -230,9 +307,10 @@ def check_init_from(config: ml_collections.ConfigDict, workdir: str) -> None:
     (a run that resumes from its own checkpoints does not read it)."""
     init_from = (config.get("init_from") or "").rstrip("/")
     if init_from.endswith("/checkpoints"):
-        init_from = init_from[:-len("/checkpoints")]
-    resuming = os.path.isdir(os.path.join(workdir, "checkpoints")) and \
-        os.listdir(os.path.join(workdir, "checkpoints"))
+        init_from = init_from[: -len("/checkpoints")]
+    resuming = os.path.isdir(os.path.join(workdir, "checkpoints")) and os.listdir(
+        os.path.join(workdir, "checkpoints")
+    )
     if init_from and not resuming and not os.path.isdir(os.path.join(init_from, "checkpoints")):
         hint = config.get("init_hint") or "pass the workdir of a finished run"
         raise UserFileError(f"config.init_from={init_from!r} holds no checkpoints; {hint}.")
@@ -274,8 +352,9 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Trai
     info.split_sizes.get(config.data.eval_split)
     model = train_state.create_model(config, num_classes)
 
-    ckpt = checkpointing.Checkpoints(workdir, keep=config.keep_checkpoints,
-                                     async_save=config.async_checkpointing)
+    ckpt = checkpointing.Checkpoints(
+        workdir, keep=config.keep_checkpoints, async_save=config.async_checkpointing
+    )
     meta = run_info(config, num_classes, info.class_names)
     ckpt.check_same_run(meta)
     saved_step = ckpt.latest_step()
@@ -284,22 +363,30 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Trai
     if is_main:
         workdirs.write_config(workdir, config, changes, saved_step)
     if changes:
-        log(f"resuming with a changed config (recorded in {workdirs.CHANGES_NAME}): "
-            f"{workdirs.describe_changes(changes)}", is_main)
+        log(
+            f"resuming with a changed config (recorded in {workdirs.CHANGES_NAME}): "
+            f"{workdirs.describe_changes(changes)}",
+            is_main,
+        )
 
     total_steps = int(config.num_train_steps)
     schedule = optim.make_schedule(config.optim, total_steps)
     tx = optim.make_optimizer(config.optim, total_steps)
     local_batch = parallel.local_batch_size(config.batch_size, mesh)
-    train_iter = inputs.train_iterator(config.data, local_batch=local_batch, seed=config.seed,
-                                       process_index=jax.process_index(),
-                                       process_count=jax.process_count())
+    train_iter = inputs.train_iterator(
+        config.data,
+        local_batch=local_batch,
+        seed=config.seed,
+        process_index=jax.process_index(),
+        process_count=jax.process_count(),
+    )
 
     # ------------------------------------------------------------ state: resume / init
     start_step = ckpt.latest_step()
     if start_step is not None:
-        state = ckpt.restore(start_step, train_state.abstract_state(model, tx, config, mesh),
-                             train_iter)
+        state = ckpt.restore(
+            start_step, train_state.abstract_state(model, tx, config, mesh), train_iter
+        )
         log(f"resumed from {ckpt.directory} at step {start_step}", is_main)
     else:
         state = train_state.create_state(model, tx, config, mesh, jax.random.key(config.seed))
@@ -307,28 +394,42 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Trai
             state = init_from_checkpoint(state, config, model, mesh, num_classes, is_main)
     step = int(parallel.replicated_to_host(state.step))
     num_params = train_state.count_params(state.params)
-    log(f"{config.model.name}: {num_params:,} params, {num_classes} classes, {mesh.size} "
+    log(
+        f"{config.model.name}: {num_params:,} params, {num_classes} classes, {mesh.size} "
         f"device{'s' if mesh.size > 1 else ''} "
         f"({jax.process_count()} process{'es' if jax.process_count() > 1 else ''}), global batch {config.batch_size}, "
-        f"steps {step}->{total_steps}", is_main)
+        f"steps {step}->{total_steps}",
+        is_main,
+    )
 
     train_step = make_train_step(
-        model, tx, schedule, mesh, num_classes=num_classes,
-        label_smoothing=float(config.label_smoothing), sync_batch_norm=bool(config.sync_batch_norm),
-        freeze_batch_norm=bool(config.freeze_batch_norm), seed=int(config.seed),
+        model,
+        tx,
+        schedule,
+        mesh,
+        num_classes=num_classes,
+        label_smoothing=float(config.label_smoothing),
+        sync_batch_norm=bool(config.sync_batch_norm),
+        freeze_batch_norm=bool(config.freeze_batch_norm),
+        seed=int(config.seed),
         compiler_options=train_state.compiler_options(config),
-        input_normalization=normalization.from_config(config.data))
-    eval_step = evaluate.make_eval_step(model, mesh, train_state.compiler_options(config),
-                                        normalization.from_config(config.data))
+        input_normalization=normalization.from_config(config.data),
+    )
+    eval_step = evaluate.make_eval_step(
+        model, mesh, train_state.compiler_options(config), normalization.from_config(config.data)
+    )
     stats_step = make_batch_stats_step(
-        model, mesh, sync_batch_norm=bool(config.sync_batch_norm),
+        model,
+        mesh,
+        sync_batch_norm=bool(config.sync_batch_norm),
         compiler_options=train_state.compiler_options(config, runs_few_times=True),
-        input_normalization=normalization.from_config(config.data))
+        input_normalization=normalization.from_config(config.data),
+    )
     writer = MetricWriter(workdir, enabled=is_main, start_step=step)
     watcher = checkpointing.PreemptionWatcher()
     progress = Progress(total_steps, step, enabled=is_main)
 
-    window: list[tuple[int, Any]] = []   # (step, device metrics) not yet fetched
+    window: list[tuple[int, Any]] = []  # (step, device metrics) not yet fetched
     log_window: list[tuple[int, dict]] = []
     last_eval: tuple[int, dict[str, float], dict] | None = None
     compiled = False  # the first step compiles: throughput is timed from after it
@@ -339,12 +440,16 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Trai
             host = {k: float(v) for k, v in parallel.replicated_to_host(device_metrics).items()}
             if not math.isfinite(host["loss"]):
                 last_good = ckpt.latest_step()
-                where = (f"step {last_good} in {ckpt.directory}" if last_good is not None
-                         else "none (nothing was saved yet)")
+                where = (
+                    f"step {last_good} in {ckpt.directory}"
+                    if last_good is not None
+                    else "none (nothing was saved yet)"
+                )
                 raise NonFiniteLossError(
                     f"The training loss became {host['loss']} at step {s}; the last good checkpoint "
                     f"is {where}: lower config.optim.learning_rate or set config.optim.grad_clip_norm "
-                    f"and resume.")
+                    f"and resume."
+                )
             log_window.append((s, host))
         window.clear()
 
@@ -352,7 +457,8 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Trai
         while step < total_steps:
             batch = next(train_iter)
             batch = parallel.host_to_global(
-                {key: batch[key] for key in ("video", "label", "flip") if key in batch}, mesh)
+                {key: batch[key] for key in ("video", "label", "flip") if key in batch}, mesh
+            )
             state, metrics = train_step(state, batch)
             step += 1
             window.append((step, metrics))
@@ -389,18 +495,27 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Trai
                 ckpt.wait()  # on disk, not in flight, before the evaluation starts
             if do_eval:
                 eval_metrics, extras = evaluate.evaluate_variables(
-                    config, model, state.variables, mesh, info, eval_step=eval_step, is_main=is_main)
-                evaluate.report(workdir, writer, step, eval_metrics, extras, info.class_names, is_main)
+                    config, model, state.variables, mesh, info, eval_step=eval_step, is_main=is_main
+                )
+                evaluate.report(
+                    workdir, writer, step, eval_metrics, extras, info.class_names, is_main
+                )
                 last_eval = (step, eval_metrics, extras)
-            best = ({checkpointing.BEST_METRIC: eval_metrics[checkpointing.BEST_METRIC]}
-                    if eval_metrics else None)
+            best = (
+                {checkpointing.BEST_METRIC: eval_metrics[checkpointing.BEST_METRIC]}
+                if eval_metrics
+                else None
+            )
             if do_save and not final:
                 ckpt.save(step, state, meta, train_iter, metrics=best)
             elif final and best:
                 ckpt.record_metrics(step, best)
             if stop:
-                log(f"{watcher.signal_name}: saved step {step} to {ckpt.directory}; rerun the "
-                    f"same command to resume.", is_main)
+                log(
+                    f"{watcher.signal_name}: saved step {step} to {ckpt.directory}; rerun the "
+                    f"same command to resume.",
+                    is_main,
+                )
                 break
             progress.resume()
 
@@ -409,17 +524,26 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Trai
         if step >= total_steps and last_eval is None and not os.path.exists(result_path):
             # Trained to the end earlier but stopped before writing the result: evaluate now.
             eval_metrics, extras = evaluate.evaluate_variables(
-                config, model, state.variables, mesh, info, eval_step=eval_step, is_main=is_main)
+                config, model, state.variables, mesh, info, eval_step=eval_step, is_main=is_main
+            )
             evaluate.report(workdir, writer, step, eval_metrics, extras, info.class_names, is_main)
             last_eval = (step, eval_metrics, extras)
             if step in ckpt.all_steps() and not ckpt.manager.metrics(step):
-                ckpt.record_metrics(step, {checkpointing.BEST_METRIC:
-                                           eval_metrics[checkpointing.BEST_METRIC]})
+                ckpt.record_metrics(
+                    step, {checkpointing.BEST_METRIC: eval_metrics[checkpointing.BEST_METRIC]}
+                )
         if step >= total_steps and last_eval is not None and is_main:
             eval_step_done, eval_metrics, extras = last_eval
             evaluate.write_result(
-                workdir, config=config, info=info, step=eval_step_done, metrics=eval_metrics,
-                extras=extras, num_params=num_params, train_clips_per_sec=train_clips_per_sec)
+                workdir,
+                config=config,
+                info=info,
+                step=eval_step_done,
+                metrics=eval_metrics,
+                extras=extras,
+                num_params=num_params,
+                train_clips_per_sec=train_clips_per_sec,
+            )
             log(f"wrote {result_path}")
         elif step >= total_steps:
             log(f"{workdir} was already trained to step {step}; see {result_path}", is_main)

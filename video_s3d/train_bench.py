@@ -11,6 +11,7 @@ real pipeline. If `pipeline` is close to `in-memory` the run is compute-bound; i
 to `input only` the input pipeline is the bottleneck. Compilation and the first steps are
 left out of every timing.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,18 +56,32 @@ def bench_model(model_name: str, args: argparse.Namespace, mesh) -> list[dict]:
     tx = optim.make_optimizer(config.optim, config.num_train_steps)
     state = train_state.create_state(model, tx, config, mesh, jax.random.key(0))
     step_fn = train.make_train_step(
-        model, tx, optim.make_schedule(config.optim, config.num_train_steps), mesh,
-        num_classes=info.num_classes, label_smoothing=0.0, sync_batch_norm=config.sync_batch_norm,
-        freeze_batch_norm=False, seed=0, compiler_options=train_state.compiler_options(config),
-        input_normalization=normalization.from_config(config.data))
+        model,
+        tx,
+        optim.make_schedule(config.optim, config.num_train_steps),
+        mesh,
+        num_classes=info.num_classes,
+        label_smoothing=0.0,
+        sync_batch_norm=config.sync_batch_norm,
+        freeze_batch_norm=False,
+        seed=0,
+        compiler_options=train_state.compiler_options(config),
+        input_normalization=normalization.from_config(config.data),
+    )
     local_batch = parallel.local_batch_size(config.batch_size, mesh)
-    where = dict(local_batch=local_batch, seed=0, process_index=jax.process_index(),
-                 process_count=jax.process_count())
+    where = dict(
+        local_batch=local_batch,
+        seed=0,
+        process_index=jax.process_index(),
+        process_count=jax.process_count(),
+    )
     memory_data = config.data.copy_and_resolve_references()
     memory_data.name = inputs.IN_MEMORY
     memory_data.num_classes = info.num_classes
-    sources = {"in-memory": inputs.train_iterator(memory_data, **where),
-               "pipeline": inputs.train_iterator(config.data, **where)}
+    sources = {
+        "in-memory": inputs.train_iterator(memory_data, **where),
+        "pipeline": inputs.train_iterator(config.data, **where),
+    }
 
     holder = {"state": state}
 
@@ -76,9 +91,11 @@ def bench_model(model_name: str, args: argparse.Namespace, mesh) -> list[dict]:
             for _ in range(n):
                 batch = next(source)
                 batch = parallel.host_to_global(
-                    {key: batch[key] for key in ("video", "label", "flip") if key in batch}, mesh)
+                    {key: batch[key] for key in ("video", "label", "flip") if key in batch}, mesh
+                )
                 holder["state"], metrics = step_fn(holder["state"], batch)
             jax.block_until_ready(metrics)
+
         return run
 
     def input_only(n):
@@ -89,23 +106,35 @@ def bench_model(model_name: str, args: argparse.Namespace, mesh) -> list[dict]:
     compile_start = time.perf_counter()
     train_on(sources["in-memory"])(1)  # compiles; the same program serves both sources
     compile_seconds = time.perf_counter() - compile_start
-    for label, run in (("input only", input_only), ("in-memory", train_on(sources["in-memory"])),
-                       ("pipeline", train_on(sources["pipeline"]))):
+    for label, run in (
+        ("input only", input_only),
+        ("in-memory", train_on(sources["in-memory"])),
+        ("pipeline", train_on(sources["pipeline"])),
+    ):
         run(args.warmup)
         seconds = _timed(run, args.steps)
-        rows.append({"model": model_name, "feed": label, "devices": mesh.size,
-                     "batch_size": config.batch_size, "num_frames": config.data.num_frames,
-                     "crop_size": config.data.crop_size, "dtype": config.model.dtype,
-                     "step_ms": 1000 * seconds / args.steps,
-                     "clips_per_sec": args.steps * config.batch_size / seconds,
-                     "compile_s": compile_seconds if label != "input only" else None})
-        print(f"  {model_name:<12} {label:<10} {rows[-1]['clips_per_sec']:8.1f} clips/s", flush=True)
+        rows.append(
+            {
+                "model": model_name,
+                "feed": label,
+                "devices": mesh.size,
+                "batch_size": config.batch_size,
+                "num_frames": config.data.num_frames,
+                "crop_size": config.data.crop_size,
+                "dtype": config.model.dtype,
+                "step_ms": 1000 * seconds / args.steps,
+                "clips_per_sec": args.steps * config.batch_size / seconds,
+                "compile_s": compile_seconds if label != "input only" else None,
+            }
+        )
+        print(
+            f"  {model_name:<12} {label:<10} {rows[-1]['clips_per_sec']:8.1f} clips/s", flush=True
+        )
     return rows
 
 
 def format_table(rows: Sequence[dict]) -> str:
-    lines = [f"{'model':<14}{'feed':<12}{'step ms':>10}{'clips/s':>10}{'bound':>16}",
-             "-" * 62]
+    lines = [f"{'model':<14}{'feed':<12}{'step ms':>10}{'clips/s':>10}{'bound':>16}", "-" * 62]
     by_model: dict[str, dict[str, dict]] = {}
     for r in rows:
         by_model.setdefault(r["model"], {})[r["feed"]] = r
@@ -115,18 +144,23 @@ def format_table(rows: Sequence[dict]) -> str:
         bound = "input" if piped["clips_per_sec"] < 0.8 * memory["clips_per_sec"] else "compute"
         for feed in ("input only", "in-memory", "pipeline"):
             r = feeds[feed]
-            lines.append(f"{model:<14}{feed:<12}{r['step_ms']:>10.1f}{r['clips_per_sec']:>10.1f}"
-                         f"{bound if feed == 'pipeline' else '':>16}")
+            lines.append(
+                f"{model:<14}{feed:<12}{r['step_ms']:>10.1f}{r['clips_per_sec']:>10.1f}"
+                f"{bound if feed == 'pipeline' else '':>16}"
+            )
     first = rows[0]
-    lines.append(f"({first['devices']} device(s), global batch {first['batch_size']}, "
-                 f"{first['num_frames']} frames at {first['crop_size']}x{first['crop_size']}, "
-                 f"{first['dtype']}; backend {jax.default_backend()})")
+    lines.append(
+        f"({first['devices']} device(s), global batch {first['batch_size']}, "
+        f"{first['num_frames']} frames at {first['crop_size']}x{first['crop_size']}, "
+        f"{first['dtype']}; backend {jax.default_backend()})"
+    )
     return "\n".join(lines)
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m video_s3d.train_bench",
-                                     description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m video_s3d.train_bench", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--models", default="tiny_s3dg,tiny_i2d")
     parser.add_argument("--dataset", default="synthetic_motion/motion")
     parser.add_argument("--data_dir", default=None)
@@ -135,9 +169,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--num_frames", type=int, default=5)
     parser.add_argument("--stride", type=int, default=7)
     parser.add_argument("--crop_size", type=int, default=48)
-    parser.add_argument("--train_crop", default="random_resized",
-                        choices=("paper", "random_resized"),
-                        help="training crop (config.data.train_crop)")
+    parser.add_argument(
+        "--train_crop",
+        default="random_resized",
+        choices=("paper", "random_resized"),
+        help="training crop (config.data.train_crop)",
+    )
     parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
     parser.add_argument("--steps", type=int, default=10, help="timed steps per feed")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps per feed")

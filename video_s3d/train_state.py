@@ -1,4 +1,5 @@
 """The model from the config and the replicated training state around it."""
+
 from __future__ import annotations
 
 import importlib
@@ -43,8 +44,9 @@ def fast_compile_pays_off(num_train_steps: int) -> bool:
     return num_train_steps < FAST_COMPILE_BELOW_STEPS
 
 
-def compiler_options(config: ml_collections.ConfigDict | None = None, *,
-                     runs_few_times: bool = False) -> dict[str, Any] | None:
+def compiler_options(
+    config: ml_collections.ConfigDict | None = None, *, runs_few_times: bool = False
+) -> dict[str, Any] | None:
     """XLA options for jit: faster CPU compiles unless config.cpu_fast_compile is False.
 
     `runs_few_times` (initialisation, precise-BN statistics) always compiles fast: the program
@@ -71,6 +73,7 @@ def create_model(config: ml_collections.ConfigDict, num_classes: int) -> nn.Modu
     if ":" in config.model.name:
         return _import_factory(config.model.name)(num_classes, **kwargs)
     from video_s3d import models  # models.create names the valid choices on a bad name/dtype
+
     return models.create(config.model.name, num_classes, **kwargs)
 
 
@@ -79,8 +82,10 @@ def _import_factory(path: str):
     try:
         return getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as e:
-        raise UserError(f"config.model.name={path!r} names no importable function ({e}); use a zoo "
-                         f"name from video_s3d.models.names() or 'package.module:function'.") from e
+        raise UserError(
+            f"config.model.name={path!r} names no importable function ({e}); use a zoo "
+            f"name from video_s3d.models.names() or 'package.module:function'."
+        ) from e
 
 
 def input_shape(config: ml_collections.ConfigDict, batch: int = 1) -> tuple[int, ...]:
@@ -90,26 +95,42 @@ def input_shape(config: ml_collections.ConfigDict, batch: int = 1) -> tuple[int,
 
 def init_variables(model: nn.Module, config: ml_collections.ConfigDict, rng: jax.Array) -> dict:
     params_rng, dropout_rng = jax.random.split(rng)
-    variables = model.init({"params": params_rng, "dropout": dropout_rng},
-                           jnp.zeros(input_shape(config), jnp.float32), train=False)
+    variables = model.init(
+        {"params": params_rng, "dropout": dropout_rng},
+        jnp.zeros(input_shape(config), jnp.float32),
+        train=False,
+    )
     return {"params": variables["params"], "batch_stats": variables.get("batch_stats", {})}
 
 
 def _new_state(model, tx, config, rng) -> TrainState:
     variables = init_variables(model, config, rng)
-    return TrainState(step=jnp.zeros((), jnp.int32), params=variables["params"],
-                      batch_stats=variables["batch_stats"], opt_state=tx.init(variables["params"]))
+    return TrainState(
+        step=jnp.zeros((), jnp.int32),
+        params=variables["params"],
+        batch_stats=variables["batch_stats"],
+        opt_state=tx.init(variables["params"]),
+    )
 
 
-def create_state(model: nn.Module, tx: optax.GradientTransformation,
-                 config: ml_collections.ConfigDict, mesh, rng: jax.Array) -> TrainState:
+def create_state(
+    model: nn.Module,
+    tx: optax.GradientTransformation,
+    config: ml_collections.ConfigDict,
+    mesh,
+    rng: jax.Array,
+) -> TrainState:
     """Fresh state, initialised once under jit and laid out replicated on the mesh."""
-    return jax.jit(lambda r: _new_state(model, tx, config, r), out_shardings=parallel.replicated(mesh),
-                   compiler_options=compiler_options(config, runs_few_times=True))(rng)
+    return jax.jit(
+        lambda r: _new_state(model, tx, config, r),
+        out_shardings=parallel.replicated(mesh),
+        compiler_options=compiler_options(config, runs_few_times=True),
+    )(rng)
 
 
-def abstract_state(model: nn.Module, tx: optax.GradientTransformation,
-                   config: ml_collections.ConfigDict, mesh) -> TrainState:
+def abstract_state(
+    model: nn.Module, tx: optax.GradientTransformation, config: ml_collections.ConfigDict, mesh
+) -> TrainState:
     """Shapes, dtypes and (replicated) shardings of the state, without computing it."""
     shapes = jax.eval_shape(lambda r: _new_state(model, tx, config, r), jax.random.key(0))
     sharding = parallel.replicated(mesh)

@@ -10,6 +10,7 @@ file is rewritten: changing a field the checkpoint or the saved input-pipeline s
 is refused; any other change (learning rate, stride, steps...) is allowed, printed, and
 appended to `config_changes.jsonl`, so the workdir still says what each part of the run used.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,8 +33,16 @@ _EMPTY_LOCK_GRACE_SEC = 10.0
 # Fields a resumed run must keep: the parameters' shapes or meaning (every model field but the
 # ones below), the tf.data iterator state (its buffers hold batches of this shape, from this
 # split) and the optimiser state's structure.
-FIXED_FIELDS = ("model", "data.name", "data.num_classes", "data.num_frames", "data.crop_size",
-                "data.train_split", "batch_size", "optim.name")
+FIXED_FIELDS = (
+    "model",
+    "data.name",
+    "data.num_classes",
+    "data.num_frames",
+    "data.crop_size",
+    "data.train_split",
+    "batch_size",
+    "optim.name",
+)
 # Model fields that change neither the parameters nor the function they compute.
 CHANGEABLE_MODEL_FIELDS = ("model.dtype", "model.remat", "model.dropout_rate")
 
@@ -83,21 +92,27 @@ class WorkdirLock:
         self.release()
 
     def acquire(self) -> None:
-        mine = {"pid": os.getpid(), "host": socket.gethostname(),
-                "started": _process_start_time(os.getpid()),
-                "since": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+        mine = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "started": _process_start_time(os.getpid()),
+            "since": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        }
         for _ in range(3):  # a stale lock is removed, then creation retried (another run may win)
             try:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
                 holder = self._read_holder()
                 if holder is not None and _is_running(holder):
-                    where = (f"pid {holder.get('pid')} on {holder.get('host')}, since "
-                             f"{holder.get('since', '?')}")
+                    where = (
+                        f"pid {holder.get('pid')} on {holder.get('host')}, since "
+                        f"{holder.get('since', '?')}"
+                    )
                     raise UserError(
                         f"{self.workdir} is in use by another run ({where}); wait for it to end or "
                         f"use another --workdir (if that run no longer exists, delete "
-                        f"{self.path}).") from None
+                        f"{self.path})."
+                    ) from None
                 try:
                     os.remove(self.path)  # left by a run that was killed
                 except FileNotFoundError:
@@ -107,8 +122,10 @@ class WorkdirLock:
                 json.dump(mine, f)
             self._held = True
             return
-        raise UserError(f"Could not take the lock {self.path}: other runs keep starting on "
-                        f"{self.workdir}; start one run per --workdir.")
+        raise UserError(
+            f"Could not take the lock {self.path}: other runs keep starting on "
+            f"{self.workdir}; start one run per --workdir."
+        )
 
     def _read_holder(self) -> dict[str, Any] | None:
         """The lock's content; None for a stale unreadable one, a placeholder while it is new."""
@@ -138,13 +155,16 @@ def usable_workdir(workdir: str) -> str:
     """The absolute workdir, created if needed; one sentence if it cannot be one."""
     workdir = os.path.abspath(workdir)
     if os.path.exists(workdir) and not os.path.isdir(workdir):
-        raise UserFileError(f"--workdir={workdir} is a file, not a folder; pass a folder path "
-                            f"(it is created if missing).")
+        raise UserFileError(
+            f"--workdir={workdir} is a file, not a folder; pass a folder path "
+            f"(it is created if missing)."
+        )
     try:
         os.makedirs(workdir, exist_ok=True)
     except OSError as e:
-        raise UserFileError(f"Cannot create --workdir={workdir} ({e.strerror}); pass a folder "
-                            f"you can write to.") from None
+        raise UserFileError(
+            f"Cannot create --workdir={workdir} ({e.strerror}); pass a folder you can write to."
+        ) from None
     return workdir
 
 
@@ -172,11 +192,15 @@ def read_config_json(workdir: str) -> dict[str, Any] | None:
         with open(path, encoding="utf-8") as f:
             saved = json.load(f)
     except (OSError, ValueError) as e:
-        raise UserError(f"{path} is not readable JSON ({e}); restore it from a copy, or delete "
-                        f"it to resume with the config given now.") from None
+        raise UserError(
+            f"{path} is not readable JSON ({e}); restore it from a copy, or delete "
+            f"it to resume with the config given now."
+        ) from None
     if not isinstance(saved, dict):
-        raise UserError(f"{path} holds a {type(saved).__name__}, not a config; restore it from "
-                        f"a copy, or delete it to resume with the config given now.")
+        raise UserError(
+            f"{path} holds a {type(saved).__name__}, not a config; restore it from "
+            f"a copy, or delete it to resume with the config given now."
+        )
     return saved
 
 
@@ -186,8 +210,9 @@ def _fixed(field: str) -> bool:
     return any(field == f or field.startswith(f + ".") for f in FIXED_FIELDS)
 
 
-def check_resume(workdir: str, config: ml_collections.ConfigDict,
-                 step: int) -> dict[str, tuple[Any, Any]]:
+def check_resume(
+    workdir: str, config: ml_collections.ConfigDict, step: int
+) -> dict[str, tuple[Any, Any]]:
     """{field: (saved, now)} for a run resuming at `step`; UserError if a fixed field changed.
 
     Call before config.json is rewritten. Fields absent on one side (a run saved by an older
@@ -197,8 +222,9 @@ def check_resume(workdir: str, config: ml_collections.ConfigDict,
     if saved is None:
         return {}
     before, now = _flatten(saved), _flatten(_as_json(config))
-    changes = {k: (before[k], now[k]) for k in sorted(before.keys() & now.keys())
-               if before[k] != now[k]}
+    changes = {
+        k: (before[k], now[k]) for k in sorted(before.keys() & now.keys()) if before[k] != now[k]
+    }
     refused = {k: v for k, v in changes.items() if _fixed(k)}
     if refused:
         listed = ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in refused.items())
@@ -206,12 +232,17 @@ def check_resume(workdir: str, config: ml_collections.ConfigDict,
             f"{workdir} holds checkpoints (step {step}) of a run with another config: {listed}; "
             f"the checkpoint or its saved input pipeline depends on "
             f"{'that field' if len(refused) == 1 else 'those fields'}: keep the saved value(s) "
-            f"(see {os.path.join(workdir, CONFIG_NAME)}) or use a new --workdir.")
+            f"(see {os.path.join(workdir, CONFIG_NAME)}) or use a new --workdir."
+        )
     return changes
 
 
-def write_config(workdir: str, config: ml_collections.ConfigDict,
-                 changes: dict[str, tuple[Any, Any]] | None = None, step: int | None = None) -> None:
+def write_config(
+    workdir: str,
+    config: ml_collections.ConfigDict,
+    changes: dict[str, tuple[Any, Any]] | None = None,
+    step: int | None = None,
+) -> None:
     """config.json (atomically), and the changes made on resuming at `step` appended to
     config_changes.jsonl."""
     path = os.path.join(workdir, CONFIG_NAME)
@@ -220,8 +251,11 @@ def write_config(workdir: str, config: ml_collections.ConfigDict,
         f.write(config.to_json_best_effort(indent=2, sort_keys=True) + "\n")
     os.replace(tmp, path)
     if changes:
-        record = {"step": step, "time": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-                  "changes": {k: {"from": old, "to": new} for k, (old, new) in changes.items()}}
+        record = {
+            "step": step,
+            "time": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+            "changes": {k: {"from": old, "to": new} for k, (old, new) in changes.items()},
+        }
         with open(os.path.join(workdir, CHANGES_NAME), "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
 

@@ -8,6 +8,7 @@ equal in the tests to the count of the program JAX lowers); parameters come from
 own initialisation, traced abstractly (nothing is computed). For activation memory and
 XLA's count, use `python -m video_s3d.cost`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,8 +20,9 @@ from video_s3d import cost
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m video_s3d.zoo_cli",
-                                     description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m video_s3d.zoo_cli", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--frames", type=int, default=cost.PAPER_FRAMES, help="clip length T")
     parser.add_argument("--size", type=int, default=cost.PAPER_SIZE, help="frame height = width")
     parser.add_argument("--num_classes", type=int, default=400)
@@ -42,31 +44,44 @@ def count_params(name: str, num_classes: int) -> int:
     model = models.create(name, num_classes)
     frames, pixels = models.minimum_input(models.get_spec(name))
     shapes = jax.eval_shape(
-        lambda: model.init({"params": jax.random.key(0), "dropout": jax.random.key(1)},
-                           jnp.zeros((1, frames, pixels, pixels, 3), jnp.float32), train=False))
+        lambda: model.init(
+            {"params": jax.random.key(0), "dropout": jax.random.key(1)},
+            jnp.zeros((1, frames, pixels, pixels, 3), jnp.float32),
+            train=False,
+        )
+    )
     return int(sum(x.size for x in jax.tree.leaves(shapes["params"])))
 
 
 def rows(frames: int, size: int, num_classes: int, include_tiny: bool) -> list[dict]:
     from video_s3d import models
 
-    return [{"model": name, "params": count_params(name, num_classes),
-             "gmacs": cost.gmacs(name, frames, size, num_classes)}
-            for name in models.names(include_tiny=include_tiny)]
+    return [
+        {
+            "model": name,
+            "params": count_params(name, num_classes),
+            "gmacs": cost.gmacs(name, frames, size, num_classes),
+        }
+        for name in models.names(include_tiny=include_tiny)
+    ]
 
 
 def format_table(table: list[dict], frames: int, size: int, num_classes: int) -> str:
     width = max(len(row["model"]) for row in table)
-    lines = [f"{len(table)} models; G-MACs per {frames}x{size}x{size} clip, {num_classes} classes",
-             f"{'model':<{width}}  {'params':>11}  {'G-MACs':>9}"]
-    lines += [f"{row['model']:<{width}}  {row['params']:>11,}  {row['gmacs']:>9.3f}"
-              for row in table]
+    lines = [
+        f"{len(table)} models; G-MACs per {frames}x{size}x{size} clip, {num_classes} classes",
+        f"{'model':<{width}}  {'params':>11}  {'G-MACs':>9}",
+    ]
+    lines += [
+        f"{row['model']:<{width}}  {row['params']:>11,}  {row['gmacs']:>9.3f}" for row in table
+    ]
     return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     from video_s3d import runtime
+
     runtime.quiet_library_notices()
     table = rows(args.frames, args.size, args.num_classes, args.tiny)
     if args.json:

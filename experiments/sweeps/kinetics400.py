@@ -8,6 +8,7 @@ r"""The paper's Kinetics-400 rows: I3D, S3D and S3D-G with the same recipe.
 Argument string: seeds=<N> (default 1), batch=<global batch> (passed to the config),
 runlocal (every run shrunk to a laptop smoke test).
 """
+
 from experiments import runs
 from video_s3d.config_cli import parse_arg
 
@@ -16,5 +17,9 @@ MODELS = ("i3d", "s3d", "s3dg")
 
 def get_sweep(arg: str | None = None) -> list[runs.Run]:
     arg = parse_arg(arg, seeds=1, batch=0, runlocal=False)
-    return runs.grid("experiments/kinetics400.py", models=MODELS, seeds=range(arg.seeds),
-                     args=runs.config_items(batch=arg.batch or None, runlocal=arg.runlocal))
+    return runs.grid(
+        "experiments/kinetics400.py",
+        models=MODELS,
+        seeds=range(arg.seeds),
+        args=runs.config_items(batch=arg.batch or None, runlocal=arg.runlocal),
+    )

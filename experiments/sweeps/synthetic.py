@@ -11,6 +11,7 @@ shorter version of this plus the heavy sweep and reports the findings.
 
 Argument string: seeds=<N> (default 1), runlocal (20 steps per run, smaller clips).
 """
+
 from experiments import runs
 from video_s3d.config_cli import parse_arg
 
@@ -21,6 +22,11 @@ TASKS = ("motion", "appearance", "order")
 def get_sweep(arg: str | None = None) -> list[runs.Run]:
     arg = parse_arg(arg, seeds=1, runlocal=False)
     # synthetic_motion.py names its task argument `config`.
-    return runs.grid("experiments/synthetic_motion.py", models=MODELS, datasets=TASKS,
-                     dataset_key="config", seeds=range(arg.seeds),
-                     args=runs.config_items(runlocal=arg.runlocal))
+    return runs.grid(
+        "experiments/synthetic_motion.py",
+        models=MODELS,
+        datasets=TASKS,
+        dataset_key="config",
+        seeds=range(arg.seeds),
+        args=runs.config_items(runlocal=arg.runlocal),
+    )

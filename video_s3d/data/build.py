@@ -10,6 +10,7 @@ r"""Builds a dataset from the command line, with progress and a summary of skipp
 The same builders work with TFDS's own CLI:
     tfds build hmdb51 --imports=video_s3d.data.builders --manual_dir=/data/hmdb51
 """
+
 from __future__ import annotations
 
 import json
@@ -20,70 +21,91 @@ import time
 from absl import app, flags
 
 
-def build(dataset: str, data_dir: str | None = None, manual_dir: str | None = None,
-          beam_pipeline_options: str | None = None) -> str:
-  """Builds `dataset` (if not built yet) and returns the summary printed by the CLI."""
-  from video_s3d.data import sources
-  from video_s3d.data.builders import manual_video
+def build(
+    dataset: str,
+    data_dir: str | None = None,
+    manual_dir: str | None = None,
+    beam_pipeline_options: str | None = None,
+) -> str:
+    """Builds `dataset` (if not built yet) and returns the summary printed by the CLI."""
+    from video_s3d.data import sources
+    from video_s3d.data.builders import manual_video
 
-  source = sources.get(dataset, data_dir)
-  if isinstance(source, sources.DmvrSource):
-    raise ValueError("DMVR shards are read as they are: there is nothing to build.")
-  builder = source.builder
-  if source.is_built():
-    return f"{dataset} is already built in {builder.data_dir}."
-  if manual_dir is not None and not os.path.isdir(manual_dir):
-    raise FileNotFoundError(f"--manual_dir {manual_dir} does not exist: point it at the folder "
-                            f"with the downloaded videos and annotation files.")
-  beam_options = None
-  if beam_pipeline_options:
-    import tensorflow_datasets as tfds
-    beam = tfds.core.lazy_imports.apache_beam  # a clear ImportError if Beam is missing
-    beam_options = beam.options.pipeline_options.PipelineOptions(
-        flags=[f"--{option}" for option in beam_pipeline_options.split(",") if option])
-  started = time.time()
-  source.build(manual_dir=manual_dir, beam_options=beam_options)
-  lines = [f"Built {dataset} in {time.time() - started:.0f} s into {builder.data_dir}:"]
-  for split, info in sorted(builder.info.splits.items()):
-    lines.append(f"  {split}: {info.num_examples} videos")
-  skipped = getattr(builder, "skipped", None)
-  if skipped is not None:
-    if beam_options is not None:
-      lines.append("Skipped videos: see the Beam counter video_s3d/skipped_videos and the "
-                   "worker logs.")
-    else:
-      lines.append(manual_video.skipped_summary(skipped))
-      report = os.path.join(builder.data_dir, "skipped_videos.json")
-      with open(report, "w") as f:
-        json.dump([dict(split=s, video_id=v, reason=r) for s, v, r in skipped], f, indent=1)
-      lines.append(f"(list written to {report})")
-  return "\n".join(lines)
+    source = sources.get(dataset, data_dir)
+    if isinstance(source, sources.DmvrSource):
+        raise ValueError("DMVR shards are read as they are: there is nothing to build.")
+    builder = source.builder
+    if source.is_built():
+        return f"{dataset} is already built in {builder.data_dir}."
+    if manual_dir is not None and not os.path.isdir(manual_dir):
+        raise FileNotFoundError(
+            f"--manual_dir {manual_dir} does not exist: point it at the folder "
+            f"with the downloaded videos and annotation files."
+        )
+    beam_options = None
+    if beam_pipeline_options:
+        import tensorflow_datasets as tfds
+
+        beam = tfds.core.lazy_imports.apache_beam  # a clear ImportError if Beam is missing
+        beam_options = beam.options.pipeline_options.PipelineOptions(
+            flags=[f"--{option}" for option in beam_pipeline_options.split(",") if option]
+        )
+    started = time.time()
+    source.build(manual_dir=manual_dir, beam_options=beam_options)
+    lines = [f"Built {dataset} in {time.time() - started:.0f} s into {builder.data_dir}:"]
+    for split, info in sorted(builder.info.splits.items()):
+        lines.append(f"  {split}: {info.num_examples} videos")
+    skipped = getattr(builder, "skipped", None)
+    if skipped is not None:
+        if beam_options is not None:
+            lines.append(
+                "Skipped videos: see the Beam counter video_s3d/skipped_videos and the worker logs."
+            )
+        else:
+            lines.append(manual_video.skipped_summary(skipped))
+            report = os.path.join(builder.data_dir, "skipped_videos.json")
+            with open(report, "w") as f:
+                json.dump([dict(split=s, video_id=v, reason=r) for s, v, r in skipped], f, indent=1)
+            lines.append(f"(list written to {report})")
+    return "\n".join(lines)
 
 
 def _define_flags():
-  """Flags exist only when run as a program, so the module imports next to other tools."""
-  global _DATASET, _DATA_DIR, _MANUAL_DIR, _BEAM_OPTIONS
-  _DATASET = flags.DEFINE_string("dataset", None, "Dataset name, e.g. synthetic_motion/motion, "
-                                 "kinetics400, hmdb51/split2, ucf101, something_something_v2, "
-                                 "video_folder/<name> (your own videos).")
-  _DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data dir (default ~/tensorflow_datasets).")
-  _MANUAL_DIR = flags.DEFINE_string("manual_dir", None, "Folder with the downloaded videos and "
-                                    "annotation files (real datasets only).")
-  _BEAM_OPTIONS = flags.DEFINE_string("beam_pipeline_options", None, "Comma-separated Beam "
-                                      "pipeline options; given, the build runs on Apache Beam.")
+    """Flags exist only when run as a program, so the module imports next to other tools."""
+    global _DATASET, _DATA_DIR, _MANUAL_DIR, _BEAM_OPTIONS
+    _DATASET = flags.DEFINE_string(
+        "dataset",
+        None,
+        "Dataset name, e.g. synthetic_motion/motion, "
+        "kinetics400, hmdb51/split2, ucf101, something_something_v2, "
+        "video_folder/<name> (your own videos).",
+    )
+    _DATA_DIR = flags.DEFINE_string(
+        "data_dir", None, "TFDS data dir (default ~/tensorflow_datasets)."
+    )
+    _MANUAL_DIR = flags.DEFINE_string(
+        "manual_dir",
+        None,
+        "Folder with the downloaded videos and annotation files (real datasets only).",
+    )
+    _BEAM_OPTIONS = flags.DEFINE_string(
+        "beam_pipeline_options",
+        None,
+        "Comma-separated Beam pipeline options; given, the build runs on Apache Beam.",
+    )
 
 
 def main(argv):
-  del argv
-  if not _DATASET.value:
-    raise app.UsageError("--dataset is required, e.g. --dataset=synthetic_motion/motion.")
-  try:
-    print(build(_DATASET.value, _DATA_DIR.value, _MANUAL_DIR.value, _BEAM_OPTIONS.value))
-  except (ValueError, FileNotFoundError, ImportError) as error:
-    print(f"error: {error}", file=sys.stderr)
-    sys.exit(1)
+    del argv
+    if not _DATASET.value:
+        raise app.UsageError("--dataset is required, e.g. --dataset=synthetic_motion/motion.")
+    try:
+        print(build(_DATASET.value, _DATA_DIR.value, _MANUAL_DIR.value, _BEAM_OPTIONS.value))
+    except (ValueError, FileNotFoundError, ImportError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":
-  _define_flags()
-  app.run(main)
+    _define_flags()
+    app.run(main)

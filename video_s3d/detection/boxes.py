@@ -4,6 +4,7 @@ Boxes are [..., 4] = (ymin, xmin, ymax, xmax) as fractions of the frame (TFDS `B
 convention), so one box means the same region at any input resolution. Every function has
 static output shapes (padding comes with a boolean mask) so it runs under jit and shard_map.
 """
+
 from __future__ import annotations
 
 import math
@@ -44,8 +45,9 @@ def _centre_size(boxes: jax.Array) -> tuple[jax.Array, ...]:
     return boxes[..., 0] + 0.5 * height, boxes[..., 1] + 0.5 * width, height, width
 
 
-def encode(boxes: jax.Array, anchors: jax.Array,
-           scale_factors: Sequence[float] = SCALE_FACTORS) -> jax.Array:
+def encode(
+    boxes: jax.Array, anchors: jax.Array, scale_factors: Sequence[float] = SCALE_FACTORS
+) -> jax.Array:
     """Regression targets (ty, tx, th, tw) of `boxes` relative to `anchors` (broadcastable):
     ty = (y - ya) / ha, th = log(h / ha), each times its scale factor (Faster R-CNN)."""
     y, x, h, w = _centre_size(boxes)
@@ -54,12 +56,15 @@ def encode(boxes: jax.Array, anchors: jax.Array,
     ha, wa = jnp.maximum(ha, tiny), jnp.maximum(wa, tiny)
     h, w = jnp.maximum(h, tiny), jnp.maximum(w, tiny)
     sy, sx, sh, sw = scale_factors
-    return jnp.stack([sy * (y - ya) / ha, sx * (x - xa) / wa,
-                      sh * jnp.log(h / ha), sw * jnp.log(w / wa)], axis=-1)
+    return jnp.stack(
+        [sy * (y - ya) / ha, sx * (x - xa) / wa, sh * jnp.log(h / ha), sw * jnp.log(w / wa)],
+        axis=-1,
+    )
 
 
-def decode(deltas: jax.Array, anchors: jax.Array,
-           scale_factors: Sequence[float] = SCALE_FACTORS) -> jax.Array:
+def decode(
+    deltas: jax.Array, anchors: jax.Array, scale_factors: Sequence[float] = SCALE_FACTORS
+) -> jax.Array:
     """The inverse of `encode`: boxes from (ty, tx, th, tw) and their anchors."""
     ya, xa, ha, wa = _centre_size(anchors)
     sy, sx, sh, sw = scale_factors
@@ -74,27 +79,35 @@ def clip_to_frame(boxes: jax.Array) -> jax.Array:
     return jnp.clip(boxes, 0.0, 1.0)
 
 
-def anchors(grid_height: int, grid_width: int, sizes: Sequence[float],
-            aspect_ratios: Sequence[float] = (0.5, 1.0, 2.0)) -> jax.Array:
+def anchors(
+    grid_height: int,
+    grid_width: int,
+    sizes: Sequence[float],
+    aspect_ratios: Sequence[float] = (0.5, 1.0, 2.0),
+) -> jax.Array:
     """[grid_height * grid_width * A, 4] anchors centred on every cell of a feature grid.
 
     A = len(sizes) * len(aspect_ratios); `sizes` are sqrt(area) as fractions of the frame and
     an aspect ratio is height / width. Order: row-major cells, then sizes, then ratios, which
     matches a conv head's [H, W, A] output reshaped to [H * W * A].
     """
-    shapes = [(size * math.sqrt(ratio), size / math.sqrt(ratio))
-              for size in sizes for ratio in aspect_ratios]
-    half = 0.5 * jnp.asarray(shapes, jnp.float32)                       # [A, 2] (h/2, w/2)
+    shapes = [
+        (size * math.sqrt(ratio), size / math.sqrt(ratio))
+        for size in sizes
+        for ratio in aspect_ratios
+    ]
+    half = 0.5 * jnp.asarray(shapes, jnp.float32)  # [A, 2] (h/2, w/2)
     cy = (jnp.arange(grid_height, dtype=jnp.float32) + 0.5) / grid_height
     cx = (jnp.arange(grid_width, dtype=jnp.float32) + 0.5) / grid_width
-    centres = jnp.stack(jnp.meshgrid(cy, cx, indexing="ij"), axis=-1)   # [H, W, 2]
+    centres = jnp.stack(jnp.meshgrid(cy, cx, indexing="ij"), axis=-1)  # [H, W, 2]
     centres = centres[:, :, None, :]
     boxes = jnp.concatenate([centres - half, centres + half], axis=-1)  # [H, W, A, 4]
     return boxes.reshape(-1, 4)
 
 
-def non_max_suppression(boxes: jax.Array, scores: jax.Array, valid: jax.Array,
-                        iou_threshold: float, max_outputs: int):
+def non_max_suppression(
+    boxes: jax.Array, scores: jax.Array, valid: jax.Array, iou_threshold: float, max_outputs: int
+):
     """Greedy NMS with a fixed output size.
 
     boxes [N, 4], scores [N], valid [N] bool -> (indices [max_outputs] int32, keep
@@ -107,7 +120,7 @@ def non_max_suppression(boxes: jax.Array, scores: jax.Array, valid: jax.Array,
     sorted_boxes = boxes[order]
     sorted_valid = valid[order]
     overlaps = pairwise_iou(sorted_boxes, sorted_boxes) > iou_threshold
-    earlier = jnp.arange(num)[:, None] < jnp.arange(num)[None, :]       # [i, j]: i before j
+    earlier = jnp.arange(num)[:, None] < jnp.arange(num)[None, :]  # [i, j]: i before j
 
     def visit(i, keep):
         suppressed = jnp.any(keep & overlaps[:, i] & earlier[:, i])
@@ -123,5 +136,6 @@ def non_max_suppression(boxes: jax.Array, scores: jax.Array, valid: jax.Array,
         pad = max_outputs - num
         rank = jnp.concatenate([rank, jnp.zeros((pad,), rank.dtype)])
         return order[rank].astype(jnp.int32), jnp.concatenate(
-            [keep[rank[:num]], jnp.zeros((pad,), bool)])
+            [keep[rank[:num]], jnp.zeros((pad,), bool)]
+        )
     return order[rank].astype(jnp.int32), keep[rank]

@@ -8,6 +8,7 @@ of the untrained and the trained detector on held-out videos, and writes a conta
 trained detector's boxes (`detections.png`) when --out is given. Until `main.py` learns
 `config.task = "detection"`, this is the detector's end-to-end run.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,7 +28,7 @@ from video_s3d.detection.model import ActionDetector
 @dataclasses.dataclass(frozen=True)
 class DemoConfig:
     trunk: str = "tiny_s3dg"
-    feature_layer: str = "Mixed_3c"        # stride 8: an 8x8 grid at 64 pixels
+    feature_layer: str = "Mixed_3c"  # stride 8: an 8x8 grid at 64 pixels
     num_frames: int = 8
     image_size: int = 64
     max_actors: int = 3
@@ -43,18 +44,30 @@ class DemoConfig:
 def make_model(config: DemoConfig) -> ActionDetector:
     # The objects' boxes span 0.2-0.6 of the frame and are roughly square.
     return ActionDetector(
-        config.trunk, len(synthetic_detection.DETECTION_CLASSES),
-        feature_layer=config.feature_layer, anchor_sizes=(0.25, 0.4, 0.6), aspect_ratios=(1.0,),
-        rpn_channels=64, head_channels=128, roi_size=4, pre_nms_proposals=128, num_proposals=16)
+        config.trunk,
+        len(synthetic_detection.DETECTION_CLASSES),
+        feature_layer=config.feature_layer,
+        anchor_sizes=(0.25, 0.4, 0.6),
+        aspect_ratios=(1.0,),
+        rpn_channels=64,
+        head_channels=128,
+        roi_size=4,
+        pre_nms_proposals=128,
+        num_proposals=16,
+    )
 
 
 def make_videos(config: DemoConfig, split: int, count: int) -> list[training.LabelledVideo]:
     videos = []
     for index in range(count):
         frames, labels, boxes = synthetic_detection.make_clip(
-            (config.seed, split, index), config.num_frames, config.image_size, config.max_actors)
-        videos.append(training.LabelledVideo(f"{split}_{index}", frames, labels, boxes,
-                                             np.ones(boxes.shape[:2], bool)))
+            (config.seed, split, index), config.num_frames, config.image_size, config.max_actors
+        )
+        videos.append(
+            training.LabelledVideo(
+                f"{split}_{index}", frames, labels, boxes, np.ones(boxes.shape[:2], bool)
+            )
+        )
     return videos
 
 
@@ -65,8 +78,11 @@ def sample_batch(videos, rng: np.random.Generator, config: DemoConfig):
         video = videos[index]
         centre = int(rng.integers(len(video.frames)))
         clips.append(training.clip_around(video.frames, centre, config.num_frames))
-        targets.append(training.keyframe_targets(video.labels, video.boxes, video.visible,
-                                                 centre, config.max_actors))
+        targets.append(
+            training.keyframe_targets(
+                video.labels, video.boxes, video.visible, centre, config.max_actors
+            )
+        )
     gt_boxes, gt_labels, gt_valid = (np.stack(t) for t in zip(*targets))
     return np.stack(clips), gt_boxes, gt_labels, gt_valid
 
@@ -87,11 +103,14 @@ def run(config: DemoConfig, log=print) -> dict:
         # Precise BatchNorm statistics from training clips (a stream of its own), as for
         # classification: the running averages of a short run are stale.
         stats_rng = np.random.default_rng(config.seed + 1)
-        batches = [sample_batch(train_videos, stats_rng, config)[0]
-                   for _ in range(config.precise_bn_batches)]
+        batches = [
+            sample_batch(train_videos, stats_rng, config)[0]
+            for _ in range(config.precise_bn_batches)
+        ]
         state = training.precise_batch_norm(batch_statistics, state, batches)
-        return state, training.evaluate(detect, state, eval_videos, num_classes,
-                                        config.num_frames, batch_size=config.batch_size)
+        return state, training.evaluate(
+            detect, state, eval_videos, num_classes, config.num_frames, batch_size=config.batch_size
+        )
 
     _, untrained = evaluate(state)
     log(f"untrained: frame-mAP@0.5 {untrained['frame_map@0.5']:.3f}")
@@ -102,25 +121,35 @@ def run(config: DemoConfig, log=print) -> dict:
         state, terms = step_fn(state, *sample_batch(train_videos, rng, config))
         if step == 1:
             jax.block_until_ready(terms)
-            start = time.time()   # the rate leaves out compilation
+            start = time.time()  # the rate leaves out compilation
         if step % 50 == 0 or step == config.steps:
             terms = {k: float(v) for k, v in terms.items()}
             rate = (step - 1) / max(time.time() - start, 1e-9)
-            log(f"step {step}/{config.steps}  loss {terms['loss']:.3f}  "
+            log(
+                f"step {step}/{config.steps}  loss {terms['loss']:.3f}  "
                 f"(rpn {terms['rpn_class']:.3f}/{terms['rpn_box']:.3f}, head "
                 f"{terms['head_class']:.3f}/{terms['head_box']:.3f})  {rate:.2f} steps/s  "
-                f"ETA {(config.steps - step) / max(rate, 1e-9):.0f}s")
+                f"ETA {(config.steps - step) / max(rate, 1e-9):.0f}s"
+            )
     state, trained = evaluate(state)
-    log(f"trained: frame-mAP@0.5 {trained['frame_map@0.5']:.3f}  video-mAP@0.2 "
-        f"{trained['video_map@0.2']:.3f}  @0.5 {trained['video_map@0.5']:.3f}")
-    return {"untrained": untrained, "trained": trained, "state": state, "detect": detect,
-            "eval_videos": eval_videos}
+    log(
+        f"trained: frame-mAP@0.5 {trained['frame_map@0.5']:.3f}  video-mAP@0.2 "
+        f"{trained['video_map@0.2']:.3f}  @0.5 {trained['video_map@0.5']:.3f}"
+    )
+    return {
+        "untrained": untrained,
+        "trained": trained,
+        "state": state,
+        "detect": detect,
+        "eval_videos": eval_videos,
+    }
 
 
 def contact_sheet(detect, state, videos, path: str, clip_length: int, scale: int = 3) -> None:
     """One row per video, one tile per frame: ground truth green, detections (score > 0.3)
     red with their class and score."""
-    from PIL import Image, ImageDraw   # pillow comes with matplotlib
+    from PIL import Image, ImageDraw  # pillow comes with matplotlib
+
     found = training.detect_videos(detect, state, videos, clip_length)
     rows = []
     for video in videos:
@@ -128,7 +157,8 @@ def contact_sheet(detect, state, videos, path: str, clip_length: int, scale: int
         tiles = []
         for row, t in enumerate(frames):
             image = Image.fromarray(video.frames[t]).resize(
-                (video.frames.shape[2] * scale, video.frames.shape[1] * scale), Image.NEAREST)
+                (video.frames.shape[2] * scale, video.frames.shape[1] * scale), Image.NEAREST
+            )
             draw = ImageDraw.Draw(image)
             side = np.array(image.size[::-1] * 2)
             for box in video.boxes[:, t]:
@@ -138,8 +168,9 @@ def contact_sheet(detect, state, videos, path: str, clip_length: int, scale: int
                 y0, x0, y1, x1 = out["boxes"][row, d] * side
                 draw.rectangle([x0, y0, x1, y1], outline=(255, 0, 0))
                 name = synthetic_detection.DETECTION_CLASSES[out["labels"][row, d]]
-                draw.text((x0 + 2, y0 + 1), f"{name} {out['scores'][row, d]:.2f}",
-                          fill=(255, 255, 0))
+                draw.text(
+                    (x0 + 2, y0 + 1), f"{name} {out['scores'][row, d]:.2f}", fill=(255, 255, 0)
+                )
             tiles.append(np.asarray(image))
         rows.append(np.concatenate(tiles, axis=1))
     Image.fromarray(np.concatenate(rows, axis=0)).save(path)
@@ -158,8 +189,9 @@ def main():
     if args.out:
         os.makedirs(args.out, exist_ok=True)
         path = os.path.join(args.out, "detections.png")
-        contact_sheet(result["detect"], result["state"], result["eval_videos"][:4], path,
-                      config.num_frames)
+        contact_sheet(
+            result["detect"], result["state"], result["eval_videos"][:4], path, config.num_frames
+        )
         print("wrote", path)
 
 

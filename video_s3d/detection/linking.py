@@ -9,6 +9,7 @@ mean class score of its boxes. This is the linking for temporally trimmed videos
 synthetic detection set): paths span the whole run of frames. Saha et al.'s second pass (temporal
 trimming, needed for untrimmed UCF101-24 videos) is not implemented.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -18,8 +19,13 @@ import numpy as np
 from video_s3d.detection.metrics import Tube, box_iou
 
 
-def link_class(frames: Sequence[int], boxes: Sequence[np.ndarray], scores: Sequence[np.ndarray],
-               overlap_weight: float = 1.0, max_tubes: int | None = None) -> list[tuple]:
+def link_class(
+    frames: Sequence[int],
+    boxes: Sequence[np.ndarray],
+    scores: Sequence[np.ndarray],
+    overlap_weight: float = 1.0,
+    max_tubes: int | None = None,
+) -> list[tuple]:
     """Paths through consecutive frames of one class, best first.
 
     frames [T] increasing frame indices; boxes[t] [n_t, 4] and scores[t] [n_t] the class's
@@ -34,8 +40,9 @@ def link_class(frames: Sequence[int], boxes: Sequence[np.ndarray], scores: Seque
         back = []
         for t in range(1, len(frames)):
             ids, prev_ids = remaining[t], remaining[t - 1]
-            link = overlap_weight * box_iou(np.asarray(boxes[t - 1])[prev_ids],
-                                            np.asarray(boxes[t])[ids])       # [prev, cur]
+            link = overlap_weight * box_iou(
+                np.asarray(boxes[t - 1])[prev_ids], np.asarray(boxes[t])[ids]
+            )  # [prev, cur]
             total = best[-1][:, None] + link
             back.append(np.argmax(total, axis=0))
             best.append(total.max(axis=0) + np.asarray(scores[t], np.float64)[ids])
@@ -50,9 +57,16 @@ def link_class(frames: Sequence[int], boxes: Sequence[np.ndarray], scores: Seque
     return tubes
 
 
-def link_video(video_id, frames: Sequence[int], boxes: Sequence[np.ndarray],
-               labels: Sequence[np.ndarray], scores: Sequence[np.ndarray], num_classes: int,
-               overlap_weight: float = 1.0, max_tubes_per_class: int | None = None) -> list[Tube]:
+def link_video(
+    video_id,
+    frames: Sequence[int],
+    boxes: Sequence[np.ndarray],
+    labels: Sequence[np.ndarray],
+    scores: Sequence[np.ndarray],
+    num_classes: int,
+    overlap_weight: float = 1.0,
+    max_tubes_per_class: int | None = None,
+) -> list[Tube]:
     """Tubes of every class from one video's per-frame detections (boxes[t] [n_t, 4], labels[t],
     scores[t] [n_t]): each class is linked on its own detections."""
     frames = np.asarray(frames)
@@ -61,8 +75,9 @@ def link_video(video_id, frames: Sequence[int], boxes: Sequence[np.ndarray],
         chosen = [np.asarray(labels[t]) == label for t in range(len(frames))]
         class_boxes = [np.asarray(boxes[t])[c] for t, c in enumerate(chosen)]
         class_scores = [np.asarray(scores[t])[c] for t, c in enumerate(chosen)]
-        for score, path in link_class(frames, class_boxes, class_scores, overlap_weight,
-                                      max_tubes_per_class):
+        for score, path in link_class(
+            frames, class_boxes, class_scores, overlap_weight, max_tubes_per_class
+        ):
             tube_boxes = np.stack([class_boxes[t][i] for t, i in enumerate(path)])
             tubes.append(Tube(video_id, label, score, frames, tube_boxes))
     return tubes

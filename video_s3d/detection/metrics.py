@@ -11,6 +11,7 @@ video-AP: the same with tubes instead of boxes, and the spatio-temporal IoU of t
 (temporal IoU of their frame ranges times the mean per-frame IoU over the frames both cover;
 Weinzaepfel et al. 2015, used by ACT) instead of the box IoU; thresholds 0.2 and 0.5 are usual.
 """
+
 from __future__ import annotations
 
 import collections
@@ -24,7 +25,7 @@ class FrameDetection(NamedTuple):
     frame: int
     label: int
     score: float
-    box: Sequence[float]          # (ymin, xmin, ymax, xmax), fractions of the frame
+    box: Sequence[float]  # (ymin, xmin, ymax, xmax), fractions of the frame
 
 
 class FrameBox(NamedTuple):
@@ -37,17 +38,18 @@ class FrameBox(NamedTuple):
 class Tube(NamedTuple):
     video_id: Hashable
     label: int
-    score: float                  # ground-truth tubes: ignored
-    frames: np.ndarray            # [L] int, increasing
-    boxes: np.ndarray             # [L, 4]
+    score: float  # ground-truth tubes: ignored
+    frames: np.ndarray  # [L] int, increasing
+    boxes: np.ndarray  # [L, 4]
 
 
 def box_iou(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
     """[N, 4] x [M, 4] -> [N, M] IoU (0 where the union is empty)."""
     a = np.asarray(boxes_a, np.float64).reshape(-1, 1, 4)
     b = np.asarray(boxes_b, np.float64).reshape(1, -1, 4)
-    extent = np.clip(np.minimum(a[..., 2:], b[..., 2:]) - np.maximum(a[..., :2], b[..., :2]),
-                     0.0, None)
+    extent = np.clip(
+        np.minimum(a[..., 2:], b[..., 2:]) - np.maximum(a[..., :2], b[..., :2]), 0.0, None
+    )
     intersection = extent[..., 0] * extent[..., 1]
 
     def area(x):
@@ -99,9 +101,12 @@ def _box_overlap(box_a, box_b) -> float:
     return float(box_iou(np.asarray(box_a)[None], np.asarray(box_b)[None])[0, 0])
 
 
-def frame_average_precisions(detections: Iterable[FrameDetection],
-                             ground_truth: Iterable[FrameBox], num_classes: int,
-                             iou_threshold: float = 0.5) -> np.ndarray:
+def frame_average_precisions(
+    detections: Iterable[FrameDetection],
+    ground_truth: Iterable[FrameBox],
+    num_classes: int,
+    iou_threshold: float = 0.5,
+) -> np.ndarray:
     """[num_classes] frame-AP; NaN for a class without ground truth."""
     candidates = collections.defaultdict(list)
     for d in detections:
@@ -109,8 +114,12 @@ def frame_average_precisions(detections: Iterable[FrameDetection],
     truths = collections.defaultdict(lambda: collections.defaultdict(list))
     for g in ground_truth:
         truths[g.label][(g.video_id, g.frame)].append(g.box)
-    return np.array([_average_precision(candidates[c], truths[c], _box_overlap, iou_threshold)
-                     for c in range(num_classes)])
+    return np.array(
+        [
+            _average_precision(candidates[c], truths[c], _box_overlap, iou_threshold)
+            for c in range(num_classes)
+        ]
+    )
 
 
 def mean_over_classes(per_class: np.ndarray) -> float:
@@ -119,8 +128,12 @@ def mean_over_classes(per_class: np.ndarray) -> float:
     return float(present.mean()) if present.size else float("nan")
 
 
-def frame_map(detections: Iterable[FrameDetection], ground_truth: Iterable[FrameBox],
-              num_classes: int, iou_threshold: float = 0.5) -> tuple[float, np.ndarray]:
+def frame_map(
+    detections: Iterable[FrameDetection],
+    ground_truth: Iterable[FrameBox],
+    num_classes: int,
+    iou_threshold: float = 0.5,
+) -> tuple[float, np.ndarray]:
     """(frame-mAP, per-class frame-AP) at `iou_threshold`."""
     per_class = frame_average_precisions(detections, ground_truth, num_classes, iou_threshold)
     return mean_over_classes(per_class), per_class
@@ -134,8 +147,7 @@ def spatio_temporal_iou(tube_a: Tube, tube_b: Tube) -> float:
     if overlap <= 0:
         return 0.0
     temporal = overlap / (max(end_a, end_b) - min(start_a, start_b) + 1)
-    common, index_a, index_b = np.intersect1d(tube_a.frames, tube_b.frames,
-                                              return_indices=True)
+    common, index_a, index_b = np.intersect1d(tube_a.frames, tube_b.frames, return_indices=True)
     if common.size == 0:
         return 0.0
     boxes_a = np.asarray(tube_a.boxes)[index_a]
@@ -144,8 +156,9 @@ def spatio_temporal_iou(tube_a: Tube, tube_b: Tube) -> float:
     return float(temporal * spatial)
 
 
-def video_average_precisions(tubes: Iterable[Tube], ground_truth: Iterable[Tube],
-                             num_classes: int, iou_threshold: float) -> np.ndarray:
+def video_average_precisions(
+    tubes: Iterable[Tube], ground_truth: Iterable[Tube], num_classes: int, iou_threshold: float
+) -> np.ndarray:
     """[num_classes] video-AP at a spatio-temporal IoU threshold (e.g. 0.2 or 0.5)."""
     candidates = collections.defaultdict(list)
     for tube in tubes:
@@ -153,12 +166,16 @@ def video_average_precisions(tubes: Iterable[Tube], ground_truth: Iterable[Tube]
     truths = collections.defaultdict(lambda: collections.defaultdict(list))
     for tube in ground_truth:
         truths[tube.label][tube.video_id].append(tube)
-    return np.array([
-        _average_precision(candidates[c], truths[c], spatio_temporal_iou, iou_threshold)
-        for c in range(num_classes)])
+    return np.array(
+        [
+            _average_precision(candidates[c], truths[c], spatio_temporal_iou, iou_threshold)
+            for c in range(num_classes)
+        ]
+    )
 
 
-def video_map(tubes: Iterable[Tube], ground_truth: Iterable[Tube], num_classes: int,
-              iou_threshold: float) -> tuple[float, np.ndarray]:
+def video_map(
+    tubes: Iterable[Tube], ground_truth: Iterable[Tube], num_classes: int, iou_threshold: float
+) -> tuple[float, np.ndarray]:
     per_class = video_average_precisions(tubes, ground_truth, num_classes, iou_threshold)
     return mean_over_classes(per_class), per_class

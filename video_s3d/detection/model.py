@@ -13,6 +13,7 @@ Boxes refer to the clip's key frame (the middle frame, as in AVA-style detectors
 'backbone' subtree has the classification model's layout, so a Kinetics classification run's
 trunk loads with `load_trunk`. Every shape is static: jit, shard_map and vmap apply as usual.
 """
+
 from __future__ import annotations
 
 import functools
@@ -49,26 +50,39 @@ class ActionDetector(nn.Module):
 
     def setup(self):
         if self.feature_layer not in LAYER_NAMES:
-            raise ValueError(f"feature_layer {self.feature_layer!r} is not a trunk layer; use one "
-                             f"of {', '.join(LAYER_NAMES)}.")
+            raise ValueError(
+                f"feature_layer {self.feature_layer!r} is not a trunk layer; use one "
+                f"of {', '.join(LAYER_NAMES)}."
+            )
         classifier = zoo.create(self.trunk, 1, **dict(self.trunk_overrides or {}))
         # The trunk stops at the feature layer: nothing above it is built.
-        self.backbone = Backbone(classifier.spec, classifier.dtype, classifier.bn_axis_name,
-                                 classifier.remat, last_layer=self.feature_layer)
+        self.backbone = Backbone(
+            classifier.spec,
+            classifier.dtype,
+            classifier.bn_axis_name,
+            classifier.remat,
+            last_layer=self.feature_layer,
+        )
         num_anchors = len(self.anchor_sizes) * len(self.aspect_ratios)
         self.rpn_conv = nn.Conv(self.rpn_channels, (3, 3), name="rpn_conv")
         self.rpn_objectness = nn.Conv(num_anchors, (1, 1), name="rpn_objectness")
         self.rpn_deltas = nn.Conv(
-            4 * num_anchors, (1, 1), kernel_init=nn.initializers.normal(0.001), name="rpn_deltas")
+            4 * num_anchors, (1, 1), kernel_init=nn.initializers.normal(0.001), name="rpn_deltas"
+        )
         self.head_fc1 = nn.Dense(self.head_channels, name="head_fc1")
         self.head_fc2 = nn.Dense(self.head_channels, name="head_fc2")
         self.head_logits = nn.Dense(self.num_classes + 1, name="head_logits")
-        self.head_deltas = nn.Dense(4, kernel_init=nn.initializers.normal(0.001),
-                                    name="head_deltas")
+        self.head_deltas = nn.Dense(
+            4, kernel_init=nn.initializers.normal(0.001), name="head_deltas"
+        )
 
-    def __call__(self, video: jax.Array, train: bool = False,
-                 extra_rois: jax.Array | None = None,
-                 extra_rois_valid: jax.Array | None = None) -> dict[str, jax.Array]:
+    def __call__(
+        self,
+        video: jax.Array,
+        train: bool = False,
+        extra_rois: jax.Array | None = None,
+        extra_rois_valid: jax.Array | None = None,
+    ) -> dict[str, jax.Array]:
         """video float [B, T, H, W, 3] (normalised). `extra_rois` [B, G, 4] (with
         `extra_rois_valid` [B, G]) join the proposals as regions: the ground-truth boxes during
         training, as in Faster R-CNN, so the head sees positives from the first step."""
@@ -80,9 +94,9 @@ class ActionDetector(nn.Module):
         objectness = self.rpn_objectness(hidden).reshape(batch, -1)
         rpn_deltas = self.rpn_deltas(hidden).reshape(batch, -1, 4)
         anchors = box_ops.anchors(height, width, self.anchor_sizes, self.aspect_ratios)
-        proposals, proposals_valid = jax.vmap(
-            functools.partial(self._select_proposals, anchors))(
-                jax.lax.stop_gradient(objectness), jax.lax.stop_gradient(rpn_deltas))
+        proposals, proposals_valid = jax.vmap(functools.partial(self._select_proposals, anchors))(
+            jax.lax.stop_gradient(objectness), jax.lax.stop_gradient(rpn_deltas)
+        )
         rois, rois_valid = proposals, proposals_valid
         if extra_rois is not None:
             if extra_rois_valid is None:
@@ -113,7 +127,8 @@ class ActionDetector(nn.Module):
         # Boxes squashed to (almost) nothing by the frame's edge carry no region.
         valid = box_ops.area(candidates) > 1e-4
         keep_index, keep = box_ops.non_max_suppression(
-            candidates, scores, valid, self.proposal_nms_iou, self.num_proposals)
+            candidates, scores, valid, self.proposal_nms_iou, self.num_proposals
+        )
         return candidates[keep_index] * keep[:, None], keep
 
 
@@ -129,16 +144,22 @@ def load_trunk(detector_variables: dict, classifier_variables: dict) -> dict:
         mine = dict(detector_variables[collection])
         theirs = classifier_variables.get(collection, {}).get("backbone", {})
         trunk = {name: theirs.get(name) for name in mine["backbone"]}
-        if any(trunk[name] is None or jax.tree.structure(trunk[name])
-               != jax.tree.structure(mine["backbone"][name]) for name in trunk):
-            raise ValueError("The classification checkpoint's trunk does not match the "
-                             "detector's; train the detector with the same model name.")
+        if any(
+            trunk[name] is None
+            or jax.tree.structure(trunk[name]) != jax.tree.structure(mine["backbone"][name])
+            for name in trunk
+        ):
+            raise ValueError(
+                "The classification checkpoint's trunk does not match the "
+                "detector's; train the detector with the same model name."
+            )
         mine["backbone"] = trunk
         out[collection] = mine
     return out
 
 
 # ------------------------------------------------------------------------------------ loss
+
 
 def _smooth_l1(x: jax.Array, beta: float) -> jax.Array:
     absolute = jnp.abs(x)
@@ -156,8 +177,16 @@ def _match(candidates, gt_boxes, gt_valid):
     return iou, jnp.argmax(iou, axis=1), jnp.max(iou, axis=1)
 
 
-def _clip_loss(anchors, outputs, gt_boxes, gt_labels, gt_valid, rpn_positive_iou, rpn_negative_iou,
-               foreground_iou):
+def _clip_loss(
+    anchors,
+    outputs,
+    gt_boxes,
+    gt_labels,
+    gt_valid,
+    rpn_positive_iou,
+    rpn_negative_iou,
+    foreground_iou,
+):
     # RPN: an anchor is positive at IoU >= 0.7 or when it is a ground truth's best anchor,
     # negative below 0.3, ignored in between (Ren et al. 2015). Faster R-CNN samples 1:1
     # minibatches of positives and negatives; with static shapes we weight instead: the loss is
@@ -168,13 +197,13 @@ def _clip_loss(anchors, outputs, gt_boxes, gt_labels, gt_valid, rpn_positive_iou
     positive = (best_iou >= rpn_positive_iou) | is_best
     negative = (best_iou < rpn_negative_iou) & ~positive
     logits = outputs["rpn_objectness"]
-    rpn_class = (
-        _masked_mean(optax.sigmoid_binary_cross_entropy(logits, jnp.ones_like(logits)), positive)
-        + _masked_mean(optax.sigmoid_binary_cross_entropy(logits, jnp.zeros_like(logits)),
-                       negative))
+    rpn_class = _masked_mean(
+        optax.sigmoid_binary_cross_entropy(logits, jnp.ones_like(logits)), positive
+    ) + _masked_mean(optax.sigmoid_binary_cross_entropy(logits, jnp.zeros_like(logits)), negative)
     targets = box_ops.encode(gt_boxes[best_gt], anchors)
     rpn_box = _masked_mean(
-        jnp.sum(_smooth_l1(outputs["rpn_deltas"] - targets, 1 / 9), axis=-1), positive)
+        jnp.sum(_smooth_l1(outputs["rpn_deltas"] - targets, 1 / 9), axis=-1), positive
+    )
 
     # Head: a region is foreground (its gt's class) at IoU >= 0.5, else background (class 0).
     rois, valid = outputs["rois"], outputs["rois_valid"]
@@ -186,33 +215,50 @@ def _clip_loss(anchors, outputs, gt_boxes, gt_labels, gt_valid, rpn_positive_iou
     head_class = _masked_mean(cross_entropy, valid)
     roi_targets = box_ops.encode(gt_boxes[roi_gt], rois)
     head_box = _masked_mean(
-        jnp.sum(_smooth_l1(outputs["box_deltas"] - roi_targets, 1.0), axis=-1), foreground)
-    return {"rpn_class": rpn_class, "rpn_box": rpn_box, "head_class": head_class,
-            "head_box": head_box}
+        jnp.sum(_smooth_l1(outputs["box_deltas"] - roi_targets, 1.0), axis=-1), foreground
+    )
+    return {
+        "rpn_class": rpn_class,
+        "rpn_box": rpn_box,
+        "head_class": head_class,
+        "head_box": head_box,
+    }
 
 
-def detection_loss(outputs: dict, gt_boxes: jax.Array, gt_labels: jax.Array,
-                   gt_valid: jax.Array, rpn_positive_iou: float = 0.7,
-                   rpn_negative_iou: float = 0.3,
-                   foreground_iou: float = 0.5) -> tuple[jax.Array, dict]:
+def detection_loss(
+    outputs: dict,
+    gt_boxes: jax.Array,
+    gt_labels: jax.Array,
+    gt_valid: jax.Array,
+    rpn_positive_iou: float = 0.7,
+    rpn_negative_iou: float = 0.3,
+    foreground_iou: float = 0.5,
+) -> tuple[jax.Array, dict]:
     """(total loss, its four terms), each averaged over the batch. gt_boxes [B, G, 4] (key-frame
     boxes), gt_labels [B, G] action indices, gt_valid [B, G] (padding False)."""
     per_clip = {k: v for k, v in outputs.items() if k != "anchors"}
-    terms = jax.vmap(functools.partial(
-        _clip_loss, rpn_positive_iou=rpn_positive_iou, rpn_negative_iou=rpn_negative_iou,
-        foreground_iou=foreground_iou), in_axes=(None, 0, 0, 0, 0))(
-            outputs["anchors"], per_clip, gt_boxes, gt_labels, gt_valid)
+    terms = jax.vmap(
+        functools.partial(
+            _clip_loss,
+            rpn_positive_iou=rpn_positive_iou,
+            rpn_negative_iou=rpn_negative_iou,
+            foreground_iou=foreground_iou,
+        ),
+        in_axes=(None, 0, 0, 0, 0),
+    )(outputs["anchors"], per_clip, gt_boxes, gt_labels, gt_valid)
     terms = {k: jnp.mean(v) for k, v in terms.items()}
     return sum(terms.values()), terms
 
 
 # ------------------------------------------------------------------------------ inference
 
-def postprocess(outputs: dict, max_detections: int = 100, nms_iou: float = 0.5,
-                min_score: float = 0.01) -> dict[str, jax.Array]:
+
+def postprocess(
+    outputs: dict, max_detections: int = 100, nms_iou: float = 0.5, min_score: float = 0.01
+) -> dict[str, jax.Array]:
     """Final detections per clip, fixed size: boxes [B, D, 4], scores [B, D], labels [B, D]
     (action index), valid [B, D]; per-class NMS, then the D best over all classes."""
-    probabilities = jax.nn.softmax(outputs["class_logits"], axis=-1)[..., 1:]    # [B, R, K]
+    probabilities = jax.nn.softmax(outputs["class_logits"], axis=-1)[..., 1:]  # [B, R, K]
     refined = box_ops.clip_to_frame(box_ops.decode(outputs["box_deltas"], outputs["rois"]))
     num_classes = probabilities.shape[-1]
     per_class = min(max_detections, refined.shape[1])
@@ -222,12 +268,17 @@ def postprocess(outputs: dict, max_detections: int = 100, nms_iou: float = 0.5,
         return boxes[index], jnp.where(keep, scores[index], -1.0)
 
     def one_clip(boxes, scores, rois_valid):
-        valid = rois_valid[None, :] & (scores.T > min_score)                      # [K, R]
+        valid = rois_valid[None, :] & (scores.T > min_score)  # [K, R]
         class_boxes, class_scores = jax.vmap(one_class, in_axes=(None, 0, 0))(
-            boxes, scores.T, valid)                                                # [K, D']
+            boxes, scores.T, valid
+        )  # [K, D']
         flat_scores = class_scores.reshape(-1)
         top_scores, top = jax.lax.top_k(flat_scores, min(max_detections, flat_scores.shape[0]))
-        return {"boxes": class_boxes.reshape(-1, 4)[top], "scores": jnp.maximum(top_scores, 0.0),
-                "labels": (top // per_class).astype(jnp.int32), "valid": top_scores >= 0.0}
+        return {
+            "boxes": class_boxes.reshape(-1, 4)[top],
+            "scores": jnp.maximum(top_scores, 0.0),
+            "labels": (top // per_class).astype(jnp.int32),
+            "valid": top_scores >= 0.0,
+        }
 
     return jax.vmap(one_clip)(refined, probabilities, outputs["rois_valid"])

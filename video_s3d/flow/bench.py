@@ -18,8 +18,8 @@ from __future__ import annotations
 import dataclasses
 import time
 
-from absl import app, flags
 import numpy as np
+from absl import app, flags
 
 _SHORT_SIDE = flags.DEFINE_integer("short_side", 256, "Frame height; width is 4/3 of it.")
 _PAIRS = flags.DEFINE_integer("pairs", 8, "Frame pairs timed per implementation.")
@@ -32,8 +32,10 @@ def scene(num_frames: int, height: int, width: int, seed: int = 0) -> np.ndarray
     """uint8 [T, H, W] grayscale: a sinusoid texture panning right, a disc moving left."""
     rng = np.random.default_rng(seed)
     y, x = np.mgrid[0:height, 0:width].astype(np.float64)
-    waves = [(rng.uniform(0, np.pi), 2 * np.pi / rng.uniform(6, 40), rng.uniform(0, 6.3))
-             for _ in range(16)]
+    waves = [
+        (rng.uniform(0, np.pi), 2 * np.pi / rng.uniform(6, 40), rng.uniform(0, 6.3))
+        for _ in range(16)
+    ]
 
     def texture(xs, ys):
         value = sum(np.sin(f * (np.cos(a) * xs + np.sin(a) * ys) + p) for a, f, p in waves)
@@ -49,27 +51,45 @@ def scene(num_frames: int, height: int, width: int, seed: int = 0) -> np.ndarray
 
 def opencv_flow(gray: np.ndarray, params) -> tuple[np.ndarray, float]:
     import cv2
+
     algorithm = cv2.optflow.DualTVL1OpticalFlow_create(
-        tau=params.tau, lambda_=params.lambda_, theta=params.theta, nscales=params.nscales,
-        warps=params.warps, epsilon=params.epsilon, innnerIterations=params.inner_iterations,
-        outerIterations=params.outer_iterations, scaleStep=params.scale_step, gamma=0.0,
-        medianFiltering=params.median_filtering)
+        tau=params.tau,
+        lambda_=params.lambda_,
+        theta=params.theta,
+        nscales=params.nscales,
+        warps=params.warps,
+        epsilon=params.epsilon,
+        innnerIterations=params.inner_iterations,
+        outerIterations=params.outer_iterations,
+        scaleStep=params.scale_step,
+        gamma=0.0,
+        medianFiltering=params.median_filtering,
+    )
     flows = []
     start = time.perf_counter()
     for i, (a, b) in enumerate(zip(gray[:-1], gray[1:])):
         flows.append(algorithm.calc(a, b, None))
-        print(f"  opencv pair {i + 1}/{len(gray) - 1}: "
-              f"{(time.perf_counter() - start) / (i + 1):.2f} s/pair", flush=True)
+        print(
+            f"  opencv pair {i + 1}/{len(gray) - 1}: "
+            f"{(time.perf_counter() - start) / (i + 1):.2f} s/pair",
+            flush=True,
+        )
     return np.stack(flows), time.perf_counter() - start
 
 
 def jax_flow(gray: np.ndarray, params, device, batch: int, repeats: int):
     import jax
+
     from video_s3d.flow import tvl1_flow
+
     first, second = gray[:-1], gray[1:]
-    chunks = [(jax.device_put(first[i:i + batch], device),
-               jax.device_put(second[i:i + batch], device))
-              for i in range(0, len(first), batch)]
+    chunks = [
+        (
+            jax.device_put(first[i : i + batch], device),
+            jax.device_put(second[i : i + batch], device),
+        )
+        for i in range(0, len(first), batch)
+    ]
     start = time.perf_counter()
     compiled = {}
     for a, b in chunks:
@@ -81,8 +101,11 @@ def jax_flow(gray: np.ndarray, params, device, batch: int, repeats: int):
     for r in range(repeats):
         flows = [compiled[a.shape](a, b) for a, b in chunks]
         jax.block_until_ready(flows)
-        print(f"  jax {device.platform} pass {r + 1}/{repeats}: "
-              f"{(time.perf_counter() - start) / (r + 1):.2f} s/pass", flush=True)
+        print(
+            f"  jax {device.platform} pass {r + 1}/{repeats}: "
+            f"{(time.perf_counter() - start) / (r + 1):.2f} s/pass",
+            flush=True,
+        )
     seconds = (time.perf_counter() - start) / repeats
     return np.concatenate([np.asarray(f) for f in flows]), seconds, compile_s
 
@@ -91,6 +114,7 @@ def main(argv):
     del argv
     import cv2
     import jax
+
     from video_s3d.flow import TVL1Params, pyramid_shapes
 
     height = _SHORT_SIDE.value
@@ -99,24 +123,35 @@ def main(argv):
     pairs = _PAIRS.value
     gray = scene(pairs + 1, height, width)
     levels = len(pyramid_shapes(height, width, params))
-    print(f"TV-L1 on {pairs} pairs of {height}x{width} ({levels} levels, warps {params.warps}, "
-          f"{params.outer_iterations}x{params.inner_iterations} iterations, median "
-          f"{params.median_filtering}); OpenCV {cv2.__version__} with {cv2.getNumThreads()} "
-          f"threads; JAX {jax.__version__}", flush=True)
+    print(
+        f"TV-L1 on {pairs} pairs of {height}x{width} ({levels} levels, warps {params.warps}, "
+        f"{params.outer_iterations}x{params.inner_iterations} iterations, median "
+        f"{params.median_filtering}); OpenCV {cv2.__version__} with {cv2.getNumThreads()} "
+        f"threads; JAX {jax.__version__}",
+        flush=True,
+    )
 
     reference, opencv_s = opencv_flow(gray, params)
     rows = [("OpenCV DualTVL1", "cpu", pairs / opencv_s, "-", 0.0)]
     backends = ["cpu"] + [b for b in ("gpu", "tpu") if _has_backend(jax, b)]
     for backend in backends:
         device = jax.devices(backend)[0]
-        ours, seconds, compile_s = jax_flow(gray, params, device, _BATCH.value,
-                                            _REPEATS.value)
+        ours, seconds, compile_s = jax_flow(gray, params, device, _BATCH.value, _REPEATS.value)
         epe = float(np.linalg.norm(ours - reference, axis=-1).mean())
-        rows.append((f"ours (JAX, batch {_BATCH.value})", f"{backend} ({device.device_kind})",
-                     pairs / seconds, f"{compile_s:.1f}", epe))
+        rows.append(
+            (
+                f"ours (JAX, batch {_BATCH.value})",
+                f"{backend} ({device.device_kind})",
+                pairs / seconds,
+                f"{compile_s:.1f}",
+                epe,
+            )
+        )
 
-    print(f"\n{'implementation':<24} {'device':<28} {'pairs/s':>9} {'compile s':>10} "
-          f"{'EPE vs OpenCV (px)':>19}")
+    print(
+        f"\n{'implementation':<24} {'device':<28} {'pairs/s':>9} {'compile s':>10} "
+        f"{'EPE vs OpenCV (px)':>19}"
+    )
     for name, device, rate, compile_s, epe in rows:
         print(f"{name:<24} {device:<28} {rate:>9.3f} {compile_s:>10} {epe:>19.4f}")
     motion = float(np.linalg.norm(reference, axis=-1).mean())

@@ -35,8 +35,10 @@ def clip_flow(frames, params: TVL1Params = TVL1Params()):
     All T - 1 consecutive pairs go through TV-L1 as one batch.
     """
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] < 2:
-        raise ValueError(f"clip_flow takes [T >= 2, height, width, 3] RGB frames; got shape "
-                         f"{tuple(frames.shape)}.")
+        raise ValueError(
+            f"clip_flow takes [T >= 2, height, width, 3] RGB frames; got shape "
+            f"{tuple(frames.shape)}."
+        )
     gray = rgb_to_gray(frames)
     return rescale(tvl1_flow(gray[:-1], gray[1:], params))
 

@@ -61,11 +61,15 @@ class TVL1Params:
 
     def __post_init__(self):
         if self.median_filtering not in (1, 3, 5):
-            raise ValueError(f"median_filtering={self.median_filtering}: use 1 (off), 3 or 5 "
-                             "(the sizes OpenCV's float median filter accepts).")
+            raise ValueError(
+                f"median_filtering={self.median_filtering}: use 1 (off), 3 or 5 "
+                "(the sizes OpenCV's float median filter accepts)."
+            )
         if not 0.0 < self.scale_step < 1.0 or self.nscales < 1:
-            raise ValueError(f"scale_step={self.scale_step}, nscales={self.nscales}: need "
-                             "0 < scale_step < 1 and nscales >= 1.")
+            raise ValueError(
+                f"scale_step={self.scale_step}, nscales={self.nscales}: need "
+                "0 < scale_step < 1 and nscales >= 1."
+            )
 
 
 def pyramid_shapes(height: int, width: int, params: TVL1Params) -> list[tuple[int, int]]:
@@ -123,8 +127,12 @@ def _forward_gradient(field):
 def _divergence(px, py):
     """Backward differences with zero before the first column / row: minus forward_gradient's
     adjoint."""
-    return (px - jnp.pad(px[:, :, :-1], ((0, 0), (0, 0), (1, 0)))
-            + py - jnp.pad(py[:, :-1, :], ((0, 0), (1, 0), (0, 0))))
+    return (
+        px
+        - jnp.pad(px[:, :, :-1], ((0, 0), (0, 0), (1, 0)))
+        + py
+        - jnp.pad(py[:, :-1, :], ((0, 0), (1, 0), (0, 0)))
+    )
 
 
 def _cubic_weights(frac):
@@ -141,8 +149,9 @@ def _cubic_weights(frac):
 def _warp_bicubic(images, flow_x, flow_y):
     """Sample [B, H, W, C] at (x + flow_x, y + flow_y); taps outside the image read 0."""
     batch, height, width, channels = images.shape
-    ys, xs = jnp.meshgrid(jnp.arange(height, dtype=jnp.float32),
-                          jnp.arange(width, dtype=jnp.float32), indexing="ij")
+    ys, xs = jnp.meshgrid(
+        jnp.arange(height, dtype=jnp.float32), jnp.arange(width, dtype=jnp.float32), indexing="ij"
+    )
     map_x, map_y = xs + flow_x, ys + flow_y
     x0, y0 = jnp.floor(map_x), jnp.floor(map_y)
     wx, wy = _cubic_weights(map_x - x0), _cubic_weights(map_y - y0)
@@ -155,7 +164,7 @@ def _warp_bicubic(images, flow_x, flow_y):
         for j in range(4):
             xi = x0 + (j - 1)
             inside = y_inside & (xi >= 0) & (xi < width)
-            index = (jnp.clip(yi, 0, height - 1) * width + jnp.clip(xi, 0, width - 1))
+            index = jnp.clip(yi, 0, height - 1) * width + jnp.clip(xi, 0, width - 1)
             taps = jnp.take_along_axis(flat, index.reshape(batch, -1, 1), axis=1)
             weight = jnp.where(inside, wy[i] * wx[j], 0.0)
             out = out + taps.reshape(batch, height, width, channels) * weight[..., None]
@@ -167,15 +176,16 @@ def _median_filter(field, size):
     r = size // 2
     padded = jnp.pad(field, ((0, 0), (r, r), (r, r)), mode="edge")
     h, w = field.shape[1:]
-    windows = jnp.stack([padded[:, i:i + h, j:j + w] for i in range(size) for j in range(size)],
-                        axis=-1)
+    windows = jnp.stack(
+        [padded[:, i : i + h, j : j + w] for i in range(size) for j in range(size)], axis=-1
+    )
     return jnp.sort(windows, axis=-1)[..., size * size // 2]
 
 
 def _one_scale(i0, i1, u1, u2, params: TVL1Params):
     """TV-L1 at one pyramid level for a batch: [B, H, W] images and flow, 0..255 scale."""
     batch, height, width = i0.shape
-    scaled_epsilon = params.epsilon ** 2 * height * width
+    scaled_epsilon = params.epsilon**2 * height * width
     l_t = params.lambda_ * params.theta
     taut = params.tau / params.theta
     i1x, i1y = _centered_gradient(i1)
@@ -214,8 +224,12 @@ def _one_scale(i0, i1, u1, u2, params: TVL1Params):
             u2x, u2y = _forward_gradient(new_u2)
             ng1 = 1.0 + taut * jnp.sqrt(u1x * u1x + u1y * u1y)
             ng2 = 1.0 + taut * jnp.sqrt(u2x * u2x + u2y * u2y)
-            new = ((p11 + taut * u1x) / ng1, (p12 + taut * u1y) / ng1,
-                   (p21 + taut * u2x) / ng2, (p22 + taut * u2y) / ng2)
+            new = (
+                (p11 + taut * u1x) / ng1,
+                (p12 + taut * u1y) / ng1,
+                (p21 + taut * u2x) / ng2,
+                (p22 + taut * u2y) / ng2,
+            )
             state = gate(active, (new_u1, new_u2) + new, (u1, u2, p11, p12, p21, p22))
             return n + 1, state, jnp.where(active, new_error, error)
 
@@ -223,14 +237,22 @@ def _one_scale(i0, i1, u1, u2, params: TVL1Params):
             n, (u1, u2, *duals), error = carry
             if params.median_filtering > 1:
                 active = error > scaled_epsilon
-                u1, u2 = gate(active, (_median_filter(u1, params.median_filtering),
-                                       _median_filter(u2, params.median_filtering)), (u1, u2))
+                u1, u2 = gate(
+                    active,
+                    (
+                        _median_filter(u1, params.median_filtering),
+                        _median_filter(u2, params.median_filtering),
+                    ),
+                    (u1, u2),
+                )
             _, state, error = lax.while_loop(
-                running(params.inner_iterations), inner_step, (0, (u1, u2, *duals), error))
+                running(params.inner_iterations), inner_step, (0, (u1, u2, *duals), error)
+            )
             return n + 1, state, error
 
-        _, state, _ = lax.while_loop(running(params.outer_iterations), outer_step,
-                                     (0, (u1, u2, p11, p12, p21, p22), error))
+        _, state, _ = lax.while_loop(
+            running(params.outer_iterations), outer_step, (0, (u1, u2, p11, p12, p21, p22), error)
+        )
         return state
 
     state = (u1, u2, zeros, zeros, zeros, zeros)
@@ -246,8 +268,10 @@ def tvl1_flow(image0, image1, params: TVL1Params = TVL1Params()):
     matches image0 at p, as OpenCV's `calc(I0, I1)` returns it.
     """
     if image0.ndim != 3 or image0.shape != image1.shape:
-        raise ValueError(f"tvl1_flow takes two [batch, height, width] grayscale batches of one "
-                         f"shape; got {image0.shape} and {image1.shape}.")
+        raise ValueError(
+            f"tvl1_flow takes two [batch, height, width] grayscale batches of one "
+            f"shape; got {image0.shape} and {image1.shape}."
+        )
     i0 = image0.astype(jnp.float32)
     i1 = image1.astype(jnp.float32)
     shapes = pyramid_shapes(i0.shape[1], i0.shape[2], params)

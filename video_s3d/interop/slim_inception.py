@@ -14,6 +14,7 @@ Slim's Mixed_5b names its Branch_2 3x3 conv `Conv2d_0a_3x3` (every other block
 `Conv2d_0b_3x3`); Slim's "5x5" branch is 3x3, as ours. The classifier is
 `InceptionV1/Logits/Conv2d_0c_1x1/{weights, biases}`.
 """
+
 from __future__ import annotations
 
 import os
@@ -46,12 +47,14 @@ def slim_units() -> dict[str, tuple[str, ...]]:
         if block not in INCEPTION_CHANNELS:
             continue
         branch_2 = "Conv2d_0a_3x3" if block == "Mixed_5b" else "Conv2d_0b_3x3"
-        for slim, ours in (("Branch_0/Conv2d_0a_1x1", "Branch_0_Conv_0a_1x1"),
-                           ("Branch_1/Conv2d_0a_1x1", "Branch_1_Conv_0a_1x1"),
-                           ("Branch_1/Conv2d_0b_3x3", "Branch_1_Conv_0b_3x3"),
-                           ("Branch_2/Conv2d_0a_1x1", "Branch_2_Conv_0a_1x1"),
-                           (f"Branch_2/{branch_2}", "Branch_2_Conv_0b_3x3"),
-                           ("Branch_3/Conv2d_0b_1x1", "Branch_3_Conv_0b_1x1")):
+        for slim, ours in (
+            ("Branch_0/Conv2d_0a_1x1", "Branch_0_Conv_0a_1x1"),
+            ("Branch_1/Conv2d_0a_1x1", "Branch_1_Conv_0a_1x1"),
+            ("Branch_1/Conv2d_0b_3x3", "Branch_1_Conv_0b_3x3"),
+            ("Branch_2/Conv2d_0a_1x1", "Branch_2_Conv_0a_1x1"),
+            (f"Branch_2/{branch_2}", "Branch_2_Conv_0b_3x3"),
+            ("Branch_3/Conv2d_0b_1x1", "Branch_3_Conv_0b_1x1"),
+        ):
             units[f"{block}/{slim}"] = (block, ours)
     return units
 
@@ -59,23 +62,27 @@ def slim_units() -> dict[str, tuple[str, ...]]:
 def _checkpoint_prefix(path: str, workdir: str) -> str:
     """The prefix tf.train.load_checkpoint wants, extracting a .tar.gz into `workdir`."""
     if not os.path.exists(path) and not os.path.exists(path + ".index"):
-        raise FileNotFoundError(f"No checkpoint at {path}; download {DOWNLOAD_URL} and pass the "
-                                ".tar.gz or the extracted inception_v1.ckpt.")
+        raise FileNotFoundError(
+            f"No checkpoint at {path}; download {DOWNLOAD_URL} and pass the "
+            ".tar.gz or the extracted inception_v1.ckpt."
+        )
     if os.path.isfile(path) and tarfile.is_tarfile(path):
         with tarfile.open(path) as archive:
             members = [m for m in archive.getmembers() if m.isfile() and ".ckpt" in m.name]
             if not members:
-                raise ValueError(f"{path} is an archive without a .ckpt inside; pass "
-                                 "inception_v1_2016_08_28.tar.gz or the checkpoint itself.")
+                raise ValueError(
+                    f"{path} is an archive without a .ckpt inside; pass "
+                    "inception_v1_2016_08_28.tar.gz or the checkpoint itself."
+                )
             for member in members:  # flat names only: never write outside workdir
                 member.name = os.path.basename(member.name)
                 archive.extract(member, workdir, filter="data")
         names = sorted(os.path.basename(m.name) for m in members)
         index = [n for n in names if n.endswith(".index")]
-        return os.path.join(workdir, index[0][:-len(".index")] if index else names[0])
+        return os.path.join(workdir, index[0][: -len(".index")] if index else names[0])
     for suffix in (".index", ".meta"):
         if path.endswith(suffix):
-            return path[:-len(suffix)]
+            return path[: -len(suffix)]
     data = re.match(r"(.*)\.data-\d+-of-\d+$", path)
     return data.group(1) if data else path
 
@@ -89,12 +96,16 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, np.ndarray]:
         try:
             reader = tf.train.load_checkpoint(prefix)
         except (tf.errors.OpError, ValueError) as e:
-            raise ValueError(f"TensorFlow cannot read {os.fspath(path)} as a checkpoint ({e}); "
-                             f"pass the inception_v1.ckpt from {DOWNLOAD_URL}.") from e
+            raise ValueError(
+                f"TensorFlow cannot read {os.fspath(path)} as a checkpoint ({e}); "
+                f"pass the inception_v1.ckpt from {DOWNLOAD_URL}."
+            ) from e
         return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
 
 
-def to_i2d(tensors: Mapping[str, np.ndarray]) -> tuple[dict[tuple[str, ...], np.ndarray], list[str]]:
+def to_i2d(
+    tensors: Mapping[str, np.ndarray],
+) -> tuple[dict[tuple[str, ...], np.ndarray], list[str]]:
     """Flat i2d variables {('params' | 'batch_stats', 'backbone' | 'head', ...): array}
     from Slim tensors, and the bookkeeping names skipped.
 
@@ -113,15 +124,19 @@ def to_i2d(tensors: Mapping[str, np.ndarray]) -> tuple[dict[tuple[str, ...], np.
     for slim, unit in slim_units().items():
         scope = f"{SCOPE}/{slim}"
         if f"{scope}/BatchNorm/gamma" in remaining:
-            raise ValueError(f"{scope} has a BatchNorm gamma: this checkpoint was trained with "
-                             "batch_norm_scale=True, which TF-Slim's released Inception-v1 (and "
-                             "this model's 'tf_slim' BN) does not use.")
+            raise ValueError(
+                f"{scope} has a BatchNorm gamma: this checkpoint was trained with "
+                "batch_norm_scale=True, which TF-Slim's released Inception-v1 (and "
+                "this model's 'tf_slim' BN) does not use."
+            )
         weights = take(f"{scope}/weights")
         if weights is not None:
             flat[("params", "backbone", *unit, "conv", "kernel")] = weights[None]
-        for slim_name, collection, name in (("beta", "params", "bias"),
-                                            ("moving_mean", "batch_stats", "mean"),
-                                            ("moving_variance", "batch_stats", "var")):
+        for slim_name, collection, name in (
+            ("beta", "params", "bias"),
+            ("moving_mean", "batch_stats", "mean"),
+            ("moving_variance", "batch_stats", "var"),
+        ):
             value = take(f"{scope}/BatchNorm/{slim_name}")
             if value is not None:
                 flat[(collection, "backbone", *unit, "bn", name)] = value
@@ -131,12 +146,18 @@ def to_i2d(tensors: Mapping[str, np.ndarray]) -> tuple[dict[tuple[str, ...], np.
         flat[("params", "head", "Logits", "kernel")] = weights[None]
     if biases is not None:
         flat[("params", "head", "Logits", "bias")] = biases
-    skipped = sorted(n for n in remaining if _BOOKKEEPING.search(n) or not n.startswith(SCOPE + "/"))
+    skipped = sorted(
+        n for n in remaining if _BOOKKEEPING.search(n) or not n.startswith(SCOPE + "/")
+    )
     unknown = sorted(set(remaining) - set(skipped))
     variables_lib.check_all_used(
-        missing, unknown, noun="variables", architecture="Inception-v1",
+        missing,
+        unknown,
+        noun="variables",
+        architecture="Inception-v1",
         what_it_is="TF-Slim's Inception-v1 checkpoint",
-        what_to_pass=f"pass the inception_v1.ckpt from {DOWNLOAD_URL}")
+        what_to_pass=f"pass the inception_v1.ckpt from {DOWNLOAD_URL}",
+    )
     return {p: np.asarray(v, np.float32) for p, v in flat.items()}, skipped
 
 
@@ -149,11 +170,15 @@ def check_target(model_name: str) -> None:
         raise ValueError(
             f"Model {model_name!r} cannot start from TF-Slim's Inception-v1: that needs a full-width "
             "model with TF-Slim BN and padding (i2d, i3d, s3d, s3dg or a top/bottom-heavy sweep "
-            "model); s3d_torchvision imports torchvision's S3D weights instead.")
+            "model); s3d_torchvision imports torchvision's S3D weights instead."
+        )
 
 
-def i2d_variables(flat: Mapping[tuple[str, ...], np.ndarray], num_classes: int = NUM_CLASSES,
-                  source_name: str = "TF-Slim Inception-v1") -> dict:
+def i2d_variables(
+    flat: Mapping[tuple[str, ...], np.ndarray],
+    num_classes: int = NUM_CLASSES,
+    source_name: str = "TF-Slim Inception-v1",
+) -> dict:
     """The i2d model's variables filled from a flat 2D import (`to_i2d`'s output), checked
     leaf by leaf against the model."""
     from video_s3d import models
@@ -169,7 +194,9 @@ def _draw_fresh(abstract: Mapping, seed: int) -> dict:
     other leaf stays a shape for inflate_variables to fill; no full model.init (a 30-60 s
     compile of the whole network on CPU) is needed."""
     flat = flax.traverse_util.flatten_dict(flax.core.unfreeze(abstract))
-    kernels = [p for p in sorted(flat) if ("gating" in p or p[-2] == "Logits") and p[-1] == "kernel"]
+    kernels = [
+        p for p in sorted(flat) if ("gating" in p or p[-2] == "Logits") and p[-1] == "kernel"
+    ]
     # The initialiser draws i.i.d. elements: one draw for all kernels, cut into pieces
     # (one call per shape cost ~20 s of compiles on CPU for S3D-G's 38 gates).
     sizes = [int(np.prod(flat[p].shape)) for p in kernels]
@@ -181,7 +208,9 @@ def _draw_fresh(abstract: Mapping, seed: int) -> dict:
     return flax.traverse_util.unflatten_dict(flat)
 
 
-def inflated_variables(i2d: Mapping, model_name: str, num_classes: int, seed: int = 0) -> tuple[dict, list[str]]:
+def inflated_variables(
+    i2d: Mapping, model_name: str, num_classes: int, seed: int = 0
+) -> tuple[dict, list[str]]:
     """`model_name`'s variables inflated from the i2d ones (inflate.inflate_variables), and
     the leaves that start fresh (self-gates; the classifier unless num_classes is 1001),
     drawn with the model's initialisers from `seed`."""
@@ -190,12 +219,16 @@ def inflated_variables(i2d: Mapping, model_name: str, num_classes: int, seed: in
 
     check_target(model_name)
     model = models.create(model_name, num_classes)
-    abstract = variables_lib.abstract_variables(model, *models.minimum_input(models.get_spec(model_name)))
+    abstract = variables_lib.abstract_variables(
+        model, *models.minimum_input(models.get_spec(model_name))
+    )
     target = _draw_fresh(abstract, seed)
     result = flax.traverse_util.flatten_dict(inflate.inflate_variables(i2d, target))
     flat_target = flax.traverse_util.flatten_dict(target)
     unfilled = sorted("/".join(p) for p, v in result.items() if isinstance(v, jax.ShapeDtypeStruct))
     if unfilled:  # inflate kept a target leaf we had no value for: a mapping gap, not user error
-        raise RuntimeError(f"Inflation left {len(unfilled)} leaves without a value: {', '.join(unfilled[:3])}.")
+        raise RuntimeError(
+            f"Inflation left {len(unfilled)} leaves without a value: {', '.join(unfilled[:3])}."
+        )
     fresh = sorted("/".join(p) for p, v in result.items() if v is flat_target[p])
     return flax.traverse_util.unflatten_dict({p: np.asarray(v) for p, v in result.items()}), fresh

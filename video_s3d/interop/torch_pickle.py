@@ -12,6 +12,7 @@ arbitrary code. This reader resolves only the handful of globals a state dict ne
 anything else; tensors become numpy arrays built from their storage with the recorded
 offset, size and stride (views of one storage therefore come out right).
 """
+
 from __future__ import annotations
 
 import collections
@@ -55,22 +56,33 @@ class _StorageType:
         self.dtype = STORAGE_DTYPES[name]
 
 
-def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=False,
-                       backward_hooks=None, metadata=None):
+def _rebuild_tensor_v2(
+    storage, storage_offset, size, stride, requires_grad=False, backward_hooks=None, metadata=None
+):
     del requires_grad, backward_hooks, metadata  # autograd state: meaningless for numpy
     if not isinstance(storage, np.ndarray):
-        raise TorchFileError(f"A tensor record names a {type(storage).__name__} where a storage "
-                             "belongs; the file is corrupt or not a torch.save state dict.")
+        raise TorchFileError(
+            f"A tensor record names a {type(storage).__name__} where a storage "
+            "belongs; the file is corrupt or not a torch.save state dict."
+        )
     try:
         size, stride = tuple(int(s) for s in size), tuple(int(s) for s in stride)
         storage_offset = int(storage_offset)
     except (TypeError, ValueError):
-        raise TorchFileError(f"Corrupt tensor record: size {size!r}, stride {stride!r}, offset "
-                             f"{storage_offset!r}; re-save the file with torch.save.") from None
-    if (len(size) != len(stride) or any(s < 0 for s in stride) or any(n < 0 for n in size)
-            or storage_offset < 0):
-        raise TorchFileError(f"Corrupt tensor record: size {size}, stride {stride}, "
-                             f"offset {storage_offset}; re-save the file with torch.save.")
+        raise TorchFileError(
+            f"Corrupt tensor record: size {size!r}, stride {stride!r}, offset "
+            f"{storage_offset!r}; re-save the file with torch.save."
+        ) from None
+    if (
+        len(size) != len(stride)
+        or any(s < 0 for s in stride)
+        or any(n < 0 for n in size)
+        or storage_offset < 0
+    ):
+        raise TorchFileError(
+            f"Corrupt tensor record: size {size}, stride {stride}, "
+            f"offset {storage_offset}; re-save the file with torch.save."
+        )
     # Python ints: no overflow. A stride-0 tensor (torch's expand) repeats storage elements,
     # so its copy could be far larger than the file (a 648-byte file asked for 2.1 GB);
     # a state dict's tensors never hold more elements than their storage.
@@ -79,18 +91,23 @@ def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=Fals
         raise TorchFileError(
             f"A tensor of size {size} with stride {stride} has {numel} elements but its storage "
             f"holds {storage.size}; expanded or corrupt tensors are refused: save "
-            f"{{name: tensor.contiguous()}} with torch.save.")
+            f"{{name: tensor.contiguous()}} with torch.save."
+        )
     if numel == 0:
         return np.zeros(size, storage.dtype)
     last = storage_offset + sum((n - 1) * s for n, s in zip(size, stride))
     if last >= storage.size:
         raise TorchFileError(
             f"A tensor of size {size} with stride {stride} at offset {storage_offset} reaches "
-            f"element {last} of a storage holding {storage.size}; the file is truncated or corrupt.")
+            f"element {last} of a storage holding {storage.size}; the file is truncated or corrupt."
+        )
     itemsize = storage.dtype.itemsize
     view = np.lib.stride_tricks.as_strided(
-        storage[storage_offset:], shape=size, strides=tuple(s * itemsize for s in stride),
-        writeable=False)
+        storage[storage_offset:],
+        shape=size,
+        strides=tuple(s * itemsize for s in stride),
+        writeable=False,
+    )
     return np.array(view, order="C")  # own C-order copy: views of one storage stay independent
 
 
@@ -126,25 +143,35 @@ class _RestrictedUnpickler(pickle.Unpickler):
         raise TorchFileError(
             f"The checkpoint refers to {module}.{name}, which a plain state dict never needs, "
             "so it is refused (unpickling it could run arbitrary code); save only "
-            "model.state_dict() with torch.save and import that file.")
+            "model.state_dict() with torch.save and import that file."
+        )
 
     def persistent_load(self, pid):
-        if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"
-                and isinstance(pid[1], _StorageType)):
-            raise TorchFileError(f"Unsupported storage record {pid!r} in the checkpoint; re-save "
-                                 "it with torch.save(model.state_dict(), path).")
+        if not (
+            isinstance(pid, tuple)
+            and len(pid) == 5
+            and pid[0] == "storage"
+            and isinstance(pid[1], _StorageType)
+        ):
+            raise TorchFileError(
+                f"Unsupported storage record {pid!r} in the checkpoint; re-save "
+                "it with torch.save(model.state_dict(), path)."
+            )
         _, storage_type, key, _location, numel = pid
         if key not in self._storages:
             name = f"{self._prefix}data/{key}"
             try:
                 raw = self._archive.read(name)
             except KeyError:
-                raise TorchFileError(f"The checkpoint lacks storage {name}; the file is "
-                                     "truncated or corrupt.") from None
+                raise TorchFileError(
+                    f"The checkpoint lacks storage {name}; the file is truncated or corrupt."
+                ) from None
             dtype = storage_type.dtype.newbyteorder("<" if self._byteorder == "little" else ">")
             if len(raw) < numel * dtype.itemsize:
-                raise TorchFileError(f"Storage {name} holds {len(raw)} bytes, fewer than its "
-                                     f"{numel} elements need; the file is truncated or corrupt.")
+                raise TorchFileError(
+                    f"Storage {name} holds {len(raw)} bytes, fewer than its "
+                    f"{numel} elements need; the file is truncated or corrupt."
+                )
             array = np.frombuffer(raw, dtype=dtype, count=numel)
             self._storages[key] = array.astype(storage_type.dtype.newbyteorder("="))
         return self._storages[key]
@@ -166,34 +193,51 @@ def load(path: str | os.PathLike) -> Any:
         if _is_legacy(path):
             raise TorchFileError(
                 f"{path} uses PyTorch's legacy (pre-1.6) format, which this reader does not "
-                "parse; re-save it with torch>=1.6: torch.save(torch.load(path), new_path).")
-        raise TorchFileError(f"{path} is not a PyTorch checkpoint (neither a torch.save zip nor "
-                             "its legacy format); pass the .pth written by torch.save.")
+                "parse; re-save it with torch>=1.6: torch.save(torch.load(path), new_path)."
+            )
+        raise TorchFileError(
+            f"{path} is not a PyTorch checkpoint (neither a torch.save zip nor "
+            "its legacy format); pass the .pth written by torch.save."
+        )
     with zipfile.ZipFile(path) as archive:
         names = archive.namelist()
         pickles = [n for n in names if n.endswith("data.pkl") and n.count("/") == 1]
         if any(n.endswith("/constants.pkl") for n in names):
-            raise TorchFileError(f"{path} is a TorchScript archive, not a state dict; save "
-                                 "model.state_dict() with torch.save and import that file.")
+            raise TorchFileError(
+                f"{path} is a TorchScript archive, not a state dict; save "
+                "model.state_dict() with torch.save and import that file."
+            )
         if len(pickles) != 1:
-            raise TorchFileError(f"{path} is a zip but not a torch.save checkpoint (expected one "
-                                 "<name>/data.pkl); pass the .pth written by torch.save.")
+            raise TorchFileError(
+                f"{path} is a zip but not a torch.save checkpoint (expected one "
+                "<name>/data.pkl); pass the .pth written by torch.save."
+            )
         prefix = pickles[0][: -len("data.pkl")]
         byteorder = "little"
         if prefix + "byteorder" in names:
             byteorder = archive.read(prefix + "byteorder").decode().strip()
             if byteorder not in ("little", "big"):
-                raise TorchFileError(f"{path} records byte order {byteorder!r}; expected 'little' "
-                                     "or 'big'.")
+                raise TorchFileError(
+                    f"{path} records byte order {byteorder!r}; expected 'little' or 'big'."
+                )
         with archive.open(pickles[0]) as f:
             try:
                 return _RestrictedUnpickler(f, archive, prefix, byteorder).load()
             except TorchFileError:
                 raise
-            except (pickle.UnpicklingError, EOFError, TypeError, ValueError, AttributeError,
-                    IndexError, KeyError) as e:
-                raise TorchFileError(f"Could not read {path}: {e}; the file is corrupt or not "
-                                     "a torch.save checkpoint.") from e
+            except (
+                pickle.UnpicklingError,
+                EOFError,
+                TypeError,
+                ValueError,
+                AttributeError,
+                IndexError,
+                KeyError,
+            ) as e:
+                raise TorchFileError(
+                    f"Could not read {path}: {e}; the file is corrupt or not "
+                    "a torch.save checkpoint."
+                ) from e
 
 
 def load_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
@@ -205,8 +249,10 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
             obj = obj[wrapper]
             break
     if not isinstance(obj, dict) or not all(isinstance(v, np.ndarray) for v in obj.values()):
-        raise TorchFileError(f"{os.fspath(path)} holds a {type(obj).__name__} that is not a "
-                             "{name: tensor} state dict; save model.state_dict() with torch.save.")
+        raise TorchFileError(
+            f"{os.fspath(path)} holds a {type(obj).__name__} that is not a "
+            "{name: tensor} state dict; save model.state_dict() with torch.save."
+        )
     if obj and all(k.startswith("module.") for k in obj):
-        obj = {k[len("module."):]: v for k, v in obj.items()}
+        obj = {k[len("module.") :]: v for k, v in obj.items()}
     return dict(obj)

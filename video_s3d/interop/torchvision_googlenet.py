@@ -21,6 +21,7 @@ padding samples the same grid when the input side is 16k - 1 (223, 207, ...), wh
 two networks agree to float rounding. At 224 the first conv's grid is one pixel off:
 fine for an initialisation, not bit-for-bit.
 """
+
 from __future__ import annotations
 
 import os
@@ -28,16 +29,30 @@ from typing import Mapping
 
 import numpy as np
 
-from video_s3d.interop import torch_pickle, variables as variables_lib
+from video_s3d.interop import torch_pickle
+from video_s3d.interop import variables as variables_lib
 
 DOWNLOAD_URL = "https://download.pytorch.org/models/googlenet-1378be20.pth"
 _STEM = {"conv1": "Conv_1a", "conv2": "Conv_2b", "conv3": "Conv_2c"}
-_BLOCKS = {"inception3a": "Mixed_3b", "inception3b": "Mixed_3c", "inception4a": "Mixed_4b",
-           "inception4b": "Mixed_4c", "inception4c": "Mixed_4d", "inception4d": "Mixed_4e",
-           "inception4e": "Mixed_4f", "inception5a": "Mixed_5b", "inception5b": "Mixed_5c"}
-_BRANCHES = {"branch1": "Branch_0_Conv_0a_1x1", "branch2.0": "Branch_1_Conv_0a_1x1",
-             "branch2.1": "Branch_1_Conv_0b_3x3", "branch3.0": "Branch_2_Conv_0a_1x1",
-             "branch3.1": "Branch_2_Conv_0b_3x3", "branch4.1": "Branch_3_Conv_0b_1x1"}
+_BLOCKS = {
+    "inception3a": "Mixed_3b",
+    "inception3b": "Mixed_3c",
+    "inception4a": "Mixed_4b",
+    "inception4b": "Mixed_4c",
+    "inception4c": "Mixed_4d",
+    "inception4d": "Mixed_4e",
+    "inception4e": "Mixed_4f",
+    "inception5a": "Mixed_5b",
+    "inception5b": "Mixed_5c",
+}
+_BRANCHES = {
+    "branch1": "Branch_0_Conv_0a_1x1",
+    "branch2.0": "Branch_1_Conv_0a_1x1",
+    "branch2.1": "Branch_1_Conv_0b_3x3",
+    "branch3.0": "Branch_2_Conv_0a_1x1",
+    "branch3.1": "Branch_2_Conv_0b_3x3",
+    "branch4.1": "Branch_3_Conv_0b_1x1",
+}
 
 
 def unit_prefixes() -> dict[str, tuple[str, ...]]:
@@ -49,7 +64,9 @@ def unit_prefixes() -> dict[str, tuple[str, ...]]:
     return units
 
 
-def convert(state_dict: Mapping[str, np.ndarray]) -> tuple[dict[tuple[str, ...], np.ndarray], list[str]]:
+def convert(
+    state_dict: Mapping[str, np.ndarray],
+) -> tuple[dict[tuple[str, ...], np.ndarray], list[str]]:
     """Flat i2d variables (1000 classes) and the auxiliary-classifier names skipped."""
     remaining = {k: v for k, v in state_dict.items() if not k.endswith("num_batches_tracked")}
     skipped = sorted(k for k in remaining if k.startswith(("aux1.", "aux2.")))
@@ -80,9 +97,13 @@ def convert(state_dict: Mapping[str, np.ndarray]) -> tuple[dict[tuple[str, ...],
     if fc_bias is not None:
         flat[("params", "head", "Logits", "bias")] = fc_bias
     variables_lib.check_all_used(
-        missing, remaining, noun="tensors", architecture="GoogLeNet",
+        missing,
+        remaining,
+        noun="tensors",
+        architecture="GoogLeNet",
         what_it_is="a torchvision GoogLeNet state dict",
-        what_to_pass=f"pass the .pth of torchvision.models.googlenet (e.g. {DOWNLOAD_URL})")
+        what_to_pass=f"pass the .pth of torchvision.models.googlenet (e.g. {DOWNLOAD_URL})",
+    )
     return {p: v.astype(np.float32) for p, v in flat.items()}, skipped
 
 
@@ -92,5 +113,10 @@ def load_i2d(path: str | os.PathLike) -> tuple[dict, int, list[str]]:
 
     flat, skipped = convert(torch_pickle.load_state_dict(path))
     num_classes = int(flat[("params", "head", "Logits", "bias")].shape[0])
-    return (slim_inception.i2d_variables(flat, num_classes, f"torchvision GoogLeNet ({os.fspath(path)})"),
-            num_classes, skipped)
+    return (
+        slim_inception.i2d_variables(
+            flat, num_classes, f"torchvision GoogLeNet ({os.fspath(path)})"
+        ),
+        num_classes,
+        skipped,
+    )

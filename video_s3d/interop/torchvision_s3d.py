@@ -14,6 +14,7 @@ The KINETICS400_V1 weights (https://download.pytorch.org/models/s3d-d76dad2f.pth
 torchvision's input normalisation, not this project's [-1, 1] pixels: RGB in [0, 1],
 minus mean (0.43216, 0.394666, 0.37645), divided by std (0.22803, 0.22145, 0.216989).
 """
+
 from __future__ import annotations
 
 import os
@@ -21,7 +22,8 @@ from typing import Mapping
 
 import numpy as np
 
-from video_s3d.interop import torch_pickle, variables as variables_lib
+from video_s3d.interop import torch_pickle
+from video_s3d.interop import variables as variables_lib
 from video_s3d.models.spec import LAYER_NAMES
 
 MODEL_NAME = "s3d_torchvision"
@@ -32,8 +34,11 @@ INPUT_STD = (0.22803, 0.22145, 0.216989)
 MIN_FRAMES, MIN_PIXELS = 13, 209
 
 # Positions in `features` of the stem and the ten LAYER_NAMES (the rest are max-pools).
-_STEM = {"Conv_1a": ("features.0", "separable"), "Conv_2b": ("features.2", "unit"),
-         "Conv_2c": ("features.3", "separable")}
+_STEM = {
+    "Conv_1a": ("features.0", "separable"),
+    "Conv_2b": ("features.2", "unit"),
+    "Conv_2c": ("features.3", "separable"),
+}
 _BLOCK_POSITIONS = dict(zip(LAYER_NAMES[1:], (5, 6, 8, 9, 10, 11, 12, 14, 15)))
 _BRANCHES = {  # our unit name -> (torch sub-path inside the block, kind)
     "Branch_0_Conv_0a_1x1": ("branch0", "unit"),
@@ -56,7 +61,9 @@ def unit_prefixes() -> dict[tuple[str, ...], tuple[str, str]]:
 
 def _conv_kernel(weight: np.ndarray) -> np.ndarray:
     if weight.ndim != 5:
-        raise ValueError(f"Expected a Conv3d weight [out, in, kt, kh, kw], got shape {weight.shape}.")
+        raise ValueError(
+            f"Expected a Conv3d weight [out, in, kt, kh, kw], got shape {weight.shape}."
+        )
     return np.transpose(weight, (2, 3, 4, 1, 0))
 
 
@@ -81,9 +88,12 @@ def convert(state_dict: Mapping[str, np.ndarray]) -> dict[tuple[str, ...], np.nd
         kernel = take(f"{torch_prefix}.0.weight")
         if kernel is not None:
             flat[("params", *path, conv, "kernel")] = _conv_kernel(kernel)
-        for torch_name, collection, name in (("weight", "params", "scale"), ("bias", "params", "bias"),
-                                             ("running_mean", "batch_stats", "mean"),
-                                             ("running_var", "batch_stats", "var")):
+        for torch_name, collection, name in (
+            ("weight", "params", "scale"),
+            ("bias", "params", "bias"),
+            ("running_mean", "batch_stats", "mean"),
+            ("running_var", "batch_stats", "var"),
+        ):
             value = take(f"{torch_prefix}.1.{torch_name}")
             if value is not None:
                 flat[(collection, *path, bn, name)] = value
@@ -101,16 +111,22 @@ def convert(state_dict: Mapping[str, np.ndarray]) -> dict[tuple[str, ...], np.nd
     if bias is not None:
         flat[("params", "head", "Logits", "bias")] = bias
     variables_lib.check_all_used(
-        missing, remaining, noun="tensors", architecture="S3D",
+        missing,
+        remaining,
+        noun="tensors",
+        architecture="S3D",
         what_it_is="a torchvision S3D state dict",
-        what_to_pass="pass the .pth of torchvision.models.video.s3d (e.g. its KINETICS400_V1 weights)")
+        what_to_pass="pass the .pth of torchvision.models.video.s3d (e.g. its KINETICS400_V1 weights)",
+    )
     return {p: np.asarray(v, np.float32) for p, v in flat.items()}
 
 
 def num_classes_of(state_dict: Mapping[str, np.ndarray]) -> int:
     if "classifier.1.bias" not in state_dict:
-        raise ValueError("The state dict has no classifier.1.bias, so it is not a torchvision S3D "
-                         "state dict; pass the .pth of torchvision.models.video.s3d.")
+        raise ValueError(
+            "The state dict has no classifier.1.bias, so it is not a torchvision S3D "
+            "state dict; pass the .pth of torchvision.models.video.s3d."
+        )
     return int(state_dict["classifier.1.bias"].shape[0])
 
 
@@ -121,6 +137,7 @@ def load_variables(path: str | os.PathLike) -> tuple[dict, int]:
     state_dict = torch_pickle.load_state_dict(path)
     num_classes = num_classes_of(state_dict)
     flat = convert(state_dict)
-    target = variables_lib.abstract_variables(models.create(MODEL_NAME, num_classes),
-                                              MIN_FRAMES, MIN_PIXELS)
+    target = variables_lib.abstract_variables(
+        models.create(MODEL_NAME, num_classes), MIN_FRAMES, MIN_PIXELS
+    )
     return variables_lib.fill(flat, target, f"torchvision S3D ({os.fspath(path)})"), num_classes

@@ -9,6 +9,7 @@ For each model: multiply-adds per clip, parameters and training activation memor
 (eval mode) and of a forward+backward pass (train-mode BN and dropout, gradient of the
 softmax cross-entropy w.r.t. all parameters; no optimizer update), on random clips.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -61,8 +62,14 @@ FAST_COMPILE_OPTIONS = {"xla_backend_optimization_level": 0}
 
 
 def benchmark(
-    name: str, frames: int, size: int, batch: int, steps: int = 5, num_classes: int = 400,
-    dtype: str = "float32", fast_compile: bool = False,
+    name: str,
+    frames: int,
+    size: int,
+    batch: int,
+    steps: int = 5,
+    num_classes: int = 400,
+    dtype: str = "float32",
+    fast_compile: bool = False,
 ) -> BenchResult:
     """Compile and time one model on [batch, frames, size, size, 3] random clips."""
     options = FAST_COMPILE_OPTIONS if fast_compile and jax.default_backend() == "cpu" else None
@@ -81,8 +88,11 @@ def benchmark(
     def train_grads(params, batch_stats, x, labels):
         def loss_fn(params):
             logits, new_state = model.apply(
-                {"params": params, "batch_stats": batch_stats}, x, train=True,
-                mutable=["batch_stats"], rngs={"dropout": jax.random.key(1)},
+                {"params": params, "batch_stats": batch_stats},
+                x,
+                train=True,
+                mutable=["batch_stats"],
+                rngs={"dropout": jax.random.key(1)},
             )
             return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean(), new_state
 
@@ -117,8 +127,11 @@ def sgd_train_step(model, num_classes: int, learning_rate: float = 0.01):
     def step(params, batch_stats, opt_state, x, labels):
         def loss_fn(params):
             logits, new_state = model.apply(
-                {"params": params, "batch_stats": batch_stats}, x, train=True,
-                mutable=["batch_stats"], rngs={"dropout": jax.random.key(1)},
+                {"params": params, "batch_stats": batch_stats},
+                x,
+                train=True,
+                mutable=["batch_stats"],
+                rngs={"dropout": jax.random.key(1)},
             )
             loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
             return loss, new_state["batch_stats"]
@@ -130,8 +143,9 @@ def sgd_train_step(model, num_classes: int, learning_rate: float = 0.01):
     return tx, step
 
 
-def train_step_inputs(model, tx, batch: int, frames: int, size: int, num_classes: int,
-                      abstract: bool = False):
+def train_step_inputs(
+    model, tx, batch: int, frames: int, size: int, num_classes: int, abstract: bool = False
+):
     """Arguments of `sgd_train_step`'s step: random clips and freshly initialised variables
     (`abstract`: only their shapes, for compile-only memory analysis)."""
     shape = (batch, frames, size, size, 3)
@@ -146,13 +160,22 @@ def train_step_inputs(model, tx, batch: int, frames: int, size: int, num_classes
 
     if abstract:
         return jax.eval_shape(make)
-    return jax.jit(make, compiler_options=FAST_COMPILE_OPTIONS
-                   if jax.default_backend() == "cpu" else None)()
+    return jax.jit(
+        make, compiler_options=FAST_COMPILE_OPTIONS if jax.default_backend() == "cpu" else None
+    )()
 
 
-def train_memory(name: str, frames: int, size: int, batch: int, *, remat: bool,
-                 dtype: str = "bfloat16", num_classes: int = 400,
-                 lowering: str = "native") -> dict:
+def train_memory(
+    name: str,
+    frames: int,
+    size: int,
+    batch: int,
+    *,
+    remat: bool,
+    dtype: str = "bfloat16",
+    num_classes: int = 400,
+    lowering: str = "native",
+) -> dict:
     """XLA's memory analysis of the compiled SGD train step (compiled only, never run).
 
     `lowering` 'native' is the accelerator program (one XLA 3D conv per conv). Returns
@@ -169,8 +192,12 @@ def train_memory(name: str, frames: int, size: int, batch: int, *, remat: bool,
     analysis = compiled.memory_analysis()
     temp, argument = analysis.temp_size_in_bytes, analysis.argument_size_in_bytes
     output, alias = analysis.output_size_in_bytes, analysis.alias_size_in_bytes
-    return {"temp": temp, "argument": argument, "output": output,
-            "peak": temp + argument + output - alias}
+    return {
+        "temp": temp,
+        "argument": argument,
+        "output": output,
+        "peak": temp + argument + output - alias,
+    }
 
 
 def format_table(results: Sequence[BenchResult]) -> str:
@@ -189,18 +216,28 @@ def format_table(results: Sequence[BenchResult]) -> str:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m video_s3d.models.bench", description=__doc__.split("\n")[0])
-    parser.add_argument("--models", type=lambda s: [m for m in s.split(",") if m],
-                        help="comma-separated model names (default: every named, non-tiny model)")
+    parser = argparse.ArgumentParser(
+        prog="python -m video_s3d.models.bench", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "--models",
+        type=lambda s: [m for m in s.split(",") if m],
+        help="comma-separated model names (default: every named, non-tiny model)",
+    )
     parser.add_argument("--frames", type=int, default=64)
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--steps", type=int, default=5, help="timed steps per measurement (median)")
     parser.add_argument("--num_classes", type=int, default=400)
-    parser.add_argument("--dtype", default="float32", help="compute dtype: float32 | bfloat16 | float16")
+    parser.add_argument(
+        "--dtype", default="float32", help="compute dtype: float32 | bfloat16 | float16"
+    )
     parser.add_argument("--json", action="store_true", help="also print one JSON object per model")
-    parser.add_argument("--fast_compile", action="store_true",
-                        help="CPU only: LLVM -O0, ~2.5x faster compiles but slower steps (smoke runs)")
+    parser.add_argument(
+        "--fast_compile",
+        action="store_true",
+        help="CPU only: LLVM -O0, ~2.5x faster compiles but slower steps (smoke runs)",
+    )
     return parser.parse_args(argv)
 
 
@@ -215,22 +252,41 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(f"Device: {jax.devices()[0].device_kind} ({jax.default_backend()}); clips "
-          f"{args.batch}x{args.frames}x{args.size}x{args.size}, {args.dtype}", flush=True)
+    print(
+        f"Device: {jax.devices()[0].device_kind} ({jax.default_backend()}); clips "
+        f"{args.batch}x{args.frames}x{args.size}x{args.size}, {args.dtype}",
+        flush=True,
+    )
     results = []
     for i, name in enumerate(chosen):
         start = time.time()
         try:
-            result = benchmark(name, args.frames, args.size, args.batch, args.steps,
-                               args.num_classes, args.dtype, args.fast_compile)
+            result = benchmark(
+                name,
+                args.frames,
+                args.size,
+                args.batch,
+                args.steps,
+                args.num_classes,
+                args.dtype,
+                args.fast_compile,
+            )
         except ValueError as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
         results.append(result)
-        print(f"[{i + 1}/{len(chosen)}] {name}: {time.time() - start:.0f}s", file=sys.stderr, flush=True)
+        print(
+            f"[{i + 1}/{len(chosen)}] {name}: {time.time() - start:.0f}s",
+            file=sys.stderr,
+            flush=True,
+        )
         if args.json:
-            print(json.dumps({**dataclasses.asdict(result), "train_clips_per_s": result.train_clips_per_s}),
-                  flush=True)
+            print(
+                json.dumps(
+                    {**dataclasses.asdict(result), "train_clips_per_s": result.train_clips_per_s}
+                ),
+                flush=True,
+            )
     print(format_table(results))
     return 0
 

@@ -4,6 +4,7 @@
 Variables: {'params': {'backbone': {'Conv_1a', ..., 'Mixed_5c'}, 'head': {'Logits'}},
 'batch_stats': {...}}.
 """
+
 from __future__ import annotations
 
 import functools
@@ -126,9 +127,9 @@ class Backbone(nn.Module):
             return x
 
         stem = spec.stem
-        x = unit(
-            spec.channels(64), 7, stem.temporal_kernel, (2, 2, 2), stem.kind, name="Conv_1a"
-        )(x.astype(self.dtype), train)
+        x = unit(spec.channels(64), 7, stem.temporal_kernel, (2, 2, 2), stem.kind, name="Conv_1a")(
+            x.astype(self.dtype), train
+        )
         endpoints["Conv_1a"] = x
         x = pool_before("Conv_2b", x)
         x = unit(spec.channels(64), 1, name="Conv_2b")(x, train)
@@ -137,14 +138,24 @@ class Backbone(nn.Module):
             x = pool_before(name, x)
             if name == "Conv_2c":
                 x = unit(
-                    spec.channels(192), 3, layer.temporal_kernel, kind=layer.kind,
-                    gating=layer.gating, name=name,
+                    spec.channels(192),
+                    3,
+                    layer.temporal_kernel,
+                    kind=layer.kind,
+                    gating=layer.gating,
+                    name=name,
                 )(x, train)
             else:
                 channels = tuple(spec.channels(c) for c in INCEPTION_CHANNELS[name])
                 x = block_cls(
-                    channels, layer, spec.convention, spec.padding, self.dtype,
-                    self.bn_axis_name, spec.temporal_padding, name=name,
+                    channels,
+                    layer,
+                    spec.convention,
+                    spec.padding,
+                    self.dtype,
+                    self.bn_axis_name,
+                    spec.temporal_padding,
+                    name=name,
                 )(x, train)
             endpoints[name] = x
             if name == self.last_layer:
@@ -186,9 +197,9 @@ class VideoInception(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False, return_endpoints: bool = False):
-        endpoints = Backbone(
-            self.spec, self.dtype, self.bn_axis_name, self.remat, name="backbone"
-        )(x, train)
+        endpoints = Backbone(self.spec, self.dtype, self.bn_axis_name, self.remat, name="backbone")(
+            x, train
+        )
         logits, pre_logits = ClassifierHead(
             self.num_classes, self.spec.dropout_rate, self.dtype, name="head"
         )(endpoints["Mixed_5c"], train)

@@ -38,6 +38,7 @@ clip's ends some of them are zeros. So:
     frame (Conv_2c, after the full 3D stem) no frame is exactly equal any more.
 tests/test_inflate.py checks exactly these statements.
 """
+
 from __future__ import annotations
 
 from typing import Any, Mapping
@@ -68,8 +69,12 @@ def _identity_value(path: tuple[str, ...], target_leaf) -> Any:
 
 def _match_input_channels(path: tuple[str, ...], source_leaf, target_leaf):
     """The stem kernel averaged over the source's input channels, once per target channel."""
-    if (path[-1] == "kernel" and "Conv_1a" in path and len(target_leaf.shape) == 5
-            and source_leaf.shape[-2] != target_leaf.shape[-2]):
+    if (
+        path[-1] == "kernel"
+        and "Conv_1a" in path
+        and len(target_leaf.shape) == 5
+        and source_leaf.shape[-2] != target_leaf.shape[-2]
+    ):
         mean = jnp.mean(jnp.asarray(source_leaf, jnp.float32), axis=-2, keepdims=True)
         return jnp.repeat(mean, target_leaf.shape[-2], axis=-2)
     return source_leaf

@@ -21,6 +21,7 @@ Spatial padding is always zeros. Max-pools need no fill choice: their padding is
 and an edge copy never wins either, since every window that reaches past the clip
 also holds the edge frame itself.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -150,16 +151,21 @@ def _conv2d_backward(strides, pads, residuals, grad_y):
     n, out_h, out_w, _ = grad_y.shape
     x_pad = jnp.pad(x, [(0, 0), pads[0], pads[1], (0, 0)])
     taps = [
-        lax.slice(x_pad, (0, a, b, 0),
-                  (n, a + (out_h - 1) * strides[0] + 1, b + (out_w - 1) * strides[1] + 1, cin),
-                  (1, strides[0], strides[1], 1)).reshape(-1, cin)
-        for a in range(kh) for b in range(kw)
+        lax.slice(
+            x_pad,
+            (0, a, b, 0),
+            (n, a + (out_h - 1) * strides[0] + 1, b + (out_w - 1) * strides[1] + 1, cin),
+            (1, strides[0], strides[1], 1),
+        ).reshape(-1, cin)
+        for a in range(kh)
+        for b in range(kw)
     ]
     dy = grad_y.reshape(-1, cout)
 
     def patches_t_dy(patches):  # [M, K]^T [M, cout] -> [K, cout]
-        return lax.dot_general(patches, dy, (((0,), (0,)), ((), ())),
-                               preferred_element_type=jnp.float32)
+        return lax.dot_general(
+            patches, dy, (((0,), (0,)), ((), ())), preferred_element_type=jnp.float32
+        )
 
     if len(taps) == 1 or dy.shape[0] * kh * kw * cin <= _MAX_PATCH_ELEMENTS:
         grad_k = patches_t_dy(jnp.concatenate(taps, axis=1) if len(taps) > 1 else taps[0])
@@ -182,7 +188,10 @@ def _conv_frames(x: jax.Array, kernel_2d: jax.Array, strides_hw, padding: str) -
 
 
 def conv3d(
-    x: jax.Array, kernel: jax.Array, strides: Sequence[int], padding: str,
+    x: jax.Array,
+    kernel: jax.Array,
+    strides: Sequence[int],
+    padding: str,
     temporal_padding: str = "zero",
 ) -> jax.Array:
     """NDHWC convolution with a [kt, kh, kw, in, out] kernel (no dilation, no groups);
@@ -263,7 +272,10 @@ class Conv3D(nn.Module):
         shape = (*self.kernel_size, x.shape[-1], self.features)
         kernel = self.param("kernel", self.kernel_init, shape, jnp.float32)
         y = conv3d(
-            x.astype(self.dtype), kernel.astype(self.dtype), self.strides, self.padding,
+            x.astype(self.dtype),
+            kernel.astype(self.dtype),
+            self.strides,
+            self.padding,
             self.temporal_padding,
         )
         if self.use_bias:
@@ -320,7 +332,9 @@ class BatchNorm(nn.Module):
                 running_var.value = m * running_var.value + (1 - m) * var
         multiplier = lax.rsqrt(var + self.epsilon)
         if self.use_scale:
-            multiplier = multiplier * self.param("scale", nn.initializers.ones, channels, jnp.float32)
+            multiplier = multiplier * self.param(
+                "scale", nn.initializers.ones, channels, jnp.float32
+            )
         bias = self.param("bias", nn.initializers.zeros, channels, jnp.float32)
         shift = bias - mean * multiplier
         return x.astype(self.dtype) * multiplier.astype(self.dtype) + shift.astype(self.dtype)
@@ -367,7 +381,9 @@ class ConvUnit(nn.Module):
         if self.kind not in CONV_KINDS:
             raise ValueError(f"Unknown conv kind {self.kind!r}; use one of {CONV_KINDS}.")
         if self.convention not in BN_CONVENTIONS:
-            raise ValueError(f"Unknown convention {self.convention!r}; use one of {BN_CONVENTIONS}.")
+            raise ValueError(
+                f"Unknown convention {self.convention!r}; use one of {BN_CONVENTIONS}."
+            )
         k, kt = self.kernel_size, self.temporal_kernel
         st, sh, sw = self.strides
         separable = self.kind == "separable"
@@ -378,8 +394,13 @@ class ConvUnit(nn.Module):
         else:
             kernel, strides = (1, k, k), self.strides
         conv = Conv3D(
-            self.features, kernel, strides, self.padding, dtype=self.dtype,
-            temporal_padding=self.temporal_padding, name="conv",
+            self.features,
+            kernel,
+            strides,
+            self.padding,
+            dtype=self.dtype,
+            temporal_padding=self.temporal_padding,
+            name="conv",
         )
         x = nn.relu(self._batch_norm("bn")(conv(x), use_running_average=not train))
         if separable:

@@ -5,6 +5,7 @@ a spec only says, per layer, which conv kind it uses, its temporal kernel and wh
 its outputs are self-gated, plus network-wide width, BN convention, padding (amounts,
 and the fill of padded frames) and dropout.
 """
+
 from __future__ import annotations
 
 import dataclasses

@@ -39,6 +39,7 @@ so nothing is exactly invariant; the logits differ only as much as those frames 
 Every name has a `tiny_` twin: width multiplier 1/8 with at least 8 channels per conv,
 for tests and CPU demos.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -100,13 +101,20 @@ _BASE = _base_specs()
 _SPECS = {
     **_BASE,
     **{
-        TINY_PREFIX + name: spec.replace(width_multiplier=TINY_WIDTH, min_channels=TINY_MIN_CHANNELS)
+        TINY_PREFIX + name: spec.replace(
+            width_multiplier=TINY_WIDTH, min_channels=TINY_MIN_CHANNELS
+        )
         for name, spec in _BASE.items()
     },
 }
 
 OVERRIDES = (
-    "dtype", "bn_axis_name", "dropout_rate", "remat", "width_multiplier", "min_channels",
+    "dtype",
+    "bn_axis_name",
+    "dropout_rate",
+    "remat",
+    "width_multiplier",
+    "min_channels",
     "temporal_padding",
 )
 _SPEC_OVERRIDES = ("dropout_rate", "width_multiplier", "min_channels", "temporal_padding")
@@ -146,7 +154,9 @@ def create_from_spec(spec: NetworkSpec, num_classes: int, **overrides) -> VideoI
     spec = spec.replace(**spec_changes)  # NetworkSpec validates the values.
     bn_axis_name = overrides.get("bn_axis_name")
     if bn_axis_name is not None and not isinstance(bn_axis_name, str):
-        raise UserError(f"bn_axis_name must be a mesh axis name (str) or None, got {bn_axis_name!r}.")
+        raise UserError(
+            f"bn_axis_name must be a mesh axis name (str) or None, got {bn_axis_name!r}."
+        )
     return VideoInception(
         spec=spec,
         num_classes=num_classes,

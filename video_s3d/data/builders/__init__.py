@@ -1,5 +1,6 @@
 """TFDS builders; importing this package registers them with TFDS (`tfds.builder(name)`,
 `tfds build NAME --imports=video_s3d.data.builders`)."""
+
 from video_s3d.data.builders.hmdb51 import Hmdb51
 from video_s3d.data.builders.kinetics import Kinetics400, Kinetics600, Kinetics700
 from video_s3d.data.builders.something_something_v1 import SomethingSomethingV1
