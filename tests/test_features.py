@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tests import inference_testing
-from video_s3d import features, inference, projection, train_state
+from video_s3d import features, inference, normalization, projection, train_state
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +66,9 @@ def test_features_npz_holds_pooled_endpoint_features_labels_and_predictions(
         lambda v, x: run.model.apply(v, x, train=False, return_endpoints=True),
         compiler_options=train_state.compiler_options(run.config),
     )
-    logits, endpoints = forward(run.variables, jnp.asarray(views))
+    # Views are uint8; the model sees them normalised as the run records.
+    video = normalization.from_config(run.config.data)(jnp.asarray(views))
+    logits, endpoints = forward(run.variables, video)
     expected = np.asarray(endpoints["Mixed_4f"]).mean(axis=(1, 2, 3)).mean(0)
     assert (
         saved["features"].shape == (6, expected.shape[0]) and saved["features"].dtype == np.float32

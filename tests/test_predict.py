@@ -208,17 +208,18 @@ def test_only_the_frames_the_views_use_are_decoded_and_they_are_read_videos(tmp_
         )
 
 
-def test_a_video_shorter_than_one_clip_is_looped_with_a_warning(tmp_path, caplog):
+def test_a_video_shorter_than_one_clip_is_filled_with_a_warning(tmp_path, caplog):
     path = str(tmp_path / "short.mp4")
     video_files.write_video(path, np.full((6, 16, 16, 3), 90, np.uint8), fps=25)
     with caplog.at_level("WARNING"):
         selected = inference.read_frames_for_views(
             path, fps=None, short_side=None, num_frames=8, stride=2, num_clips=2
         )
-    assert len(selected) == 6 and selected.num_decoded == 3  # stride 2: frames 0, 2, 4
+    # repeat_last at stride 2: frames 0, 2, 4, then the last one (5) repeated.
+    assert len(selected) == 6 and selected.num_decoded == 4
     assert (
-        "has 6 frames, fewer than one clip's 15 (8 at stride 2): its frames are repeated"
-        in caplog.text
+        "has 6 frames, fewer than one clip's 15 (8 at stride 2): the clip is filled without "
+        "going back in time (short_clip=repeat_last)" in caplog.text
     )
 
 

@@ -171,6 +171,11 @@ class Run:
         )
 
     # --------------------------------------------------------------------- input
+    @property
+    def short_clip(self) -> str:
+        """How a video shorter than one clip is filled: the run's choice, else its dataset's."""
+        return self.config.data.get("short_clip", None) or self.video_format.short_clip
+
     def read(self, path: str) -> "SelectedFrames":
         """The video's frames as the dataset stored them (UnreadableVideo if it cannot be read),
         of which only those the evaluation views use are decoded to pixels: memory does not
@@ -184,6 +189,7 @@ class Run:
             num_frames=num_frames,
             stride=stride,
             num_clips=self.num_clips,
+            short_clip=self.short_clip,
         )
 
     def views(self, frames: np.ndarray) -> np.ndarray:
@@ -197,7 +203,7 @@ class Run:
             num_clips=self.num_clips,
             num_crops=self.num_crops,
             central_fraction=self.video_format.central_fraction,
-            short_clip=self.config.data.get("short_clip", None) or self.video_format.short_clip,
+            short_clip=self.short_clip,
         )
 
     # ------------------------------------------------------------------- forward
@@ -333,6 +339,7 @@ def read_frames_for_views(
     num_frames: int,
     stride: int,
     num_clips: int,
+    short_clip: str = "repeat_last",
 ) -> SelectedFrames:
     """`read_video`'s frames of `path`, decoding to pixels only those `eval_windows` picks.
 
@@ -366,17 +373,18 @@ def read_frames_for_views(
         raise UnreadableVideo("no decodable frame")
     out_fps = float(fps) if fps else source_fps
     length = _output_frame_count(num_source, source_fps, out_fps)
-    windows = video_ops.eval_windows(length, num_frames, stride, num_clips).numpy()
+    windows = video_ops.eval_windows(length, num_frames, stride, num_clips, short_clip).numpy()
     span = (num_frames - 1) * stride + 1
     if length < span:
         absl_logging.warning(
             "%s has %d frames, fewer than one clip's %d (%d at stride %d): "
-            "its frames are repeated to fill the clip, as evaluation does.",
+            "the clip is filled without going back in time (short_clip=%s), as evaluation does.",
             path,
             length,
             span,
             num_frames,
             stride,
+            short_clip,
         )
     wanted: dict[int, list[int]] = {}  # source frame -> the output frames that show it
     for k in sorted(set(windows.reshape(-1).tolist())):
