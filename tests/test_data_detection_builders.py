@@ -316,3 +316,17 @@ def test_detection_builders_have_the_synthetic_detection_features():
     for builder_cls in (Jhmdb, Ucf10124):
         features = builder_cls(config="split1").info.features
         assert spec(features.get_tensor_info()) == reference
+
+
+def test_build_cli_builds_jhmdb_and_names_the_skipped(jhmdb_dir, tmp_path):
+    from video_s3d.data import build, sources
+    from video_s3d.errors import UserError
+
+    root, _ = jhmdb_dir
+    summary = build.build("jhmdb/split1", data_dir=str(tmp_path), manual_dir=str(root))
+    assert "train: 1 videos" in summary and "test: 1 videos" in summary
+    assert "4 videos skipped" in summary and "golf/" in summary
+    source = sources.get("jhmdb/split1", str(tmp_path))
+    assert source.info().class_names == jhmdb.CLASSES
+    with pytest.raises(UserError, match="detection dataset"):
+        source.read("train", 0, 1)

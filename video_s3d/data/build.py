@@ -3,6 +3,7 @@ r"""Builds a dataset from the command line, with progress and a summary of skipp
     python -m video_s3d.data.build --dataset=synthetic_motion/motion
     python -m video_s3d.data.build --dataset=hmdb51/split1 --manual_dir=/data/hmdb51 \
         [--data_dir=~/tensorflow_datasets]
+    python -m video_s3d.data.build --dataset=jhmdb/split1 --manual_dir=/data/jhmdb  # detection
     # Scale out with Apache Beam (pip install apache-beam first; any Beam runner works):
     python -m video_s3d.data.build --dataset=kinetics400 --manual_dir=/data/k400 \
         --beam_pipeline_options="runner=DirectRunner,direct_num_workers=16,direct_running_mode=multi_processing"
@@ -77,7 +78,7 @@ def _define_flags():
         "dataset",
         None,
         "Dataset name, e.g. synthetic_motion/motion, "
-        "kinetics400, hmdb51/split2, ucf101, something_something_v2, "
+        "kinetics400, hmdb51/split2, ucf101, something_something_v2, jhmdb/split1, ucf101_24, "
         "video_folder/<name> (your own videos).",
     )
     _DATA_DIR = flags.DEFINE_string(

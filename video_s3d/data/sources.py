@@ -130,6 +130,9 @@ _TFDS_DATASETS = {
     ),
     "hmdb51": _TfdsEntry("video_s3d.data.builders.hmdb51", "Hmdb51", None),
     "ucf101": _TfdsEntry("video_s3d.data.builders.ucf101", "Ucf101Manual", None),
+    # Action detection (actor box tubes, no video label): builders/jhmdb.py, ucf101_24.py.
+    "jhmdb": _TfdsEntry("video_s3d.data.builders.jhmdb", "Jhmdb", None),
+    "ucf101_24": _TfdsEntry("video_s3d.data.builders.ucf101_24", "Ucf10124", None),
     # Your own videos: video_folder/<any name> (builders/video_folder.py).
     "video_folder": _TfdsEntry("video_s3d.data.builders.video_folder", "VideoFolder", None),
 }
@@ -206,12 +209,12 @@ class TfdsSource:
     def info(self) -> DatasetInfo:
         if self.generated and not self.is_built():
             config = self.builder.builder_config  # sizes and names are known before building
-            names = tuple(self.builder.info.features["label"].names)
+            names = _class_names(self.builder.info.features)
             sizes = dict(config.split_sizes)
         else:
             if not self.is_built():
                 raise self.not_built_error()
-            names = tuple(self.builder.info.features["label"].names)
+            names = _class_names(self.builder.info.features)
             sizes = {split: info.num_examples for split, info in self.builder.info.splits.items()}
         return DatasetInfo(
             name=self.name,
@@ -246,6 +249,11 @@ class TfdsSource:
         self, split: str, start: int, stop: int, *, shuffle_files: bool = False, seed: int = 0
     ) -> tf.data.Dataset:
         """Raw elements of videos [start, stop) of `split`, in stored order unless shuffled."""
+        if "label" not in self.builder.info.features:
+            raise UserError(
+                f"Dataset {self.name} holds actor boxes, not one label per video: train or "
+                f"evaluate it as a detection dataset (config.task = 'detection')."
+            )
         if stop <= start:
             return _empty_raw()
         read_config = tfds.ReadConfig(shuffle_seed=seed, try_autocache=False)
@@ -264,6 +272,12 @@ class TfdsSource:
             },
             num_parallel_calls=tf.data.AUTOTUNE,
         )
+
+
+def _class_names(features) -> tuple[str, ...]:
+    """The video label's class names, or the actor tubes' of a detection dataset."""
+    label = features["label"] if "label" in features else features["tubes"]["label"]
+    return tuple(label.names)
 
 
 def partners_from_pairs(names: Sequence[str], pairs) -> list[int]:
