@@ -14,6 +14,7 @@ from video_s3d.data.builders import (
     Jhmdb,
     SyntheticDetection,
     Ucf10124,
+    action_tubes,
     jhmdb,
     manual_video,
     synthetic_render,
@@ -330,3 +331,40 @@ def test_build_cli_builds_jhmdb_and_names_the_skipped(jhmdb_dir, tmp_path):
     assert source.info().class_names == jhmdb.CLASSES
     with pytest.raises(UserError, match="detection dataset"):
         source.read("train", 0, 1)
+
+
+def test_examples_feed_the_detectors_keyframe_targets(built_jhmdb):
+    from video_s3d.detection import training
+
+    builder, _ = built_jhmdb
+    example = _examples(builder, "train")["brush_hair/April_09_brush_hair_u_nm_np1_ba_goo_0"]
+    tubes = example["tubes"]
+    video = training.LabelledVideo(
+        example["video_id"].decode(),
+        example["video"],
+        tubes["label"],
+        tubes["boxes"],
+        tubes["visible"],
+    )
+    boxes, labels, valid = training.keyframe_targets(
+        video.labels, video.boxes, video.visible, frame=0, max_actors=2
+    )
+    assert valid.tolist() == [True, False] and labels[0] == 0
+    np.testing.assert_array_equal(boxes[0], tubes["boxes"][0, 0])
+    _, _, valid = training.keyframe_targets(
+        video.labels, video.boxes, video.visible, frame=4, max_actors=2
+    )
+    assert not valid.any()  # the frame whose puppet mask is empty
+
+
+def test_boxes_use_the_annotation_grid_and_drop_frames_past_the_end():
+    tube = action_tubes.Tube(3, np.array([0, 2, 7]), np.array([[0, 0, 48, 36]] * 3), (96, 72))
+    labels, boxes, visible, dropped = action_tubes.dense_tubes([tube], 4, width=48, height=36)
+    assert labels.tolist() == [3] and dropped == 1
+    assert visible.tolist() == [[True, False, True, False]]
+    np.testing.assert_allclose(boxes[0, 0], [0, 0, 0.5, 0.5])  # (ymin, xmin, ymax, xmax)
+    masks = np.zeros((36, 48, 2), np.uint8)
+    masks[10, 20, 0] = 1  # a single pixel: a box one pixel wide and tall
+    pixel_boxes, visible = action_tubes.mask_boxes(masks)
+    assert visible.tolist() == [True, False]
+    assert pixel_boxes[0].tolist() == [20, 10, 21, 11]

@@ -34,11 +34,13 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 @dataclasses.dataclass(frozen=True)
 class Tube:
     """One actor's annotated frames: 0-based frame indices [n] and pixel boxes [n, 4]
-    (x1, y1, x2, y2) in the source frames' pixel grid, pixel edges."""
+    (x1, y1, x2, y2) in the annotation's pixel grid, `size` (width, height); None: the source
+    frames' size."""
 
     label: int
     frames: np.ndarray
     boxes: np.ndarray
+    size: tuple[int, int] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,7 +101,8 @@ def to_fractions(pixel_boxes: np.ndarray, width: int, height: int) -> np.ndarray
 
 def dense_tubes(tubes: Sequence[Tube], num_frames: int, width: int, height: int):
     """Tubes -> (labels [A], boxes [A, T, 4] fractions, visible [A, T], frames dropped): boxes
-    on frames past the video's end are dropped and counted."""
+    on frames past the video's end are dropped and counted. Pixels are divided by the tube's
+    own grid size where it has one, else by the source frames' (width, height)."""
     boxes = np.zeros((len(tubes), num_frames, 4), np.float32)
     visible = np.zeros((len(tubes), num_frames), bool)
     dropped = 0
@@ -107,7 +110,8 @@ def dense_tubes(tubes: Sequence[Tube], num_frames: int, width: int, height: int)
         frames = np.asarray(tube.frames, np.int64)
         inside = (frames >= 0) & (frames < num_frames)
         dropped += int(np.sum(~inside))
-        boxes[a, frames[inside]] = to_fractions(np.asarray(tube.boxes)[inside], width, height)
+        grid = tube.size or (width, height)
+        boxes[a, frames[inside]] = to_fractions(np.asarray(tube.boxes)[inside], *grid)
         visible[a, frames[inside]] = True
     labels = np.array([tube.label for tube in tubes], np.int64)
     return labels, boxes, visible, dropped

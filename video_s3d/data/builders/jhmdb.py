@@ -73,7 +73,8 @@ def tubes_from_puppet_mask(item: TubeItem) -> list[action_tubes.Tube]:
         masks = masks[:, :, None]  # a one-frame video
     boxes, visible = action_tubes.mask_boxes(masks)
     frames = np.flatnonzero(visible)
-    return [action_tubes.Tube(item.label, frames, boxes[frames])]
+    height, width = masks.shape[:2]
+    return [action_tubes.Tube(item.label, frames, boxes[frames], size=(width, height))]
 
 
 class Jhmdb(action_tubes.ManualTubeBuilder):

@@ -16,6 +16,9 @@ Annotation files (either; the first found wins):
     frames sf .. ef - 1 with boxes (x, y, w, h) in pixels (format: realtime-action-detection
     data/ucf24.py, `make_lists`, which adds w and h to get x2 and y2); list lines are
     "<Class>/<video>".
+Pixel boxes are divided by the annotation's frame size (ACT's `resolution`; for pyannot.pkl,
+which has none, the frames' own size) as they are: neither file documents whether x2 / y2 is
+the last pixel or the edge after it (one pixel, 0.3-0.4% of a 320x240 frame).
 Both were written by Python 2 pickle with numpy arrays inside; they are read here with a
 restricted unpickler that builds dicts, lists, numbers, strings and numpy arrays only (no other
 code can run), decoding Python 2 strings as latin-1 as MOC does.
@@ -99,13 +102,15 @@ def load_annotation_pickle(path: str):
         ) from error
 
 
-def act_tubes(gttubes: dict) -> list[Tube]:
-    """ACT's {label: [tube [n, 5]]} -> Tubes with 0-based frames."""
+def act_tubes(gttubes: dict, resolution=None) -> list[Tube]:
+    """ACT's {label: [tube [n, 5]]} -> Tubes with 0-based frames; `resolution` (h, w) is the
+    video's entry in the file's `resolution`."""
+    size = (int(resolution[1]), int(resolution[0])) if resolution is not None else None
     tubes = []
     for label in sorted(gttubes):
         for tube in gttubes[label]:
             tube = np.asarray(tube, np.float64).reshape(-1, 5)
-            tubes.append(Tube(int(label), tube[:, 0].astype(np.int64) - 1, tube[:, 1:5]))
+            tubes.append(Tube(int(label), tube[:, 0].astype(np.int64) - 1, tube[:, 1:5], size))
     return tubes
 
 
@@ -195,7 +200,9 @@ class Ucf10124(action_tubes.ManualTubeBuilder):
         for split, key in (("train", "train_videos"), ("test", "test_videos")):
             rows = []
             for video_id in data[key][0]:  # split 1
-                tubes = act_tubes(data["gttubes"].get(video_id, {}))
+                tubes = act_tubes(
+                    data["gttubes"].get(video_id, {}), data.get("resolution", {}).get(video_id)
+                )
                 label = tubes[0].label if tubes else _class_of(video_id)
                 rows.append((video_id, label, tubes))
             splits[split] = rows
