@@ -231,6 +231,49 @@ def ucf_dir(tmp_path_factory):
     return root, truth, act, singh, split_ids
 
 
+def _py2_pickle(obj) -> bytes:
+    """`obj` pickled as Python 2's cPickle wrote it by default (protocol 0): str as byte strings,
+    numpy arrays by numpy.core.multiarray._reconstruct with their bytes as a str."""
+    out = []
+
+    def string(data: bytes):
+        out.append("S'" + "".join(f"\\x{b:02x}" for b in data) + "'\n")
+
+    def write(o):
+        if isinstance(o, dict):
+            out.append("(d")
+            for key, value in o.items():
+                write(key)
+                write(value)
+                out.append("s")
+        elif isinstance(o, (list, tuple)):
+            out.append("(l" if isinstance(o, list) else "(")
+            for item in o:
+                write(item)
+                out.append("a" if isinstance(o, list) else "")
+            out.append("" if isinstance(o, list) else "t")
+        elif isinstance(o, str):
+            string(o.encode("latin1"))
+        elif isinstance(o, (int, np.integer)):
+            out.append(f"I{int(o)}\n")
+        elif isinstance(o, np.ndarray):
+            order, code = o.dtype.str[0], o.dtype.str[1:]
+            out.append(
+                "cnumpy.core.multiarray\n_reconstruct\n(cnumpy\nndarray\n(I0\ntS'b'\ntR(I1\n("
+            )
+            out.extend(f"I{d}\n" for d in o.shape)
+            out.append(
+                f"tcnumpy\ndtype\n(S'{code}'\nI0\nI1\ntR(I3\nS'{order}'\nNNNI-1\nI-1\nI0\ntbI00\n"
+            )
+            string(o.tobytes())
+            out.append("tb")
+        else:
+            raise TypeError(type(o))
+
+    write(obj)
+    return ("".join(out) + ".").encode("ascii")
+
+
 def _write_act(root, act, split_ids):
     data = {
         "labels": list(ucf101_24.CLASSES),
@@ -240,8 +283,7 @@ def _write_act(root, act, split_ids):
         "resolution": {v: (H, W) for v in act},
         "gttubes": act,
     }
-    with open(root / ucf101_24.ACT_FILE, "wb") as f:
-        pickle.dump(data, f, protocol=2)  # as old as the Python 2 original allows
+    (root / ucf101_24.ACT_FILE).write_bytes(_py2_pickle(data))
 
 
 def _check_ucf(builder, truth):
@@ -292,6 +334,17 @@ def test_ucf101_24_singh_annotations_round_trip(ucf_dir, tmp_path_factory):
         (root / f"{split}list01.txt").write_text("\n".join(split_ids[split]) + "\n")
     builder = _build(Ucf10124, "split1", root, tmp_path_factory.mktemp("tfds"))
     _check_ucf(builder, truth)
+
+
+def test_python2_pickles_load_as_plain_data(tmp_path):
+    array = np.arange(10, dtype=np.float32).reshape(2, 5) - 3.5
+    data = {"a": [array, 7, ("x", 2)], 3: {"b": np.array([1, 2], ">i2")}}
+    for name, payload in (("py2.pkl", _py2_pickle(data)), ("py3.pkl", pickle.dumps(data, 2))):
+        (tmp_path / name).write_bytes(payload)
+        loaded = ucf101_24.load_annotation_pickle(str(tmp_path / name))
+        np.testing.assert_array_equal(loaded["a"][0], array)
+        assert loaded["a"][0].dtype == np.float32 and loaded["a"][1:] == [7, ("x", 2)]
+        np.testing.assert_array_equal(loaded[3]["b"], [1, 2])
 
 
 def test_annotation_pickle_that_runs_code_is_refused(tmp_path):
