@@ -421,3 +421,14 @@ def test_boxes_use_the_annotation_grid_and_drop_frames_past_the_end():
     pixel_boxes, visible = action_tubes.mask_boxes(masks)
     assert visible.tolist() == [True, False]
     assert pixel_boxes[0].tolist() == [20, 10, 21, 11]
+
+
+def test_ucf101_24_names_the_missing_annotation_files(tmp_path):
+    (tmp_path / "rgb-images").mkdir()
+    (tmp_path / "readme.txt").write_text("frames go here")
+    with pytest.raises(FileNotFoundError, match="expected one of UCF101v2-GT.pkl, pyannot.pkl"):
+        _build(Ucf10124, "split1", tmp_path, tmp_path / "tfds")
+    with open(tmp_path / ucf101_24.SINGH_FILE, "wb") as f:
+        pickle.dump({}, f)
+    with pytest.raises(FileNotFoundError, match="Missing UCF101-24 trainlist01.txt"):
+        _build(Ucf10124, "split1", tmp_path, tmp_path / "tfds")

@@ -27,6 +27,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from video_s3d.data.builders import common, manual_video, video_files
+from video_s3d.errors import UserFileError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 
@@ -214,7 +215,7 @@ class ManualTubeBuilder(manual_video.ManualVideoBuilder, skip_registration=True)
         for split, items in splits.items():
             missing = sum(item.path is None for item in items)
             if missing == len(items):
-                raise FileNotFoundError(
+                raise UserFileError(
                     f"None of the {len(items)} {split} videos of {self.name} were found under "
                     f"{manual_dir}: put their frames there ({self.MANUAL_DIR_SUMMARY})."
                 )
@@ -272,11 +273,20 @@ def make_tube_examples(
     )
 
 
-def find_folder(root: str, name: str, what: str) -> str:
-    """The first folder called `name` at or below `root`; FileNotFoundError
-    naming what it should hold."""
-    for directory, subdirectories, _ in os.walk(root):
-        if name in subdirectories:
-            return os.path.join(directory, name)
-        subdirectories.sort()
-    raise FileNotFoundError(f"Missing {name}/ in the manual dir {root}: it should hold {what}.")
+def find_folder(root: str, name: str, what: str, max_depth: int = 3) -> str:
+    """The shallowest folder called `name` within `max_depth` levels of `root` (level by level,
+    so a huge sibling tree of frames is never walked); FileNotFoundError naming what it holds."""
+    level = [root]
+    for _ in range(max_depth):
+        if not level:
+            break
+        for directory in level:
+            if os.path.isdir(os.path.join(directory, name)):
+                return os.path.join(directory, name)
+        level = [
+            entry.path
+            for directory in level
+            for entry in sorted(os.scandir(directory), key=lambda e: e.name)
+            if entry.is_dir()
+        ]
+    raise UserFileError(f"Missing {name}/ in the manual dir {root}: it should hold {what}.")

@@ -29,6 +29,7 @@ import numpy as np
 
 from video_s3d.data.builders import action_tubes, video_files
 from video_s3d.data.builders.action_tubes import TubeConfig, TubeItem
+from video_s3d.errors import UserFileError
 
 CLASSES = (
     "brush_hair",
@@ -107,7 +108,7 @@ class Jhmdb(action_tubes.ManualTubeBuilder):
                     split_files[match["label"]] = os.path.join(directory, name)
         missing = [name for name in CLASSES if name not in split_files]
         if missing:
-            raise FileNotFoundError(
+            raise UserFileError(
                 f"Missing JHMDB split files in the manual dir {manual_dir}: expected "
                 f"splits/<class>_test_split{fold}.txt for every class; none for "
                 f"{', '.join(missing)}."

@@ -38,6 +38,7 @@ import numpy as np
 
 from video_s3d.data.builders import action_tubes, manual_video
 from video_s3d.data.builders.action_tubes import Tube, TubeConfig, TubeItem
+from video_s3d.errors import UserError
 
 CLASSES = (
     "Basketball",
@@ -96,7 +97,7 @@ def load_annotation_pickle(path: str):
         with open(path, "rb") as f:
             return _NumpyOnlyUnpickler(f, encoding="latin1").load()
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as error:
-        raise ValueError(
+        raise UserError(
             f"Cannot read the UCF101-24 annotations {path} ({error}): use the original "
             f"{ACT_FILE} or {SINGH_FILE}."
         ) from error
@@ -165,12 +166,22 @@ class Ucf10124(action_tubes.ManualTubeBuilder):
             )
             annotations = self._singh_videos(manual_dir, singh_file)
         frames_root = self._frames_root(manual_dir)
-        videos = manual_video.index_videos(manual_dir)
+        folders = {
+            video_id: os.path.join(frames_root, video_id) if frames_root else ""
+            for rows in annotations.values()
+            for video_id, _, _ in rows
+        }
+        # Video files only for what has no frame folder (walking every frame is slow).
+        videos = (
+            manual_video.index_videos(manual_dir)
+            if not all(os.path.isdir(folder) for folder in folders.values())
+            else {}
+        )
         splits = {}
         for split, rows in annotations.items():
             items = []
             for video_id, label, tubes in rows:
-                folder = os.path.join(frames_root, video_id) if frames_root else ""
+                folder = folders[video_id]
                 path = folder if os.path.isdir(folder) else videos.get(video_id.split("/")[-1])
                 items.append(TubeItem(video_id, path, label, tuple(tubes)))
             splits[split] = items
@@ -187,12 +198,12 @@ class Ucf10124(action_tubes.ManualTubeBuilder):
     def _act_videos(path: str) -> dict[str, list]:
         data = load_annotation_pickle(path)
         if not isinstance(data, dict) or not {"labels", "gttubes", "train_videos"} <= set(data):
-            raise ValueError(
+            raise UserError(
                 f"{path} is not ACT's {ACT_FILE}: it needs the keys labels, train_videos, "
                 f"test_videos and gttubes."
             )
         if tuple(data["labels"]) != CLASSES:
-            raise ValueError(
+            raise UserError(
                 f"The labels in {path} are not the 24 UCF101-24 classes: use the {ACT_FILE} "
                 f"of UCF101_v2.tar.gz."
             )
@@ -212,7 +223,7 @@ class Ucf10124(action_tubes.ManualTubeBuilder):
     def _singh_videos(manual_dir: str, path: str) -> dict[str, list]:
         data = load_annotation_pickle(path)
         if not isinstance(data, dict):
-            raise ValueError(f"{path} is not Singh's {SINGH_FILE}: it holds no dict of videos.")
+            raise UserError(f"{path} is not Singh's {SINGH_FILE}: it holds no dict of videos.")
         splits = {}
         for split, name in (("train", "trainlist01.txt"), ("test", "testlist01.txt")):
             listed = _read_list(
@@ -235,5 +246,5 @@ class Ucf10124(action_tubes.ManualTubeBuilder):
 def _class_of(video_id: str) -> int:
     name = video_id.split("/")[0]
     if name not in CLASSES:
-        raise ValueError(f"Video {video_id} is not of a UCF101-24 class: check the annotations.")
+        raise UserError(f"Video {video_id} is not of a UCF101-24 class: check the annotations.")
     return CLASSES.index(name)
