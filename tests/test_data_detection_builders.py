@@ -432,3 +432,18 @@ def test_ucf101_24_names_the_missing_annotation_files(tmp_path):
         pickle.dump({}, f)
     with pytest.raises(FileNotFoundError, match="Missing UCF101-24 trainlist01.txt"):
         _build(Ucf10124, "split1", tmp_path, tmp_path / "tfds")
+
+
+def test_show_draws_the_boxes_of_a_built_detection_set(built_jhmdb, tmp_path):
+    from video_s3d.data import show, show_tubes
+
+    builder, _ = built_jhmdb
+    out = tmp_path / "boxes.png"
+    summary = show.show("jhmdb/split1", str(out), num_clips=2, data_dir=builder.data_dir_root)
+    assert "1 videos x 4 frames of jhmdb/split1/train" in summary  # the 4 annotated
+    image = np.asarray(Image.open(out).convert("RGB")).astype(int)
+    # The first tube's colour (#ff3030) is drawn.
+    assert (np.abs(image - (255, 48, 48)).sum(axis=-1) < 40).sum() > 50
+    visible = np.array([[False, True, True, False], [False, False, True, False]])
+    assert show_tubes.pick_frames(visible, 8).tolist() == [1, 2]
+    assert show_tubes.pick_frames(np.zeros((0, 3), bool), 2).tolist() == [0, 2]

@@ -3,6 +3,8 @@
     python -m video_s3d.data.show --dataset=synthetic_motion/motion --out=sheet.png [--num_clips=4]
 
 Look at it to check what the model really sees: crops, flips, frame stride, colours, labels.
+For a detection dataset (jhmdb, ucf101_24, synthetic_detection) the sheet shows stored frames
+with every annotated actor's box instead (show_tubes.py).
 """
 
 from __future__ import annotations
@@ -49,8 +51,17 @@ def show(
     seed: int = 0,
     data_dir: str | None = None,
 ) -> str:
-    from video_s3d.data import pipeline
+    from video_s3d.data import pipeline, show_tubes
 
+    if show_tubes.is_detection(dataset):  # frames with their actor boxes, not training clips
+        return show_tubes.tube_sheet(
+            dataset,
+            out,
+            num_videos=num_clips,
+            num_frames=num_frames,
+            split=split,
+            data_dir=data_dir,
+        )
     pipeline.ensure_built(dataset, data_dir)
     info = pipeline.dataset_info(dataset, data_dir)
     crop_size = crop_size or (64 if dataset.startswith("synthetic_motion") else 224)
