@@ -195,9 +195,10 @@ class TubeConfig(tfds.core.BuilderConfig):
 class ManualTubeBuilder(manual_video.ManualVideoBuilder, skip_registration=True):
     """Frames + actor-box annotations in a manual dir -> JPEG frames and box tubes.
 
-    A subclass names its classes, lists its videos (`list_videos`, as the classification
-    builders do, returning TubeItems) and says how an item's annotation becomes Tubes
-    (`read_tubes`, a module-level function so Beam workers can pickle it).
+    A subclass names its classes (`CLASS_NAMES`, fixed, so the features are known before a
+    build), lists its videos (`list_videos(manual_dir) -> {split: [TubeItem]}`) and says how an
+    item's annotation becomes Tubes (`read_tubes`, a module-level function so Beam workers can
+    pickle it).
     """
 
     CLASS_NAMES: tuple[str, ...] = ()
