@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tests import inference_testing
-from video_s3d import features, inference, normalization, projection, train_state
+from video_s3d import errors, features, inference, normalization, projection, train_state
 
 
 @pytest.fixture(scope="module")
@@ -157,5 +157,5 @@ def test_pca_finds_the_directions_of_largest_variance():
     np.testing.assert_allclose(np.abs(np.corrcoef(points[:, 0], x[:, 0])[0, 1]), 1, atol=1e-3)
     points, _ = projection.project_2d(x[:3], "tsne")  # too few for t-SNE: PCA
     assert points.shape == (3, 2)
-    with pytest.raises(ValueError, match="Unknown projection"):
+    with pytest.raises(errors.UserError, match="Unknown projection"):
         projection.project_2d(x, "umap")
