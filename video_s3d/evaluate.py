@@ -27,6 +27,7 @@ stays there however well it knows the pair.
 from __future__ import annotations
 
 import datetime
+import functools
 import io
 import os
 import time
@@ -251,10 +252,17 @@ def make_eval_step(
 ):
     """jit(shard_map(forward)): replicated variables, batch-sharded clips -> sharded logits.
 
-    uint8 clips are normalised inside by `input_normalization` (default [-1, 1]).
+    uint8 clips are normalised inside by `input_normalization` (default [-1, 1]). Equal
+    arguments (flax modules and meshes compare by value) return the same jitted function, so
+    every evaluation of a run, or `evaluate` on one checkpoint after another, traces and
+    compiles each input shape once.
     """
-    input_normalization = input_normalization or normalization.Normalization()
+    options = tuple(sorted((compiler_options or {}).items()))  # hashable: a cache key
+    return _eval_step(model, mesh, options, input_normalization or normalization.Normalization())
 
+
+@functools.lru_cache(maxsize=16)
+def _eval_step(model, mesh, options: tuple, input_normalization: normalization.Normalization):
     def per_device(variables, video):
         return model.apply(variables, input_normalization.model_input(video), train=False)
 
@@ -265,7 +273,7 @@ def make_eval_step(
             in_specs=(P(), P(parallel.BATCH_AXIS)),
             out_specs=P(parallel.BATCH_AXIS),
         ),
-        compiler_options=compiler_options,
+        compiler_options=dict(options) or None,
     )
 
 
@@ -350,29 +358,16 @@ def eval_protocols(config: ml_collections.ConfigDict) -> tuple[str, ...]:
     return protocols
 
 
-_ALL_FRAMES_STEPS: dict[int, tuple[Any, Any, Any]] = {}
-
-
 def _all_frames_step(model, mesh, config):
     """(mesh, eval step) for whole videos: this host's own devices (hosts see different
-    lengths, so they cannot share one program), compiled once per model and length."""
+    lengths, so they cannot share one program); make_eval_step's cache compiles each length
+    once per model."""
     if jax.process_count() > 1:
         mesh = parallel.make_mesh(jax.local_devices())
-    cached = _ALL_FRAMES_STEPS.get(id(model))
-    same_devices = cached is not None and cached[1].devices.tolist() == mesh.devices.tolist()
-    if cached is None or cached[0] is not model or not same_devices:
-        cached = (
-            model,
-            mesh,
-            make_eval_step(
-                model,
-                mesh,
-                train_state.compiler_options(config),
-                normalization.from_config(config.data),
-            ),
-        )
-        _ALL_FRAMES_STEPS[id(model)] = cached
-    return cached[1], cached[2]
+    step = make_eval_step(
+        model, mesh, train_state.compiler_options(config), normalization.from_config(config.data)
+    )
+    return mesh, step
 
 
 def run_all_frames_eval(
