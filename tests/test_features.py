@@ -9,6 +9,7 @@ import pytest
 
 from tests import inference_testing
 from video_s3d import errors, features, inference, normalization, projection, train_state
+from video_s3d.compile_policy import CompilePolicy
 
 
 @pytest.fixture(scope="module")
@@ -62,9 +63,8 @@ def test_features_npz_holds_pooled_endpoint_features_labels_and_predictions(
 
     # Independently for one video: the endpoint's activation, mean over T, H, W, then over views.
     views = run.views(run.read(str(saved["videos"][0])))
-    forward = jax.jit(
-        lambda v, x: run.model.apply(v, x, train=False, return_endpoints=True),
-        compiler_options=train_state.compiler_options(run.config),
+    forward = CompilePolicy.from_config(run.config).jit(
+        lambda v, x: run.model.apply(v, x, train=False, return_endpoints=True)
     )
     # Views are uint8; the model sees them normalised as the run records.
     video = normalization.from_config(run.config.data)(jnp.asarray(views))

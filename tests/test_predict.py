@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from tests import inference_testing
 from video_s3d import checkpointing, inference, predict, predict_bench, train_state
+from video_s3d.compile_policy import CompilePolicy
 from video_s3d.data import pipeline, sources
 from video_s3d.data.builders import video_files
 
@@ -99,9 +100,8 @@ def test_json_is_one_object_per_file_with_the_models_averaged_probabilities(
     errors = [r for r in rows if "error" in r]
     assert [r["video"] for r in errors] == [corrupt]
     run = inference.load_run(workdir)
-    forward = jax.jit(
-        lambda v, x: run.model.apply(v, x, train=False),
-        compiler_options=train_state.compiler_options(run.config),
+    forward = CompilePolicy.from_config(run.config).jit(
+        lambda v, x: run.model.apply(v, x, train=False)
     )
     for row in (r for r in rows if "error" not in r):
         assert row["step"] == 4 and row["num_views"] == 2  # config.data.eval_num_clips=2

@@ -25,6 +25,7 @@ import numpy as np
 from absl import logging as absl_logging
 
 from video_s3d import checkpointing, normalization, steps, train_state, workdirs
+from video_s3d.compile_policy import CompilePolicy
 from video_s3d.data.builders import video_files
 from video_s3d.errors import UserError
 
@@ -233,9 +234,7 @@ class Run:
                 # Pooled over time and space: one vector per clip.
                 return logits, jnp.mean(feature, axis=tuple(range(1, feature.ndim - 1)))
 
-            self._forward[endpoint] = jax.jit(
-                forward, compiler_options=train_state.compiler_options(self.config)
-            )
+            self._forward[endpoint] = CompilePolicy.from_config(self.config).jit(forward)
         return self._forward[endpoint]
 
     def classify(

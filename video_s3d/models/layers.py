@@ -83,14 +83,26 @@ WINDOW_OP_IMPLEMENTATIONS = ("auto", "native", "unrolled", "unrolled_vjp")
 _window_ops = contextvars.ContextVar("window_ops", default="auto")
 
 
-@contextlib.contextmanager
-def window_ops(implementation: str):
-    """Trace convolutions / max-pools inside this block with `implementation`."""
+def check_window_ops(implementation: str) -> None:
     if implementation not in WINDOW_OP_IMPLEMENTATIONS:
         raise UserError(
             f"Unknown window-op implementation {implementation!r}; use one of "
             f"{WINDOW_OP_IMPLEMENTATIONS}."
         )
+
+
+def current_window_ops() -> str:
+    """The implementation set by the innermost `window_ops` block ('auto' outside any)."""
+    return _window_ops.get()
+
+
+@contextlib.contextmanager
+def window_ops(implementation: str):
+    """Trace convolutions / max-pools inside this block with `implementation`.
+
+    A program jitted by `video_s3d.compile_policy.CompilePolicy.jit` carries its own choice.
+    """
+    check_window_ops(implementation)
     token = _window_ops.set(implementation)
     try:
         yield
