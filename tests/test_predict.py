@@ -208,6 +208,21 @@ def test_only_the_frames_the_views_use_are_decoded_and_they_are_read_videos(tmp_
         )
 
 
+def test_the_selective_decoder_refuses_what_read_video_refuses_in_the_same_words(tmp_path):
+    """One probe (video_files.open_video) serves both readers."""
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    (tmp_path / "garbage.mp4").write_bytes(b"not a video at all " * 64)
+    for name in ("missing.mp4", "empty.mp4", "garbage.mp4"):
+        path = str(tmp_path / name)
+        with pytest.raises(video_files.UnreadableVideo) as whole:
+            video_files.read_video(path)
+        with pytest.raises(video_files.UnreadableVideo) as selected:
+            inference.read_frames_for_views(
+                path, fps=None, short_side=None, num_frames=4, stride=1, num_clips=1
+            )
+        assert str(selected.value) == str(whole.value), name
+
+
 def test_a_video_shorter_than_one_clip_is_filled_with_a_warning(tmp_path, caplog):
     path = str(tmp_path / "short.mp4")
     video_files.write_video(path, np.full((6, 16, 16, 3), 90, np.uint8), fps=25)
