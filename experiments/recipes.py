@@ -29,6 +29,7 @@ from __future__ import annotations
 import ml_collections
 
 from video_s3d import recipe_card
+from video_s3d.config_cli import parse_arg
 from video_s3d.errors import UserError
 from video_s3d.models import zoo
 
@@ -264,6 +265,54 @@ def apply_runlocal(config: ml_collections.ConfigDict, *, dataset: str = RUNLOCAL
         if config.recipe.init == "imagenet":
             config.recipe.init = "scratch"
             config.init_from = ""
+
+
+def something_something_config(
+    arg: str | None,
+    *,
+    dataset: str,
+    steps: int,
+    boundaries: tuple[int, int],
+    steps_source: str,
+    default_init: str,
+    init_source: str,
+    targets: str,
+    name: str,
+) -> ml_collections.ConfigDict:
+    """A Something-something config (v1 or v2; each file's docstring gives its reasons): the
+    paper's Kinetics recipe with the dataset's own schedule, no horizontal flip (left/right is
+    part of the classes), short clips spread over the window and evaluation every 5k steps.
+
+    `arg`: model=<zoo name> (default s3dg), batch=<global batch>, init=imagenet|scratch
+    (default `default_init`), imagenet=<workdir>, runlocal. `name` may use {model}.
+    """
+    from experiments import synthetic_motion  # the schema every paper config starts from
+
+    arg = parse_arg(
+        arg, model="s3dg", batch=PAPER_BATCH_SIZE, init=default_init, imagenet="", runlocal=False
+    )
+    check_model(arg.model)
+    config = synthetic_motion.get_config()
+    config.model.name = arg.model
+    apply_paper_recipe(
+        config,
+        dataset=dataset,
+        batch_size=arg.batch,
+        num_train_steps=steps,
+        boundaries=boundaries,
+        steps_source=steps_source,
+        name=name.format(model=arg.model),
+    )
+    apply_init(config, model=arg.model, init=arg.init, imagenet=arg.imagenet)
+    config.recipe.paper_init = "not published"
+    config.recipe.paper_init_source = init_source
+    config.recipe.targets = targets
+    config.data.flip = False
+    config.data.short_clip = "spread"
+    config.eval_every_steps = 5000
+    if arg.runlocal:
+        apply_runlocal(config)
+    return config
 
 
 def check_model(name: str) -> None:

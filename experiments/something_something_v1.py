@@ -27,41 +27,21 @@ are not verified here, so no target is quoted.
 
 import ml_collections
 
-from experiments import recipes, synthetic_motion
-from video_s3d.config_cli import parse_arg
+from experiments import recipes
 
 STEPS, BOUNDARIES = 30_000, (22_500, 26_250)
 STEPS_SOURCE = "not published; our choice: ~117 epochs of SSv1's ~86k videos"
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    arg = parse_arg(
+    return recipes.something_something_config(
         arg,
-        model="s3dg",
-        batch=recipes.PAPER_BATCH_SIZE,
-        init="imagenet",
-        imagenet="",
-        runlocal=False,
-    )
-    recipes.check_model(arg.model)
-    config = synthetic_motion.get_config()
-    config.model.name = arg.model
-    recipes.apply_paper_recipe(
-        config,
         dataset="something_something_v1",
-        batch_size=arg.batch,
-        num_train_steps=STEPS,
+        steps=STEPS,
         boundaries=BOUNDARIES,
         steps_source=STEPS_SOURCE,
-        name=f"Something-something v1 {arg.model} (paper's Something-something table)",
+        default_init="imagenet",
+        init_source="not verified in the paper's text; our choice: imagenet",
+        targets="the paper's Something-something v1 figures (not verified here)",
+        name="Something-something v1 {model} (paper's Something-something table)",
     )
-    recipes.apply_init(config, model=arg.model, init=arg.init, imagenet=arg.imagenet)
-    config.recipe.paper_init = "not published"
-    config.recipe.paper_init_source = "not verified in the paper's text; our choice: imagenet"
-    config.recipe.targets = "the paper's Something-something v1 figures (not verified here)"
-    config.data.flip = False
-    config.data.short_clip = "spread"
-    config.eval_every_steps = 5000
-    if arg.runlocal:
-        recipes.apply_runlocal(config)
-    return config

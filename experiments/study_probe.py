@@ -133,6 +133,7 @@ def train_probe(model_name: str, task: str, data, args, init_seed: int, data_see
     import jax.numpy as jnp
 
     from video_s3d import normalization, optim, parallel, train, train_state
+    from video_s3d.compile_policy import CompilePolicy
 
     (train_x, train_y), (eval_x, eval_y) = data
     config = probe_config(model_name, task, args)
@@ -142,7 +143,7 @@ def train_probe(model_name: str, task: str, data, args, init_seed: int, data_see
         model = train_state.create_model(config, num_classes)
         tx = optim.make_optimizer(config.optim, config.num_train_steps)
         schedule = optim.make_schedule(config.optim, config.num_train_steps)
-        options = train_state.compiler_options(config)
+        options = CompilePolicy.from_config(config)
         # Dropout's stream is seeded 0 for every probe (the trainer uses the run's seed) so
         # the compiled step is shared; initialisation and data order follow the seeds.
         _PROGRAMS[model_name] = (
@@ -159,11 +160,9 @@ def train_probe(model_name: str, task: str, data, args, init_seed: int, data_see
                 sync_batch_norm=True,
                 freeze_batch_norm=False,
                 seed=0,
-                compiler_options=options,
+                policy=options,
             ),
-            train.make_batch_stats_step(
-                model, mesh, sync_batch_norm=True, compiler_options=options
-            ),
+            train.make_batch_stats_step(model, mesh, sync_batch_norm=True, policy=options),
             *_predictors(model, train_state.create_model(dict_without_sync(config), num_classes)),
         )
     model, tx, options, step_fn, stats_step, predict, predict_batch_stats = _PROGRAMS[model_name]

@@ -98,6 +98,17 @@ def test_cli_json_and_bad_input(capsys):
     assert cost.selected_models(True, None, None) == models.names(include_tiny=False)
 
 
+def test_cli_keeps_the_traceback_of_a_bug(monkeypatch):
+    """Only a UserError becomes one line; a ValueError from our code or a library is a bug."""
+
+    def broken_measure(*args, **kwargs):
+        raise ValueError("an internal error")
+
+    monkeypatch.setattr(cost, "measure", broken_measure)
+    with pytest.raises(ValueError, match="an internal error"):
+        cost.main(["--model=tiny_i2d", "--frames=8", "--size=32"])
+
+
 @pytest.mark.slow
 def test_all_table_puts_paper_models_beside_paper_figures(capsys):
     assert cost.main(["--all", "--models=i3d,s3d,s3dg"]) == 0

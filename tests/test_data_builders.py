@@ -6,6 +6,7 @@ import os
 import numpy as np
 import pytest
 
+from video_s3d import errors
 from video_s3d.data import pipeline
 from video_s3d.data.builders import (
     Hmdb51,
@@ -134,14 +135,16 @@ def test_missing_or_incomplete_manual_dir_says_which_files_go_where(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     builder = Hmdb51(config="split1", data_dir=str(tmp_path / "out"))
-    with pytest.raises(FileNotFoundError, match=r"is missing or empty\): pass --manual_dir=DIR"):
+    with pytest.raises(errors.UserFileError, match=r"is missing or empty\): pass --manual_dir=DIR"):
         builder.download_and_prepare(
             download_config=tfds.download.DownloadConfig(manual_dir=str(empty))
         )
     (empty / "readme.txt").write_text("videos go here")
-    with pytest.raises(FileNotFoundError, match=r"testTrainMulti_7030_splits/<class>_test_split1"):
+    with pytest.raises(
+        errors.UserFileError, match=r"testTrainMulti_7030_splits/<class>_test_split1"
+    ):
         builder.list_videos(str(empty))
-    with pytest.raises(FileNotFoundError, match="ucfTrainTestlist/classInd.txt"):
+    with pytest.raises(errors.UserFileError, match="ucfTrainTestlist/classInd.txt"):
         Ucf101Manual(config="split1", data_dir=str(tmp_path / "out")).list_videos(str(empty))
     with pytest.raises(
         FileNotFoundError, match=r"python -m video_s3d.data.build --dataset=hmdb51 --manual_dir=DIR"

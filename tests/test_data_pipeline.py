@@ -1,11 +1,16 @@
 """The tf.data train/eval pipelines: shapes, crops, flips, determinism, resume, multi-host eval."""
 
+import os
+import subprocess
+import sys
+
+import ml_collections
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from tests.conftest import TINY_MOTION as TINY
-from video_s3d import errors
+from video_s3d import errors, inputs
 from video_s3d.data import dmvr, pipeline, sources
 from video_s3d.data.builders import common
 
@@ -206,6 +211,40 @@ def test_dmvr_shards_read_through_the_pipeline(ramp_shards):
         pipeline.dataset_info("dmvr:/nowhere/x-*")
     with pytest.raises(FileNotFoundError, match="No DMVR shards"):
         pipeline.dataset_info("dmvr:/nowhere/{split}-*?num_classes=2").split_sizes["train"]
+
+
+def test_every_source_describes_itself_with_one_info_type(data_dir, ramp_shards):
+    """TFDS, DMVR and in_memory share one DatasetInfo, so a new field reaches all of them."""
+    in_memory = ml_collections.ConfigDict(
+        dict(
+            name="in_memory",
+            num_classes=3,
+            train_split="train",
+            eval_split="validation",
+            num_eval_videos=5,
+        )
+    )
+    infos = [
+        inputs.dataset_info(in_memory),
+        pipeline.dataset_info(ramp_shards),
+        pipeline.dataset_info(TINY, data_dir=data_dir),
+    ]
+    assert [type(info) for info in infos] == [sources.DatasetInfo] * 3
+    assert infos[0].name == "in_memory" and infos[0].class_names == (
+        "class_0",
+        "class_1",
+        "class_2",
+    )
+    assert infos[0].split_sizes == {"train": 0, "validation": 5}
+    # Describing in_memory clips must not load TensorFlow (benchmarks and tests use it).
+    probe = (
+        "import sys, ml_collections; from video_s3d import inputs; "
+        f"inputs.dataset_info(ml_collections.ConfigDict({in_memory.to_dict()!r})); "
+        "assert 'tensorflow' not in sys.modules"
+    )
+    subprocess.run(
+        [sys.executable, "-c", probe], check=True, cwd=os.path.dirname(os.path.dirname(__file__))
+    )
 
 
 def test_dmvr_label_outside_the_classes_is_refused_naming_the_record(tmp_path):

@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from video_s3d import evaluate, models, parallel, train_state
+from video_s3d.compile_policy import CompilePolicy
 from video_s3d.data import dmvr, pipeline
 
 # Two lengths (two compiled programs each way: compiles dominate on CPU); three videos of 6
@@ -81,20 +82,18 @@ def test_every_frame_of_every_video_arrives_exactly_once_in_order(dataset_name):
 @pytest.mark.slow
 def test_logits_equal_a_direct_apply_on_the_whole_video(dataset_name):
     model = models.create("tiny_s3dg", NUM_CLASSES)
-    variables = jax.jit(
-        lambda x: model.init(jax.random.key(0), x, train=False),
-        compiler_options=train_state.compiler_options(),
-    )(np.zeros((1, 6, CROP, CROP, 3), np.float32))
+    policy = CompilePolicy.from_config()
+    variables = policy.jit(lambda x: model.init(jax.random.key(0), x, train=False))(
+        np.zeros((1, 6, CROP, CROP, 3), np.float32)
+    )
     mesh = parallel.make_mesh(jax.devices()[:2])
-    step = evaluate.make_eval_step(model, mesh, train_state.compiler_options())
+    step = evaluate.make_eval_step(model, mesh, policy)
     merged, videos_per_sec, frames = evaluate.run_all_frames_eval(
         step, variables, _batches(dataset_name), mesh, NUM_CLASSES
     )
     assert frames == sum(LENGTHS)
     assert list(merged["video_index"]) == list(range(len(LENGTHS)))
-    direct_apply = jax.jit(
-        lambda v, x: model.apply(v, x, train=False), compiler_options=train_state.compiler_options()
-    )
+    direct_apply = policy.jit(lambda v, x: model.apply(v, x, train=False))
     assert any(not batch["mask"].all() for batch in _batches(dataset_name))  # padding exercised
     for batch in _batches(dataset_name, batch_size=1):
         vid = int(batch["video_index"][0])

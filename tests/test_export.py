@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from tests import inference_testing
 from video_s3d import export, inference, train_state
+from video_s3d.compile_policy import CompilePolicy
 
 
 @pytest.fixture(scope="module")
@@ -18,9 +19,8 @@ def workdir(tmp_path_factory):
 
 def _jax_logits(run, frames):
     video = frames.astype(np.float32) * (2.0 / 255.0) - 1.0
-    forward = jax.jit(
-        lambda v, x: run.model.apply(v, x, train=False),
-        compiler_options=train_state.compiler_options(run.config),
+    forward = CompilePolicy.from_config(run.config).jit(
+        lambda v, x: run.model.apply(v, x, train=False)
     )
     return np.asarray(forward(run.variables, video))
 

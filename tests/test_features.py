@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from tests import inference_testing
-from video_s3d import features, inference, normalization, projection, train_state
+from video_s3d import errors, features, inference, normalization, projection, train_state
+from video_s3d.compile_policy import CompilePolicy
 
 
 @pytest.fixture(scope="module")
@@ -62,9 +63,8 @@ def test_features_npz_holds_pooled_endpoint_features_labels_and_predictions(
 
     # Independently for one video: the endpoint's activation, mean over T, H, W, then over views.
     views = run.views(run.read(str(saved["videos"][0])))
-    forward = jax.jit(
-        lambda v, x: run.model.apply(v, x, train=False, return_endpoints=True),
-        compiler_options=train_state.compiler_options(run.config),
+    forward = CompilePolicy.from_config(run.config).jit(
+        lambda v, x: run.model.apply(v, x, train=False, return_endpoints=True)
     )
     # Views are uint8; the model sees them normalised as the run records.
     video = normalization.from_config(run.config.data)(jnp.asarray(views))
@@ -157,5 +157,5 @@ def test_pca_finds_the_directions_of_largest_variance():
     np.testing.assert_allclose(np.abs(np.corrcoef(points[:, 0], x[:, 0])[0, 1]), 1, atol=1e-3)
     points, _ = projection.project_2d(x[:3], "tsne")  # too few for t-SNE: PCA
     assert points.shape == (3, 2)
-    with pytest.raises(ValueError, match="Unknown projection"):
+    with pytest.raises(errors.UserError, match="Unknown projection"):
         projection.project_2d(x, "umap")

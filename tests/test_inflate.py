@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from models_testing import jit, lively
 
-from video_s3d import models
+from video_s3d import errors, models
 from video_s3d.models import inflate
 from video_s3d.models.inception import POOLS
 from video_s3d.models.layers import padding_pairs
@@ -208,17 +208,17 @@ def test_inflated_variables_follow_the_rules():
 def test_inflation_rejects_mismatched_networks():
     i2d = lively(_abstract_variables(models.create("tiny_i2d", 5), (1, 1, 16, 16, 3)))
     wide_i3d = _abstract_variables(models.create("i3d", 5), (1, 8, 32, 32, 3))
-    with pytest.raises(ValueError, match="does not fit target shape.*same width multiplier"):
+    with pytest.raises(errors.UserError, match="does not fit target shape.*same width multiplier"):
         inflate.inflate_variables(i2d, wide_i3d)
     torchvision = _abstract_variables(models.create("tiny_s3d_torchvision", 5), (1, 8, 32, 32, 3))
-    with pytest.raises(ValueError, match="2D twin"):
+    with pytest.raises(errors.UserError, match="2D twin"):
         inflate.inflate_variables(i2d, torchvision)  # TF-Slim BN has no scale to copy
     gated_2d = lively(
         _abstract_variables(
             models.create_from_spec(models.get_spec("tiny_s3dg").as_2d(), 5), (1, 1, 16, 16, 3)
         )
     )
-    with pytest.raises(ValueError, match="variables the target lacks"):
+    with pytest.raises(errors.UserError, match="variables the target lacks"):
         inflate.inflate_variables(
             gated_2d, _abstract_variables(models.create("tiny_i3d", 5), (1, 8, 32, 32, 3))
         )

@@ -18,7 +18,7 @@ import pytest
 import tensorflow as tf
 from models_testing import jit
 
-from video_s3d import checkpointing, import_weights, models, parallel
+from video_s3d import checkpointing, errors, import_weights, models, parallel
 from video_s3d.interop import slim_inception
 from video_s3d.interop import variables as variables_lib
 
@@ -203,7 +203,7 @@ def test_wrong_checkpoints_fail_with_the_names(slim):
     ):
         slim_inception.to_i2d(extra)
     gamma = {**tensors, "InceptionV1/Conv2d_1a_7x7/BatchNorm/gamma": np.ones(64, np.float32)}
-    with pytest.raises(ValueError, match="batch_norm_scale=True"):
+    with pytest.raises(errors.UserError, match="batch_norm_scale=True"):
         slim_inception.to_i2d(gamma)
     with pytest.raises(ValueError, match="s3d_torchvision imports torchvision's S3D weights"):
         slim_inception.check_target("s3d_torchvision")

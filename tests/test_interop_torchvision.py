@@ -274,6 +274,20 @@ def test_cli_writes_a_workdir_init_from_reads(seeded_pth, tmp_path, capsys):
     assert "already holds checkpoints" in capsys.readouterr().err
 
 
+def test_cli_keeps_the_traceback_of_a_bug(seeded_pth, tmp_path, monkeypatch):
+    """A wrong file is one line (above); a ValueError raised by a bug is not swallowed."""
+    path, _ = seeded_pth
+
+    def broken_importer(*args):
+        raise ValueError("an internal error")
+
+    monkeypatch.setitem(import_weights.IMPORTERS, "torchvision_s3d", broken_importer)
+    with pytest.raises(ValueError, match="an internal error"):
+        import_weights.main(
+            ["--source=torchvision_s3d", f"--path={path}", f"--out={tmp_path / 'out'}"]
+        )
+
+
 def test_cli_fresh_classifier_and_bad_input(seeded_pth, tmp_path, capsys):
     path, state = seeded_pth
     out = str(tmp_path / "seven")

@@ -10,7 +10,7 @@ import optax
 import pytest
 from models_testing import jit, lively
 
-from video_s3d import cost, models
+from video_s3d import cost, errors, models
 from video_s3d.models import zoo
 from video_s3d.models.spec import LAYER_NAMES, TWO_D, LayerSpec
 
@@ -126,7 +126,7 @@ def test_any_input_size_at_or_above_the_minimum():
     for shape in [(1, 5, 17, 17, 3), (1, 250, 40, 56, 3)]:  # minimum; long, non-square eval clip
         variables, x = _abstract_init(model, shape)
         assert jax.eval_shape(lambda v, x: model.apply(v, x), variables, x).shape == (1, 7)
-    with pytest.raises(ValueError, match="too small for this model; use at least 5x17x17"):
+    with pytest.raises(errors.UserError, match="too small for this model; use at least 5x17x17"):
         _abstract_init(model, (1, 4, 17, 17, 3))
     same = models.create("tiny_s3dg", 7)  # SAME padding: any size works
     variables, x = _abstract_init(same, (1, 1, 8, 8, 3))

@@ -10,7 +10,7 @@ import pytest
 from jax import lax
 from models_testing import jit, lively
 
-from video_s3d import cost
+from video_s3d import cost, errors
 from video_s3d.models import layers
 
 
@@ -114,10 +114,10 @@ def test_conv_and_pool_lowerings_compute_the_native_ops(lowering):
     for a, b in zip(jax.tree.leaves(our_grads), jax.tree.leaves(native_grads)):
         # Sums of many terms in another order: compare relative to the gradient's scale.
         np.testing.assert_allclose(a, b, atol=1e-5 * float(jnp.abs(b).max()))
-    with pytest.raises(ValueError, match="window-op implementation"):
+    with pytest.raises(errors.UserError, match="window-op implementation"):
         with layers.window_ops("fast"):
             pass
-    with pytest.raises(ValueError, match="temporal padding 'reflect'; use one of"):
+    with pytest.raises(errors.UserError, match="temporal padding 'reflect'; use one of"):
         layers.conv3d(x, kernels[1], (1, 1, 1), "same", "reflect")
 
 

@@ -7,7 +7,7 @@ import jax
 import numpy as np
 import pytest
 
-from tests.training_testing import one_train_step, random_batch, small_config
+from tests.training_testing import build_train_step, one_train_step, random_batch, small_config
 from video_s3d import optim, parallel, train, train_state
 
 
@@ -84,21 +84,7 @@ def test_per_device_batch_norm_statistics_are_averaged_so_replicas_agree():
 
 def _compiled_all_reduces(config):
     """(result shapes) of every all-reduce in the compiled 8-device train step."""
-    mesh = parallel.make_mesh(jax.devices()[:8])
-    model = train_state.create_model(config, config.data.num_classes)
-    tx = optim.make_optimizer(config.optim, config.num_train_steps)
-    state = train_state.create_state(model, tx, config, mesh, jax.random.key(0))
-    step = train.make_train_step(
-        model,
-        tx,
-        optim.make_schedule(config.optim, config.num_train_steps),
-        mesh,
-        num_classes=config.data.num_classes,
-        label_smoothing=0.1,
-        sync_batch_norm=config.sync_batch_norm,
-        freeze_batch_norm=False,
-        seed=0,
-    )
+    mesh, state, step = build_train_step(config, jax.devices()[:8])
     batch = parallel.host_to_global(random_batch(config, 16), mesh)
     hlo = step.lower(state, batch).compile().as_text()
     lines = [line for line in hlo.splitlines() if re.search(r"= .* all-reduce(-start)?\(", line)]

@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from tests import inference_testing
 from video_s3d import checkpointing, inference, predict, predict_bench, train_state
+from video_s3d.compile_policy import CompilePolicy
 from video_s3d.data import pipeline, sources
 from video_s3d.data.builders import video_files
 
@@ -99,9 +100,8 @@ def test_json_is_one_object_per_file_with_the_models_averaged_probabilities(
     errors = [r for r in rows if "error" in r]
     assert [r["video"] for r in errors] == [corrupt]
     run = inference.load_run(workdir)
-    forward = jax.jit(
-        lambda v, x: run.model.apply(v, x, train=False),
-        compiler_options=train_state.compiler_options(run.config),
+    forward = CompilePolicy.from_config(run.config).jit(
+        lambda v, x: run.model.apply(v, x, train=False)
     )
     for row in (r for r in rows if "error" not in r):
         assert row["step"] == 4 and row["num_views"] == 2  # config.data.eval_num_clips=2
@@ -206,6 +206,21 @@ def test_only_the_frames_the_views_use_are_decoded_and_they_are_read_videos(tmp_
         np.testing.assert_array_equal(
             inference.evaluation_views(selected, **views), inference.evaluation_views(full, **views)
         )
+
+
+def test_the_selective_decoder_refuses_what_read_video_refuses_in_the_same_words(tmp_path):
+    """One probe (video_files.open_video) serves both readers."""
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    (tmp_path / "garbage.mp4").write_bytes(b"not a video at all " * 64)
+    for name in ("missing.mp4", "empty.mp4", "garbage.mp4"):
+        path = str(tmp_path / name)
+        with pytest.raises(video_files.UnreadableVideo) as whole:
+            video_files.read_video(path)
+        with pytest.raises(video_files.UnreadableVideo) as selected:
+            inference.read_frames_for_views(
+                path, fps=None, short_side=None, num_frames=4, stride=1, num_clips=1
+            )
+        assert str(selected.value) == str(whole.value), name
 
 
 def test_a_video_shorter_than_one_clip_is_filled_with_a_warning(tmp_path, caplog):

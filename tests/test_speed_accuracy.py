@@ -15,7 +15,8 @@ import pytest
 from models_testing import lively
 
 from experiments import paper_study, speed_accuracy, synthetic_motion
-from video_s3d import evaluate, inputs
+from video_s3d import evaluate
+from video_s3d.data.dataset_info import DatasetInfo
 
 NUM_VIDEOS = 300
 BATCH = 16
@@ -69,7 +70,8 @@ def write_result(
     config = synthetic_motion.get_config(f"model={model},config={task}")
     config.data.num_frames, config.data.crop_size = 8, 32
     config.seed, config.batch_size = seed, BATCH
-    info = inputs.InMemoryInfo(
+    info = DatasetInfo(
+        name="in_memory",
         num_classes=10,
         class_names=[f"c{i}" for i in range(10)],
         split_sizes={},

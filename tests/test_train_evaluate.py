@@ -1,8 +1,11 @@
 """Evaluation metrics on hand-made logits: video-level averaging with masks, top-k, pairs."""
 
+import flax.linen as nn
+import jax
 import numpy as np
 
-from video_s3d import evaluate
+from tests import training_testing
+from video_s3d import evaluate, inputs, parallel
 
 
 def _accumulate(batches, num_classes):
@@ -82,3 +85,42 @@ def test_confusion_matrix_renders_to_an_image_and_png(tmp_path):
     assert image.min() < 128 < image.max()  # not blank
     evaluate.save_png(image, str(tmp_path / "cm.png"))
     assert (tmp_path / "cm.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# --------------------------------------------------------- one compiled eval step per run
+TRACES = []  # input shapes, appended each time CountingNet is traced
+
+
+class CountingNet(nn.Module):
+    """The small test model, counting its traces (a Python side effect runs only at trace)."""
+
+    num_classes: int
+
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+        TRACES.append(x.shape)
+        return training_testing.SmallVideoNet(self.num_classes, name="net")(x, train)
+
+
+def test_a_second_evaluation_reuses_the_compiled_steps():
+    config = training_testing.small_config()
+    config.data.eval_protocols = ("multi_clip", "all_frames")
+    mesh = parallel.make_mesh(jax.devices()[:1])
+    info = inputs.dataset_info(config.data)
+    model = CountingNet(info.num_classes)
+    clip = np.zeros((1, config.data.num_frames, config.data.crop_size, config.data.crop_size, 3))
+    variables = model.init(jax.random.key(0), clip.astype(np.float32))
+    TRACES.clear()
+    evaluate.evaluate_variables(config, model, variables, mesh, info, is_main=False)
+    first = len(TRACES)
+    assert first >= 1
+    # A new, equal model (as `evaluate` builds for each checkpoint): nothing traced again.
+    again, _ = evaluate.evaluate_variables(
+        config, CountingNet(info.num_classes), variables, mesh, info, is_main=False
+    )
+    assert len(TRACES) == first
+    assert 0.0 <= again["video_top1"] <= 1.0
+    # Another input normalisation is another program: traced afresh.
+    config.data.input_mean, config.data.input_std = [0.5] * 3, [0.25] * 3
+    evaluate.evaluate_variables(config, model, variables, mesh, info, is_main=False)
+    assert len(TRACES) > first

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from tests import inference_testing
-from video_s3d import inference, train
+from video_s3d import errors, inference, train
 from video_s3d.data import build, sources
 from video_s3d.data.builders import video_files, video_folder
 
@@ -92,14 +92,16 @@ def test_csv_with_splits_relative_paths_and_one_sentence_errors(tmp_path):
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "list.csv").write_text("a.mp4,x,holdout\n")
-    with pytest.raises(ValueError, match=r"split 'holdout' is not one of train, validation, test"):
+    with pytest.raises(
+        errors.UserError, match=r"split 'holdout' is not one of train, validation, test"
+    ):
         video_folder.read_csv(str(bad / "list.csv"))
     (bad / "list.csv").write_text("a.mp4\n")
-    with pytest.raises(ValueError, match="each row must be path,label or path,label,split"):
+    with pytest.raises(errors.UserError, match="each row must be path,label or path,label,split"):
         video_folder.read_csv(str(bad / "list.csv"))
     empty = tmp_path / "empty"
     (empty / "cls").mkdir(parents=True)
-    with pytest.raises(FileNotFoundError, match="put each class's videos in a folder"):
+    with pytest.raises(errors.UserFileError, match="put each class's videos in a folder"):
         video_folder.scan_folders(str(empty))
     # Training on it before building says how to build it.
     with pytest.raises(

@@ -81,7 +81,9 @@ def small_config(**overrides):
     return config
 
 
-def one_train_step(config, devices, batch):
+def build_train_step(config, devices):
+    """(mesh, fresh state, jitted train step) for `config` on `devices`, built as the trainer
+    builds them (label smoothing 0.1, seed 0)."""
     mesh = parallel.make_mesh(devices)
     model = train_state.create_model(config, config.data.num_classes)
     tx = optim.make_optimizer(config.optim, config.num_train_steps)
@@ -97,8 +99,12 @@ def one_train_step(config, devices, batch):
         freeze_batch_norm=False,
         seed=0,
     )
-    state, metrics = step(state, parallel.host_to_global(batch, mesh))
-    return state, metrics
+    return mesh, state, step
+
+
+def one_train_step(config, devices, batch):
+    mesh, state, step = build_train_step(config, devices)
+    return step(state, parallel.host_to_global(batch, mesh))
 
 
 def random_batch(config, n):

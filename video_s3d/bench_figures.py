@@ -17,6 +17,7 @@ from collections.abc import Callable
 import jax
 
 from video_s3d import models, optim, parallel, train, train_state
+from video_s3d.compile_policy import CompilePolicy
 from video_s3d.models import bench as model_bench
 from video_s3d.models import layers
 
@@ -189,7 +190,7 @@ def gradient_all_reduces(model_name: str = "tiny_s3dg", frames: int = 4, size: i
         sync_batch_norm=config.sync_batch_norm,
         freeze_batch_norm=False,
         seed=0,
-        compiler_options=train_state.compiler_options(config),
+        policy=CompilePolicy.from_config(config),
     )
     sharded = parallel.batch_sharded(mesh)
     batch = {

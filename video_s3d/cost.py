@@ -33,6 +33,8 @@ import sys
 import time
 from typing import Any, Callable, Sequence
 
+from video_s3d.errors import UserError
+
 # The paper's FLOP column (Xie et al. 2018, Kinetics-400 table, 64x224x224; REFERENCE.md
 # "Numbers to hold"). Its counting convention is not published.
 PAPER_GMACS = {"i3d": 107.89, "s3d": 66.38, "s3dg": 71.38}
@@ -146,7 +148,7 @@ def measure(
     spec = models.get_spec(name)
     min_t, min_s = models.minimum_input(spec)
     if frames < min_t or size < min_s:
-        raise ValueError(
+        raise UserError(
             f"{name} needs at least {min_t} frames of {min_s}x{min_s}; got {frames}x{size}."
         )
     x = jax.ShapeDtypeStruct((batch, frames, size, size, in_channels), jnp.float32)
@@ -493,9 +495,9 @@ def selected_models(all_models: bool, model: str | None, subset: Sequence[str] |
     elif model:
         chosen = [model]
     else:
-        raise ValueError("Pass --model=NAME (e.g. --model=s3dg) or --all.")
+        raise UserError("Pass --model=NAME (e.g. --model=s3dg) or --all.")
     for name in chosen:
-        models.get_spec(name)  # Unknown name -> one clear ValueError before any work.
+        models.get_spec(name)  # Unknown name -> one clear UserError before any work.
     return chosen
 
 
@@ -504,7 +506,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.layers:
         try:
             chosen = selected_models(True, None, args.models or ["i3d", "s3d", "s3dg"])
-        except ValueError as error:
+        except UserError as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
         print(format_layer_table(chosen, args.frames, args.size, args.num_classes))
@@ -513,8 +515,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         chosen = selected_models(args.all, args.model, args.models)
         if min(args.frames, args.size, args.batch, args.num_classes) < 1:
-            raise ValueError("--frames, --size, --batch and --num_classes must be positive.")
-    except ValueError as error:
+            raise UserError("--frames, --size, --batch and --num_classes must be positive.")
+    except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     frames, size = (PAPER_FRAMES, PAPER_SIZE) if args.all else (args.frames, args.size)
@@ -523,7 +525,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         start = time.time()
         try:
             cost = measure(name, frames, size, args.num_classes, args.batch, args.dtype)
-        except ValueError as error:
+        except UserError as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
         costs.append(cost)

@@ -27,6 +27,7 @@ stays there however well it knows the pair.
 from __future__ import annotations
 
 import datetime
+import functools
 import io
 import os
 import time
@@ -39,6 +40,7 @@ import numpy as np
 from jax.sharding import PartitionSpec as P
 
 from video_s3d import checkpointing, inputs, normalization, parallel, steps, train_state
+from video_s3d.compile_policy import CompilePolicy
 from video_s3d.errors import UserError, UserFileError
 from video_s3d.metric_writers import MetricWriter, format_duration, log
 
@@ -246,26 +248,34 @@ def save_png(image: np.ndarray, path: str) -> None:
 def make_eval_step(
     model,
     mesh,
-    compiler_options=None,
+    policy: CompilePolicy = CompilePolicy(),
     input_normalization: normalization.Normalization | None = None,
 ):
-    """jit(shard_map(forward)): replicated variables, batch-sharded clips -> sharded logits.
+    """jit(shard_map(forward)), compiled by `policy`: replicated variables, batch-sharded clips
+    -> sharded logits.
 
-    uint8 clips are normalised inside by `input_normalization` (default [-1, 1]).
+    uint8 clips are normalised inside by `input_normalization` (default [-1, 1]). Equal
+    arguments (flax modules and meshes compare by value) return the same jitted function, so
+    every evaluation of a run, or `evaluate` on one checkpoint after another, traces and
+    compiles each input shape once.
     """
-    input_normalization = input_normalization or normalization.Normalization()
+    return _eval_step(model, mesh, policy, input_normalization or normalization.Normalization())
 
+
+@functools.lru_cache(maxsize=16)
+def _eval_step(
+    model, mesh, policy: CompilePolicy, input_normalization: normalization.Normalization
+):
     def per_device(variables, video):
         return model.apply(variables, input_normalization.model_input(video), train=False)
 
-    return jax.jit(
+    return policy.jit(
         jax.shard_map(
             per_device,
             mesh=mesh,
             in_specs=(P(), P(parallel.BATCH_AXIS)),
             out_specs=P(parallel.BATCH_AXIS),
-        ),
-        compiler_options=compiler_options,
+        )
     )
 
 
@@ -350,29 +360,16 @@ def eval_protocols(config: ml_collections.ConfigDict) -> tuple[str, ...]:
     return protocols
 
 
-_ALL_FRAMES_STEPS: dict[int, tuple[Any, Any, Any]] = {}
-
-
 def _all_frames_step(model, mesh, config):
     """(mesh, eval step) for whole videos: this host's own devices (hosts see different
-    lengths, so they cannot share one program), compiled once per model and length."""
+    lengths, so they cannot share one program); make_eval_step's cache compiles each length
+    once per model."""
     if jax.process_count() > 1:
         mesh = parallel.make_mesh(jax.local_devices())
-    cached = _ALL_FRAMES_STEPS.get(id(model))
-    same_devices = cached is not None and cached[1].devices.tolist() == mesh.devices.tolist()
-    if cached is None or cached[0] is not model or not same_devices:
-        cached = (
-            model,
-            mesh,
-            make_eval_step(
-                model,
-                mesh,
-                train_state.compiler_options(config),
-                normalization.from_config(config.data),
-            ),
-        )
-        _ALL_FRAMES_STEPS[id(model)] = cached
-    return cached[1], cached[2]
+    step = make_eval_step(
+        model, mesh, CompilePolicy.from_config(config), normalization.from_config(config.data)
+    )
+    return mesh, step
 
 
 def run_all_frames_eval(
@@ -480,7 +477,7 @@ def _evaluate_multi_clip(
     config, model, variables, mesh, info, eval_step, reverse: bool, is_main: bool
 ) -> tuple[dict[str, float], dict]:
     eval_step = eval_step or make_eval_step(
-        model, mesh, train_state.compiler_options(config), normalization.from_config(config.data)
+        model, mesh, CompilePolicy.from_config(config), normalization.from_config(config.data)
     )
     local_batch = parallel.local_batch_size(config.eval_batch_size, mesh)
     partner = getattr(info, "reversal_partner", None)

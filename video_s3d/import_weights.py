@@ -33,6 +33,8 @@ import sys
 import time
 from typing import Sequence
 
+from video_s3d.errors import UserError, UserFileError
+
 SOURCES = ("torchvision_s3d", "slim_inception_v1", "torchvision_googlenet")
 DEFAULT_MODELS = {
     "torchvision_s3d": "s3d_torchvision",
@@ -119,7 +121,7 @@ def import_torchvision_s3d(path: str, model_name: str, num_classes: int | None, 
     from video_s3d.interop import torchvision_s3d
 
     if model_name != torchvision_s3d.MODEL_NAME:
-        raise ValueError(
+        raise UserError(
             f"torchvision's S3D weights fit only --model={torchvision_s3d.MODEL_NAME} "
             f"(its padding and BatchNorm), not {model_name!r}."
         )
@@ -220,7 +222,7 @@ def write_workdir(out: str, variables: dict, run_info: dict) -> str:
     ckpt = checkpointing.Checkpoints(out, keep=1, async_save=False)
     try:
         if ckpt.latest_step() is not None:
-            raise ValueError(f"{ckpt.directory} already holds checkpoints; pass a new --out.")
+            raise UserError(f"{ckpt.directory} already holds checkpoints; pass a new --out.")
         ckpt.manager.save(
             0,
             args=ocp.args.Composite(
@@ -241,13 +243,13 @@ def run(args: argparse.Namespace) -> str:
     model_name = args.model or DEFAULT_MODELS[args.source]
     models.get_spec(model_name)  # unknown name -> the list of valid ones, before any work
     if args.num_classes is not None and args.num_classes < 1:
-        raise ValueError(f"--num_classes must be positive, got {args.num_classes}.")
+        raise UserError(f"--num_classes must be positive, got {args.num_classes}.")
     if not os.path.exists(args.path) and not os.path.exists(args.path + ".index"):
-        raise FileNotFoundError(f"No file at --path={args.path}.")
+        raise UserFileError(f"No file at --path={args.path}.")
     if os.path.isdir(os.path.join(args.out, "checkpoints")) and os.listdir(
         os.path.join(args.out, "checkpoints")
     ):
-        raise ValueError(f"{args.out} already holds checkpoints; pass a new --out.")
+        raise UserError(f"{args.out} already holds checkpoints; pass a new --out.")
     start = time.time()
     _log(f"reading {args.path} ({args.source}) for {model_name}")
     variables, source_classes, fresh, notes = IMPORTERS[args.source](
@@ -296,7 +298,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     runtime.quiet_library_notices()  # orbax asks for metrics on every save
     try:
         run(args)
-    except (ValueError, FileNotFoundError) as error:
+    except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0

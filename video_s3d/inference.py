@@ -25,6 +25,7 @@ import numpy as np
 from absl import logging as absl_logging
 
 from video_s3d import checkpointing, normalization, steps, train_state, workdirs
+from video_s3d.compile_policy import CompilePolicy
 from video_s3d.data.builders import video_files
 from video_s3d.errors import UserError
 
@@ -233,9 +234,7 @@ class Run:
                 # Pooled over time and space: one vector per clip.
                 return logits, jnp.mean(feature, axis=tuple(range(1, feature.ndim - 1)))
 
-            self._forward[endpoint] = jax.jit(
-                forward, compiler_options=train_state.compiler_options(self.config)
-            )
+            self._forward[endpoint] = CompilePolicy.from_config(self.config).jit(forward)
         return self._forward[endpoint]
 
     def classify(
@@ -350,25 +349,10 @@ def read_frames_for_views(
     disagree with the frames actually decoded (a damaged file), the whole video is read as
     before: the result is always `read_video`'s frames at the picked positions.
     """
-    import av  # PyAV, as video_files: imported where videos are read
-
     from video_s3d.data import video_ops  # TensorFlow: the eval pipeline's own windows
 
-    if not os.path.isfile(path):
-        raise UnreadableVideo("file not found")
-    if os.path.getsize(path) == 0:
-        raise UnreadableVideo("empty file")
-    try:
-        with av.open(path) as container:
-            if not container.streams.video:
-                raise UnreadableVideo("no video stream")
-            stream = container.streams.video[0]
-            source_fps = float(stream.average_rate or stream.guessed_rate or 0) or 25.0
-            num_source = sum(1 for packet in container.demux(stream) if packet.size)
-    except UnreadableVideo:
-        raise
-    except (av.error.FFmpegError, ValueError, OSError, IndexError) as error:
-        raise UnreadableVideo(f"cannot decode ({type(error).__name__}: {error})") from error
+    with video_files.open_video(path) as (container, stream, source_fps):
+        num_source = sum(1 for packet in container.demux(stream) if packet.size)
     if num_source == 0:
         raise UnreadableVideo("no decodable frame")
     out_fps = float(fps) if fps else source_fps
@@ -392,9 +376,7 @@ def read_frames_for_views(
     frames: dict[int, np.ndarray] = {}
     decoded = 0
     try:
-        with av.open(path) as container:
-            stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
+        with video_files.open_video(path) as (container, stream, _):
             # Decoded to the end (pixels dropped) so that the count is checked, not assumed.
             for source_index, frame in enumerate(container.decode(stream)):
                 decoded += 1
@@ -404,7 +386,7 @@ def read_frames_for_views(
                         format="rgb24", width=width, height=height, interpolation="AREA"
                     )
                     frames.update((k, image) for k in wanted[source_index])
-    except (av.error.FFmpegError, ValueError, OSError, IndexError):
+    except UnreadableVideo:
         decoded = -1  # fall back to read_video, which names the problem
     if decoded != num_source:
         decoded, _ = video_files.read_video(path, fps=fps, short_side=short_side)

@@ -20,27 +20,18 @@ from collections.abc import Iterator
 import ml_collections
 import numpy as np
 
+from video_s3d.data.dataset_info import DatasetInfo
+
 IN_MEMORY = "in_memory"
 
 
-@dataclasses.dataclass(frozen=True)
-class InMemoryInfo:
-    """The subset of `pipeline.dataset_info` the trainer reads."""
-
-    num_classes: int
-    class_names: list[str]
-    split_sizes: dict[str, int]
-    flip_allowed: bool = True
-    reversal_partner: list[int] | None = None
-    version: str | None = None
-
-
-def dataset_info(data: ml_collections.ConfigDict):
+def dataset_info(data: ml_collections.ConfigDict) -> DatasetInfo:
     if data.name == IN_MEMORY:
         n = int(data.num_classes)
-        return InMemoryInfo(
+        return DatasetInfo(
+            name=IN_MEMORY,
             num_classes=n,
-            class_names=[f"class_{i}" for i in range(n)],
+            class_names=tuple(f"class_{i}" for i in range(n)),
             split_sizes={data.train_split: 0, data.eval_split: int(data.num_eval_videos)},
         )
     from video_s3d.data import pipeline

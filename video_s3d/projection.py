@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from video_s3d.errors import UserError
+
 METHODS = ("tsne", "pca")
 MIN_TSNE_POINTS = 5  # below this t-SNE's perplexity is meaningless: PCA instead
 
@@ -40,7 +42,7 @@ def tsne(features: np.ndarray, perplexity: float = 30.0, seed: int = 0) -> tuple
     x = np.asarray(features, np.float64)
     n = len(x)
     if n < MIN_TSNE_POINTS:
-        raise ValueError(f"t-SNE needs at least {MIN_TSNE_POINTS} points, got {n}; use PCA.")
+        raise UserError(f"t-SNE needs at least {MIN_TSNE_POINTS} points, got {n}; use PCA.")
     if x.shape[1] > 50:
         x, _ = pca(x, 50)
     model = TSNE(
@@ -62,7 +64,7 @@ def effective_perplexity(n: int, perplexity: float = 30.0) -> float:
 def project_2d(features: np.ndarray, method: str = "tsne") -> tuple[np.ndarray, str]:
     """(points [N, 2], description of the map used): t-SNE falls back to PCA on tiny sets."""
     if method not in METHODS:
-        raise ValueError(f"Unknown projection {method!r}; use one of {METHODS}.")
+        raise UserError(f"Unknown projection {method!r}; use one of {METHODS}.")
     n = len(features)
     if method == "tsne" and n >= MIN_TSNE_POINTS:
         points, kl = tsne(features)

@@ -34,6 +34,7 @@ from video_s3d import (
     train_state,
     workdirs,
 )
+from video_s3d.compile_policy import CompilePolicy
 from video_s3d.errors import UserError, UserFileError
 from video_s3d.metric_writers import MetricWriter, Progress, log
 from video_s3d.train_state import TrainState
@@ -60,10 +61,11 @@ def make_train_step(
     sync_batch_norm: bool,
     freeze_batch_norm: bool,
     seed: int,
-    compiler_options=None,
+    policy: CompilePolicy = CompilePolicy(),
     input_normalization: normalization.Normalization | None = None,
 ):
-    """jit(shard_map(per-device step)): (state, {'video','label'}) -> (state, metrics).
+    """jit(shard_map(per-device step)): (state, {'video','label'}) -> (state, metrics),
+    compiled by `policy`.
 
     uint8 videos are normalised inside the step by `input_normalization` (default [-1, 1]).
     """
@@ -123,7 +125,7 @@ def make_train_step(
     step = jax.shard_map(
         per_device_step, mesh=mesh, in_specs=(P(), P(parallel.BATCH_AXIS)), out_specs=(P(), P())
     )
-    return jax.jit(step, donate_argnums=(0,), compiler_options=compiler_options)
+    return policy.jit(step, donate_argnums=(0,))
 
 
 # ------------------------------------------------------------ precise BatchNorm statistics
@@ -132,7 +134,7 @@ def make_batch_stats_step(
     mesh,
     *,
     sync_batch_norm: bool,
-    compiler_options=None,
+    policy: CompilePolicy = CompilePolicy(),
     input_normalization: normalization.Normalization | None = None,
 ):
     """jit(shard_map): (variables, clips) -> this batch's BatchNorm statistics, every layer.
@@ -169,9 +171,8 @@ def make_batch_stats_step(
             batch = lax.pmean(batch, parallel.BATCH_AXIS)
         return batch
 
-    return jax.jit(
-        jax.shard_map(per_device, mesh=mesh, in_specs=(P(), P(parallel.BATCH_AXIS)), out_specs=P()),
-        compiler_options=compiler_options,
+    return policy.jit(
+        jax.shard_map(per_device, mesh=mesh, in_specs=(P(), P(parallel.BATCH_AXIS)), out_specs=P())
     )
 
 
@@ -402,6 +403,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Trai
         is_main,
     )
 
+    policy = CompilePolicy.from_config(config)  # every program of this run, compiled alike
     train_step = make_train_step(
         model,
         tx,
@@ -412,17 +414,15 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Trai
         sync_batch_norm=bool(config.sync_batch_norm),
         freeze_batch_norm=bool(config.freeze_batch_norm),
         seed=int(config.seed),
-        compiler_options=train_state.compiler_options(config),
+        policy=policy,
         input_normalization=normalization.from_config(config.data),
     )
-    eval_step = evaluate.make_eval_step(
-        model, mesh, train_state.compiler_options(config), normalization.from_config(config.data)
-    )
+    eval_step = evaluate.make_eval_step(model, mesh, policy, normalization.from_config(config.data))
     stats_step = make_batch_stats_step(
         model,
         mesh,
         sync_batch_norm=bool(config.sync_batch_norm),
-        compiler_options=train_state.compiler_options(config, runs_few_times=True),
+        policy=policy.with_fast(),
         input_normalization=normalization.from_config(config.data),
     )
     writer = MetricWriter(workdir, enabled=is_main, start_step=step)

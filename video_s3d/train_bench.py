@@ -24,6 +24,7 @@ import jax
 
 from experiments import synthetic_motion
 from video_s3d import inputs, normalization, optim, parallel, runtime, train, train_state
+from video_s3d.compile_policy import CompilePolicy
 
 
 def bench_config(model: str, args: argparse.Namespace):
@@ -65,7 +66,7 @@ def bench_model(model_name: str, args: argparse.Namespace, mesh) -> list[dict]:
         sync_batch_norm=config.sync_batch_norm,
         freeze_batch_norm=False,
         seed=0,
-        compiler_options=train_state.compiler_options(config),
+        policy=CompilePolicy.from_config(config),
         input_normalization=normalization.from_config(config.data),
     )
     local_batch = parallel.local_batch_size(config.batch_size, mesh)

@@ -13,6 +13,7 @@ import ml_collections
 import optax
 
 from video_s3d import parallel
+from video_s3d.compile_policy import CompilePolicy
 from video_s3d.errors import UserError
 
 
@@ -28,34 +29,15 @@ class TrainState:
         return {"params": self.params, "batch_stats": self.batch_stats}
 
 
-# On CPU, compiling the tiny_s3dg train step (16 frames) took 114 s with XLA's defaults, 44 s
-# at backend optimisation level 0 and 16 s with the new fusion emitters off as well;
-# initialisation 140 s -> 32 s. The price is step time: for 5x48x48 clips, batch 32, the step
-# ran in 225 ms at level 0 against 96 ms at the default level (which compiled it in 30 s,
-# level 0 in 12 s; the fusion-emitter flag alone changes neither). So short runs (tests,
-# smoke runs) compile fast, and longer runs set config.cpu_fast_compile = False: ~18 s more
-# compiling per program is repaid by ~0.13 s per step after ~150 steps.
-CPU_FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_cpu_use_fusion_emitters": False}
+# Below this many steps a run compiles fast on CPU (config.cpu_fast_compile; the measurements
+# are in video_s3d/compile_policy.py): ~18 s more compiling per program is repaid by ~0.13 s
+# per step after ~150 steps.
 FAST_COMPILE_BELOW_STEPS = 150
 
 
 def fast_compile_pays_off(num_train_steps: int) -> bool:
     """The cpu_fast_compile value for a run of this many steps (the break-even above)."""
     return num_train_steps < FAST_COMPILE_BELOW_STEPS
-
-
-def compiler_options(
-    config: ml_collections.ConfigDict | None = None, *, runs_few_times: bool = False
-) -> dict[str, Any] | None:
-    """XLA options for jit: faster CPU compiles unless config.cpu_fast_compile is False.
-
-    `runs_few_times` (initialisation, precise-BN statistics) always compiles fast: the program
-    runs too few times to repay an optimised compile (initialising took 140 s to compile).
-    """
-    fast = runs_few_times or (config.get("cpu_fast_compile", True) if config is not None else True)
-    if fast and jax.default_backend() == "cpu":
-        return dict(CPU_FAST_COMPILE)
-    return None
 
 
 def create_model(config: ml_collections.ConfigDict, num_classes: int) -> nn.Module:
@@ -121,10 +103,9 @@ def create_state(
     rng: jax.Array,
 ) -> TrainState:
     """Fresh state, initialised once under jit and laid out replicated on the mesh."""
-    return jax.jit(
-        lambda r: _new_state(model, tx, config, r),
-        out_shardings=parallel.replicated(mesh),
-        compiler_options=compiler_options(config, runs_few_times=True),
+    policy = CompilePolicy.from_config(config, runs_few_times=True)
+    return policy.jit(
+        lambda r: _new_state(model, tx, config, r), out_shardings=parallel.replicated(mesh)
     )(rng)
 
 

@@ -21,6 +21,8 @@ import time
 
 from absl import app, flags
 
+from video_s3d.errors import UserError, UserFileError
+
 
 def build(
     dataset: str,
@@ -34,12 +36,12 @@ def build(
 
     source = sources.get(dataset, data_dir)
     if isinstance(source, sources.DmvrSource):
-        raise ValueError("DMVR shards are read as they are: there is nothing to build.")
+        raise UserError("DMVR shards are read as they are: there is nothing to build.")
     builder = source.builder
     if source.is_built():
         return f"{dataset} is already built in {builder.data_dir}."
     if manual_dir is not None and not os.path.isdir(manual_dir):
-        raise FileNotFoundError(
+        raise UserFileError(
             f"--manual_dir {manual_dir} does not exist: point it at the folder "
             f"with the downloaded videos and annotation files."
         )

@@ -19,22 +19,8 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from video_s3d.data import dmvr
+from video_s3d.data.dataset_info import DatasetInfo
 from video_s3d.errors import UserError, UserFileError
-
-
-@dataclasses.dataclass(frozen=True)
-class DatasetInfo:
-    """What a trainer needs to know about a dataset before reading it."""
-
-    name: str
-    num_classes: int
-    class_names: tuple[str, ...]
-    split_sizes: Mapping[str, int]  # split -> number of videos
-    flip_allowed: bool  # False where left/right is part of the class
-    reversal_partner: list[int] | None  # class -> class of its time reversal (-1: none)
-    # The TFDS builder version (None for DMVR shards): results on different versions of a
-    # generated dataset are not comparable, so result.json records it.
-    version: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)

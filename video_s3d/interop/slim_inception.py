@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from video_s3d.errors import UserError, UserFileError
 from video_s3d.interop import variables as variables_lib
 from video_s3d.models.layers import default_kernel_init
 from video_s3d.models.spec import INCEPTION_CHANNELS, LAYER_NAMES
@@ -62,7 +63,7 @@ def slim_units() -> dict[str, tuple[str, ...]]:
 def _checkpoint_prefix(path: str, workdir: str) -> str:
     """The prefix tf.train.load_checkpoint wants, extracting a .tar.gz into `workdir`."""
     if not os.path.exists(path) and not os.path.exists(path + ".index"):
-        raise FileNotFoundError(
+        raise UserFileError(
             f"No checkpoint at {path}; download {DOWNLOAD_URL} and pass the "
             ".tar.gz or the extracted inception_v1.ckpt."
         )
@@ -70,7 +71,7 @@ def _checkpoint_prefix(path: str, workdir: str) -> str:
         with tarfile.open(path) as archive:
             members = [m for m in archive.getmembers() if m.isfile() and ".ckpt" in m.name]
             if not members:
-                raise ValueError(
+                raise UserError(
                     f"{path} is an archive without a .ckpt inside; pass "
                     "inception_v1_2016_08_28.tar.gz or the checkpoint itself."
                 )
@@ -96,7 +97,7 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, np.ndarray]:
         try:
             reader = tf.train.load_checkpoint(prefix)
         except (tf.errors.OpError, ValueError) as e:
-            raise ValueError(
+            raise UserError(
                 f"TensorFlow cannot read {os.fspath(path)} as a checkpoint ({e}); "
                 f"pass the inception_v1.ckpt from {DOWNLOAD_URL}."
             ) from e
@@ -124,7 +125,7 @@ def to_i2d(
     for slim, unit in slim_units().items():
         scope = f"{SCOPE}/{slim}"
         if f"{scope}/BatchNorm/gamma" in remaining:
-            raise ValueError(
+            raise UserError(
                 f"{scope} has a BatchNorm gamma: this checkpoint was trained with "
                 "batch_norm_scale=True, which TF-Slim's released Inception-v1 (and "
                 "this model's 'tf_slim' BN) does not use."
@@ -167,7 +168,7 @@ def check_target(model_name: str) -> None:
 
     spec = models.get_spec(model_name)
     if spec.convention != "tf_slim" or spec.padding != "same" or spec.width_multiplier != 1.0:
-        raise ValueError(
+        raise UserError(
             f"Model {model_name!r} cannot start from TF-Slim's Inception-v1: that needs a full-width "
             "model with TF-Slim BN and padding (i2d, i3d, s3d, s3dg or a top/bottom-heavy sweep "
             "model); s3d_torchvision imports torchvision's S3D weights instead."

@@ -25,7 +25,7 @@ from typing import Any
 import ml_dtypes
 import numpy as np
 
-from video_s3d.errors import UserError
+from video_s3d.errors import UserError, UserFileError
 
 STORAGE_DTYPES = {
     "FloatStorage": np.dtype(np.float32),
@@ -188,7 +188,7 @@ def load(path: str | os.PathLike) -> Any:
     """The object saved in a torch.save zip file, with tensors as numpy arrays."""
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"No PyTorch checkpoint at {path}; pass the .pth file's path.")
+        raise UserFileError(f"No PyTorch checkpoint at {path}; pass the .pth file's path.")
     if not zipfile.is_zipfile(path):
         if _is_legacy(path):
             raise TorchFileError(

@@ -22,6 +22,7 @@ from typing import Mapping
 
 import numpy as np
 
+from video_s3d.errors import UserError
 from video_s3d.interop import torch_pickle
 from video_s3d.interop import variables as variables_lib
 from video_s3d.models.spec import LAYER_NAMES
@@ -61,7 +62,7 @@ def unit_prefixes() -> dict[tuple[str, ...], tuple[str, str]]:
 
 def _conv_kernel(weight: np.ndarray) -> np.ndarray:
     if weight.ndim != 5:
-        raise ValueError(
+        raise UserError(
             f"Expected a Conv3d weight [out, in, kt, kh, kw], got shape {weight.shape}."
         )
     return np.transpose(weight, (2, 3, 4, 1, 0))
@@ -123,7 +124,7 @@ def convert(state_dict: Mapping[str, np.ndarray]) -> dict[tuple[str, ...], np.nd
 
 def num_classes_of(state_dict: Mapping[str, np.ndarray]) -> int:
     if "classifier.1.bias" not in state_dict:
-        raise ValueError(
+        raise UserError(
             "The state dict has no classifier.1.bias, so it is not a torchvision S3D "
             "state dict; pass the .pth of torchvision.models.video.s3d."
         )

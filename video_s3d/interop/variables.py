@@ -14,6 +14,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from video_s3d.errors import UserError
+
 
 def _first_few(names) -> str:
     names = list(names)
@@ -36,7 +38,7 @@ def check_all_used(
             f"has {len(unused)} {noun} {architecture} does not ({_first_few(sorted(unused))})"
         )
     if parts:
-        raise ValueError(f"This is not {what_it_is}: it {' and '.join(parts)}; {what_to_pass}.")
+        raise UserError(f"This is not {what_it_is}: it {' and '.join(parts)}; {what_to_pass}.")
 
 
 def abstract_variables(model, frames: int, pixels: int) -> dict:
@@ -69,7 +71,7 @@ def fill(flat: Mapping[tuple[str, ...], np.ndarray], target: Mapping, source_nam
                 f"{len(items)} {label} ({'; '.join(items[:3])}{'; ...' if len(items) > 3 else ''})"
             )
     if problems:
-        raise ValueError(
+        raise UserError(
             f"The {source_name} weights do not fit the model: {', '.join(problems)}; "
             "check that the file and --model are the same architecture and width."
         )

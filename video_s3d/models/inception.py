@@ -14,6 +14,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from video_s3d.errors import UserError
 from video_s3d.models.layers import Conv3D, ConvUnit, max_pool3d, pooled_size
 from video_s3d.models.spec import INCEPTION_CHANNELS, LAYER_NAMES, LayerSpec, NetworkSpec
 
@@ -101,10 +102,10 @@ class Backbone(nn.Module):
     def __call__(self, x: jax.Array, train: bool) -> dict[str, jax.Array]:
         spec = self.spec
         if x.ndim != 5:
-            raise ValueError(f"Expected a video batch [B, T, H, W, C], got shape {x.shape}.")
+            raise UserError(f"Expected a video batch [B, T, H, W, C], got shape {x.shape}.")
         min_t, min_s = minimum_input(spec)
         if x.shape[1] < min_t or min(x.shape[2:4]) < min_s:
-            raise ValueError(
+            raise UserError(
                 f"Input {x.shape[1]}x{x.shape[2]}x{x.shape[3]} (frames x height x width) is too "
                 f"small for this model; use at least {min_t}x{min_s}x{min_s}."
             )

@@ -47,6 +47,7 @@ import flax
 import jax.numpy as jnp
 import numpy as np
 
+from video_s3d.errors import UserError
 from video_s3d.models.layers import BN_EPSILON
 
 
@@ -90,7 +91,7 @@ def _inflate_leaf(path: tuple[str, ...], source_leaf, target_leaf) -> Any:
         return jnp.repeat(jnp.asarray(source_leaf, target_leaf.dtype), kt, axis=0) / kt
     if path[-2:-1] == ("Logits",):
         return None  # Another number of classes: keep the target's classifier.
-    raise ValueError(
+    raise UserError(
         f"Cannot inflate {'/'.join(path)}: source shape {tuple(source_leaf.shape)} does not "
         f"fit target shape {tuple(target_leaf.shape)}; is the source the target's 2D twin "
         "(same width multiplier)?"
@@ -116,14 +117,14 @@ def inflate_variables(source: Mapping, target: Mapping) -> dict:
         elif len(path) >= 2:
             value = _identity_value(path, target_leaf)
             if value is None and "gating" not in path:
-                raise ValueError(
+                raise UserError(
                     f"The 2D source has no variable {'/'.join(path)}; inflate from the target's "
                     "2D twin (models.create_from_spec(get_spec(name).as_2d(), ...))."
                 )
         result[path] = target_leaf if value is None else value
     unused = sorted("/".join(p) for p in set(flat_source) - used)
     if unused:
-        raise ValueError(
+        raise UserError(
             f"The 2D source has variables the target lacks ({', '.join(unused[:3])}"
             f"{', ...' if len(unused) > 3 else ''}); source and target must be the same network."
         )

@@ -35,6 +35,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from video_s3d.errors import UserError
+
 PADDING_MODES = ("same", "symmetric")
 TEMPORAL_PADDINGS = ("zero", "edge")
 CONV_KINDS = ("2d", "3d", "separable")
@@ -54,7 +56,7 @@ def padding_pairs(
 ) -> list[tuple[int, int]]:
     """Explicit (low, high) padding per dimension for `mode` (see the module docstring)."""
     if mode not in PADDING_MODES:
-        raise ValueError(f"Unknown padding mode {mode!r}; use one of {PADDING_MODES}.")
+        raise UserError(f"Unknown padding mode {mode!r}; use one of {PADDING_MODES}.")
     pairs = []
     for size, k, s in zip(sizes, window, strides):
         if mode == "symmetric":
@@ -81,14 +83,26 @@ WINDOW_OP_IMPLEMENTATIONS = ("auto", "native", "unrolled", "unrolled_vjp")
 _window_ops = contextvars.ContextVar("window_ops", default="auto")
 
 
-@contextlib.contextmanager
-def window_ops(implementation: str):
-    """Trace convolutions / max-pools inside this block with `implementation`."""
+def check_window_ops(implementation: str) -> None:
     if implementation not in WINDOW_OP_IMPLEMENTATIONS:
-        raise ValueError(
+        raise UserError(
             f"Unknown window-op implementation {implementation!r}; use one of "
             f"{WINDOW_OP_IMPLEMENTATIONS}."
         )
+
+
+def current_window_ops() -> str:
+    """The implementation set by the innermost `window_ops` block ('auto' outside any)."""
+    return _window_ops.get()
+
+
+@contextlib.contextmanager
+def window_ops(implementation: str):
+    """Trace convolutions / max-pools inside this block with `implementation`.
+
+    A program jitted by `video_s3d.compile_policy.CompilePolicy.jit` carries its own choice.
+    """
+    check_window_ops(implementation)
     token = _window_ops.set(implementation)
     try:
         yield
@@ -201,7 +215,7 @@ def conv3d(
     the batch*time frames: identical result, ~1.6x faster than a 3D conv on XLA:CPU.
     """
     if temporal_padding not in TEMPORAL_PADDINGS:
-        raise ValueError(
+        raise UserError(
             f"Unknown temporal padding {temporal_padding!r}; use one of {TEMPORAL_PADDINGS}."
         )
     st, sh, sw = strides
@@ -379,11 +393,9 @@ class ConvUnit(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
         if self.kind not in CONV_KINDS:
-            raise ValueError(f"Unknown conv kind {self.kind!r}; use one of {CONV_KINDS}.")
+            raise UserError(f"Unknown conv kind {self.kind!r}; use one of {CONV_KINDS}.")
         if self.convention not in BN_CONVENTIONS:
-            raise ValueError(
-                f"Unknown convention {self.convention!r}; use one of {BN_CONVENTIONS}."
-            )
+            raise UserError(f"Unknown convention {self.convention!r}; use one of {BN_CONVENTIONS}.")
         k, kt = self.kernel_size, self.temporal_kernel
         st, sh, sw = self.strides
         separable = self.kind == "separable"

@@ -7,6 +7,7 @@ import re
 
 from video_s3d.data.builders import manual_video
 from video_s3d.data.builders.manual_video import VideoConfig, VideoItem
+from video_s3d.errors import UserFileError
 
 _SPLIT_FILE = re.compile(r"^(?P<label>.+)_test_split(?P<fold>[123])\.txt$")
 
@@ -37,7 +38,7 @@ class Hmdb51(manual_video.ManualVideoBuilder):
                 if match and int(match["fold"]) == fold:
                     split_files[match["label"]] = os.path.join(directory, name)
         if not split_files:
-            raise FileNotFoundError(
+            raise UserFileError(
                 f"Missing HMDB51 split files in the manual dir {manual_dir}: expected "
                 f"testTrainMulti_7030_splits/<class>_test_split{fold}.txt for every class."
             )

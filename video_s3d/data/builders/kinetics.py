@@ -7,6 +7,7 @@ import os
 
 from video_s3d.data.builders import manual_video
 from video_s3d.data.builders.manual_video import VideoConfig, VideoItem
+from video_s3d.errors import UserError
 
 _SPLIT_FILES = {  # our split -> annotation file stems used by the releases and mirrors
     "train": ("train",),
@@ -60,7 +61,7 @@ class _Kinetics(manual_video.ManualVideoBuilder, skip_registration=True):
                 rows = list(reader)
             if "label" not in (reader.fieldnames or ()):
                 if split != "test":
-                    raise ValueError(
+                    raise UserError(
                         f"{path} has no 'label' column: use the official Kinetics CSVs."
                     )
                 continue  # an unlabelled test set is of no use for evaluation
@@ -73,7 +74,7 @@ class _Kinetics(manual_video.ManualVideoBuilder, skip_registration=True):
             items = []
             for row in rows:
                 if row["label"] not in label_of:
-                    raise ValueError(
+                    raise UserError(
                         f"Class {row['label']!r} of a {split} video is not in the train CSV: "
                         f"use the annotation files of one Kinetics release."
                     )

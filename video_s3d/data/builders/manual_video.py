@@ -24,6 +24,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from video_s3d.data.builders import common, video_files
+from video_s3d.errors import UserFileError
 
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".avi", ".mkv", ".mov", ".m4v", ".flv", ".3gp")
 
@@ -97,7 +98,7 @@ class ManualVideoBuilder(
         for split, items in splits.items():
             missing = sum(item.path is None for item in items)
             if missing == len(items):
-                raise FileNotFoundError(
+                raise UserFileError(
                     f"None of the {len(items)} {split} videos of {self.name} were found under "
                     f"{manual_dir}: put the video files there (any sub-folders)."
                 )
@@ -139,7 +140,7 @@ class ManualVideoBuilder(
     def _checked_manual_dir(self, dl_manager) -> str:
         manual_dir = os.fspath(dl_manager._manual_dir) if dl_manager._manual_dir else None  # pylint: disable=protected-access
         if not manual_dir or not os.path.isdir(manual_dir) or not os.listdir(manual_dir):
-            raise FileNotFoundError(
+            raise UserFileError(
                 f"{self.name} needs its files in a manual dir ({manual_dir or 'none given'} is "
                 f"missing or empty): pass --manual_dir=DIR with DIR holding "
                 f"{self.MANUAL_DIR_SUMMARY}.\n{self.MANUAL_DOWNLOAD_INSTRUCTIONS}"
@@ -223,7 +224,7 @@ def find_file(root: str, candidates: Sequence[str], what: str, required: bool = 
             if name in bare:
                 return os.path.join(directory, name)
     if required:
-        raise FileNotFoundError(
+        raise UserFileError(
             f"Missing {what} in the manual dir {root}: expected one of {', '.join(candidates)}."
         )
     return None

@@ -20,6 +20,7 @@ import numpy as np
 from video_s3d.data.builders import common, manual_video, video_files
 from video_s3d.data.builders.manual_video import VideoConfig, VideoItem
 from video_s3d.data.builders.something_something_v2 import REVERSAL_PAIRS  # noqa: F401
+from video_s3d.errors import UserError
 
 _LABELS = "something-something-v1-labels.csv"
 _SPLIT_FILES = {
@@ -60,7 +61,7 @@ class SomethingSomethingV1(manual_video.ManualVideoBuilder):
             items = []
             for video_id, text in rows:
                 if text not in label_of:
-                    raise ValueError(
+                    raise UserError(
                         f"Label {text!r} of {split} video {video_id} is not in {_LABELS}: "
                         "use the label files of one release."
                     )

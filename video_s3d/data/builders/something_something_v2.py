@@ -12,6 +12,7 @@ import os
 
 from video_s3d.data.builders import manual_video
 from video_s3d.data.builders.manual_video import VideoConfig, VideoItem
+from video_s3d.errors import UserError
 
 _LABELS = "something-something-v2-labels.json"
 _SPLIT_FILES = {
@@ -113,7 +114,7 @@ class SomethingSomethingV2(manual_video.ManualVideoBuilder):
 
 def _label(label_of: dict[str, int], text: str, split: str) -> int:
     if text not in label_of:
-        raise ValueError(
+        raise UserError(
             f"Label {text!r} of a {split} video is not in {_LABELS}: use the label "
             f"files of one release."
         )

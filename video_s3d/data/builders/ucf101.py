@@ -6,6 +6,7 @@ import os
 
 from video_s3d.data.builders import manual_video
 from video_s3d.data.builders.manual_video import VideoConfig, VideoItem
+from video_s3d.errors import UserError
 
 
 class Ucf101Manual(manual_video.ManualVideoBuilder):
@@ -57,7 +58,7 @@ class Ucf101Manual(manual_video.ManualVideoBuilder):
                     relative = line.split()[0]
                     class_name, file_name = relative.split("/")[-2:]
                     if class_name not in label_of:
-                        raise ValueError(
+                        raise UserError(
                             f"Class {class_name!r} in {list_name} is not in classInd.txt: use "
                             f"the list files of one release."
                         )

@@ -6,8 +6,10 @@ frames, so builders can skip it, count it and name it in their summary.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+from typing import Any, Iterator
 
 import av
 import numpy as np
@@ -28,6 +30,30 @@ def output_size(width: int, height: int, short_side: int | None) -> tuple[int, i
     return new_width, new_height
 
 
+@contextlib.contextmanager
+def open_video(path: str) -> Iterator[tuple[av.container.InputContainer, Any, float]]:
+    """(container, first video stream, its frame rate) of `path`, for reading inside the block.
+
+    A missing, empty or stream-less file, or an FFmpeg error while the block reads it, raises
+    `UnreadableVideo` naming the problem. A stream without a rate counts as 25 fps.
+    """
+    if not os.path.isfile(path):
+        raise UnreadableVideo("file not found")
+    if os.path.getsize(path) == 0:
+        raise UnreadableVideo("empty file")
+    try:
+        with av.open(path) as container:
+            if not container.streams.video:
+                raise UnreadableVideo("no video stream")
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            yield container, stream, float(stream.average_rate or stream.guessed_rate or 0) or 25.0
+    except UnreadableVideo:
+        raise
+    except (av.error.FFmpegError, ValueError, OSError, IndexError) as error:
+        raise UnreadableVideo(f"cannot decode ({type(error).__name__}: {error})") from error
+
+
 def read_video(
     path: str,
     *,
@@ -42,49 +68,30 @@ def read_video(
     short_side: resize so min(H, W) equals this; None keeps the source size.
     max_seconds: stop after this much video (None: all of it).
     """
-    if not os.path.isfile(path):
-        raise UnreadableVideo("file not found")
-    if os.path.getsize(path) == 0:
-        raise UnreadableVideo("empty file")
-    try:
-        with av.open(path) as container:
-            if not container.streams.video:
-                raise UnreadableVideo("no video stream")
-            stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
-            source_fps = float(stream.average_rate or stream.guessed_rate or 0) or 25.0
-            out_fps = float(fps) if fps else source_fps
-            frames = []
-            next_output = 0  # index of the next output frame to fill
-            limit = math.inf if max_seconds is None else max_seconds * out_fps
-            for source_index, frame in enumerate(container.decode(stream)):
-                # Output frame k shows source frame round(k * source_fps / out_fps).
-                repeats = 0
-                while (
-                    next_output < limit
-                    and round(next_output * source_fps / out_fps) <= source_index
-                ):
-                    repeats += 1
-                    next_output += 1
-                if repeats:
-                    width, height = output_size(frame.width, frame.height, short_side)
-                    image = frame.to_ndarray(
-                        format="rgb24", width=width, height=height, interpolation="AREA"
-                    )
-                    frames.extend([image] * repeats)
-                if next_output >= limit:
-                    break
-            else:
-                # Outputs due after the last source frame but within the video's duration (when
-                # upsampling) repeat that frame: N source frames always give round(N * out / source).
-                expected = (
-                    min(round((source_index + 1) * out_fps / source_fps), limit) if frames else 0
+    with open_video(path) as (container, stream, source_fps):
+        out_fps = float(fps) if fps else source_fps
+        frames = []
+        next_output = 0  # index of the next output frame to fill
+        limit = math.inf if max_seconds is None else max_seconds * out_fps
+        for source_index, frame in enumerate(container.decode(stream)):
+            # Output frame k shows source frame round(k * source_fps / out_fps).
+            repeats = 0
+            while next_output < limit and round(next_output * source_fps / out_fps) <= source_index:
+                repeats += 1
+                next_output += 1
+            if repeats:
+                width, height = output_size(frame.width, frame.height, short_side)
+                image = frame.to_ndarray(
+                    format="rgb24", width=width, height=height, interpolation="AREA"
                 )
-                frames.extend(frames[-1:] * int(max(0, expected - len(frames))))
-    except UnreadableVideo:
-        raise
-    except (av.error.FFmpegError, ValueError, OSError, IndexError) as error:
-        raise UnreadableVideo(f"cannot decode ({type(error).__name__}: {error})") from error
+                frames.extend([image] * repeats)
+            if next_output >= limit:
+                break
+        else:
+            # Outputs due after the last source frame but within the video's duration (when
+            # upsampling) repeat that frame: N source frames always give round(N * out / source).
+            expected = min(round((source_index + 1) * out_fps / source_fps), limit) if frames else 0
+            frames.extend(frames[-1:] * int(max(0, expected - len(frames))))
     if not frames:
         raise UnreadableVideo("no decodable frame")
     return np.stack(frames), out_fps

@@ -27,6 +27,7 @@ import os
 
 from video_s3d.data.builders import manual_video
 from video_s3d.data.builders.manual_video import VideoConfig, VideoItem
+from video_s3d.errors import UserError, UserFileError
 
 SPLITS = ("train", "validation", "test")
 _SPLIT_ALIASES = {"val": "validation", "valid": "validation", "eval": "validation"}
@@ -70,7 +71,7 @@ class VideoFolder(manual_video.ManualVideoBuilder):
     def list_videos(self, manual_dir):
         csvs = sorted(n for n in os.listdir(manual_dir) if n.lower().endswith(".csv"))
         if len(csvs) > 1:
-            raise ValueError(
+            raise UserError(
                 f"{manual_dir} holds {len(csvs)} CSV files ({', '.join(csvs)}); keep "
                 f"one, or none to read the folder per class layout."
             )
@@ -93,7 +94,7 @@ def read_csv(path: str) -> list[tuple[str, str, str | None]]:
             if number == 1 and [c.lower() for c in cells[:2]] == ["path", "label"]:
                 continue  # header
             if len(cells) not in (2, 3) or not cells[0] or not cells[1]:
-                raise ValueError(
+                raise UserError(
                     f"{path} line {number} has {len(cells)} fields ({','.join(cells)}); "
                     f"each row must be path,label or path,label,split."
                 )
@@ -101,14 +102,14 @@ def read_csv(path: str) -> list[tuple[str, str, str | None]]:
             if len(cells) == 3 and cells[2]:
                 split = _split_name(cells[2])
                 if split is None:
-                    raise ValueError(
+                    raise UserError(
                         f"{path} line {number}: split {cells[2]!r} is not one of "
                         f"{', '.join(SPLITS)}."
                     )
             video = cells[0] if os.path.isabs(cells[0]) else os.path.join(root, cells[0])
             rows.append((video, cells[1], split))
     if not rows:
-        raise ValueError(f"{path} lists no videos; add rows of path,label[,split].")
+        raise UserError(f"{path} lists no videos; add rows of path,label[,split].")
     return rows
 
 
@@ -132,7 +133,7 @@ def scan_folders(root: str) -> list[tuple[str, str, str | None]]:
                     if name.lower().endswith(manual_video.VIDEO_EXTENSIONS):
                         rows.append((os.path.join(directory, name), label, split))
     if not rows:
-        raise FileNotFoundError(
+        raise UserFileError(
             f"Found no videos in class folders under {root} (looked for "
             f"{', '.join(manual_video.VIDEO_EXTENSIONS)} in {root}/<class>/ or "
             f"{root}/<split>/<class>/); put each class's videos in a folder named after it."
@@ -159,7 +160,7 @@ def assign(rows: list[tuple[str, str, str | None]]) -> tuple[list[str], dict[str
     def add(split, path, label):
         video_id = os.path.splitext(os.path.relpath(os.path.abspath(path), common))[0]
         if (split, video_id) in seen:
-            raise ValueError(f"{path} is listed twice in {split}; list each video once.")
+            raise UserError(f"{path} is listed twice in {split}; list each video once.")
         seen.add((split, video_id))
         present = path if os.path.isfile(path) else None
         splits.setdefault(split, []).append(VideoItem(video_id, present, index[label]))
@@ -176,7 +177,7 @@ def assign(rows: list[tuple[str, str, str | None]]) -> tuple[list[str], dict[str
         for i, path in enumerate(paths):
             add("validation" if i >= len(paths) - held_out else "train", path, label)
     if "train" not in splits:
-        raise ValueError(
+        raise UserError(
             "No video is in the train split; give some videos split train (or none "
             "a split, to divide each class's videos automatically)."
         )
