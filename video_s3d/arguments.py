@@ -30,6 +30,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+# The two commands on absl, for ml_collections' config_flags (see above).
+ABSL_COMMANDS = ("video_s3d.main", "video_s3d.recipe_card")
+
 # Every flag name that more than one entry point uses, and its one meaning.
 VOCABULARY = {
     "workdir": "a run folder (config.json, checkpoints/) the command reads or writes; for a "
@@ -54,8 +57,8 @@ VOCABULARY = {
     "dtype": "compute dtype: float32, bfloat16 or float16",
     "steps": "steps to run: training steps, or timed steps of a benchmark",
     "seed": "random seed",
-    "seeds": "comma-separated random seeds, one run each",
-    "seconds": "measuring time per measurement, in seconds",
+    "seeds": "comma-separated random seeds, one run each (a count of seeds is --num_seeds)",
+    "seconds": "measuring time per measurement, in seconds (a video's length is --video_seconds)",
     "rounds": "alternating measurement rounds (the median is reported)",
     "threads": "CPU threads the computation may use",
     "cpu_devices": "run on the CPU as this many simulated JAX devices",
@@ -78,7 +81,7 @@ RETIRED = {
 
 
 class _Alias(argparse.Action):
-    """An old spelling: warns once on stderr, then does what the new flag does."""
+    """An old spelling: one line on stderr naming the new flag, then does what that flag does."""
 
     def __init__(self, option_strings, dest, target: argparse.Action, **kwargs):
         super().__init__(option_strings, dest, **kwargs)

@@ -105,9 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--crop_size", type=int, default=112)
     parser.add_argument("--measure", default=None, help=argparse.SUPPRESS)  # subprocess mode
     parser.add_argument("--video", default=None, help=argparse.SUPPRESS)
-    # --seconds is a measuring time and --size a crop side elsewhere.
+    # --seconds is a measuring time and --size a crop side elsewhere (--size is retired).
     arguments.alias(parser, "--seconds", "--video_seconds")
-    arguments.alias(parser, "--size", "--video_size")
     return parser
 
 
