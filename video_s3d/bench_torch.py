@@ -1,9 +1,9 @@
-"""PyTorch's side of `python -m video_s3d.bench`: torchvision's S3D training step timings.
+r"""PyTorch's side of `python -m video_s3d.bench`: torchvision's S3D training step timings.
 
 Run by the bench in a separate interpreter that has torch and torchvision (this project's
 environment has neither), e.g.
-  /work/torchvenv/bin/python video_s3d/bench_torch.py --num_frames=16 --crop_size=224 --batch_size=2 \
-      --threads=2
+  /work/torchvenv/bin/python video_s3d/bench_torch.py --num_frames=16 --crop_size=224 \
+      --batch_size=2 --threads=2
 Prints one JSON object: the median milliseconds of a training step (forward, backward and
 an SGD-with-momentum update, train-mode BatchNorm) over --steps steps after one warm-up.
 Imports nothing from video_s3d, so it runs as a plain script.

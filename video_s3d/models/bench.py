@@ -1,4 +1,4 @@
-"""Speed of the model zoo on the current device: cost table plus measured step times.
+r"""Speed of the model zoo on the current device: cost table plus measured step times.
 
     python -m video_s3d.models.bench                           # every named model, 64x224x224, batch 8
     python -m video_s3d.models.bench --models=tiny_s3dg,tiny_i2d --num_frames=16 \
