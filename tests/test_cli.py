@@ -214,5 +214,9 @@ def test_every_console_script_help_works(parsers):
         ]
         for flag in shown:
             assert flag in text, (name, flag)
+        usage = text.split("\n\n")[0]
+        for action in parsers[module]._actions:
+            if action.required:  # shown as required, also when an alias could stand in for it
+                assert f"[{action.option_strings[-1]}" not in usage, (name, usage)
         for old in arguments.flag_names(parsers[module])[1]:
             assert old not in re.findall(r"--\w+", text), f"{name} --help shows alias {old}"

@@ -105,21 +105,30 @@ class Parser(argparse.ArgumentParser):
         self.required_flags: list[argparse.Action] = []
 
     def parse_known_args(self, args=None, namespace=None):
-        # A required flag with an alias cannot stay `required` while argparse parses (the alias
-        # alone would be refused), so it is checked here; usage and --help still show it.
-        for action in self.required_flags:
+        args = sys.argv[1:] if args is None else list(args)
+        # argparse would refuse a required flag given by its alias alone: while parsing, such a
+        # flag is optional and checked after (so --help and errors still show it required).
+        relaxed = [a for a in self.required_flags if self._alias_given(a, args)]
+        for action in relaxed:
             action.required = False
         try:
             namespace, rest = super().parse_known_args(args, namespace)
         finally:
-            for action in self.required_flags:
+            for action in relaxed:
                 action.required = True
-        missing = [
-            a.option_strings[-1] for a in self.required_flags if getattr(namespace, a.dest) is None
-        ]
+        missing = [a.option_strings[-1] for a in relaxed if getattr(namespace, a.dest) is None]
         if missing:
             self.error(f"the following arguments are required: {', '.join(missing)}")
         return namespace, rest
+
+    def _alias_given(self, target: argparse.Action, args: list[str]) -> bool:
+        old = [
+            option
+            for action in self._actions
+            if isinstance(action, _Alias) and action.target is target
+            for option in action.option_strings
+        ]
+        return any(arg.split("=", 1)[0] in old for arg in args if arg.startswith("--"))
 
 
 def parser(module: str, description: str | None = None, **kwargs) -> Parser:
@@ -144,7 +153,7 @@ def alias(parser: argparse.ArgumentParser, old: str, new: str) -> None:
 
 
 def required(parser: Parser, action: argparse.Action) -> argparse.Action:
-    """Marks `action` required (checked after parsing, so that an alias may stand in for it)."""
+    """Marks `action` required in a way its alias (added before or after) may stand in for."""
     action.required = True
     parser.required_flags.append(action)
     return action
