@@ -41,7 +41,7 @@ test-fast: $(STAMP)
 # the heavy sweeps on the three synthetic tasks, then the speed-accuracy table, plots and
 # findings.md (out/paper_study). The full study: python -m experiments.paper_study (3 seeds).
 table: $(STAMP)
-	$(PY) -m experiments.paper_study --seeds=1
+	$(PY) -m experiments.paper_study --num_seeds=1
 
 cost: $(STAMP)
 	$(PY) -m video_s3d.cost --all

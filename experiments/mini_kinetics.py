@@ -7,7 +7,7 @@ takes its classes from the annotation CSVs, so building this folder into its own
 dir gives the subset dataset:
 
   python -m experiments.mini_kinetics --train_csv=/data/k400/annotations/train.csv \
-      --val_csv=/data/k400/annotations/validate.csv --videos=/data/k400 \
+      --val_csv=/data/k400/annotations/validate.csv --video=/data/k400 \
       --train_ids=train_ytid_list.txt --val_ids=val_ytid_list.txt --out=/data/mini_k200
   python -m video_s3d.data.build --dataset=kinetics400 --manual_dir=/data/mini_k200 \
       --data_dir=/data/mini_k200_tfds
@@ -24,6 +24,7 @@ import os
 import sys
 from typing import Iterable, Sequence
 
+from video_s3d import arguments
 from video_s3d.data.builders import manual_video
 
 FIELDS = ("label", "youtube_id", "time_start", "time_end", "split")
@@ -105,21 +106,25 @@ def make_subset(
     return counts
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m experiments.mini_kinetics",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def build_parser() -> argparse.ArgumentParser:
+    parser = arguments.parser("experiments.mini_kinetics", __doc__)
     parser.add_argument("--train_csv", required=True)
     parser.add_argument("--val_csv", required=True)
-    parser.add_argument("--videos", required=True, help="folder holding the Kinetics-400 clips")
+    arguments.required(
+        parser, parser.add_argument("--video", help="folder holding the Kinetics-400 clips")
+    )
     parser.add_argument("--out", required=True, help="the new manual dir")
     parser.add_argument(
         "--classes", help="file of class names (one per line) or a comma-separated list"
     )
     parser.add_argument("--train_ids", help="file of YouTube ids to keep in train (one per line)")
     parser.add_argument("--val_ids", help="file of YouTube ids to keep in validation")
+    arguments.alias(parser, "--videos", "--video")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if not args.classes and not args.train_ids:
         parser.error("pass --classes or --train_ids (the classes are then those of its videos).")
@@ -141,7 +146,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "train": select_rows(train_rows, classes, train_ids),
         "validation": select_rows(val_rows, classes, val_ids),
     }
-    make_subset(splits, args.videos, args.out)
+    make_subset(splits, args.video, args.out)
     print(
         f"{len(classes)} classes; build it with: python -m video_s3d.data.build "
         f"--dataset=kinetics400 --manual_dir={args.out} --data_dir=<its own TFDS folder>"

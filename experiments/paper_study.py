@@ -1,7 +1,7 @@
 r"""The paper's findings, reproduced in miniature on the synthetic dataset, end to end on a CPU.
 
   python -m experiments.paper_study                       # the full study: 3 seeds per run
-  python -m experiments.paper_study --seeds=1             # `make table`: the quick version
+  python -m experiments.paper_study --num_seeds=1         # `make table`: the quick version
   python -m experiments.paper_study --steps=40 --workdir=/tmp/study --out=/tmp/study_out
   python -m experiments.paper_study --dry_run             # the runs it would start
 
@@ -9,7 +9,7 @@ Trains tiny I2D, I3D, S3D, S3D-G and tiny bottom-/top-heavy I3D networks (cut po
 HEAVY_CUTS; I2D and I3D close both curves) on three synthetic tasks (`motion`: the class is
 the direction of time, in reversal pairs; `appearance`: the class is the object's look;
 `order`: the class is which of two shapes comes first, in reversal pairs, so order matters on
-top of appearance), each with `--seeds` seeds, one run after another (finished runs are
+top of appearance), each with `--num_seeds` seeds, one run after another (finished runs are
 skipped when started again), then writes the speed-accuracy table and plots
 (experiments/speed_accuracy.py) and `findings.md`: each of the paper's claims below with the
 numbers that support or refute it, computed from the runs:
@@ -41,7 +41,7 @@ from scipy import stats
 
 from experiments import runs as runs_lib
 from experiments import speed_accuracy
-from video_s3d import train_state
+from video_s3d import arguments, train_state
 from video_s3d.config_cli import parse_arg
 from video_s3d.models import zoo
 
@@ -629,7 +629,7 @@ def run_study(
     return found
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m experiments.paper_study",
         description=__doc__,
@@ -641,18 +641,23 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--out", default="out/paper_study", help="table, plots and findings.md")
     parser.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="training steps per run")
     parser.add_argument(
-        "--seeds",
+        "--num_seeds",
         type=int,
         default=DEFAULT_SEEDS,
         help="seeds per (model, task): 3 for the study, 1 for the quick table",
     )
     parser.add_argument("--data_dir", default="", help="TFDS folder for the generated datasets")
     parser.add_argument("--dry_run", action="store_true", help="print the runs' commands only")
-    args = parser.parse_args(argv)
+    arguments.alias(parser, "--seeds", "--num_seeds")  # --seeds is a list of seeds elsewhere
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
     run_study(
         args.workdir,
         args.out,
-        f"steps={args.steps},seeds={args.seeds},data_dir={args.data_dir}",
+        f"steps={args.steps},seeds={args.num_seeds},data_dir={args.data_dir}",
         dry_run=args.dry_run,
     )
 

@@ -165,7 +165,7 @@ def verdict(results: Sequence[dict]) -> list[str]:
     ]
 
 
-def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m experiments.quickstart", description=__doc__.split("\n\n")[0]
     )
@@ -184,6 +184,11 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         default=0,
         help="initialisation, dropout and data order (runs go to <model>_seed<N>)",
     )
+    return parser
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = build_parser()
     args = parser.parse_args(argv)
     args.models = [m for m in args.models.split(",") if m]
     if len(args.models) != 2:

@@ -529,7 +529,7 @@ def write_report(
     return rows
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m experiments.speed_accuracy",
         description=__doc__,
@@ -542,7 +542,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="comma-separated workdirs or glob patterns (quote them); repeatable",
     )
     parser.add_argument("--out", required=True, help="folder for the table and the plots")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
     write_report(args.workdirs, args.out)
 
 

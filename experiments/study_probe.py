@@ -5,8 +5,8 @@ r"""Short in-memory training probes for the paper study's recipe and tasks (no T
       --steps=600 --train_clips=1500
 
 Renders `--train_clips` / `--eval_clips` clips of a synthetic_motion task with the dataset's own
-renderer (video_s3d/data/builders/synthetic_render.py, 32 frames at `--size` pixels, seeds
-disjoint from the built dataset's), keeps the study's clip (`--frames` frames `--stride` apart,
+renderer (video_s3d/data/builders/synthetic_render.py, 32 frames at `--crop_size` pixels, seeds
+disjoint from the built dataset's), keeps the study's clip (`--num_frames` frames `--stride` apart,
 a random window per training clip, the centre window for evaluation: the pipeline's rule) and
 trains with the study's recipe (experiments/paper_study.py RUN_SETTINGS, the real train step
 of video_s3d/train.py), printing the training loss and accuracy every `--log_every` steps and,
@@ -26,6 +26,7 @@ from typing import Sequence
 
 import numpy as np
 
+from video_s3d import arguments
 from video_s3d.data.builders import synthetic_render
 
 RENDER_FRAMES = 32  # the built dataset's clip length (synthetic_motion.SyntheticMotionConfig)
@@ -66,9 +67,9 @@ def probe_config(model: str, task: str, args):
     for key, value in paper_study.RUN_SETTINGS.items():
         _set(config, key, value)
     config.data.num_frames, config.data.stride, config.data.crop_size = (
-        args.frames,
+        args.num_frames,
         args.stride,
-        args.size,
+        args.crop_size,
     )
     config.num_train_steps = args.steps
     config.optim.warmup_steps = args.steps // 10
@@ -227,42 +228,44 @@ def train_probe(model_name: str, task: str, data, args, init_seed: int, data_see
     return result
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m experiments.study_probe",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def build_parser() -> argparse.ArgumentParser:
+    parser = arguments.parser("experiments.study_probe", __doc__)
     parser.add_argument("--task", default="appearance", choices=synthetic_render.TASKS)
     parser.add_argument("--models", default="tiny_s3dg")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--init_seed", type=int, default=None)
     parser.add_argument("--data_seed", type=int, default=None)
     parser.add_argument("--steps", type=int, default=2000)
-    parser.add_argument("--frames", type=int, default=None, help="default: the study's")
+    parser.add_argument("--num_frames", type=int, default=None, help="default: the study's")
     parser.add_argument("--stride", type=int, default=None, help="default: the study's")
-    parser.add_argument("--size", type=int, default=None, help="default: the study's crop")
+    parser.add_argument("--crop_size", type=int, default=None, help="default: the study's crop")
     parser.add_argument("--train_clips", type=int, default=3000)
     parser.add_argument("--eval_clips", type=int, default=320)
     parser.add_argument("--log_every", type=int, default=200)
     parser.add_argument(
         "--set", action="append", help="config override key=value, e.g. optim.learning_rate=0.001"
     )
-    args = parser.parse_args(argv)
+    arguments.alias(parser, "--frames", "--num_frames")
+    arguments.alias(parser, "--size", "--crop_size")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
     from experiments import paper_study
 
-    args.frames = args.frames or paper_study.RUN_SETTINGS["data.num_frames"]
+    args.num_frames = args.num_frames or paper_study.RUN_SETTINGS["data.num_frames"]
     args.stride = args.stride or paper_study.RUN_SETTINGS["data.stride"]
-    args.size = args.size or paper_study.RUN_SETTINGS["data.crop_size"]
+    args.crop_size = args.crop_size or paper_study.RUN_SETTINGS["data.crop_size"]
     started = time.time()
-    shape = dict(size=args.size, frames=args.frames, stride=args.stride)
+    shape = dict(size=args.crop_size, frames=args.num_frames, stride=args.stride)
     data = (
         render_split(args.task, args.train_clips, 0, train=True, **shape),
         render_split(args.task, args.eval_clips, 1, train=False, **shape),
     )
     print(
         f"rendered {args.train_clips} + {args.eval_clips} {args.task} clips of "
-        f"{args.frames}x{args.size}² in {time.time() - started:.0f} s",
+        f"{args.num_frames}x{args.crop_size}² in {time.time() - started:.0f} s",
         flush=True,
     )
     results = {}

@@ -6,7 +6,7 @@ r"""Fine-tuning a Kinetics-trained network on UCF101 or HMDB51 (the paper's tran
   # all three official splits of both datasets, then their average (as papers report it):
   python -m launch.sweep --sweep=experiments/sweeps/transfer.py:init_from=runs/k400/s3dg-s0 \
       --workdir=runs/transfer
-  python -m experiments.transfer --average 'runs/transfer/ucf101-*' 'runs/transfer/hmdb51-*'
+  python -m experiments.transfer --workdirs 'runs/transfer/ucf101-*' 'runs/transfer/hmdb51-*'
 
 Argument string: dataset=ucf101|hmdb51 (default ucf101), split=1|2|3 (the official train/test
 splits; default 1), model=<zoo name> (default s3dg; must be the model of the init_from run),
@@ -27,6 +27,7 @@ splits as is usual for these datasets.
 
 from __future__ import annotations
 
+import argparse
 import glob
 import json
 import os
@@ -35,6 +36,7 @@ import sys
 import ml_collections
 
 from experiments import recipes, synthetic_motion
+from video_s3d import arguments
 from video_s3d.config_cli import parse_arg
 
 # Training steps for ~30 epochs of split 1 (9,537 / 3,570 training videos) at batch 64.
@@ -127,13 +129,28 @@ def average_splits(workdirs: list[str]) -> dict[str, dict]:
     }
 
 
+def build_parser() -> argparse.ArgumentParser:
+    parser = arguments.parser("experiments.transfer", __doc__.split("\n\n")[0])
+    arguments.required(
+        parser,
+        parser.add_argument(
+            "--workdirs",
+            nargs="+",
+            action="extend",
+            help="the split runs to average: workdirs or glob patterns (quote them), "
+            "space- or comma-separated",
+        ),
+    )
+    arguments.alias(parser, "--average", "--workdirs")
+    return parser
+
+
 def main(argv: list[str]) -> int:
-    if len(argv) < 2 or argv[0] != "--average":
-        print("usage: python -m experiments.transfer --average WORKDIR_GLOB...", file=sys.stderr)
-        return 2
-    workdirs = sorted(d for pattern in argv[1:] for d in glob.glob(pattern))
+    args = build_parser().parse_args(argv)
+    patterns = [p for item in args.workdirs for p in item.split(",") if p]
+    workdirs = sorted(d for pattern in patterns for d in glob.glob(pattern))
     if not workdirs:
-        print(f"error: no workdir matches {' '.join(argv[1:])}", file=sys.stderr)
+        print(f"error: no workdir matches {' '.join(patterns)}", file=sys.stderr)
         return 2
     for dataset, summary in average_splits(workdirs).items():
         shown = ", ".join(f"{s} {v:.4f}" for s, v in sorted(summary["splits"].items()))

@@ -13,4 +13,4 @@ jax_version="$("$python" -c 'import jax; print(jax.__version__)')"
 # TensorFlow (the input pipeline) stays off the accelerator; JAX may take what it needs.
 export TF_CPP_MIN_LOG_LEVEL=2
 export XLA_PYTHON_CLIENT_PREALLOCATE=false
-exec timeout 480 "$python" -m video_s3d.accel_check --json="$out" "$@"
+exec timeout 480 "$python" -m video_s3d.accel_check --out="$out" "$@"

@@ -94,11 +94,7 @@ def run(
             log_file.close()
 
 
-def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
-    argv = list(argv)
-    own, main_args = (
-        (argv[: argv.index("--")], argv[argv.index("--") + 1 :]) if "--" in argv else (argv, [])
-    )
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m launch.local",
         description=__doc__.split("\n\n")[0],
@@ -121,6 +117,15 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
         "--no_log_file", action="store_true", help="do not copy the output to <workdir>/log.txt"
     )
     parser.add_argument("--dry_run", action="store_true", help="print the command and exit")
+    return parser
+
+
+def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
+    argv = list(argv)
+    own, main_args = (
+        (argv[: argv.index("--")], argv[argv.index("--") + 1 :]) if "--" in argv else (argv, [])
+    )
+    parser = build_parser()
     args = parser.parse_args(own)
     if not any(a.startswith("--config") for a in main_args) or workdir_of(main_args) is None:
         parser.error(

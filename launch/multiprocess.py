@@ -149,11 +149,7 @@ def _stop(children: list[subprocess.Popen]) -> None:
             c.kill()
 
 
-def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
-    argv = list(argv)
-    own, main_args = (
-        (argv[: argv.index("--")], argv[argv.index("--") + 1 :]) if "--" in argv else (argv, [])
-    )
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m launch.multiprocess", description=__doc__.split("\n\n")[0]
     )
@@ -173,6 +169,15 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument(
         "--module", default=MAIN_MODULE, help="module each process runs with the arguments after --"
     )
+    return parser
+
+
+def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
+    argv = list(argv)
+    own, main_args = (
+        (argv[: argv.index("--")], argv[argv.index("--") + 1 :]) if "--" in argv else (argv, [])
+    )
+    parser = build_parser()
     args = parser.parse_args(own)
     if args.num_processes < 1:
         parser.error("--num_processes must be at least 1")

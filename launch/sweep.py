@@ -82,11 +82,27 @@ def run_locally(
 LAUNCHERS = ("local", "tpu_pod", "slurm")
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    argv = list(sys.argv[1:] if argv is None else argv)
+def _launcher_chooser() -> argparse.ArgumentParser:
     chooser = argparse.ArgumentParser(add_help=False)
     chooser.add_argument("--launcher", choices=LAUNCHERS, default="local")
-    chosen, rest = chooser.parse_known_args(argv)
+    return chooser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The local launcher's parser (--launcher=tpu_pod|slurm hands the rest to theirs)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m launch.sweep",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[_launcher_chooser()],
+    )
+    jobs.add_run_arguments(parser)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    chosen, rest = _launcher_chooser().parse_known_args(argv)
     if chosen.launcher == "tpu_pod":
         from launch import tpu_pod
 
@@ -96,14 +112,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
         return slurm.main(rest)
 
-    parser = argparse.ArgumentParser(
-        prog="python -m launch.sweep",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        parents=[chooser],
-    )
-    jobs.add_run_arguments(parser)
-    args = parser.parse_args(rest)
+    args = build_parser().parse_args(rest)
     runs, root = jobs.runs_from_args(args)
     run_locally(runs, root, dry_run=args.dry_run)
 

@@ -232,13 +232,18 @@ def execute(steps: Sequence[Step], dry_run: bool, log: Callable[[str], None] = p
             )
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m launch.tpu_pod",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_arguments(parser)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = build_parser()
     args = parser.parse_args(argv)
     check_arguments(args)
     runs, root = jobs.runs_from_args(args)

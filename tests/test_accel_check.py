@@ -11,7 +11,7 @@ def test_tiny_mode_times_a_model_and_the_pipeline_and_writes_json(tmp_path, caps
     out = tmp_path / "accel.json"
     assert (
         accel_check.main(
-            ["--tiny", "--models=tiny_s3dg", "--steps=1", "--pipeline_seconds=1", f"--json={out}"]
+            ["--tiny", "--models=tiny_s3dg", "--steps=1", "--pipeline_seconds=1", f"--out={out}"]
         )
         == 0
     )

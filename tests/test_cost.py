@@ -84,14 +84,17 @@ def test_activation_memory_counts_what_the_backward_pass_keeps():
 
 def test_cli_json_and_bad_input(capsys):
     assert (
-        cost.main(["--model=tiny_i2d", "--frames=8", "--size=32", "--num_classes=7", "--json"]) == 0
+        cost.main(
+            ["--model=tiny_i2d", "--num_frames=8", "--crop_size=32", "--num_classes=7", "--json"]
+        )
+        == 0
     )
     record = json.loads(capsys.readouterr().out.strip())
     assert {"model", "gmacs", "params"} <= set(record)
     assert record["model"] == "tiny_i2d" and record["params"] > 0 and record["gmacs"] > 0
     assert cost.main(["--model=i5d"]) == 2
     assert "Unknown model 'i5d'" in capsys.readouterr().err
-    assert cost.main(["--model=s3d_torchvision", "--frames=2", "--size=224"]) == 2
+    assert cost.main(["--model=s3d_torchvision", "--num_frames=2", "--crop_size=224"]) == 2
     assert "at least 5 frames" in capsys.readouterr().err
     assert cost.main([]) == 2
     assert "--model=NAME" in capsys.readouterr().err

@@ -33,7 +33,7 @@ def test_subset_keeps_the_chosen_classes_and_the_builder_reads_it(tmp_path):
         [
             f"--train_csv={source}/annotations/train.csv",
             f"--val_csv={source}/annotations/validate.csv",
-            f"--videos={source}",
+            f"--video={source}",
             "--classes=archery,air drumming",
             f"--out={out}",
         ]
@@ -53,7 +53,7 @@ def test_classes_can_come_from_the_id_lists(tmp_path):
         [
             f"--train_csv={source}/annotations/train.csv",
             f"--val_csv={source}/annotations/validate.csv",
-            f"--videos={source}",
+            f"--video={source}",
             f"--train_ids={tmp_path / 'train_ids.txt'}",
             f"--val_ids={tmp_path / 'val_ids.txt'}",
             f"--out={tmp_path / 'mini'}",
@@ -74,7 +74,7 @@ def test_unknown_class_name_says_what_to_do(tmp_path):
             [
                 f"--train_csv={source}/annotations/train.csv",
                 f"--val_csv={source}/annotations/validate.csv",
-                f"--videos={source}",
+                f"--video={source}",
                 "--classes=archeryy",
                 f"--out={tmp_path / 'mini'}",
             ]

@@ -35,7 +35,7 @@ def _random_variables(run, seed):
 
 def test_saved_model_serves_uint8_frames_with_the_jax_models_logits(workdir, tmp_path, capsys):
     out = str(tmp_path / "saved_model")
-    assert export.main([f"--checkpoint={workdir}", f"--out={out}"]) == 0
+    assert export.main([f"--workdir={workdir}", f"--out={out}"]) == 0
     assert "serving_default(frames: uint8 [batch, 8, 32, 32, 3])" in capsys.readouterr().out
 
     loaded = tf.saved_model.load(out)
@@ -79,13 +79,13 @@ def test_bad_arguments_are_refused_before_any_work(workdir, tmp_path, capsys):
     taken.mkdir()
     (taken / "file").write_text("x")
     with pytest.raises(SystemExit):
-        export.parse_args([f"--checkpoint={workdir}", f"--out={taken}"])
+        export.parse_args([f"--workdir={workdir}", f"--out={taken}"])
     assert "already exists and is not empty" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         export.parse_args(
-            [f"--checkpoint={workdir}", f"--out={tmp_path / 'new'}", "--platforms=cpu,gpu"]
+            [f"--workdir={workdir}", f"--out={tmp_path / 'new'}", "--platforms=cpu,gpu"]
         )
     assert "unknown platforms ['gpu']" in capsys.readouterr().err
-    assert export.main([f"--checkpoint={tmp_path}", f"--out={tmp_path / 'new'}"]) == 2
-    assert "point --checkpoint at the --workdir" in capsys.readouterr().err
+    assert export.main([f"--workdir={tmp_path}", f"--out={tmp_path / 'new'}"]) == 2
+    assert "point --workdir at a training" in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "new")

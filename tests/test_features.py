@@ -35,8 +35,8 @@ def test_features_npz_holds_pooled_endpoint_features_labels_and_predictions(
     assert (
         features.main(
             [
-                f"--checkpoint={workdir}",
-                f"--videos={folder}",
+                f"--workdir={workdir}",
+                f"--video={folder}",
                 "--endpoint=Mixed_4f",
                 f"--out={out}",
                 f"--plot={png}",
@@ -88,8 +88,8 @@ def test_glob_pre_logits_pca_and_labels_only_when_folders_differ(workdir, videos
     assert (
         features.main(
             [
-                f"--checkpoint={workdir}",
-                f"--videos={folder}/left/*.m*",
+                f"--workdir={workdir}",
+                f"--video={folder}/left/*.m*",
                 "--endpoint=PreLogits",
                 f"--out={out}",
                 f"--plot={png}",
@@ -114,7 +114,7 @@ def test_unknown_endpoint_lists_the_valid_names_and_writes_nothing(
     out = str(tmp_path / "x.npz")
     assert (
         features.main(
-            [f"--checkpoint={workdir}", f"--videos={folder}", "--endpoint=Mixed_9z", f"--out={out}"]
+            [f"--workdir={workdir}", f"--video={folder}", "--endpoint=Mixed_9z", f"--out={out}"]
         )
         == 2
     )
@@ -122,11 +122,11 @@ def test_unknown_endpoint_lists_the_valid_names_and_writes_nothing(
     assert err.startswith("Error: --endpoint=Mixed_9z is not an endpoint of tiny_i2d; use one of ")
     for name in ("Conv_1a", "Mixed_3b", "Mixed_5c", "PreLogits"):
         assert name in err
-    assert features.main([f"--checkpoint={workdir}", f"--videos={corrupt}", f"--out={out}"]) == 1
+    assert features.main([f"--workdir={workdir}", f"--video={corrupt}", f"--out={out}"]) == 1
     assert "none of the 1 video(s) could be read" in capsys.readouterr().err
     assert not os.path.exists(out)
     with pytest.raises(SystemExit):
-        features.parse_args(["--checkpoint=x", "--videos=y", "--out=features.txt"])
+        features.parse_args(["--workdir=x", "--video=y", "--out=features.txt"])
 
 
 # ------------------------------------------------------------------------- projections

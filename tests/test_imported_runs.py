@@ -39,7 +39,7 @@ def imported(tmp_path_factory):
             [
                 "--source=torchvision_s3d",
                 f"--path={pth}",
-                f"--out={out}",
+                f"--workdir={out}",
                 f"--num_frames={FRAMES}",
                 f"--crop_size={CROP}",
             ]
@@ -107,9 +107,7 @@ def test_predict_gives_the_logits_of_torchvision_normalised_frames(imported, vid
     logits, _ = run.classify(run.views(frames))
     np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
 
-    assert (
-        predict.main([f"--checkpoint={imported}", f"--video={video}", "--json", "--top_k=400"]) == 0
-    )
+    assert predict.main([f"--workdir={imported}", f"--video={video}", "--json", "--top_k=400"]) == 0
     line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert line["step"] == 0
     probabilities = {p["index"]: p["probability"] for p in line["top_k"]}

@@ -91,7 +91,7 @@ def test_cli_inflates_into_i3d(seeded, tmp_path, capsys):
     out = str(tmp_path / "i3d_imagenet_tv")
     assert (
         import_weights.main(
-            ["--source=torchvision_googlenet", f"--path={path}", "--model=i3d", f"--out={out}"]
+            ["--source=torchvision_googlenet", f"--path={path}", "--model=i3d", f"--workdir={out}"]
         )
         == 0
     )

@@ -284,7 +284,7 @@ def test_cli_writes_an_inflated_workdir(slim, tmp_path, capsys):
                 "--source=slim_inception_v1",
                 f"--path={slim['release']}",
                 "--model=s3d",
-                f"--out={out}",
+                f"--workdir={out}",
             ]
         )
         == 0
@@ -306,7 +306,7 @@ def test_cli_writes_an_inflated_workdir(slim, tmp_path, capsys):
                 "--source=slim_inception_v1",
                 f"--path={slim['release']}",
                 "--model=s3d_torchvision",
-                f"--out={tmp_path / 'x'}",
+                f"--workdir={tmp_path / 'x'}",
             ]
         )
         == 2

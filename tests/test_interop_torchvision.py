@@ -256,7 +256,9 @@ def test_matches_pytorch_directly(golden, tmp_path):
 def test_cli_writes_a_workdir_init_from_reads(seeded_pth, tmp_path, capsys):
     path, state = seeded_pth
     out = str(tmp_path / "imported")
-    assert import_weights.main(["--source=torchvision_s3d", f"--path={path}", f"--out={out}"]) == 0
+    assert (
+        import_weights.main(["--source=torchvision_s3d", f"--path={path}", f"--workdir={out}"]) == 0
+    )
     assert "train with --config.init_from=" in capsys.readouterr().err
     model = models.create("s3d_torchvision", 400)
     abstract = variables_lib.abstract_variables(model, 13, 209)
@@ -270,7 +272,9 @@ def test_cli_writes_a_workdir_init_from_reads(seeded_pth, tmp_path, capsys):
     ):
         np.testing.assert_array_equal(np.asarray(a), b, err_msg=jax.tree_util.keystr(p))
     # The same workdir twice: refused, nothing overwritten.
-    assert import_weights.main(["--source=torchvision_s3d", f"--path={path}", f"--out={out}"]) == 2
+    assert (
+        import_weights.main(["--source=torchvision_s3d", f"--path={path}", f"--workdir={out}"]) == 2
+    )
     assert "already holds checkpoints" in capsys.readouterr().err
 
 
@@ -296,7 +300,7 @@ def test_cli_fresh_classifier_and_bad_input(seeded_pth, tmp_path, capsys):
             [
                 "--source=torchvision_s3d",
                 f"--path={path}",
-                f"--out={out}",
+                f"--workdir={out}",
                 "--num_classes=7",
                 "--seed=3",
             ]
@@ -318,7 +322,12 @@ def test_cli_fresh_classifier_and_bad_input(seeded_pth, tmp_path, capsys):
     capsys.readouterr()
     assert (
         import_weights.main(
-            ["--source=torchvision_s3d", f"--path={path}", "--model=s3d", f"--out={tmp_path / 'x'}"]
+            [
+                "--source=torchvision_s3d",
+                f"--path={path}",
+                "--model=s3d",
+                f"--workdir={tmp_path / 'x'}",
+            ]
         )
         == 2
     )
@@ -328,7 +337,7 @@ def test_cli_fresh_classifier_and_bad_input(seeded_pth, tmp_path, capsys):
             [
                 "--source=torchvision_s3d",
                 f"--path={tmp_path / 'nope.pth'}",
-                f"--out={tmp_path / 'y'}",
+                f"--workdir={tmp_path / 'y'}",
             ]
         )
         == 2

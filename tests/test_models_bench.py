@@ -11,9 +11,9 @@ from video_s3d.models import bench
 def test_bench_times_a_model_and_prints_the_table(capsys):
     argv = [
         "--models=tiny_i2d",
-        "--frames=4",
-        "--size=16",
-        "--batch=2",
+        "--num_frames=4",
+        "--crop_size=16",
+        "--batch_size=2",
         "--steps=2",
         "--num_classes=3",
         "--json",

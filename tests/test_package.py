@@ -101,7 +101,7 @@ def test_installed_package_imports_from_the_venv_not_the_checkout(venv):
 def test_console_scripts_help_and_predict_an_encoded_video(venv, tmp_path_factory, tmp_path):
     env_dir, env, base = venv
     bin_dir = env_dir / "bin"
-    for script, flag in (("video-s3d-predict", "--checkpoint"), ("video-s3d-zoo", "--tiny")):
+    for script, flag in (("video-s3d-predict", "--workdir"), ("video-s3d-zoo", "--tiny")):
         out = _run([str(bin_dir / script), "--help"], cwd=tmp_path, env=env).stdout
         assert out.startswith("usage: ") and flag in out, out
     # absl's --help exits with status 1; it must still show this entry point's flags and doc.
@@ -120,7 +120,7 @@ def test_console_scripts_help_and_predict_an_encoded_video(venv, tmp_path_factor
     result = _run(
         [
             str(bin_dir / "video-s3d-predict"),
-            f"--checkpoint={workdir}",
+            f"--workdir={workdir}",
             f"--video={video}",
             "--top_k=2",
             "--json",

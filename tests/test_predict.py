@@ -69,7 +69,7 @@ def test_folder_of_containers_prints_top_k_labels_and_names_the_unreadable_file(
     workdir, videos, capsys
 ):
     folder, paths, corrupt = videos
-    assert predict.main([f"--checkpoint={workdir}", f"--video={folder}", "--top_k=3"]) == 0
+    assert predict.main([f"--workdir={workdir}", f"--video={folder}", "--top_k=3"]) == 0
     out, err = capsys.readouterr()
     lines = out.strip().splitlines()
     names = checkpointing.Checkpoints(workdir, read_only=True).run_info()["class_names"]
@@ -91,9 +91,7 @@ def test_json_is_one_object_per_file_with_the_models_averaged_probabilities(
     workdir, videos, capsys
 ):
     folder, paths, corrupt = videos
-    assert (
-        predict.main([f"--checkpoint={workdir}", f"--video={folder}", "--json", "--top_k=4"]) == 0
-    )
+    assert predict.main([f"--workdir={workdir}", f"--video={folder}", "--json", "--top_k=4"]) == 0
     out, err = capsys.readouterr()
     rows = [json.loads(line) for line in out.strip().splitlines()]
     assert len(rows) == 5 and "[5/5]" in err
@@ -122,24 +120,24 @@ def test_checkpoint_may_be_the_checkpoints_folder_or_a_step_and_must_be_a_run(
 ):
     _, paths, corrupt = videos
     for source in (os.path.join(workdir, "checkpoints"), os.path.join(workdir, "checkpoints", "4")):
-        assert predict.main([f"--checkpoint={source}", f"--video={paths[0]}", "--json"]) == 0
+        assert predict.main([f"--workdir={source}", f"--video={paths[0]}", "--json"]) == 0
         assert json.loads(capsys.readouterr().out)["step"] == 4
 
-    assert predict.main([f"--checkpoint={tmp_path}", f"--video={paths[0]}"]) == 2
+    assert predict.main([f"--workdir={tmp_path}", f"--video={paths[0]}"]) == 2
     err = capsys.readouterr().err.strip()
     assert (
-        err.startswith("Error: ") and "point --checkpoint at the --workdir of a training run" in err
+        err.startswith("Error: ") and "point --workdir at a training (or import_weights) run" in err
     )
     assert len(err.splitlines()) == 1
     copied = tmp_path / "no_config"
     shutil.copytree(os.path.join(workdir, "checkpoints"), copied / "checkpoints")
-    assert predict.main([f"--checkpoint={copied}", f"--video={paths[0]}"]) == 2
+    assert predict.main([f"--workdir={copied}", f"--video={paths[0]}"]) == 2
     assert "no config.json" in capsys.readouterr().err
-    assert predict.main([f"--checkpoint={workdir}", f"--video={tmp_path / 'missing*.mp4'}"]) == 2
+    assert predict.main([f"--workdir={workdir}", f"--video={tmp_path / 'missing*.mp4'}"]) == 2
     assert "matches no file" in capsys.readouterr().err
 
     # Every file unreadable: the only case with a failing exit status.
-    assert predict.main([f"--checkpoint={workdir}", f"--video={corrupt}"]) == 1
+    assert predict.main([f"--workdir={workdir}", f"--video={corrupt}"]) == 1
     out, err = capsys.readouterr()
     assert "unreadable video" in out and "none of the 1 video(s) could be read" in err
 
@@ -160,7 +158,7 @@ def test_entry_point_runs_as_a_module(workdir, videos):
             sys.executable,
             "-m",
             "video_s3d.predict",
-            f"--checkpoint={workdir}",
+            f"--workdir={workdir}",
             f"--video={paths[1]}",
             "--top_k=2",
         ],

@@ -91,10 +91,10 @@ def test_best_is_the_default_for_inference_and_each_choice_restores_its_step(wor
 def test_predict_step_flag_and_one_sentence_errors(workdir, tmp_path, capsys):
     video = inference_testing.write_videos(str(tmp_path), {"a": ["mp4"]})[0]
     for flag, step in ((None, 2), ("--step=latest", 6), ("--step=4", 4)):
-        args = [f"--checkpoint={workdir}", f"--video={video}", "--json"] + ([flag] if flag else [])
+        args = [f"--workdir={workdir}", f"--video={video}", "--json"] + ([flag] if flag else [])
         assert predict.main(args) == 0
         assert json.loads(capsys.readouterr().out)["step"] == step
-    assert predict.main([f"--checkpoint={workdir}", f"--video={video}", "--step=soon"]) == 2
+    assert predict.main([f"--workdir={workdir}", f"--video={video}", "--step=soon"]) == 2
     err = capsys.readouterr().err.strip()
     assert err == "Error: --step='soon' is not a step; use best, latest or a step number."
 

@@ -21,7 +21,7 @@ def test_bench_times_input_only_in_memory_and_pipeline(data_dir, tmp_path, capsy
                 "--crop_size=16",
                 "--steps=2",
                 "--warmup=1",
-                f"--output={output}",
+                f"--out={output}",
             ]
         )
         == 0

@@ -2,7 +2,7 @@ r"""Accelerator check: train-step speed, model FLOP utilisation and memory of I3
 and the input pipeline's frames/s with every host core; one table, one JSON file.
 
   launch/accelerator_check.sh                     # installs jax[cuda12], then runs this
-  python -m video_s3d.accel_check --json=accel.json          # 64x224^2 bf16, batch 8
+  python -m video_s3d.accel_check --out=accel.json           # 64x224^2 bf16, batch 8
   python -m video_s3d.accel_check --tiny          # CPU smoke run: tiny models, 8x32^2
 
 Per model: the SGD training step (forward, backward, momentum update; models/bench.py) on one
@@ -26,7 +26,7 @@ from collections.abc import Sequence
 
 import jax
 
-from video_s3d import cost, models, runtime
+from video_s3d import arguments, cost, models, runtime
 from video_s3d.models import bench as model_bench
 
 # Peak dense (no sparsity) bf16 tensor FLOP/s, by a substring of jax's device_kind.
@@ -183,19 +183,17 @@ def format_table(rows: Sequence[dict], device_kind: str) -> str:
     return "\n".join(lines)
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m video_s3d.accel_check", description=__doc__.split("\n")[0]
-    )
+def build_parser() -> argparse.ArgumentParser:
+    parser = arguments.parser("video_s3d.accel_check", __doc__.split("\n")[0])
     parser.add_argument(
         "--tiny",
         action="store_true",
         help="CPU smoke run: tiny models at 8x32^2, batch 2, float32, fast compiles",
     )
     parser.add_argument("--models", help="comma-separated (default i3d,s3d,s3dg)")
-    parser.add_argument("--batch", type=int, default=8, help="clips per step (one device)")
-    parser.add_argument("--frames", type=int, default=64)
-    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--batch_size", type=int, default=8, help="clips per step (one device)")
+    parser.add_argument("--num_frames", type=int, default=64)
+    parser.add_argument("--crop_size", type=int, default=224)
     parser.add_argument("--dtype", default="bfloat16")
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--pipeline_seconds", type=float, default=20.0)
@@ -205,10 +203,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=420.0,
         help="start no further model after this many seconds",
     )
-    parser.add_argument("--json", default="accel_check.json", help="where to write the figures")
+    parser.add_argument("--out", default="accel_check.json", help="where to write the figures")
+    arguments.alias(parser, "--json", "--out")
+    arguments.alias(parser, "--frames", "--num_frames")
+    arguments.alias(parser, "--size", "--crop_size")
+    arguments.alias(parser, "--batch", "--batch_size")
+    return parser
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.tiny:
-        args.batch, args.frames, args.size, args.dtype = 2, 8, 32, "float32"
+        args.batch_size, args.num_frames, args.crop_size, args.dtype = 2, 8, 32, "float32"
         args.steps, args.pipeline_seconds = min(args.steps, 2), min(args.pipeline_seconds, 3.0)
     args.models = (
         args.models.split(",") if args.models else list(TINY_MODELS if args.tiny else FULL_MODELS)
@@ -239,9 +246,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows.append(
             train_step_row(
                 name,
-                batch=args.batch,
-                frames=args.frames,
-                size=args.size,
+                batch=args.batch_size,
+                frames=args.num_frames,
+                size=args.crop_size,
                 dtype=args.dtype,
                 steps=args.steps,
                 fast_compile=args.tiny,
@@ -253,17 +260,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
             flush=True,
         )
-    pipeline = pipeline_row(frames=args.frames, size=args.size, seconds=args.pipeline_seconds)
+    pipeline = pipeline_row(
+        frames=args.num_frames, size=args.crop_size, seconds=args.pipeline_seconds
+    )
     print(format_table(rows, device_kind))
     if skipped:
         print(f"Skipped (over --budget_s={args.budget_s:.0f}): {', '.join(skipped)}")
     print(
         f"Input pipeline, {pipeline['host_cores']} host cores: "
         f"{pipeline['frames_per_s']:.0f} frames/s ({pipeline['clips_per_s']:.1f} clips of "
-        f"{args.frames}x{args.size}^2/s, {pipeline['frames_per_s_per_core']:.0f} per core)"
+        f"{args.num_frames}x{args.crop_size}^2/s, {pipeline['frames_per_s_per_core']:.0f} per core)"
     )
     for r in rows:
-        need = r["clips_per_s"] * args.frames / pipeline["frames_per_s_per_core"]
+        need = r["clips_per_s"] * args.num_frames / pipeline["frames_per_s_per_core"]
         print(f"  {r['model']}: {need:.1f} host cores of this kind to feed one device")
     report = {
         "device_kind": device_kind,
@@ -275,9 +284,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "pipeline": pipeline,
         "elapsed_s": time.perf_counter() - started,
     }
-    with open(args.json, "w") as f:
+    with open(args.out, "w") as f:
         json.dump(report, f, indent=2)
-    print(f"Wrote {args.json} ({report['elapsed_s']:.0f} s)")
+    print(f"Wrote {args.out} ({report['elapsed_s']:.0f} s)")
     return 0
 
 

@@ -28,13 +28,13 @@ import subprocess
 import sys
 from collections.abc import Sequence
 
+from video_s3d import arguments
+
 SECTIONS = ("quickstart", "torch", "all_reduce", "memory", "pipeline")
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m video_s3d.bench", description=__doc__.split("\n")[0]
-    )
+def build_parser() -> argparse.ArgumentParser:
+    parser = arguments.parser("video_s3d.bench", __doc__.split("\n")[0])
     parser.add_argument(
         "--sections",
         default=",".join(SECTIONS),
@@ -70,7 +70,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--steps", type=int, default=2, help="timed steps per round")
-    parser.add_argument("--json", help="also write every figure to this JSON file")
+    parser.add_argument("--out", help="also write every figure to this JSON file")
+    arguments.alias(parser, "--json", "--out")
+    return parser
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = build_parser()
     args = parser.parse_args(argv)
     args.sections = [s for s in args.sections.split(",") if s]
     unknown = set(args.sections) - set(SECTIONS)
@@ -191,8 +197,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\nInput pipeline (python -m video_s3d.data.bench):", flush=True)
         code = subprocess.call([sys.executable, "-m", "video_s3d.data.bench"])
         report["pipeline_exit_code"] = code
-    if args.json:
-        with open(args.json, "w") as f:
+    if args.out:
+        with open(args.out, "w") as f:
             json.dump(report, f, indent=2)
     return 0
 

@@ -107,9 +107,9 @@ def torch_step_ms(
         [
             torch_python,
             script,
-            f"--batch={batch}",
-            f"--frames={frames}",
-            f"--size={size}",
+            f"--batch_size={batch}",
+            f"--num_frames={frames}",
+            f"--crop_size={size}",
             f"--threads={threads}",
             f"--steps={steps}",
         ],

@@ -1,8 +1,9 @@
-"""PyTorch's side of `python -m video_s3d.bench`: torchvision's S3D training step timings.
+r"""PyTorch's side of `python -m video_s3d.bench`: torchvision's S3D training step timings.
 
 Run by the bench in a separate interpreter that has torch and torchvision (this project's
 environment has neither), e.g.
-  /work/torchvenv/bin/python video_s3d/bench_torch.py --frames=16 --size=224 --batch=2 --threads=2
+  /work/torchvenv/bin/python video_s3d/bench_torch.py --num_frames=16 --crop_size=224 \
+      --batch_size=2 --threads=2
 Prints one JSON object: the median milliseconds of a training step (forward, backward and
 an SGD-with-momentum update, train-mode BatchNorm) over --steps steps after one warm-up.
 Imports nothing from video_s3d, so it runs as a plain script.
@@ -46,9 +47,10 @@ torchvision = _import_torchvision()
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--frames", type=int, default=16)
-    parser.add_argument("--size", type=int, default=224)
-    parser.add_argument("--batch", type=int, default=2)
+    # Flag names follow video_s3d/arguments.py (not imported: this runs without video_s3d).
+    parser.add_argument("--num_frames", type=int, default=16)
+    parser.add_argument("--crop_size", type=int, default=224)
+    parser.add_argument("--batch_size", type=int, default=2)
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--num_classes", type=int, default=400)
@@ -57,8 +59,8 @@ def main() -> None:
     torch.manual_seed(0)
     model = torchvision.models.video.s3d(weights=None, num_classes=args.num_classes).train()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    x = torch.rand(args.batch, 3, args.frames, args.size, args.size) * 2 - 1
-    labels = torch.randint(0, args.num_classes, (args.batch,))
+    x = torch.rand(args.batch_size, 3, args.num_frames, args.crop_size, args.crop_size) * 2 - 1
+    labels = torch.randint(0, args.num_classes, (args.batch_size,))
 
     def step():
         optimizer.zero_grad(set_to_none=True)

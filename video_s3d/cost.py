@@ -1,7 +1,7 @@
 """Multiply-adds, parameters and training activation memory of a model, and their CLI.
 
-    python -m video_s3d.cost --model=s3dg --frames=64 --size=224
-    python -m video_s3d.cost --model=s3d_torchvision --frames=16 --size=224 --json
+    python -m video_s3d.cost --model=s3dg --num_frames=64 --crop_size=224
+    python -m video_s3d.cost --model=s3d_torchvision --num_frames=16 --crop_size=224 --json
     python -m video_s3d.cost --all            # every named model at 64x224x224 vs the paper
     python -m video_s3d.cost --layers         # i3d / s3d / s3dg per layer, the paper gap
 
@@ -19,7 +19,7 @@ Counting conventions (all per clip, forward pass):
              pass of one training step (train-mode BN, dropout): the residuals autodiff
              saves, less the parameters, the input clip and batch-independent weight
              copies; counted before XLA's fusion, so an upper bound on what XLA keeps.
-             Linear in --batch.
+             Linear in --batch_size.
 The cross-check `analytic_macs` recounts gmacs per layer from the spec alone.
 """
 
@@ -33,6 +33,7 @@ import sys
 import time
 from typing import Any, Callable, Sequence
 
+from video_s3d import arguments
 from video_s3d.errors import UserError
 
 # The paper's FLOP column (Xie et al. 2018, Kinetics-400 table, 64x224x224; REFERENCE.md
@@ -449,17 +450,16 @@ def convention_note(costs: Sequence[ModelCost], batch: int, dtype: str) -> str:
     return note
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m video_s3d.cost",
-        description="Multiply-adds, parameters and training activation memory of a model.",
+def build_parser() -> argparse.ArgumentParser:
+    parser = arguments.parser(
+        "video_s3d.cost", "Multiply-adds, parameters and training activation memory of a model."
     )
     parser.add_argument("--model", help="model name (see video_s3d.models.names())")
-    parser.add_argument("--frames", type=int, default=PAPER_FRAMES, help="clip length T")
-    parser.add_argument("--size", type=int, default=PAPER_SIZE, help="frame height = width")
+    parser.add_argument("--num_frames", type=int, default=PAPER_FRAMES, help="clip length T")
+    parser.add_argument("--crop_size", type=int, default=PAPER_SIZE, help="frame height = width")
     parser.add_argument("--num_classes", type=int, default=400)
     parser.add_argument(
-        "--batch",
+        "--batch_size",
         type=int,
         default=1,
         help="clips per training step (activation memory scales with it)",
@@ -484,7 +484,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="per-layer multiply-adds of i3d, s3d, s3dg (or --models) and the "
         "account of the gap to the paper's figures; nothing compiled",
     )
-    return parser.parse_args(argv)
+    arguments.alias(parser, "--frames", "--num_frames")
+    arguments.alias(parser, "--size", "--crop_size")
+    arguments.alias(parser, "--batch", "--batch_size")
+    return parser
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
 
 
 def selected_models(all_models: bool, model: str | None, subset: Sequence[str] | None) -> list[str]:
@@ -509,22 +516,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         except UserError as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
-        print(format_layer_table(chosen, args.frames, args.size, args.num_classes))
+        print(format_layer_table(chosen, args.num_frames, args.crop_size, args.num_classes))
         print(paper_gap_account())
         return 0
     try:
         chosen = selected_models(args.all, args.model, args.models)
-        if min(args.frames, args.size, args.batch, args.num_classes) < 1:
-            raise UserError("--frames, --size, --batch and --num_classes must be positive.")
+        if min(args.num_frames, args.crop_size, args.batch_size, args.num_classes) < 1:
+            raise UserError(
+                "--num_frames, --crop_size, --batch_size and --num_classes must be positive."
+            )
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    frames, size = (PAPER_FRAMES, PAPER_SIZE) if args.all else (args.frames, args.size)
+    frames, size = (PAPER_FRAMES, PAPER_SIZE) if args.all else (args.num_frames, args.crop_size)
     costs = []
     for i, name in enumerate(chosen):
         start = time.time()
         try:
-            cost = measure(name, frames, size, args.num_classes, args.batch, args.dtype)
+            cost = measure(name, frames, size, args.num_classes, args.batch_size, args.dtype)
         except UserError as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
@@ -540,7 +549,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.json:
         print(f"Cost per clip at {frames}x{size}x{size}, {args.num_classes} classes")
         print(format_table(costs))
-        print(convention_note(costs, args.batch, args.dtype))
+        print(convention_note(costs, args.batch_size, args.dtype))
     return 0
 
 

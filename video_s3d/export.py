@@ -1,6 +1,6 @@
 """A trained classifier as a TensorFlow SavedModel (jax2tf, native serialization).
 
-  python -m video_s3d.export --checkpoint=runs/s3dg --out=exported/s3dg [--platforms=cpu,cuda]
+  python -m video_s3d.export --workdir=runs/s3dg --out=exported/s3dg [--platforms=cpu,cuda]
 
 The serving signature `serving_default` takes `frames`: uint8 [batch, T, H, W, 3] RGB, with
 T, H, W fixed by the run's config (num_frames, crop_size) and any batch size; it normalises
@@ -26,7 +26,7 @@ from video_s3d import inference, normalization
 PLATFORMS = ("cpu", "cuda", "rocm", "tpu")
 
 
-def parse_args(argv=None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     parser = inference.argument_parser("video_s3d.export", __doc__)
     parser.add_argument("--out", required=True, help="SavedModel folder to write (must not exist)")
     parser.add_argument(
@@ -35,6 +35,11 @@ def parse_args(argv=None) -> argparse.Namespace:
         help=f"comma-separated subset of {','.join(PLATFORMS)} to serialize for "
         f"(default: this machine's JAX backend)",
     )
+    return parser
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.platforms:
         args.platforms = tuple(p.strip() for p in args.platforms.split(",") if p.strip())
@@ -120,7 +125,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     inference.setup_process()
     try:
-        run = inference.load_run(args.checkpoint, step=args.step)
+        run = inference.load_run(args.workdir, step=args.step)
     except (FileNotFoundError, ValueError) as error:
         print(f"Error: {error}", file=sys.stderr)
         return 2

@@ -1,6 +1,6 @@
 """Per-video features from any endpoint of a trained run, saved to .npz and drawn in 2D.
 
-  python -m video_s3d.features --checkpoint=runs/s3dg --videos=videos/ --endpoint=Mixed_5c \
+  python -m video_s3d.features --workdir=runs/s3dg --video=videos/ --endpoint=Mixed_5c \
       --out=features.npz [--plot=features.png] [--projection=tsne|pca]
 
 A video's feature is the endpoint's activation averaged over time and space, then over the
@@ -20,12 +20,12 @@ import sys
 
 import numpy as np
 
-from video_s3d import inference, projection
+from video_s3d import arguments, inference, projection
 
 
-def parse_args(argv=None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     parser = inference.argument_parser("video_s3d.features", __doc__)
-    parser.add_argument("--videos", required=True, help="video file, folder or glob pattern")
+    arguments.add_video(parser, old_name="--videos")
     parser.add_argument(
         "--endpoint",
         default="Mixed_5c",
@@ -39,19 +39,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         choices=projection.METHODS,
         help="2D map for --plot (t-SNE falls back to PCA below 5 videos)",
     )
-    parser.add_argument(
-        "--num_clips",
-        type=int,
-        default=None,
-        help="clips per video (default: the run's config.data.eval_num_clips)",
-    )
-    parser.add_argument(
-        "--num_crops",
-        type=int,
-        default=None,
-        choices=(1, 3),
-        help="crops per clip (default: config.data.eval_num_crops)",
-    )
+    arguments.add_views(parser)
+    return parser
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if not args.out.endswith(".npz"):
         parser.error(f"--out={args.out} must end in .npz (numpy.savez adds it otherwise).")
@@ -144,9 +137,9 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     inference.setup_process()
     try:
-        videos = inference.list_videos(args.videos, flag="--videos")
+        videos = inference.list_videos(args.video)
         run = inference.load_run(
-            args.checkpoint, step=args.step, num_clips=args.num_clips, num_crops=args.num_crops
+            args.workdir, step=args.step, num_clips=args.num_clips, num_crops=args.num_crops
         )
         valid = run.endpoint_names()
         if args.endpoint not in valid:

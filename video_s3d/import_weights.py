@@ -2,14 +2,14 @@
 
     # torchvision's Kinetics-400 S3D (https://download.pytorch.org/models/s3d-d76dad2f.pth)
     python -m video_s3d.import_weights --source=torchvision_s3d --path=s3d-d76dad2f.pth \
-        --out=runs/imported/s3d_torchvision_k400
+        --workdir=runs/imported/s3d_torchvision_k400
     # TF-Slim's ImageNet Inception-v1, inflated into S3D-G
     # (http://download.tensorflow.org/models/inception_v1_2016_08_28.tar.gz)
     python -m video_s3d.import_weights --source=slim_inception_v1 \
-        --path=inception_v1_2016_08_28.tar.gz --model=s3dg --out=runs/imported/s3dg_imagenet
+        --path=inception_v1_2016_08_28.tar.gz --model=s3dg --workdir=runs/imported/s3dg_imagenet
     # torchvision's ImageNet GoogLeNet (https://download.pytorch.org/models/googlenet-1378be20.pth)
     python -m video_s3d.import_weights --source=torchvision_googlenet --path=googlenet-1378be20.pth \
-        --model=i3d --out=runs/imported/i3d_imagenet_tv
+        --model=i3d --workdir=runs/imported/i3d_imagenet_tv
 
 The workdir is a complete run, like a training run's without optimiser state: config.json
 (the model, the clip shape and the input normalisation the weights expect, in
@@ -33,6 +33,7 @@ import sys
 import time
 from typing import Sequence
 
+from video_s3d import arguments
 from video_s3d.errors import UserError, UserFileError
 
 SOURCES = ("torchvision_s3d", "slim_inception_v1", "torchvision_googlenet")
@@ -55,10 +56,8 @@ SOURCE_DATASETS = {
 KINETICS400_CLASSES = os.path.join(os.path.dirname(__file__), "interop", "kinetics400_classes.txt")
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m video_s3d.import_weights", description=__doc__.split("\n\n")[0]
-    )
+def build_parser() -> argparse.ArgumentParser:
+    parser = arguments.parser("video_s3d.import_weights", __doc__.split("\n\n")[0])
     parser.add_argument("--source", required=True, choices=SOURCES)
     parser.add_argument(
         "--path",
@@ -77,8 +76,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="Classifier size (default: the source's; another size starts fresh).",
     )
     parser.add_argument("--seed", type=int, default=0, help="Seed of any freshly initialised leaf.")
-    parser.add_argument(
-        "--out", required=True, help="Workdir to create (must hold no checkpoints)."
+    arguments.required(
+        parser,
+        parser.add_argument("--workdir", help="Run folder to create (must hold no checkpoints)."),
     )
     parser.add_argument(
         "--num_frames",
@@ -92,6 +92,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=DEFAULT_CROP_SIZE,
         help="Square crop side that predict / eval feed the model.",
     )
+    arguments.alias(parser, "--out", "--workdir")
+    return parser
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if min(args.num_frames, args.crop_size) < 1:
         parser.error("--num_frames and --crop_size must be positive.")
@@ -222,7 +228,7 @@ def write_workdir(out: str, variables: dict, run_info: dict) -> str:
     ckpt = checkpointing.Checkpoints(out, keep=1, async_save=False)
     try:
         if ckpt.latest_step() is not None:
-            raise UserError(f"{ckpt.directory} already holds checkpoints; pass a new --out.")
+            raise UserError(f"{ckpt.directory} already holds checkpoints; pass a new --workdir.")
         ckpt.manager.save(
             0,
             args=ocp.args.Composite(
@@ -246,10 +252,10 @@ def run(args: argparse.Namespace) -> str:
         raise UserError(f"--num_classes must be positive, got {args.num_classes}.")
     if not os.path.exists(args.path) and not os.path.exists(args.path + ".index"):
         raise UserFileError(f"No file at --path={args.path}.")
-    if os.path.isdir(os.path.join(args.out, "checkpoints")) and os.listdir(
-        os.path.join(args.out, "checkpoints")
+    if os.path.isdir(os.path.join(args.workdir, "checkpoints")) and os.listdir(
+        os.path.join(args.workdir, "checkpoints")
     ):
-        raise UserError(f"{args.out} already holds checkpoints; pass a new --out.")
+        raise UserError(f"{args.workdir} already holds checkpoints; pass a new --workdir.")
     start = time.time()
     _log(f"reading {args.path} ({args.source}) for {model_name}")
     variables, source_classes, fresh, notes = IMPORTERS[args.source](
@@ -282,11 +288,11 @@ def run(args: argparse.Namespace) -> str:
     config = run_config(
         model_name, args.source, num_classes, normalization_fields, args.num_frames, args.crop_size
     )
-    directory = write_workdir(args.out, variables, info)
-    checkpointing.write_json(os.path.join(args.out, "config.json"), config)
+    directory = write_workdir(args.workdir, variables, info)
+    checkpointing.write_json(os.path.join(args.workdir, "config.json"), config)
     _log(
         f"wrote {directory}/0 ({model_name}, {num_classes} classes) in {time.time() - start:.0f}s; "
-        f"train with --config.init_from={args.out} --config.model.name={model_name}"
+        f"train with --config.init_from={args.workdir} --config.model.name={model_name}"
     )
     return directory
 

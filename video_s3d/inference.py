@@ -63,11 +63,11 @@ def _where_is_the_run(path: str) -> tuple[str, int | None]:
     """(workdir, step or None for the latest) from a workdir, its checkpoints/ or a step folder."""
     path = os.path.abspath(path.rstrip("/") or "/")
     hint = (
-        "point --checkpoint at the --workdir of a training run (the folder holding "
-        "config.json and checkpoints/), its checkpoints/ folder, or one step folder in it."
+        "point --workdir at a training (or import_weights) run: the folder holding "
+        "config.json and checkpoints/, its checkpoints/ folder, or one step folder in it."
     )
     if not os.path.isdir(path):
-        raise FileNotFoundError(f"--checkpoint={path} is not a folder; {hint}")
+        raise FileNotFoundError(f"--workdir={path} is not a folder; {hint}")
     name, parent = os.path.basename(path), os.path.dirname(path)
     if os.path.isdir(os.path.join(path, "checkpoints")):
         workdir, step = path, None
@@ -76,7 +76,7 @@ def _where_is_the_run(path: str) -> tuple[str, int | None]:
     elif name.isdigit() and os.path.basename(parent) == "checkpoints":
         workdir, step = os.path.dirname(parent), int(name)
     else:
-        raise FileNotFoundError(f"--checkpoint={path} holds no checkpoints/ folder; {hint}")
+        raise FileNotFoundError(f"--workdir={path} holds no checkpoints/ folder; {hint}")
     if not os.path.isfile(os.path.join(workdir, "config.json")):
         raise FileNotFoundError(
             f"{workdir} has checkpoints but no config.json (the resolved "
@@ -415,7 +415,7 @@ def load_run(
     workdir, path_step = _where_is_the_run(checkpoint)
     which = steps.parse(step) if step is not None else path_step
     if path_step is not None and step is not None and which != path_step:
-        raise ValueError(f"--checkpoint names step {path_step} but --step={step}; give one.")
+        raise ValueError(f"--workdir names step {path_step} but --step={step}; give one.")
     which = steps.BEST if which is None else which
     config = load_config(workdir)
     verbosity = absl_logging.get_verbosity()
@@ -516,22 +516,11 @@ def iterate_videos(
 
 
 def argument_parser(module: str, description: str) -> argparse.ArgumentParser:
-    """The parser every run-reading CLI starts from: its usage line and `--checkpoint`."""
-    parser = argparse.ArgumentParser(
-        prog=f"python -m {module}",
-        description=description,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument(
-        "--checkpoint",
-        required=True,
-        help="training workdir, its checkpoints/ folder, or checkpoints/<step>",
-    )
-    parser.add_argument(
-        "--step",
-        default=None,
-        help="best (default: best validation accuracy, else the latest), latest, or a step number",
-    )
+    """The parser every run-reading CLI starts from: its usage line, --workdir and --step."""
+    from video_s3d import arguments
+
+    parser = arguments.parser(module, description)
+    arguments.add_run(parser)
     return parser
 
 

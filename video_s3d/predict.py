@@ -1,13 +1,13 @@
 """Classify video files with a trained run: top-k labels with probabilities.
 
-  python -m video_s3d.predict --checkpoint=runs/s3dg --video=clip.mp4 [--top_k=5] [--json]
-  python -m video_s3d.predict --checkpoint=runs/s3dg --video=folder/ --json > predictions.jsonl
+  python -m video_s3d.predict --workdir=runs/s3dg --video=clip.mp4 [--top_k=5] [--json]
+  python -m video_s3d.predict --workdir=runs/s3dg --video=folder/ --json > predictions.jsonl
 
---checkpoint: a training workdir (latest checkpoint), its checkpoints/ folder or one step
-folder in it. --video: a file in any container PyAV reads (mp4, webm, avi, mkv, ...), a folder
-(searched recursively) or a glob pattern. Views are sampled as evaluation samples them
-(see video_s3d/inference.py). An unreadable file gets one line and the rest go on; the exit
-status is 1 only if every file failed (2 for a bad argument).
+--workdir: a training (or import_weights) run, its checkpoints/ folder or one step folder in
+it; --step picks the checkpoint (default best). --video: a file in any container PyAV reads
+(mp4, webm, avi, mkv, ...), a folder (searched recursively) or a glob pattern. Views are
+sampled as evaluation samples them (see video_s3d/inference.py). An unreadable file gets one
+line and the rest go on; the exit status is 1 only if every file failed (2 for a bad argument).
 """
 
 from __future__ import annotations
@@ -18,31 +18,24 @@ import sys
 
 import numpy as np
 
-from video_s3d import inference
+from video_s3d import arguments, inference
 
 
-def parse_args(argv=None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     parser = inference.argument_parser("video_s3d.predict", __doc__)
-    parser.add_argument("--video", required=True, help="video file, folder or glob pattern")
+    arguments.add_video(parser)
     parser.add_argument("--top_k", type=int, default=5, help="labels to print per video")
     parser.add_argument(
         "--json",
         action="store_true",
         help="one JSON object per file on stdout (progress goes to stderr)",
     )
-    parser.add_argument(
-        "--num_clips",
-        type=int,
-        default=None,
-        help="clips per video (default: the run's config.data.eval_num_clips)",
-    )
-    parser.add_argument(
-        "--num_crops",
-        type=int,
-        default=None,
-        choices=(1, 3),
-        help="crops per clip (default: config.data.eval_num_crops)",
-    )
+    arguments.add_views(parser)
+    return parser
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.top_k < 1:
         parser.error(f"--top_k={args.top_k} must be at least 1.")
@@ -63,7 +56,7 @@ def main(argv=None) -> int:
     try:
         videos = inference.list_videos(args.video)
         run = inference.load_run(
-            args.checkpoint, step=args.step, num_clips=args.num_clips, num_crops=args.num_crops
+            args.workdir, step=args.step, num_clips=args.num_clips, num_crops=args.num_crops
         )
     except (FileNotFoundError, ValueError) as error:
         print(f"Error: {error}", file=sys.stderr)

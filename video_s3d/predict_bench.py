@@ -1,6 +1,7 @@
-"""Peak memory of `predict`'s video reading on long clips: whole video vs. the frames used.
+r"""Peak memory of `predict`'s video reading on long clips: whole video vs. the frames used.
 
-    python -m video_s3d.predict_bench [--seconds=10,40] [--size=640x360] [--short_side=256]
+    python -m video_s3d.predict_bench [--video_seconds=10,40] [--video_size=640x360] \
+        [--short_side=256]
 
 Encodes a synthetic clip of each length (streamed to the encoder, never held whole), then
 in a fresh subprocess per (length, mode) reads it and cuts the evaluation views:
@@ -23,6 +24,8 @@ import tempfile
 import time
 
 import numpy as np
+
+from video_s3d import arguments
 
 
 def _peak_mib() -> float:
@@ -86,12 +89,12 @@ def measure(mode: str, path: str, settings: dict) -> dict:
     }
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m video_s3d.predict_bench", description=__doc__.split("\n\n")[0]
+def build_parser() -> argparse.ArgumentParser:
+    parser = arguments.parser("video_s3d.predict_bench", __doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--video_seconds", default="10,40", help="source video lengths, comma-separated"
     )
-    parser.add_argument("--seconds", default="10,40", help="clip lengths, comma-separated")
-    parser.add_argument("--size", default="640x360", help="source WIDTHxHEIGHT")
+    parser.add_argument("--video_size", default="640x360", help="source WIDTHxHEIGHT")
     parser.add_argument(
         "--short_side", type=int, default=256, help="decode size (the datasets' usual short side)"
     )
@@ -102,7 +105,13 @@ def main(argv=None) -> int:
     parser.add_argument("--crop_size", type=int, default=112)
     parser.add_argument("--measure", default=None, help=argparse.SUPPRESS)  # subprocess mode
     parser.add_argument("--video", default=None, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+    # --seconds is a measuring time and --size a crop side elsewhere (--size is retired).
+    arguments.alias(parser, "--seconds", "--video_seconds")
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
     settings = {
         k: getattr(args, k)
         for k in ("short_side", "num_frames", "stride", "num_clips", "num_crops", "crop_size")
@@ -111,10 +120,10 @@ def main(argv=None) -> int:
         print(json.dumps(measure(args.measure, args.video, settings)))
         return 0
 
-    width, height = (int(v) for v in args.size.split("x"))
+    width, height = (int(v) for v in args.video_size.split("x"))
     rows = []
     with tempfile.TemporaryDirectory() as folder:
-        for seconds in (float(s) for s in args.seconds.split(",")):
+        for seconds in (float(s) for s in args.video_seconds.split(",")):
             path = os.path.join(folder, f"clip_{seconds:g}s.mp4")
             write_long_video(path, seconds, width, height)
             for mode in ("whole", "selected"):

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import jax
 
 from experiments import synthetic_motion
-from video_s3d import inputs, normalization, optim, parallel, runtime, train, train_state
+from video_s3d import arguments, inputs, normalization, optim, parallel, runtime, train, train_state
 from video_s3d.compile_policy import CompilePolicy
 
 
@@ -158,10 +158,8 @@ def format_table(rows: Sequence[dict]) -> str:
     return "\n".join(lines)
 
 
-def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m video_s3d.train_bench", description=__doc__.split("\n\n")[0]
-    )
+def build_parser() -> argparse.ArgumentParser:
+    parser = arguments.parser("video_s3d.train_bench", __doc__.split("\n\n")[0])
     parser.add_argument("--models", default="tiny_s3dg,tiny_i2d")
     parser.add_argument("--dataset", default="synthetic_motion/motion")
     parser.add_argument("--data_dir", default=None)
@@ -179,7 +177,13 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
     parser.add_argument("--steps", type=int, default=10, help="timed steps per feed")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps per feed")
-    parser.add_argument("--output", default=None, help="also write the rows as JSON here")
+    parser.add_argument("--out", default=None, help="also write the rows as JSON here")
+    arguments.alias(parser, "--output", "--out")
+    return parser
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = build_parser()
     args = parser.parse_args(argv)
     args.models = [m for m in args.models.split(",") if m]
     if args.steps < 1 or args.warmup < 0:
@@ -198,8 +202,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows.extend(bench_model(name, args, mesh))
     print()
     print(format_table(rows))
-    if args.output:
-        with open(args.output, "w", encoding="utf-8") as f:
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as f:
             json.dump(rows, f, indent=2)
     return 0
 

@@ -1,7 +1,7 @@
 """The model zoo as a table: every name with its parameters and multiply-adds.
 
     python -m video_s3d.zoo_cli                     # base models and the heavy sweeps
-    python -m video_s3d.zoo_cli --tiny --frames=16 --size=112 --num_classes=10 --json
+    python -m video_s3d.zoo_cli --tiny --num_frames=16 --crop_size=112 --num_classes=10 --json
 
 G-MACs are `video_s3d.cost.gmacs` (dense multiply-adds per clip counted from the spec, held
 equal in the tests to the count of the program JAX lowers); parameters come from the model's
@@ -16,21 +16,28 @@ import json
 import sys
 from typing import Sequence
 
-from video_s3d import cost
+from video_s3d import arguments, cost
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m video_s3d.zoo_cli", description=__doc__.split("\n\n")[0]
+def build_parser() -> argparse.ArgumentParser:
+    parser = arguments.parser("video_s3d.zoo_cli", __doc__.split("\n\n")[0])
+    parser.add_argument("--num_frames", type=int, default=cost.PAPER_FRAMES, help="clip length T")
+    parser.add_argument(
+        "--crop_size", type=int, default=cost.PAPER_SIZE, help="frame height = width"
     )
-    parser.add_argument("--frames", type=int, default=cost.PAPER_FRAMES, help="clip length T")
-    parser.add_argument("--size", type=int, default=cost.PAPER_SIZE, help="frame height = width")
     parser.add_argument("--num_classes", type=int, default=400)
     parser.add_argument("--tiny", action="store_true", help="also list the tiny_ twins")
     parser.add_argument("--json", action="store_true", help="one JSON object per model")
+    arguments.alias(parser, "--frames", "--num_frames")
+    arguments.alias(parser, "--size", "--crop_size")
+    return parser
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = build_parser()
     args = parser.parse_args(argv)
-    if min(args.frames, args.size, args.num_classes) < 1:
-        parser.error("--frames, --size and --num_classes must be positive.")
+    if min(args.num_frames, args.crop_size, args.num_classes) < 1:
+        parser.error("--num_frames, --crop_size and --num_classes must be positive.")
     return args
 
 
@@ -83,12 +90,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from video_s3d import runtime
 
     runtime.quiet_library_notices()
-    table = rows(args.frames, args.size, args.num_classes, args.tiny)
+    table = rows(args.num_frames, args.crop_size, args.num_classes, args.tiny)
     if args.json:
         for row in table:
             print(json.dumps(row))
     else:
-        print(format_table(table, args.frames, args.size, args.num_classes))
+        print(format_table(table, args.num_frames, args.crop_size, args.num_classes))
     return 0
 
 

@@ -2,7 +2,7 @@ r"""UCF101 and HMDB51, each on its three official splits, fine-tuned from one Ki
 
   python -m launch.sweep --sweep=experiments/sweeps/transfer.py:init_from=runs/k400/s3dg-s0 \
       --workdir=runs/transfer
-  python -m experiments.transfer --average 'runs/transfer/*'   # the mean over splits
+  python -m experiments.transfer --workdirs 'runs/transfer/*'  # the mean over splits
 
 Argument string: init_from=<workdir of the Kinetics run> (required unless runlocal),
 model=<its model> (default s3dg), seeds=<N> (default 1), splits=<e.g. 123> (default all

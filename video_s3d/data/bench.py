@@ -22,12 +22,16 @@ training S3D-G at 64x224^2 needs, from a cited peak and an assumed utilisation.
 
 from __future__ import annotations
 
+import argparse
 import os
+import sys
 import tempfile
 import time
+from collections.abc import Sequence
 
 import numpy as np
-from absl import app, flags
+
+from video_s3d import arguments
 
 # NVIDIA H100 / H200 SXM, dense BF16 tensor-core peak in TFLOP/s (NVIDIA's datasheet gives
 # 1,979 "with sparsity", dense is half: 989.4; the H200 has the H100's compute with more
@@ -384,34 +388,40 @@ def cores_per_accelerator(clips_64_per_core: float) -> list[str]:
     return lines
 
 
-def _define_flags():
-    """Flags exist only when run as a program, so the module imports next to other tools."""
-    global _NUM_FRAMES, _CROP_SIZE, _BATCH_SIZE, _HEIGHT, _WIDTH, _SECONDS, _ROUNDS
-    _NUM_FRAMES = flags.DEFINE_integer("num_frames", 32, "Frames per training clip.")
-    _CROP_SIZE = flags.DEFINE_integer("crop_size", 224, "Training crop side.")
-    _BATCH_SIZE = flags.DEFINE_integer("batch_size", 4, "Clips per batch.")
-    _HEIGHT = flags.DEFINE_integer("height", 256, "Stored frame height (the short side).")
-    _WIDTH = flags.DEFINE_integer("width", 340, "Stored frame width.")
-    _SECONDS = flags.DEFINE_float("seconds", 3.0, "CPU seconds per measurement per round.")
-    _ROUNDS = flags.DEFINE_integer("rounds", 3, "Alternating rounds (median reported).")
+def build_parser() -> argparse.ArgumentParser:
+    parser = arguments.parser("video_s3d.data.bench", __doc__.split("\n\n")[0])
+    parser.add_argument("--num_frames", type=int, default=32, help="frames per training clip")
+    parser.add_argument("--crop_size", type=int, default=224, help="training crop side")
+    parser.add_argument("--batch_size", type=int, default=4, help="clips per batch")
+    parser.add_argument(
+        "--height", type=int, default=256, help="stored frame height (the short side)"
+    )
+    parser.add_argument("--width", type=int, default=340, help="stored frame width")
+    parser.add_argument(
+        "--seconds", type=float, default=3.0, help="CPU seconds per measurement per round"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="alternating rounds (median reported)"
+    )
+    return parser
 
 
-def main(argv):
-    del argv
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     print(
         run(
-            num_frames=_NUM_FRAMES.value,
-            crop_size=_CROP_SIZE.value,
-            batch_size=_BATCH_SIZE.value,
-            height=_HEIGHT.value,
-            width=_WIDTH.value,
-            seconds=_SECONDS.value,
-            rounds=_ROUNDS.value,
+            num_frames=args.num_frames,
+            crop_size=args.crop_size,
+            batch_size=args.batch_size,
+            height=args.height,
+            width=args.width,
+            seconds=args.seconds,
+            rounds=args.rounds,
         )
     )
+    return 0
 
 
 if __name__ == "__main__":
-    _define_flags()
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    app.run(main)
+    sys.exit(main())

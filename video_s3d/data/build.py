@@ -14,12 +14,14 @@ The same builders work with TFDS's own CLI:
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
 import time
+from collections.abc import Sequence
 
-from absl import app, flags
+from video_s3d import arguments
 
 from video_s3d.errors import UserError, UserFileError
 
@@ -73,42 +75,35 @@ def build(
     return "\n".join(lines)
 
 
-def _define_flags():
-    """Flags exist only when run as a program, so the module imports next to other tools."""
-    global _DATASET, _DATA_DIR, _MANUAL_DIR, _BEAM_OPTIONS
-    _DATASET = flags.DEFINE_string(
-        "dataset",
-        None,
-        "Dataset name, e.g. synthetic_motion/motion, "
-        "kinetics400, hmdb51/split2, ucf101, something_something_v2, jhmdb/split1, ucf101_24, "
-        "video_folder/<name> (your own videos).",
+def build_parser() -> argparse.ArgumentParser:
+    parser = arguments.parser("video_s3d.data.build", __doc__)
+    parser.add_argument(
+        "--dataset",
+        required=True,
+        help="dataset name, e.g. synthetic_motion/motion, kinetics400, hmdb51/split2, ucf101, "
+        "something_something_v2, jhmdb/split1, ucf101_24, video_folder/<name> (your own videos)",
     )
-    _DATA_DIR = flags.DEFINE_string(
-        "data_dir", None, "TFDS data dir (default ~/tensorflow_datasets)."
+    parser.add_argument("--data_dir", help="TFDS data dir (default ~/tensorflow_datasets)")
+    parser.add_argument(
+        "--manual_dir",
+        help="folder with the downloaded videos and annotation files (real datasets only)",
     )
-    _MANUAL_DIR = flags.DEFINE_string(
-        "manual_dir",
-        None,
-        "Folder with the downloaded videos and annotation files (real datasets only).",
+    parser.add_argument(
+        "--beam_pipeline_options",
+        help="comma-separated Beam pipeline options; given, the build runs on Apache Beam",
     )
-    _BEAM_OPTIONS = flags.DEFINE_string(
-        "beam_pipeline_options",
-        None,
-        "Comma-separated Beam pipeline options; given, the build runs on Apache Beam.",
-    )
+    return parser
 
 
-def main(argv):
-    del argv
-    if not _DATASET.value:
-        raise app.UsageError("--dataset is required, e.g. --dataset=synthetic_motion/motion.")
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
-        print(build(_DATASET.value, _DATA_DIR.value, _MANUAL_DIR.value, _BEAM_OPTIONS.value))
+        print(build(args.dataset, args.data_dir, args.manual_dir, args.beam_pipeline_options))
     except (ValueError, FileNotFoundError, ImportError) as error:
         print(f"error: {error}", file=sys.stderr)
-        sys.exit(1)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    _define_flags()
-    app.run(main)
+    sys.exit(main())

@@ -1,6 +1,6 @@
 """Writes decoded, augmented training clips as a PNG contact sheet: one row per clip.
 
-    python -m video_s3d.data.show --dataset=synthetic_motion/motion --out=sheet.png [--num_clips=4]
+    python -m video_s3d.data.show --dataset=synthetic_motion/motion --out=sheet.png [--rows=4]
 
 Look at it to check what the model really sees: crops, flips, frame stride, colours, labels.
 For a detection dataset (jhmdb, ucf101_24, synthetic_detection) the sheet shows stored frames
@@ -9,10 +9,13 @@ with every annotated actor's box instead (show_tubes.py).
 
 from __future__ import annotations
 
+import argparse
 import sys
+from collections.abc import Sequence
 
 import numpy as np
-from absl import app, flags
+
+from video_s3d import arguments
 
 
 def contact_sheet(videos: np.ndarray, titles: list[str], path: str) -> None:
@@ -85,43 +88,45 @@ def show(
     return f"Wrote {num_clips} clips x {num_frames} frames of {dataset}/{split} to {out}."
 
 
-def _define_flags():
-    """Flags exist only when run as a program, so the module imports next to other tools."""
-    global _DATASET, _OUT, _NUM_CLIPS, _NUM_FRAMES, _STRIDE, _CROP_SIZE, _SPLIT, _SEED, _DATA_DIR
-    _DATASET = flags.DEFINE_string("dataset", "synthetic_motion/motion", "Dataset name.")
-    _OUT = flags.DEFINE_string("out", "sheet.png", "PNG file to write.")
-    _NUM_CLIPS = flags.DEFINE_integer("num_clips", 4, "Rows: clips to show.")
-    _NUM_FRAMES = flags.DEFINE_integer("num_frames", 8, "Columns: frames per clip.")
-    _STRIDE = flags.DEFINE_integer("stride", 2, "Frame stride of the sampled clips.")
-    _CROP_SIZE = flags.DEFINE_integer(
-        "crop_size", None, "Crop side (default 64 for synthetic datasets, else 224)."
+def build_parser() -> argparse.ArgumentParser:
+    parser = arguments.parser("video_s3d.data.show", __doc__)
+    parser.add_argument("--dataset", default="synthetic_motion/motion", help="dataset name")
+    parser.add_argument("--out", default="sheet.png", help="PNG file to write")
+    parser.add_argument("--rows", type=int, default=4, help="clips to show, one per row")
+    parser.add_argument("--num_frames", type=int, default=8, help="columns: frames per clip")
+    parser.add_argument("--stride", type=int, default=2, help="frame stride of the sampled clips")
+    parser.add_argument(
+        "--crop_size", type=int, help="crop side (default 64 for synthetic datasets, else 224)"
     )
-    _SPLIT = flags.DEFINE_string("split", "train", "Split to sample from.")
-    _SEED = flags.DEFINE_integer("seed", 0, "Sampling and augmentation seed.")
-    _DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data dir.")
+    parser.add_argument("--split", default="train", help="split to sample from")
+    parser.add_argument("--seed", type=int, default=0, help="sampling and augmentation seed")
+    parser.add_argument("--data_dir", help="TFDS data dir")
+    # --num_clips means clips per video elsewhere (predict's views).
+    arguments.alias(parser, "--num_clips", "--rows")
+    return parser
 
 
-def main(argv):
-    del argv
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         print(
             show(
-                _DATASET.value,
-                _OUT.value,
-                num_clips=_NUM_CLIPS.value,
-                num_frames=_NUM_FRAMES.value,
-                stride=_STRIDE.value,
-                crop_size=_CROP_SIZE.value,
-                split=_SPLIT.value,
-                seed=_SEED.value,
-                data_dir=_DATA_DIR.value,
+                args.dataset,
+                args.out,
+                num_clips=args.rows,
+                num_frames=args.num_frames,
+                stride=args.stride,
+                crop_size=args.crop_size,
+                split=args.split,
+                seed=args.seed,
+                data_dir=args.data_dir,
             )
         )
     except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
-        sys.exit(1)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    _define_flags()
-    app.run(main)
+    sys.exit(main())

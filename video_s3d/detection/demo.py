@@ -20,6 +20,7 @@ import jax
 import numpy as np
 import optax
 
+from video_s3d import arguments
 from video_s3d.data.builders import synthetic_detection
 from video_s3d.detection import training
 from video_s3d.detection.model import ActionDetector
@@ -176,14 +177,19 @@ def contact_sheet(detect, state, videos, path: str, clip_length: int, scale: int
     Image.fromarray(np.concatenate(rows, axis=0)).save(path)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def build_parser() -> argparse.ArgumentParser:
+    parser = arguments.parser("video_s3d.detection.demo", __doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=DemoConfig.steps)
-    parser.add_argument("--trunk", default=DemoConfig.trunk)
+    parser.add_argument("--model", default=DemoConfig.trunk, help="the detector's trunk")
     parser.add_argument("--seed", type=int, default=DemoConfig.seed)
     parser.add_argument("--out", default=None, help="folder for detections.png")
-    args = parser.parse_args()
-    config = DemoConfig(steps=args.steps, trunk=args.trunk, seed=args.seed)
+    arguments.alias(parser, "--trunk", "--model")
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    config = DemoConfig(steps=args.steps, trunk=args.model, seed=args.seed)
     result = run(config)
     print("per-class frame-AP@0.5:", np.round(result["trained"]["frame_ap@0.5"], 3))
     if args.out:

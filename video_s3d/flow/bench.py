@@ -2,7 +2,7 @@
 
     python -m video_s3d.flow.bench                     # 256 x 340 (Kinetics' 4:3 at 256 short
                                                        # side), 8 pairs, OpenCV's defaults
-    python -m video_s3d.flow.bench --pairs=4 --batch=4 --nscales=3
+    python -m video_s3d.flow.bench --pairs=4 --batch_size=4 --nscales=3
 
 Prints frame pairs per second for OpenCV (CPU, its own thread pool) and for ours on every JAX
 backend present (CPU always; GPU / TPU when there is one), the compile time apart, and the mean
@@ -15,17 +15,13 @@ On a shared machine the numbers are ratios measured side by side in one run, not
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import time
 
 import numpy as np
-from absl import app, flags
 
-_SHORT_SIDE = flags.DEFINE_integer("short_side", 256, "Frame height; width is 4/3 of it.")
-_PAIRS = flags.DEFINE_integer("pairs", 8, "Frame pairs timed per implementation.")
-_BATCH = flags.DEFINE_integer("batch", 8, "Pairs per call of our jitted program.")
-_NSCALES = flags.DEFINE_integer("nscales", 5, "Pyramid levels (OpenCV's default: 5).")
-_REPEATS = flags.DEFINE_integer("repeats", 1, "Timed passes over the pairs (ours).")
+from video_s3d import arguments
 
 
 def scene(num_frames: int, height: int, width: int, seed: int = 0) -> np.ndarray:
@@ -110,17 +106,34 @@ def jax_flow(gray: np.ndarray, params, device, batch: int, repeats: int):
     return np.concatenate([np.asarray(f) for f in flows]), seconds, compile_s
 
 
-def main(argv):
-    del argv
+def build_parser() -> argparse.ArgumentParser:
+    parser = arguments.parser("video_s3d.flow.bench", __doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--short_side", type=int, default=256, help="frame height; width is 4/3 of it"
+    )
+    parser.add_argument("--pairs", type=int, default=8, help="frame pairs timed per implementation")
+    parser.add_argument(
+        "--batch_size", type=int, default=8, help="pairs per call of our jitted program"
+    )
+    parser.add_argument(
+        "--nscales", type=int, default=5, help="pyramid levels (OpenCV's default: 5)"
+    )
+    parser.add_argument("--repeats", type=int, default=1, help="timed passes over the pairs (ours)")
+    arguments.alias(parser, "--batch", "--batch_size")
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
     import cv2
     import jax
 
     from video_s3d.flow import TVL1Params, pyramid_shapes
 
-    height = _SHORT_SIDE.value
+    height = args.short_side
     width = int(round(height * 4 / 3))
-    params = dataclasses.replace(TVL1Params(), nscales=_NSCALES.value)
-    pairs = _PAIRS.value
+    params = dataclasses.replace(TVL1Params(), nscales=args.nscales)
+    pairs = args.pairs
     gray = scene(pairs + 1, height, width)
     levels = len(pyramid_shapes(height, width, params))
     print(
@@ -136,11 +149,11 @@ def main(argv):
     backends = ["cpu"] + [b for b in ("gpu", "tpu") if _has_backend(jax, b)]
     for backend in backends:
         device = jax.devices(backend)[0]
-        ours, seconds, compile_s = jax_flow(gray, params, device, _BATCH.value, _REPEATS.value)
+        ours, seconds, compile_s = jax_flow(gray, params, device, args.batch_size, args.repeats)
         epe = float(np.linalg.norm(ours - reference, axis=-1).mean())
         rows.append(
             (
-                f"ours (JAX, batch {_BATCH.value})",
+                f"ours (JAX, batch {args.batch_size})",
                 f"{backend} ({device.device_kind})",
                 pairs / seconds,
                 f"{compile_s:.1f}",
@@ -166,4 +179,4 @@ def _has_backend(jax, name: str) -> bool:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    main()

@@ -1,7 +1,8 @@
-"""Speed of the model zoo on the current device: cost table plus measured step times.
+r"""Speed of the model zoo on the current device: cost table plus measured step times.
 
     python -m video_s3d.models.bench                           # every named model, 64x224x224, batch 8
-    python -m video_s3d.models.bench --models=tiny_s3dg,tiny_i2d --frames=16 --size=64 --batch=8
+    python -m video_s3d.models.bench --models=tiny_s3dg,tiny_i2d --num_frames=16 \
+        --crop_size=64 --batch_size=8
     python -m video_s3d.models.bench --models=i3d,s3d,s3dg --dtype=bfloat16 --json
 
 For each model: multiply-adds per clip, parameters and training activation memory
@@ -24,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from video_s3d import cost, models
+from video_s3d import arguments, cost, models
 
 
 @dataclasses.dataclass(frozen=True)
@@ -215,18 +216,16 @@ def format_table(results: Sequence[BenchResult]) -> str:
     return "\n".join(lines)
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m video_s3d.models.bench", description=__doc__.split("\n")[0]
-    )
+def build_parser() -> argparse.ArgumentParser:
+    parser = arguments.parser("video_s3d.models.bench", __doc__.split("\n")[0])
     parser.add_argument(
         "--models",
         type=lambda s: [m for m in s.split(",") if m],
         help="comma-separated model names (default: every named, non-tiny model)",
     )
-    parser.add_argument("--frames", type=int, default=64)
-    parser.add_argument("--size", type=int, default=224)
-    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--num_frames", type=int, default=64)
+    parser.add_argument("--crop_size", type=int, default=224)
+    parser.add_argument("--batch_size", type=int, default=8)
     parser.add_argument("--steps", type=int, default=5, help="timed steps per measurement (median)")
     parser.add_argument("--num_classes", type=int, default=400)
     parser.add_argument(
@@ -238,7 +237,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="store_true",
         help="CPU only: LLVM -O0, ~2.5x faster compiles but slower steps (smoke runs)",
     )
-    return parser.parse_args(argv)
+    arguments.alias(parser, "--frames", "--num_frames")
+    arguments.alias(parser, "--size", "--crop_size")
+    arguments.alias(parser, "--batch", "--batch_size")
+    return parser
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -247,14 +253,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         for name in chosen:
             models.get_spec(name)  # unknown names fail before any compile
-        if min(args.frames, args.size, args.batch, args.steps) < 1:
-            raise ValueError("--frames, --size, --batch and --steps must be positive.")
+        if min(args.num_frames, args.crop_size, args.batch_size, args.steps) < 1:
+            raise ValueError(
+                "--num_frames, --crop_size, --batch_size and --steps must be positive."
+            )
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(
         f"Device: {jax.devices()[0].device_kind} ({jax.default_backend()}); clips "
-        f"{args.batch}x{args.frames}x{args.size}x{args.size}, {args.dtype}",
+        f"{args.batch_size}x{args.num_frames}x{args.crop_size}x{args.crop_size}, {args.dtype}",
         flush=True,
     )
     results = []
@@ -263,9 +271,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             result = benchmark(
                 name,
-                args.frames,
-                args.size,
-                args.batch,
+                args.num_frames,
+                args.crop_size,
+                args.batch_size,
                 args.steps,
                 args.num_classes,
                 args.dtype,
