@@ -22,7 +22,6 @@ import time
 from collections.abc import Sequence
 
 from video_s3d import arguments
-
 from video_s3d.errors import UserError, UserFileError
 
 
