@@ -2,12 +2,15 @@
 
   python -m video_s3d.predict --checkpoint=runs/s3dg --video=clip.mp4 [--top_k=5] [--json]
   python -m video_s3d.predict --checkpoint=runs/s3dg --video=folder/ --json > predictions.jsonl
+  python -m video_s3d.predict --checkpoint=runs/rgb --flow_checkpoint=runs/flow --video=clip.mp4
 
 --checkpoint: a training workdir (latest checkpoint), its checkpoints/ folder or one step
 folder in it. --video: a file in any container PyAV reads (mp4, webm, avi, mkv, ...), a folder
 (searched recursively) or a glob pattern. Views are sampled as evaluation samples them
 (see video_s3d/inference.py). An unreadable file gets one line and the rest go on; the exit
-status is 1 only if every file failed (2 for a bad argument).
+status is 1 only if every file failed (2 for a bad argument). --flow_checkpoint: a flow run
+(trained on a flow config) whose input is computed from each video with our TV-L1; the two
+streams' logits are fused (video_s3d/two_stream.py, --fusion) into one prediction.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import sys
 
 import numpy as np
 
-from video_s3d import inference
+from video_s3d import inference, two_stream
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -43,6 +46,17 @@ def parse_args(argv=None) -> argparse.Namespace:
         choices=(1, 3),
         help="crops per clip (default: config.data.eval_num_crops)",
     )
+    parser.add_argument(
+        "--flow_checkpoint",
+        default=None,
+        help="a flow run to fuse with --checkpoint's RGB run (two-stream prediction)",
+    )
+    parser.add_argument(
+        "--fusion",
+        default="logits",
+        choices=("logits", "softmax"),
+        help="two-stream fusion: mean of logits (the I3D release's) or of softmax scores",
+    )
     args = parser.parse_args(argv)
     if args.top_k < 1:
         parser.error(f"--top_k={args.top_k} must be at least 1.")
@@ -65,10 +79,21 @@ def main(argv=None) -> int:
         run = inference.load_run(
             args.checkpoint, step=args.step, num_clips=args.num_clips, num_crops=args.num_crops
         )
+        flow_run = None
+        if args.flow_checkpoint:
+            flow_run = inference.load_run(
+                args.flow_checkpoint,
+                step=args.step,
+                num_clips=args.num_clips,
+                num_crops=args.num_crops,
+            )
+            two_stream.check_pair(run, flow_run)
     except (FileNotFoundError, ValueError) as error:
         print(f"Error: {error}", file=sys.stderr)
         return 2
     print(f"{run.describe()}; {len(videos)} video(s)", file=sys.stderr, flush=True)
+    if flow_run is not None:
+        print(f"fused ({args.fusion}) with {flow_run.describe()}", file=sys.stderr, flush=True)
     k = min(args.top_k, run.num_classes)
     counter_width = len(str(len(videos)))
     succeeded = 0
@@ -81,7 +106,15 @@ def main(argv=None) -> int:
                 print(f"{counter} {path}: unreadable video ({error}); skipped", flush=True)
             continue
         logits, _ = run.classify(views)
-        best = top_k(inference.softmax(logits), run.class_names, k)
+        probabilities = inference.softmax(logits)
+        if flow_run is not None:
+            try:
+                flow_logits, _ = flow_run.classify(flow_run.views(flow_run.read(path)))
+            except inference.UnreadableVideo as flow_error:
+                print(f"{counter} {path}: unreadable video ({flow_error}); skipped", flush=True)
+                continue
+            probabilities = two_stream.probabilities(logits, flow_logits, args.fusion)
+        best = top_k(probabilities, run.class_names, k)
         succeeded += 1
         if args.json:
             print(
