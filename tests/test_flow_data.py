@@ -194,3 +194,17 @@ def test_dmvr_shards_with_flow_frames_are_read_as_they_are(tmp_path):
             name.replace("&modality=flow", ""), split="validation", batch_size=2, num_frames=6,
             crop_size=24, modality="flow", process_index=0, process_count=1,
         )  # fmt: skip
+
+
+def test_kinetics_and_transfer_configs_have_flow_rows():
+    from experiments import kinetics400, transfer
+
+    config = kinetics400.get_config("model=s3dg,init=scratch,modality=flow")
+    assert (config.data.name, config.data.modality) == ("kinetics400/flow", "flow")
+    assert "Flow" in config.recipe.name and config.data.num_frames == 64
+    with pytest.raises(UserError, match="init=scratch"):
+        kinetics400.get_config("model=s3dg,modality=flow")
+    config = transfer.get_config("dataset=hmdb51,split=2,init_from=runs/k,modality=flow")
+    assert (config.data.name, config.data.modality) == ("hmdb51/split2_flow", "flow")
+    smoke = kinetics400.get_config("runlocal,modality=flow,init=scratch")
+    assert smoke.data.name == TINY_MOTION_FLOW
