@@ -89,3 +89,14 @@ def test_features_export_the_flow_stream_of_a_video_file(runs, tmp_path):
     assert features.main(argv + [f"--out={out}", "--step=latest"]) == 0
     saved = np.load(out)
     assert saved["features"].shape[0] == 1 and np.isfinite(saved["features"]).all()
+
+
+def test_python_api_gives_a_flow_run_the_flow_of_rgb_frames(runs):
+    import video_s3d
+    from video_s3d.data.builders import synthetic_render
+
+    _, flow_workdir = runs
+    model = video_s3d.load(flow_workdir, step="latest")
+    frames = synthetic_render.make_clip("motion", 1, 4, 16, 32)
+    logits = model.logits(frames)
+    assert logits.shape == (10,) and np.isfinite(logits).all()

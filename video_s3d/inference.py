@@ -194,12 +194,8 @@ class Run:
         fmt = self.video_format
         num_frames, stride = int(self.config.data.num_frames), int(self.config.data.stride)
         if self.modality == "flow":  # every frame: the flow of each consecutive pair
-            from video_s3d.data.builders import flow_frames
-
             frames, _ = video_files.read_video(path, fps=fmt.fps, short_side=fmt.short_side)
-            if len(frames) < 2:
-                raise UnreadableVideo("a single frame has no flow")
-            return flow_frames.to_levels(flow_frames.compute(frames, fmt.flow_params))
+            return self.flow_levels(frames)
         return read_frames_for_views(
             path,
             fps=fmt.fps,
@@ -209,6 +205,16 @@ class Run:
             num_clips=self.num_clips,
             short_clip=self.short_clip,
         )
+
+    def flow_levels(self, frames: np.ndarray) -> np.ndarray:
+        """uint8 [T - 1, H, W, 2]: the flow input of decoded RGB frames [T, H, W, 3], computed
+        as the run's flow dataset computed it (data/builders/flow_frames.py), without the JPEG
+        step."""
+        from video_s3d.data.builders import flow_frames
+
+        if len(frames) < 2:
+            raise UnreadableVideo("a single frame has no flow")
+        return flow_frames.to_levels(flow_frames.compute(frames, self.video_format.flow_params))
 
     def views(self, frames: np.ndarray) -> np.ndarray:
         """uint8 [clips x crops, T, S, S, 3]: the evaluation views of one video (`classify`
