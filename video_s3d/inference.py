@@ -58,9 +58,9 @@ class VideoFormat:
     fps: float | None  # None: as recorded
     short_side: int | None  # None: as recorded
     central_fraction: float  # eval crop side as a fraction of the short side
+    short_clip: str = "repeat_last"  # how a video shorter than a clip is filled (video_ops)
     # A flow dataset's TV-L1 setting (TVL1Params fields; None: OpenCV's defaults).
     flow_params: dict | None = None
-    short_clip: str = "repeat_last"  # how a video shorter than a clip is filled (video_ops)
 
 
 def _where_is_the_run(path: str) -> tuple[str, int | None]:
