@@ -14,7 +14,8 @@ and decay boundaries by the one rule in video_s3d/recipe_card.py), init=imagenet
 from-scratch targets), imagenet=<workdir of the inflated weights> (default
 runs/imported/<model>_imagenet, made by `python -m video_s3d.import_weights
 --source=slim_inception_v1 --model=<model> --out=...`), runlocal (a laptop smoke test:
-tiny model from scratch, 2 steps on the generated synthetic_motion/motion_tiny dataset).
+tiny model from scratch, 2 steps on the generated synthetic_motion/motion_tiny dataset),
+modality=rgb|flow (flow: the Flow row, on kinetics400/flow, needs init=scratch).
 
 Recipe (experiments/recipes.py, every number with its source): synchronous SGD momentum 0.9,
 global batch 336, 80k steps, lr 0.1 decayed x0.1 at 60k and 70k, no warm-up (paper,
@@ -38,6 +39,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         init="imagenet",
         imagenet="",
         runlocal=False,
+        modality="rgb",
     )
     recipes.check_model(arg.model)
     config = synthetic_motion.get_config()
@@ -51,4 +53,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     recipes.apply_init(config, model=arg.model, init=arg.init, imagenet=arg.imagenet)
     if arg.runlocal:
         recipes.apply_runlocal(config)
+    if arg.modality == "flow":
+        recipes.apply_flow(config)
+    elif arg.modality != "rgb":
+        raise ValueError(f"modality={arg.modality}: use rgb or flow.")
     return config

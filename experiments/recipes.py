@@ -315,6 +315,25 @@ def something_something_config(
     return config
 
 
+def apply_flow(config: ml_collections.ConfigDict) -> None:
+    """The Flow row of a config: the dataset's flow twin (TV-L1, 2 channels) instead of RGB.
+
+    Call after apply_init / apply_runlocal: it renames the dataset they set (e.g. kinetics400 ->
+    kinetics400/flow, ucf101/split1 -> ucf101/split1_flow). ImageNet initialisation of a flow
+    network (stem kernels averaged over RGB, issue 18) has no import path yet: refused.
+    """
+    if config.get("recipe") and config.recipe.init == "imagenet":
+        raise UserError(
+            "modality=flow with init=imagenet: import_weights has no flow inflation yet; pass "
+            "init=scratch in the config's argument string."
+        )
+    name = config.data.name
+    config.data.name = f"{name}_flow" if "/" in name else f"{name}/flow"
+    config.data.modality = "flow"
+    if config.get("recipe"):
+        config.recipe.name = f"{config.recipe.name}, Flow stream"
+
+
 def check_model(name: str) -> None:
     """One sentence naming the choices when the argument string names no zoo model."""
     zoo.get_spec(name)

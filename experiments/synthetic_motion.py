@@ -7,7 +7,8 @@ dataset is generated on first use; `python -m experiments.quickstart` is the sho
       --workdir=runs/synthetic_motion/tiny_s3dg
 
 Argument string (after ':', comma-separated): model=<models.names()>, config=motion|appearance
-(which synthetic task), runlocal (shrink everything for a smoke test on a laptop),
+(which synthetic task), modality=rgb|flow (flow: the task's TV-L1 flow twin, e.g.
+synthetic_motion/motion_flow, and a 2-channel model), runlocal (shrink everything for a smoke test on a laptop),
 in_memory (random clips generated in memory instead of the dataset: measures compute only).
 Any field below can also be overridden: --config.optim.learning_rate=0.05.
 
@@ -17,6 +18,7 @@ Schema (every run reads exactly these fields):
   model.dropout_rate    dropout before the logits
   model.remat           rematerialise Inception blocks in the backward pass (saves memory)
   data.name             TFDS name 'synthetic_motion/<config>', another dataset, or 'in_memory'
+  data.modality         'rgb' | 'flow': what the dataset stores (flow: TV-L1, 2 channels)
   data.data_dir         TFDS data folder (None: the library default)
   data.train_split / eval_split
   data.num_frames, stride, crop_size   clip: frames, frame step, square crop side (pixels)
@@ -51,10 +53,13 @@ import ml_collections
 from ml_collections import config_dict
 
 from video_s3d.config_cli import parse_arg
+from video_s3d.errors import UserError
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    arg = parse_arg(arg, model="tiny_s3dg", config="motion", runlocal=False, in_memory=False)
+    arg = parse_arg(
+        arg, model="tiny_s3dg", config="motion", modality="rgb", runlocal=False, in_memory=False
+    )
     config = ml_collections.ConfigDict()
 
     config.model = ml_collections.ConfigDict()
@@ -64,7 +69,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.model.remat = False
 
     config.data = ml_collections.ConfigDict()
-    config.data.name = "in_memory" if arg.in_memory else f"synthetic_motion/{arg.config}"
+    if arg.modality not in ("rgb", "flow"):
+        raise UserError(f"modality={arg.modality!r}: use modality=rgb or modality=flow.")
+    flow_suffix = "_flow" if arg.modality == "flow" else ""
+    config.data.name = (
+        "in_memory" if arg.in_memory else f"synthetic_motion/{arg.config}{flow_suffix}"
+    )
+    config.data.modality = arg.modality
     config.data.data_dir = config_dict.placeholder(str)
     config.data.train_split = "train"
     config.data.eval_split = "validation"

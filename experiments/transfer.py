@@ -14,7 +14,8 @@ init_from=<workdir of a finished Kinetics run> (required: every layer but the cl
 starts from its last checkpoint), batch=<global batch> (default 64, lr scales with it),
 runlocal (a laptop smoke test: tiny model, 2 steps on the generated
 synthetic_motion/appearance_tiny dataset instead of the real one; init_from may then name a
-runlocal Kinetics run or be left out to start from scratch).
+runlocal Kinetics run or be left out to start from scratch), modality=rgb|flow (flow: the
+Flow row, on <dataset>/split<N>_flow, init_from a Kinetics flow run).
 
 Recipe: the paper gives only the numbers, so everything here is "not published; our choice":
 the Kinetics input recipe, SGD momentum 0.9 at lr 0.01 for batch 64 with cosine decay over
@@ -50,7 +51,14 @@ OURS = "not published; our choice"
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     arg = parse_arg(
-        arg, dataset="ucf101", split=1, model="s3dg", init_from="", batch=BATCH_SIZE, runlocal=False
+        arg,
+        dataset="ucf101",
+        split=1,
+        model="s3dg",
+        init_from="",
+        batch=BATCH_SIZE,
+        runlocal=False,
+        modality="rgb",
     )
     if arg.dataset not in STEPS:
         raise ValueError(
@@ -104,6 +112,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     )
     if arg.runlocal:
         recipes.apply_runlocal(config, dataset="synthetic_motion/appearance_tiny")
+    if arg.modality == "flow":
+        recipes.apply_flow(config)
+    elif arg.modality != "rgb":
+        raise ValueError(f"modality={arg.modality}: use rgb or flow.")
     return config
 
 

@@ -34,3 +34,16 @@ def data_dir(tmp_path_factory):
     directory = str(tmp_path_factory.mktemp("tfds"))
     pipeline.ensure_built(TINY_MOTION, data_dir=directory)
     return directory
+
+
+TINY_MOTION_FLOW = "synthetic_motion/motion_tiny_flow"
+
+
+@pytest.fixture(scope="session")
+def flow_data_dir(data_dir):
+    """`data_dir` with synthetic_motion/motion_tiny_flow (the TV-L1 flow of 88 of motion_tiny's
+    clips) built as well: a few minutes of TV-L1 on a CPU, once per test process."""
+    from video_s3d.data import pipeline
+
+    pipeline.ensure_built(TINY_MOTION_FLOW, data_dir=data_dir)
+    return data_dir

@@ -43,6 +43,8 @@ class Classifier:
                 f"frames must be uint8 [T, H, W, 3] RGB, got shape {frames.shape}; "
                 f"or pass a video file's path."
             )
+        if self.run.modality == "flow":  # a flow run's input: the frames' TV-L1 flow
+            frames = self.run.flow_levels(frames)
         return self.run.views(frames)
 
     def logits(self, video: Any) -> np.ndarray:

@@ -67,6 +67,8 @@ VOCABULARY = {
     "dry_run": "print the commands instead of running them",
     "sweep": "a sweep file, experiments/sweeps/<name>.py[:arguments]",
     "only": "regular expression: only the runs whose name matches",
+    "flow_workdir": "the flow run of a two-stream pair (its RGB run is --workdir or --rgb_workdir)",
+    "fusion": "two-stream fusion: logits (mean of the streams' logits) or softmax (of scores)",
 }
 
 # Spellings replaced by a VOCABULARY name (kept as hidden aliases where they were used).

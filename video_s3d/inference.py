@@ -7,6 +7,9 @@ of `num_frames` at `stride`, `eval_num_crops` square crops resized to `crop_size
 same `video_ops` functions the eval pipeline uses; logits are averaged over the views, as
 evaluation averages them per video. The one difference from the eval pipeline: its frames went
 through JPEG (the dataset stores JPEGs), these are cropped straight from the decoded video.
+A flow run (`config.data.modality == "flow"`) reads the whole video and computes its input
+with our TV-L1 (data/builders/flow_frames.py, the flow configs' computation, uint8 levels
+without the JPEG step).
 """
 
 from __future__ import annotations
@@ -57,6 +60,8 @@ class VideoFormat:
     short_side: int | None  # None: as recorded
     central_fraction: float  # eval crop side as a fraction of the short side
     short_clip: str = "repeat_last"  # how a video shorter than a clip is filled (video_ops)
+    # A flow dataset's TV-L1 setting (TVL1Params fields; None: OpenCV's defaults).
+    flow_params: dict | None = None
 
 
 def _where_is_the_run(path: str) -> tuple[str, int | None]:
@@ -133,6 +138,7 @@ def video_format_of(data: ml_collections.ConfigDict) -> VideoFormat:
         short_side=short_side,
         central_fraction=float(source.eval_central_fraction),
         short_clip=source.short_clip,
+        flow_params=getattr(builder_config, "flow_params", None),
     )
 
 
@@ -157,10 +163,15 @@ class Run:
         return len(self.class_names)
 
     @property
+    def modality(self) -> str:
+        return self.config.data.get("modality", None) or "rgb"
+
+    @property
     def input_shape(self) -> tuple[int, int, int, int]:
-        """(T, H, W, 3) of one clip."""
+        """(T, H, W, C) of one clip: C is 3, or 2 for a flow run."""
         size = int(self.config.data.crop_size)
-        return int(self.config.data.num_frames), size, size, 3
+        channels = 2 if self.modality == "flow" else 3
+        return int(self.config.data.num_frames), size, size, channels
 
     def describe(self) -> str:
         t, s = self.input_shape[:2]
@@ -183,6 +194,9 @@ class Run:
         grow with the video's length. Indexes like a uint8 [N, H, W, 3] array."""
         fmt = self.video_format
         num_frames, stride = int(self.config.data.num_frames), int(self.config.data.stride)
+        if self.modality == "flow":  # every frame: the flow of each consecutive pair
+            frames, _ = video_files.read_video(path, fps=fmt.fps, short_side=fmt.short_side)
+            return self.flow_levels(frames)
         return read_frames_for_views(
             path,
             fps=fmt.fps,
@@ -192,6 +206,16 @@ class Run:
             num_clips=self.num_clips,
             short_clip=self.short_clip,
         )
+
+    def flow_levels(self, frames: np.ndarray) -> np.ndarray:
+        """uint8 [T - 1, H, W, 2]: the flow input of decoded RGB frames [T, H, W, 3], computed
+        as the run's flow dataset computed it (data/builders/flow_frames.py), without the JPEG
+        step."""
+        from video_s3d.data.builders import flow_frames
+
+        if len(frames) < 2:
+            raise UnreadableVideo("a single frame has no flow")
+        return flow_frames.to_levels(flow_frames.compute(frames, self.video_format.flow_params))
 
     def views(self, frames: np.ndarray) -> np.ndarray:
         """uint8 [clips x crops, T, S, S, 3]: the evaluation views of one video (`classify`
@@ -205,6 +229,7 @@ class Run:
             num_crops=self.num_crops,
             central_fraction=self.video_format.central_fraction,
             short_clip=self.short_clip,
+            flow=self.modality == "flow",
         )
 
     # ------------------------------------------------------------------- forward
@@ -271,9 +296,10 @@ def evaluation_views(
     num_crops: int,
     central_fraction: float,
     short_clip: str = "repeat_last",
+    flow: bool = False,
 ) -> np.ndarray:
     """uint8: the eval pipeline's views of one decoded video (`pipeline.eval_dataset`'s
-    sampling)."""
+    sampling); `flow`: the frames are flow levels, whose resize scales the displacements."""
     from video_s3d.data import video_ops  # TensorFlow, imported only when videos are read
 
     clips = video_ops.eval_windows(len(frames), num_frames, stride, num_clips, short_clip).numpy()
@@ -285,7 +311,10 @@ def evaluation_views(
         selected = frames[clip]
         for y, x, height, width in windows:
             cropped = selected[:, y : y + height, x : x + width]
-            views.append(video_ops.resize(cropped, crop_size).numpy())
+            view = video_ops.resize(cropped, crop_size)
+            if flow:
+                view = video_ops.scale_flow(view, crop_size / width, crop_size / height)
+            views.append(view.numpy())
     return np.stack(views)
 
 

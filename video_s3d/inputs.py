@@ -6,6 +6,7 @@ step fed from it measures compute alone (the benchmark's compute-bound column) a
 tests can exercise the training loop without building a dataset.
 
 Both sources hand out host-local numpy batches `{'video': u8 [B,T,S,S,3], 'label': i32 [B]}`
+([B,T,S,S,2] flow levels when `config.data.modality` is "flow")
 (the pipeline adds 'flip': bool [B]; the jitted programs mirror flagged clips and normalise on
 the device, `video_s3d.normalization`) and iterators
 with `save(path)` / `restore(path)` for exact resume.
@@ -23,6 +24,15 @@ import numpy as np
 from video_s3d.data.dataset_info import DatasetInfo
 
 IN_MEMORY = "in_memory"
+
+
+def modality(data: ml_collections.ConfigDict) -> str:
+    """'rgb' (the default) or 'flow': what the run's dataset stores and its model sees."""
+    return data.get("modality", None) or "rgb"
+
+
+def channels(data: ml_collections.ConfigDict) -> int:
+    return 2 if modality(data) == "flow" else 3
 
 
 def dataset_info(data: ml_collections.ConfigDict) -> DatasetInfo:
@@ -64,6 +74,7 @@ def train_iterator(
             num_classes=data.num_classes,
             seed=seed,
             process_index=process_index,
+            channels=channels(data),
         )
     from video_s3d.data import pipeline
 
@@ -81,6 +92,7 @@ def train_iterator(
         flip=data.flip,
         train_crop=data.get("train_crop", None) or pipeline.RANDOM_RESIZED_CROP,
         short_clip=data.get("short_clip", None),
+        modality=modality(data),
     )
 
 
@@ -105,6 +117,7 @@ def eval_batches(
             reverse_time=reverse_time,
             process_index=process_index,
             process_count=process_count,
+            channels=channels(data),
         )
     from video_s3d.data import pipeline
 
@@ -122,6 +135,7 @@ def eval_batches(
         process_index=process_index,
         process_count=process_count,
         short_clip=data.get("short_clip", None),
+        modality=modality(data),
     )
 
 
@@ -148,6 +162,7 @@ def all_frames_eval_batches(
             reverse_time=reverse_time,
             process_index=process_index,
             process_count=process_count,
+            channels=channels(data),
         )
         return (
             {**b, "num_frames": np.full(local_batch, data.num_frames, np.int32)} for b in batches
@@ -163,6 +178,7 @@ def all_frames_eval_batches(
         reverse_time=reverse_time,
         process_index=process_index,
         process_count=process_count,
+        modality=modality(data),
     ).as_numpy_iterator()
 
 
@@ -180,9 +196,10 @@ class InMemoryIterator:
         num_classes: int,
         seed: int,
         process_index: int = 0,
+        channels: int = 3,
     ):
         rng = np.random.default_rng([seed, process_index])
-        shape = (local_batch, num_frames, crop_size, crop_size, 3)
+        shape = (local_batch, num_frames, crop_size, crop_size, channels)
         self._pool = [
             {
                 "video": rng.integers(0, 256, shape, dtype=np.uint8),
@@ -220,6 +237,7 @@ def in_memory_eval_batches(
     reverse_time: bool,
     process_index: int,
     process_count: int,
+    channels: int = 3,
 ) -> Iterator[dict]:
     """Every view of every video once, padded so each process yields the same batch count."""
     rng = np.random.default_rng(1234)
@@ -228,7 +246,7 @@ def in_memory_eval_batches(
     mine = videos[process_index::process_count]
     per_process = -(-len(videos) // process_count)
     num_batches = -(-per_process // local_batch)
-    shape = (local_batch, num_frames, crop_size, crop_size, 3)
+    shape = (local_batch, num_frames, crop_size, crop_size, channels)
     for b in range(num_batches):
         index = np.zeros(local_batch, np.int32)
         chunk = mine[b * local_batch : (b + 1) * local_batch]

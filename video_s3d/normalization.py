@@ -8,6 +8,10 @@ own statistics on [0, 1] (values from torchvision's `VideoClassification` preset
 
 A run records its normalisation in `config.data.input_mean` / `config.data.input_std`;
 `from_config` reads it, and an older config without those fields means [-1, 1].
+
+Flow (`config.data.modality = "flow"`): two channels (x, y) stored as levels (f + 1) * 127.5
+(data/builders/flow_frames.py), so the default [-1, 1] map, per channel, returns the flow f
+itself; a horizontal flip of a flow clip also negates x, after normalisation (`train_input`).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from video_s3d.errors import UserError
 # [-1, 1]: mean 0.5 and std 0.5 on the [0, 1] scale.
 MINUS_ONE_TO_ONE_MEAN = (0.5, 0.5, 0.5)
 MINUS_ONE_TO_ONE_STD = (0.5, 0.5, 0.5)
+FLOW_CHANNELS = 2  # (x, y)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,6 +36,7 @@ class Normalization:
 
     mean: tuple[float, ...] = MINUS_ONE_TO_ONE_MEAN
     std: tuple[float, ...] = MINUS_ONE_TO_ONE_STD
+    flow: bool = False  # frames are (x, y) flow: a flip negates x
 
     def __post_init__(self):
         if len(self.mean) != len(self.std):
@@ -69,10 +75,13 @@ class Normalization:
         left-right first: the pipeline leaves that to the device, where it fuses with this
         map into one pass (data/pipeline.py)."""
         video = batch["video"]
-        if "flip" in batch:
-            flip = batch["flip"].reshape((-1,) + (1,) * (video.ndim - 1))
-            video = jnp.where(flip, jnp.flip(video, axis=-2), video)
-        return self.model_input(video)
+        if "flip" not in batch:
+            return self.model_input(video)
+        flip = batch["flip"].reshape((-1,) + (1,) * (video.ndim - 1))
+        video = self.model_input(jnp.where(flip, jnp.flip(video, axis=-2), video))
+        if self.flow:  # mirrored motion: x changes sign (after normalisation, where 0 is 0)
+            video = jnp.where(flip, video * jnp.asarray([-1.0, 1.0], video.dtype), video)
+        return video
 
     def numpy(self, frames: np.ndarray) -> np.ndarray:
         """The same map in numpy, for host-side code and tests."""
@@ -88,8 +97,17 @@ def from_config(data: Any) -> Normalization:
     get = data.get if hasattr(data, "get") else (lambda k, d=None: getattr(data, k, d))
     mean: Sequence[float] | None = get("input_mean", None)
     std: Sequence[float] | None = get("input_std", None)
+    flow = (get("modality", None) or "rgb") == "flow"
     if mean is None and std is None:
+        if flow:
+            half = (0.5,) * FLOW_CHANNELS
+            return Normalization(half, half, flow=True)
         return Normalization()
     if mean is None or std is None:
         raise UserError("config.data sets only one of input_mean / input_std; set both or neither.")
-    return Normalization(tuple(float(m) for m in mean), tuple(float(s) for s in std))
+    if flow and len(mean) != FLOW_CHANNELS:
+        raise UserError(
+            f"A flow run (config.data.modality='flow') has {FLOW_CHANNELS} input channels, but "
+            f"input_mean has {len(mean)} values: give two values (x, y) or none."
+        )
+    return Normalization(tuple(float(m) for m in mean), tuple(float(s) for s in std), flow=flow)

@@ -2,12 +2,16 @@
 
   python -m video_s3d.predict --workdir=runs/s3dg --video=clip.mp4 [--top_k=5] [--json]
   python -m video_s3d.predict --workdir=runs/s3dg --video=folder/ --json > predictions.jsonl
+  python -m video_s3d.predict --workdir=runs/rgb --flow_workdir=runs/flow --video=clip.mp4
 
 --workdir: a training (or import_weights) run, its checkpoints/ folder or one step folder in
 it; --step picks the checkpoint (default best). --video: a file in any container PyAV reads
 (mp4, webm, avi, mkv, ...), a folder (searched recursively) or a glob pattern. Views are
 sampled as evaluation samples them (see video_s3d/inference.py). An unreadable file gets one
 line and the rest go on; the exit status is 1 only if every file failed (2 for a bad argument).
+--flow_workdir: a flow run (trained on a flow config) whose input is computed from each video
+with our TV-L1; the two streams' logits are fused (video_s3d/two_stream.py, --fusion) into one
+prediction.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import sys
 
 import numpy as np
 
-from video_s3d import arguments, inference
+from video_s3d import arguments, inference, two_stream
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,6 +35,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="one JSON object per file on stdout (progress goes to stderr)",
     )
     arguments.add_views(parser)
+    parser.add_argument(
+        "--flow_workdir",
+        default=None,
+        help="a flow run to fuse with --workdir's RGB run (two-stream prediction)",
+    )
+    parser.add_argument(
+        "--fusion",
+        default="logits",
+        choices=("logits", "softmax"),
+        help="two-stream fusion: mean of logits (the I3D release's) or of softmax scores",
+    )
     return parser
 
 
@@ -58,10 +73,21 @@ def main(argv=None) -> int:
         run = inference.load_run(
             args.workdir, step=args.step, num_clips=args.num_clips, num_crops=args.num_crops
         )
+        flow_run = None
+        if args.flow_workdir:
+            flow_run = inference.load_run(
+                args.flow_workdir,
+                step=args.step,
+                num_clips=args.num_clips,
+                num_crops=args.num_crops,
+            )
+            two_stream.check_pair(run, flow_run)
     except (FileNotFoundError, ValueError) as error:
         print(f"Error: {error}", file=sys.stderr)
         return 2
     print(f"{run.describe()}; {len(videos)} video(s)", file=sys.stderr, flush=True)
+    if flow_run is not None:
+        print(f"fused ({args.fusion}) with {flow_run.describe()}", file=sys.stderr, flush=True)
     k = min(args.top_k, run.num_classes)
     counter_width = len(str(len(videos)))
     succeeded = 0
@@ -74,7 +100,15 @@ def main(argv=None) -> int:
                 print(f"{counter} {path}: unreadable video ({error}); skipped", flush=True)
             continue
         logits, _ = run.classify(views)
-        best = top_k(inference.softmax(logits), run.class_names, k)
+        probabilities = inference.softmax(logits)
+        if flow_run is not None:
+            try:
+                flow_logits, _ = flow_run.classify(flow_run.views(flow_run.read(path)))
+            except inference.UnreadableVideo as flow_error:
+                print(f"{counter} {path}: unreadable video ({flow_error}); skipped", flush=True)
+                continue
+            probabilities = two_stream.probabilities(logits, flow_logits, args.fusion)
+        best = top_k(probabilities, run.class_names, k)
         succeeded += 1
         if args.json:
             print(

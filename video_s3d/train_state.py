@@ -71,8 +71,10 @@ def _import_factory(path: str):
 
 
 def input_shape(config: ml_collections.ConfigDict, batch: int = 1) -> tuple[int, ...]:
+    """[batch, T, S, S, C]: C is 2 for a flow run (config.data.modality), else 3."""
     size = config.data.crop_size
-    return (batch, config.data.num_frames, size, size, 3)
+    channels = 2 if config.data.get("modality", None) == "flow" else 3
+    return (batch, config.data.num_frames, size, size, channels)
 
 
 def init_variables(model: nn.Module, config: ml_collections.ConfigDict, rng: jax.Array) -> dict:

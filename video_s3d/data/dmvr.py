@@ -1,7 +1,9 @@
 """DMVR's record format: one `tf.train.SequenceExample` per clip, one JPEG per frame.
 
 Context features `clip/label/index` (int64), `clip/label/text`, `video/filename`,
-`clip/start/timestamp`, `clip/end/timestamp` (microseconds); feature list `image/encoded`.
+`clip/start/timestamp`, `clip/end/timestamp` (microseconds); feature list `image/encoded`, or
+for flow `flow/encoded`: one 3-channel JPEG a frame holding x, y and an unused channel, levels
+(f + 1) * 127.5 (DMVR modalities.add_image(is_flow=True) decodes 3 channels, keeps 2).
 `write_shards` exists so tests (and users converting their own data) can make such shards.
 """
 
@@ -13,17 +15,18 @@ from typing import Iterable, Sequence
 import tensorflow as tf
 
 IMAGE_KEY = "image/encoded"
+FLOW_KEY = "flow/encoded"
 LABEL_KEY = "clip/label/index"
 
 
-def parse(record: tf.Tensor) -> dict[str, tf.Tensor]:
+def parse(record: tf.Tensor, frames_key: str = IMAGE_KEY) -> dict[str, tf.Tensor]:
     """A serialized SequenceExample -> {'jpegs': string [N], 'label': int32}."""
     context, sequence = tf.io.parse_single_sequence_example(
         record,
         context_features={LABEL_KEY: tf.io.FixedLenFeature([], tf.int64, default_value=-1)},
-        sequence_features={IMAGE_KEY: tf.io.FixedLenSequenceFeature([], tf.string)},
+        sequence_features={frames_key: tf.io.FixedLenSequenceFeature([], tf.string)},
     )
-    return {"jpegs": sequence[IMAGE_KEY], "label": tf.cast(context[LABEL_KEY], tf.int32)}
+    return {"jpegs": sequence[frames_key], "label": tf.cast(context[LABEL_KEY], tf.int32)}
 
 
 def parse_labels(records: tf.Tensor) -> tf.Tensor:
@@ -43,6 +46,7 @@ def make_example(
     filename: str = "",
     start_us: int = 0,
     end_us: int = 0,
+    frames_key: str = IMAGE_KEY,
 ) -> bytes:
     """One serialized DMVR SequenceExample."""
     example = tf.train.SequenceExample()
@@ -52,7 +56,7 @@ def make_example(
     context["video/filename"].bytes_list.value.append(filename.encode())
     context["clip/start/timestamp"].int64_list.value.append(start_us)
     context["clip/end/timestamp"].int64_list.value.append(end_us)
-    frames = example.feature_lists.feature_list[IMAGE_KEY]
+    frames = example.feature_lists.feature_list[frames_key]
     for jpeg in jpegs:
         frames.feature.add().bytes_list.value.append(jpeg)
     return example.SerializeToString()

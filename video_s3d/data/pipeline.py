@@ -10,7 +10,9 @@ JPEG strings, its label and its index in the split):
            -> [resize] -> [reverse time] -> pad with masked examples -> batch
 
 Batches leave as uint8 (a quarter of float32's bytes); the jitted programs normalise them on
-the device (`video_s3d.normalization`). A resize runs only where the crop is not already
+the device (`video_s3d.normalization`). `modality="flow"` reads a flow config instead (uint8
+[..., 2] levels (f + 1) * 127.5 of the TV-L1 flow, builders/flow_frames.py): the same steps,
+with a resize scaling the displacements by its factors and a mirror negating x. A resize runs only where the crop is not already
 crop_size square: never for the paper's fixed train crop (`train_crop="paper"`) nor for the
 224 centre crop of 256-short-side frames.
 
@@ -48,6 +50,9 @@ __all__ = [
 
 # Purposes folded into an example's seed, one per random decision.
 _TEMPORAL, _CROP, _FLIP = 0, 1, 2
+
+MODALITIES = ("rgb", "flow")  # `config.data.modality`: what the dataset stores and the model sees
+CHANNELS = {"rgb": 3, "flow": 2}
 
 # Training crops (`config.data.train_crop`).
 PAPER_CROP = "paper"  # random crop_size square of the stored frames, no resize
@@ -121,9 +126,10 @@ def train_dataset(
     flip_on_device: bool = True,
     shuffle_buffer: int = 256,
     fused_decode: bool = True,
+    modality: str = "rgb",
 ) -> tf.data.Dataset:
     """Infinite dataset of host-local batches {'video': u8 [B,T,S,S,3], 'label': i32 [B],
-    'flip': bool [B]}.
+    'flip': bool [B]} ([B,T,S,S,2] flow levels with `modality="flow"`).
 
     `flip=None` flips at random where the dataset allows it; `flip=True` on a dataset whose
     classes depend on left/right is refused. With `flip_on_device` (the default) the frames are
@@ -145,7 +151,7 @@ def train_dataset(
     )
     if train_crop not in TRAIN_CROPS:
         raise UserError(f"train_crop must be one of {TRAIN_CROPS}, not {train_crop!r}.")
-    source = sources.get(name, data_dir)
+    source = _source(name, data_dir, modality)
     short_clip = short_clip or source.short_clip
     video_ops.check_short_clip(short_clip)
     info = source.info()
@@ -180,10 +186,11 @@ def train_dataset(
             "seed": example_seed,
         }
 
-    decode = video_ops.decode_and_crop if fused_decode else video_ops.decode_then_crop
+    decode = _decoder(modality, fused_decode)
+    channels = CHANNELS[modality]
 
     def decode_and_augment(clip):
-        image_hw = video_ops.frame_shape(clip["jpegs"][0])
+        image_hw = video_ops.frame_shape(video_ops.first_jpeg(clip["jpegs"]))
         crop_seed = video_ops.sub_seed(clip["seed"], _CROP)
         if train_crop == PAPER_CROP:
             window = video_ops.fixed_crop_window(image_hw, crop_size, crop_seed)
@@ -196,11 +203,12 @@ def train_dataset(
             flip, video_ops.flip_draw(video_ops.sub_seed(clip["seed"], _FLIP))
         )
         if flip and not flip_on_device:  # on the crop, before any resize (they commute)
-            frames = tf.cond(mirrored, lambda: video_ops.mirror(frames), lambda: frames)
+            mirror = video_ops.mirror_flow if modality == "flow" else video_ops.mirror
+            frames = tf.cond(mirrored, lambda: mirror(frames), lambda: frames)
             mirrored = tf.constant(False)
-        frames = video_ops.resize(frames, crop_size)  # a no-op for crop_size squares
+        frames = _resize(frames, crop_size, window, modality)  # a no-op for crop_size squares
         return {
-            "video": tf.ensure_shape(frames, [num_frames, crop_size, crop_size, 3]),
+            "video": tf.ensure_shape(frames, [num_frames, crop_size, crop_size, channels]),
             "label": clip["label"],
             "flip": mirrored,
         }
@@ -211,6 +219,48 @@ def train_dataset(
     ds = ds.batch(batch_size, drop_remainder=True)
     ds = ds.prefetch(2)
     return ds.with_options(_options())
+
+
+def _source(name: str, data_dir: str | None, modality: str):
+    """The dataset's source, refused in one sentence when it does not store `modality`."""
+    if modality not in MODALITIES:
+        raise UserError(f"modality must be one of {MODALITIES}, not {modality!r}.")
+    source = sources.get(name, data_dir)
+    if source.modality != modality:
+        if name.startswith(sources.DMVR_PREFIX):
+            hint = "append &modality=flow to the name to read the shards' flow/encoded frames"
+        elif modality == "flow":
+            hint = f"name its flow config (e.g. {name}_flow, or {name}/<config>_flow)"
+        else:
+            hint = "set modality=flow"
+        raise UserError(
+            f"Dataset {name} stores {source.modality} frames but modality={modality!r}: {hint}."
+        )
+    return source
+
+
+def _decoder(modality: str, fused_decode: bool):
+    """(jpegs, window) -> uint8 [T, h, w, C] frames of the crop."""
+    if modality == "flow":
+        return lambda jpegs, window: video_ops.decode_flow(jpegs, window, fused_decode)
+    return video_ops.decode_and_crop if fused_decode else video_ops.decode_then_crop
+
+
+def _resize(frames: tf.Tensor, size: int, window: tf.Tensor, modality: str) -> tf.Tensor:
+    """`video_ops.resize` of the crop `window`; flow displacements grow with the frame (our
+    choice: the network sees motion in pixels of the frame it is given)."""
+    frames = video_ops.resize(frames, size)
+    if modality != "flow":
+        return frames
+    scale = tf.cast(size, tf.float32) / tf.cast(window[2:], tf.float32)  # (height, width)
+    return video_ops.scale_flow(frames, scale[1], scale[0])
+
+
+def _reverse_time(frames: tf.Tensor, modality: str) -> tf.Tensor:
+    """Frames in reverse order; flow also negated (255 - level is -f): played backwards, each
+    motion reverses (to first order: the backward field is sampled at the moved pixel)."""
+    frames = video_ops.reverse_time(frames)
+    return 255 - frames if modality == "flow" else frames
 
 
 def _options() -> tf.data.Options:
@@ -257,10 +307,14 @@ class TrainIterator:
 
 
 def apply_flips(batch: dict[str, np.ndarray]) -> np.ndarray:
-    """The batch's videos with the clips flagged in 'flip' mirrored left-right (host, numpy)."""
+    """The batch's videos with the clips flagged in 'flip' mirrored left-right (host, numpy);
+    a flow batch (2 channels) also has x negated (255 - level)."""
     video = batch["video"]
     flip = np.asarray(batch.get("flip", np.zeros(len(video), bool)))
-    return np.where(flip[:, None, None, None, None], video[:, :, :, ::-1], video)
+    mirrored = video[:, :, :, ::-1]
+    if video.shape[-1] == CHANNELS["flow"]:
+        mirrored = np.concatenate([255 - mirrored[..., :1], mirrored[..., 1:]], axis=-1)
+    return np.where(flip[:, None, None, None, None], mirrored, video)
 
 
 def train_iterator(name: str, **kwargs) -> TrainIterator:
@@ -288,6 +342,7 @@ def eval_dataset(
     central_fraction: float | None = None,
     short_clip: str | None = None,
     fused_decode: bool = True,
+    modality: str = "rgb",
 ) -> tf.data.Dataset:
     """Finite dataset of host-local batches {'video', 'label', 'video_index', 'mask'}.
 
@@ -307,7 +362,8 @@ def eval_dataset(
     )
     if num_crops not in (1, 3):
         raise UserError(f"num_crops must be 1 or 3, not {num_crops}.")
-    source = sources.get(name, data_dir)
+    source = _source(name, data_dir, modality)
+    channels = CHANNELS[modality]
     short_clip = short_clip or source.short_clip
     video_ops.check_short_clip(short_clip)
     central_fraction = central_fraction or source.eval_central_fraction
@@ -318,26 +374,26 @@ def eval_dataset(
     views = max(num_clips or 1, 1) * num_crops  # examples per video
     num_batches = math.ceil(most * views / batch_size)
     num_padding = num_batches * batch_size - (stop - start) * views
-    decode = video_ops.decode_and_crop if fused_decode else video_ops.decode_then_crop
+    decode = _decoder(modality, fused_decode)
 
     def views_of_video(raw):
         clips = video_ops.eval_windows(
             tf.shape(raw["jpegs"])[0], num_frames, stride, num_clips, short_clip
         )
         windows = video_ops.eval_crop_windows(
-            video_ops.frame_shape(raw["jpegs"][0]), central_fraction, num_crops
+            video_ops.frame_shape(video_ops.first_jpeg(raw["jpegs"])), central_fraction, num_crops
         )
         videos = []
         for clip in tf.unstack(clips, num=max(num_clips or 1, 1)):
             jpegs = video_ops.gather_frames(raw["jpegs"], clip)
             for window in tf.unstack(windows, num=num_crops):
-                frames = video_ops.resize(decode(jpegs, window), crop_size)
+                frames = _resize(decode(jpegs, window), crop_size, window, modality)
                 if reverse_time:
-                    frames = video_ops.reverse_time(frames)
+                    frames = _reverse_time(frames, modality)
                 videos.append(frames)
         return {
             "video": tf.ensure_shape(
-                tf.stack(videos), [views, num_frames, crop_size, crop_size, 3]
+                tf.stack(videos), [views, num_frames, crop_size, crop_size, channels]
             ),
             "label": tf.fill([views], raw["label"]),
             "video_index": tf.fill([views], raw["video_index"]),
@@ -349,7 +405,7 @@ def eval_dataset(
     ds = ds.unbatch()
     padding = tf.data.Dataset.from_tensors(
         {
-            "video": tf.zeros([num_frames, crop_size, crop_size, 3], tf.uint8),
+            "video": tf.zeros([num_frames, crop_size, crop_size, channels], tf.uint8),
             "label": tf.zeros([], tf.int32),
             "video_index": tf.constant(-1, tf.int32),
             "mask": tf.constant(False),
@@ -371,6 +427,7 @@ def all_frames_eval_dataset(
     process_index: int | None = None,
     process_count: int | None = None,
     central_fraction: float | None = None,
+    modality: str = "rgb",
 ) -> tf.data.Dataset:
     """The paper's test protocol: every frame of each video, one centre crop, one pass.
 
@@ -386,7 +443,8 @@ def all_frames_eval_dataset(
     evaluate on each host's own devices (video_s3d.evaluate does).
     """
     _check_positive(batch_size=batch_size, crop_size=crop_size)
-    source = sources.get(name, data_dir)
+    source = _source(name, data_dir, modality)
+    decode = _decoder(modality, fused_decode=True)
     central_fraction = central_fraction or source.eval_central_fraction
     if not 0 < central_fraction <= 1:
         raise UserError(f"central_fraction must be in (0, 1], not {central_fraction}.")
@@ -395,12 +453,12 @@ def all_frames_eval_dataset(
 
     def whole_video(raw):
         jpegs = raw["jpegs"]
-        window = video_ops.eval_crop_windows(video_ops.frame_shape(jpegs[0]), central_fraction, 1)[
-            0
-        ]
-        frames = video_ops.resize(video_ops.decode_and_crop(jpegs, window), crop_size)
+        window = video_ops.eval_crop_windows(
+            video_ops.frame_shape(video_ops.first_jpeg(jpegs)), central_fraction, 1
+        )[0]
+        frames = _resize(decode(jpegs, window), crop_size, window, modality)
         if reverse_time:
-            frames = video_ops.reverse_time(frames)
+            frames = _reverse_time(frames, modality)
         # uint8, normalised on the device by the eval step (the run's own mean / std).
         return {
             "video": frames,

@@ -2,7 +2,7 @@
 
 A source turns (split, range of videos) into a tf.data.Dataset of raw elements
 `{'jpegs': string [N], 'label': int32, 'video_index': int32}`: the per-frame JPEG strings of one
-video, before anything is decoded. `video_index` is the video's position in the whole split,
+video, before anything is decoded (string [N, 2] for a flow config's (x, y) grayscale pairs). `video_index` is the video's position in the whole split,
 so it is unique across hosts.
 """
 
@@ -122,6 +122,15 @@ _TFDS_DATASETS = {
     # Your own videos: video_folder/<any name> (builders/video_folder.py).
     "video_folder": _TfdsEntry("video_s3d.data.builders.video_folder", "VideoFolder", None),
 }
+# The flow twins of the synthetic configs (builders/flow_frames.py): the same clips' TV-L1 flow.
+# A real dataset's flow config is a named config, e.g. "hmdb51/split1_flow", "kinetics400/flow".
+_TFDS_DATASETS.update(
+    {
+        f"{name}_flow": dataclasses.replace(entry, config=f"{entry.config}_flow")
+        for name, entry in list(_TFDS_DATASETS.items())
+        if entry.generated
+    }
+)
 # Synonyms: TFDS's own registered names of our builders, and the config-less synthetic name.
 _ALIASES = {"synthetic_motion": "synthetic_motion/motion", "ucf101_manual": "ucf101"}
 DMVR_PREFIX = "dmvr:"
@@ -176,6 +185,11 @@ class TfdsSource:
     @property
     def eval_central_fraction(self) -> float:
         return self.entry.eval_central_fraction
+
+    @property
+    def modality(self) -> str:
+        """'flow' for a flow config (flow_x / flow_y JPEGs, builders/flow_frames.py), else 'rgb'."""
+        return "flow" if getattr(self.builder.builder_config, "flow", False) else "rgb"
 
     def is_built(self) -> bool:
         return self.builder.is_prepared()
@@ -243,16 +257,24 @@ class TfdsSource:
         if stop <= start:
             return _empty_raw()
         read_config = tfds.ReadConfig(shuffle_seed=seed, try_autocache=False)
+        # A flow video's frames are (x, y) grayscale JPEG pairs: 'jpegs' is then string [N, 2].
+        keys = ("flow_x", "flow_y") if self.modality == "flow" else ("video",)
         ds = self.builder.as_dataset(
             split=f"{split}[{start}:{stop}]",
             shuffle_files=shuffle_files,
             read_config=read_config,
-            decoders={"video": tfds.decode.SkipDecoding()},
+            decoders={key: tfds.decode.SkipDecoding() for key in keys},
         )
         ds = ds.enumerate(start=start)
+
+        def frames(example):
+            if len(keys) == 1:
+                return example[keys[0]]
+            return tf.stack([example[key] for key in keys], axis=1)
+
         return ds.map(
             lambda index, example: {
-                "jpegs": example["video"],
+                "jpegs": frames(example),
                 "label": tf.cast(example["label"], tf.int32),
                 "video_index": tf.cast(index, tf.int32),
             },
@@ -291,7 +313,10 @@ def _empty_raw() -> tf.data.Dataset:
 
 
 class DmvrSource:
-    """Existing DMVR TFRecord shards, `dmvr:/path/{split}-*-of-*?num_classes=N[&flip=false]`.
+    """Existing DMVR TFRecord shards,
+    `dmvr:/path/{split}-*-of-*?num_classes=N[&flip=false][&modality=flow]`.
+
+    `modality=flow` reads the records' `flow/encoded` frames (dmvr.py) instead of their images.
 
     `{split}` in the pattern is replaced by the split asked for; without it the same files serve
     every split. Each record (one `tf.train.SequenceExample`) counts as one video.
@@ -302,11 +327,19 @@ class DmvrSource:
     eval_central_fraction = 0.875
     short_clip = "repeat_last"
 
-    def __init__(self, name: str, pattern: str, num_classes: int, flip_allowed: bool):
+    def __init__(
+        self,
+        name: str,
+        pattern: str,
+        num_classes: int,
+        flip_allowed: bool,
+        modality: str = "rgb",
+    ):
         self.name = name
         self.pattern = pattern
         self.num_classes = num_classes
         self.flip_allowed = flip_allowed
+        self.modality = modality
         self._sizes: dict[str, int] = {}
 
     @classmethod
@@ -318,7 +351,10 @@ class DmvrSource:
                 f"DMVR dataset {name!r} needs its class count: append '?num_classes=N' to the name."
             )
         flip = params.get("flip", ["true"])[0].lower() not in ("false", "0", "no")
-        return cls(name, path, int(params["num_classes"][0]), flip)
+        modality = params.get("modality", ["rgb"])[0].lower()
+        if modality not in ("rgb", "flow"):
+            raise UserError(f"DMVR dataset {name!r}: modality={modality!r}, use rgb or flow.")
+        return cls(name, path, int(params["num_classes"][0]), flip, modality)
 
     def files(self, split: str) -> list[str]:
         pattern = self.pattern.replace("{split}", split)
@@ -405,7 +441,10 @@ class DmvrSource:
         ds = tf.data.TFRecordDataset(files)
         ds = ds.enumerate().skip(start).take(stop - start)
         return ds.map(
-            lambda index, record: {**dmvr.parse(record), "video_index": tf.cast(index, tf.int32)},
+            lambda index, record: {
+                **dmvr.parse(record, dmvr.FLOW_KEY if self.modality == "flow" else dmvr.IMAGE_KEY),
+                "video_index": tf.cast(index, tf.int32),
+            },
             num_parallel_calls=tf.data.AUTOTUNE,
         )
 

@@ -198,7 +198,9 @@ def eval_crop_windows(image_hw: tf.Tensor, central_fraction: float, num_crops: i
 _DECODE_GRID = 16
 
 
-def decode_and_crop(jpegs: tf.Tensor, window: tf.Tensor) -> tf.Tensor:
+def decode_and_crop(
+    jpegs: tf.Tensor, window: tf.Tensor, channels: int = 3, dct_method: str = ""
+) -> tf.Tensor:
     """uint8 [T, h, w, 3]: every frame decoded only inside the same crop window (fused).
 
     Decodes from the 16-pixel grid line left of the window, one column past each side, then
@@ -212,28 +214,74 @@ def decode_and_crop(jpegs: tf.Tensor, window: tf.Tensor) -> tf.Tensor:
     right = tf.minimum(x + width + 1, frame_width)
     decoded = tf.stack([y, left, height, right - left])
     frames = tf.map_fn(
-        lambda jpeg: tf.image.decode_and_crop_jpeg(jpeg, decoded, channels=3),
+        lambda jpeg: tf.image.decode_and_crop_jpeg(
+            jpeg, decoded, channels=channels, dct_method=dct_method
+        ),
         jpegs,
-        fn_output_signature=tf.TensorSpec([None, None, 3], tf.uint8),
+        fn_output_signature=tf.TensorSpec([None, None, channels], tf.uint8),
     )
     return frames[:, :, x - left : x - left + width]
 
 
-def decode_then_crop(jpegs: tf.Tensor, window: tf.Tensor) -> tf.Tensor:
+def decode_then_crop(
+    jpegs: tf.Tensor, window: tf.Tensor, channels: int = 3, dct_method: str = ""
+) -> tf.Tensor:
     """Same result as `decode_and_crop`, decoding whole frames first (the baseline DMVR way)."""
     frames = tf.map_fn(
-        lambda jpeg: tf.image.decode_jpeg(jpeg, channels=3),
+        lambda jpeg: tf.image.decode_jpeg(jpeg, channels=channels, dct_method=dct_method),
         jpegs,
-        fn_output_signature=tf.TensorSpec([None, None, 3], tf.uint8),
+        fn_output_signature=tf.TensorSpec([None, None, channels], tf.uint8),
     )
     return frames[:, window[0] : window[0] + window[2], window[1] : window[1] + window[3]]
+
+
+def first_jpeg(jpegs: tf.Tensor) -> tf.Tensor:
+    """The first JPEG of a video's frames, RGB [N] or flow (x, y) pairs [N, 2]."""
+    return tf.reshape(jpegs, [-1])[0]
+
+
+def decode_flow(jpegs: tf.Tensor, window: tf.Tensor, fused: bool = True) -> tf.Tensor:
+    """uint8 [T, h, w, 2] flow levels from a flow video's frames, cropped to `window`.
+
+    string [T, 2]: (x, y) grayscale JPEG pairs (our flow configs, builders/flow_frames.py);
+    string [T]: one 3-channel JPEG a frame holding x, y and an unused channel (DMVR's
+    `flow/encoded`, see DMVR modalities.add_image(is_flow=True)).
+
+    With libjpeg's accurate integer IDCT: TF's default fast one adds error (on the tiny
+    synthetic flow, 0.27 grey levels mean from the stored levels against 0.077).
+    """
+    jpegs = tf.convert_to_tensor(jpegs)
+    decode = decode_and_crop if fused else decode_then_crop
+    accurate = "INTEGER_ACCURATE"
+    if jpegs.shape.rank == 2:
+        return tf.concat(
+            [decode(jpegs[:, i], window, channels=1, dct_method=accurate) for i in (0, 1)],
+            axis=-1,
+        )
+    return decode(jpegs, window, channels=3, dct_method=accurate)[..., :2]
+
+
+def scale_flow(levels: tf.Tensor, scale_x: tf.Tensor, scale_y: tf.Tensor) -> tf.Tensor:
+    """uint8 flow levels (f + 1) * 127.5 with f multiplied by (scale_x, scale_y), clipped to
+    [-1, 1] and rounded: a frame resized by those factors moves that many more pixels. Exact
+    identity at scale 1."""
+    scale = tf.cast(tf.stack([scale_x, scale_y]), tf.float32)
+    centred = tf.cast(levels, tf.float32) - 127.5
+    return tf.cast(tf.clip_by_value(tf.round(centred * scale + 127.5), 0.0, 255.0), tf.uint8)
+
+
+def mirror_flow(levels: tf.Tensor) -> tf.Tensor:
+    """uint8 flow levels mirrored left-right: the field flips and x changes sign (255 - v is
+    exactly -f on the (f + 1) * 127.5 scale)."""
+    mirrored = mirror(levels)
+    return tf.concat([255 - mirrored[..., :1], mirrored[..., 1:]], axis=-1)
 
 
 # ---------------------------------------------------------------------------- augment
 
 
 def resize(frames: tf.Tensor, size: int) -> tf.Tensor:
-    """uint8 [T, size, size, 3] from uint8 frames; frames already size x size pass untouched.
+    """uint8 [T, size, size, C] from uint8 frames; frames already size x size pass untouched.
 
     Bilinear; antialiased only when shrinking by more than 1.5x: near-1 factors (the usual
     crop of a 256-short-side frame to 224) look the same without it, and it costs twice as much
@@ -250,7 +298,10 @@ def resize(frames: tf.Tensor, size: int) -> tf.Tensor:
         )
 
     return tf.case(
-        [(same, lambda: tf.reshape(frames, [-1, size, size, 3])), (shrinks_a_lot, resized(True))],
+        [
+            (same, lambda: tf.reshape(frames, [-1, size, size, frames.shape[-1] or 3])),
+            (shrinks_a_lot, resized(True)),
+        ],
         default=resized(False),
     )
 

@@ -15,9 +15,12 @@ _SPLIT_FILE = re.compile(r"^(?P<label>.+)_test_split(?P<fold>[123])\.txt$")
 class Hmdb51(manual_video.ManualVideoBuilder):
     """HMDB51 (extracted .avi videos + split files), resampled to 25 fps, short side 256."""
 
-    BUILDER_CONFIGS = [
-        VideoConfig(name=f"split{fold}", fps=25.0, short_side=256, fold=fold) for fold in (1, 2, 3)
-    ]
+    BUILDER_CONFIGS = manual_video.with_flow_twins(
+        [
+            VideoConfig(name=f"split{fold}", fps=25.0, short_side=256, fold=fold)
+            for fold in (1, 2, 3)
+        ]
+    )
     MANUAL_DIR_SUMMARY = (
         "the extracted videos (<class>/<name>.avi) and the split files "
         "(testTrainMulti_7030_splits/<class>_test_split<1-3>.txt)"

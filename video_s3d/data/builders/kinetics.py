@@ -33,7 +33,9 @@ class _Kinetics(manual_video.ManualVideoBuilder, skip_registration=True):
     """Kinetics human action clips (~10 s each), resampled to 25 fps, short side 256."""
 
     NUM_CLASSES = 0
-    BUILDER_CONFIGS = [VideoConfig(name="default", fps=25.0, short_side=256)]
+    BUILDER_CONFIGS = manual_video.with_flow_twins(
+        [VideoConfig(name="default", fps=25.0, short_side=256)]
+    )
     MANUAL_DIR_SUMMARY = (
         "the official CSVs (train.csv, validate.csv, test.csv, or "
         "annotations/*.csv) and the clip files named YOUTUBEID_START_END.mp4"

@@ -2,7 +2,9 @@
 
 A subclass only says where its annotation files are and how to read them (`list_videos`);
 this base decodes each video with PyAV (resampled to the config's fps, short side resized),
-stores it as per-frame JPEGs, skips unreadable or missing videos and reports them.
+stores it as per-frame JPEGs, skips unreadable or missing videos and reports them. A flow
+config (`flow=True`, named `<config>_flow` by the subclasses) stores instead the TV-L1 flow of
+the same decoded frames (flow_frames.py), logging videos, frame pairs per second and an ETA.
 
 Build (plain, one machine):
     python -m video_s3d.data.build --dataset=hmdb51 --manual_dir=/data/hmdb51
@@ -23,7 +25,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import tensorflow_datasets as tfds
 
-from video_s3d.data.builders import common, video_files
+from video_s3d.data.builders import common, flow_frames, video_files
 from video_s3d.errors import UserFileError
 
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".avi", ".mkv", ".mov", ".m4v", ".flv", ".3gp")
@@ -48,16 +50,38 @@ class VideoConfig(tfds.core.BuilderConfig):
         short_side: int | None = 256,
         fold: int = 1,
         max_seconds: float | None = None,
+        flow: bool = False,
         **kwargs,
     ):
         kwargs.setdefault(
-            "description", f"fps {fps or 'as recorded'}, short side {short_side}, split {fold}"
+            "description",
+            f"fps {fps or 'as recorded'}, short side {short_side}, split {fold}"
+            + (", TV-L1 flow" if flow else ""),
         )
         super().__init__(**kwargs)
         self.fps = fps
         self.short_side = short_side
         self.fold = fold
         self.max_seconds = max_seconds
+        self.flow = flow  # store the TV-L1 flow of the decoded frames (flow_frames) instead
+
+
+def with_flow_twins(configs: Sequence[VideoConfig]) -> list[VideoConfig]:
+    """Each config, then its flow twin: the same videos and frames, named `<name>_flow`
+    (`default` -> `flow`)."""
+    twins = []
+    for config in configs:
+        name = "flow" if config.name == "default" else f"{config.name}_flow"
+        twin = VideoConfig(
+            name=name,
+            fps=config.fps,
+            short_side=config.short_side,
+            fold=config.fold,
+            max_seconds=config.max_seconds,
+            flow=True,
+        )
+        twins.append(twin)
+    return [*configs, *twins]
 
 
 class ManualVideoBuilder(
@@ -84,6 +108,10 @@ class ManualVideoBuilder(
 
     def _info(self) -> tfds.core.DatasetInfo:
         # Class names come from the annotation files, set in _split_generators.
+        if getattr(self.builder_config, "flow", False):
+            return self.dataset_info_from_configs(
+                features=flow_frames.features(None), description=self.__doc__
+            )
         return self.dataset_info_from_configs(
             features=common.video_features(None),
             supervised_keys=("video", "label"),
@@ -118,14 +146,21 @@ class ManualVideoBuilder(
             short_side=config.short_side,
             max_seconds=config.max_seconds,
         )
+        if config.flow:
+            make = functools.partial(make, flow=True)
         if self._use_beam:
             return common.generate(items, functools.partial(_skip_in_beam, make), True, label=split)
         return self._generate_locally(split, items, make)
 
     def _generate_locally(self, split, items, make):
+        flow = getattr(self.builder_config, "flow", False)
+        progress = flow_frames.Progress(f"{self.name} {split}", len(items)) if flow else None
         for item in items:
             try:
-                yield from make(item)
+                for key, example in make(item):
+                    if progress:
+                        progress.update(len(example["flow_x"]))
+                    yield key, example
             except video_files.UnreadableVideo as error:
                 self.skipped.append((split, item.video_id, str(error)))
                 logging.warning(
@@ -149,9 +184,10 @@ class ManualVideoBuilder(
 
 
 def make_video_examples(
-    item: VideoItem, *, names: Sequence[str], fps, short_side, max_seconds
+    item: VideoItem, *, names: Sequence[str], fps, short_side, max_seconds, flow: bool = False
 ) -> Iterable[tuple[str, dict]]:
-    """Decodes one video into one example; UnreadableVideo when it cannot."""
+    """Decodes one video into one example (its flow with `flow`); UnreadableVideo when it
+    cannot."""
     if item.path is None:
         raise video_files.UnreadableVideo("file not found in the manual dir")
     frames, frame_rate = video_files.read_video(
@@ -160,7 +196,11 @@ def make_video_examples(
     yield (
         item.video_id,
         {
-            "video": common.encode_jpeg(frames),
+            **(
+                flow_frames.example_fields(frames)
+                if flow
+                else {"video": common.encode_jpeg(frames)}
+            ),
             "label": item.label,
             "label_text": names[item.label],
             "video_id": item.video_id,

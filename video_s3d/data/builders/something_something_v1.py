@@ -17,7 +17,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from video_s3d.data.builders import common, manual_video, video_files
+from video_s3d.data.builders import common, flow_frames, manual_video, video_files
 from video_s3d.data.builders.manual_video import VideoConfig, VideoItem
 from video_s3d.data.builders.something_something_v2 import REVERSAL_PAIRS  # noqa: F401
 from video_s3d.errors import UserError
@@ -33,7 +33,9 @@ FRAME_EXTENSIONS = (".jpg", ".jpeg")
 class SomethingSomethingV1(manual_video.ManualVideoBuilder):
     """Something-Something v1 (frame folders + CSV labels), 12 fps, short side 256."""
 
-    BUILDER_CONFIGS = [VideoConfig(name="default", fps=None, short_side=256)]
+    BUILDER_CONFIGS = manual_video.with_flow_twins(
+        [VideoConfig(name="default", fps=None, short_side=256)]
+    )
     MANUAL_DIR_SUMMARY = (
         f"{_LABELS}, {_SPLIT_FILES['train']}, {_SPLIT_FILES['validation']} and "
         "the frame folders <id>/00001.jpg ..."
@@ -74,6 +76,7 @@ class SomethingSomethingV1(manual_video.ManualVideoBuilder):
             make_frame_folder_examples,
             names=tuple(names),
             short_side=self.builder_config.short_side,
+            flow=self.builder_config.flow,
         )
         if self._use_beam:
             skip_in_beam = manual_video._skip_in_beam  # pylint: disable=protected-access
@@ -117,15 +120,21 @@ def read_frame_folder(folder: str, short_side: int | None) -> np.ndarray:
 
 
 def make_frame_folder_examples(
-    item: VideoItem, *, names: Sequence[str], short_side: int | None
+    item: VideoItem, *, names: Sequence[str], short_side: int | None, flow: bool = False
 ) -> Iterable[tuple[str, dict]]:
-    """One example from a folder of frames; UnreadableVideo when it cannot."""
+    """One example from a folder of frames (its flow with `flow`); UnreadableVideo when it
+    cannot."""
     if item.path is None:
         raise video_files.UnreadableVideo("frame folder not found in the manual dir")
+    frames = read_frame_folder(item.path, short_side)
     yield (
         item.video_id,
         {
-            "video": common.encode_jpeg(read_frame_folder(item.path, short_side)),
+            **(
+                flow_frames.example_fields(frames)
+                if flow
+                else {"video": common.encode_jpeg(frames)}
+            ),
             "label": item.label,
             "label_text": names[item.label],
             "video_id": item.video_id,

@@ -62,7 +62,9 @@ def template_to_label(template: str) -> str:
 class SomethingSomethingV2(manual_video.ManualVideoBuilder):
     """Something-Something v2 (webm videos + JSON labels), stored at the native 12 fps."""
 
-    BUILDER_CONFIGS = [VideoConfig(name="default", fps=None, short_side=256)]
+    BUILDER_CONFIGS = manual_video.with_flow_twins(
+        [VideoConfig(name="default", fps=None, short_side=256)]
+    )
     MANUAL_DIR_SUMMARY = (
         f"{_LABELS}, {_SPLIT_FILES['train']}, {_SPLIT_FILES['validation']} "
         f"(optionally in labels/) and the <id>.webm videos"

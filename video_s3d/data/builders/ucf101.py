@@ -16,9 +16,12 @@ class Ucf101Manual(manual_video.ManualVideoBuilder):
     pipeline calls it `ucf101`.
     """
 
-    BUILDER_CONFIGS = [
-        VideoConfig(name=f"split{fold}", fps=25.0, short_side=256, fold=fold) for fold in (1, 2, 3)
-    ]
+    BUILDER_CONFIGS = manual_video.with_flow_twins(
+        [
+            VideoConfig(name=f"split{fold}", fps=25.0, short_side=256, fold=fold)
+            for fold in (1, 2, 3)
+        ]
+    )
     MANUAL_DIR_SUMMARY = (
         "UCF-101/<Class>/v_*.avi and ucfTrainTestlist/ (classInd.txt, "
         "trainlist0N.txt, testlist0N.txt)"

@@ -16,7 +16,8 @@ Without splits, each class's videos (sorted by path) are divided: the last 20% (
 of a class with two or more videos) are `validation`, the rest `train` (our choice).
 Classes are the folder names / labels, sorted. Videos are decoded with PyAV like the other
 manual datasets (25 fps, short side 256, as Kinetics is stored); an unreadable one is skipped
-and named in the build summary.
+and named in the build summary. A name ending in `_flow` (`video_folder/my_videos_flow`) stores
+the videos' TV-L1 flow instead (flow_frames.py).
 """
 
 from __future__ import annotations
@@ -37,11 +38,14 @@ LAYOUTS = __doc__.split("\n\n")[2]  # the manual-dir layouts, for the not-built 
 
 
 def _config(name: str) -> VideoConfig:
+    flow = name.endswith("_flow")
     return VideoConfig(
         name=name,
         fps=FPS,
         short_side=SHORT_SIDE,
-        description=f"videos from a folder or CSV, stored as {name!r}",
+        flow=flow,
+        description=f"videos from a folder or CSV, stored as {name!r}"
+        + (" (TV-L1 flow)" if flow else ""),
     )
 
 
