@@ -68,6 +68,7 @@ VOCABULARY = {
     "sweep": "a sweep file, experiments/sweeps/<name>.py[:arguments]",
     "only": "regular expression: only the runs whose name matches",
     "flow_workdir": "the flow run of a two-stream pair (its RGB run is --workdir or --rgb_workdir)",
+    "split": "dataset split to read, e.g. train or validation",
     "fusion": "two-stream fusion: logits (mean of the streams' logits) or softmax (of scores)",
 }
 

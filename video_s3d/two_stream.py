@@ -65,7 +65,8 @@ def check_pair(rgb_run, flow_run) -> None:
 
 def stream_logits(workdir: str, step: str, split: str | None = None) -> dict:
     """A run's per-video logits over its eval split: {'video_index', 'logits', 'labels', ...}."""
-    from video_s3d import evaluate, inference, inputs, normalization, parallel, train_state
+    from video_s3d import evaluate, inference, inputs, normalization, parallel
+    from video_s3d.compile_policy import CompilePolicy
 
     run = inference.load_run(workdir, step=step)
     config = run.config
@@ -75,7 +76,7 @@ def stream_logits(workdir: str, step: str, split: str | None = None) -> dict:
     eval_step = evaluate.make_eval_step(
         run.model,
         mesh,
-        train_state.compiler_options(config),
+        CompilePolicy.from_config(config),
         normalization.from_config(config.data),
     )
     batches = inputs.eval_batches(
