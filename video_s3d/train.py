@@ -176,7 +176,7 @@ def make_batch_stats_step(
 
 
 def recompute_batch_norm(
-    state: TrainState, stats_step, config, mesh, local_batch: int
+    state: TrainState, stats_step, config, mesh, local_batch: int, batches=None
 ) -> TrainState:
     """Replaces the running averages by the average over `config.precise_bn_batches` batches.
 
@@ -184,11 +184,12 @@ def recompute_batch_norm(
     initial values (after 500 steps 61% of the way); evaluation normalises with them, so
     short runs would be judged on stale statistics. The batches come from a separate,
     freshly started training stream (seed + 1): the same batches every time, and the
-    training stream is not disturbed, so resuming stays exact.
+    training stream is not disturbed, so resuming stays exact. `batches`: another task's
+    stream of such batches (detection's).
     """
     if not jax.tree.leaves(state.batch_stats):
         return state
-    stream = inputs.train_iterator(
+    stream = batches or inputs.train_iterator(
         config.data,
         local_batch=local_batch,
         seed=config.seed + 1,
@@ -333,6 +334,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     validate_config(config)
     workdir = workdirs.usable_workdir(workdir)
     with workdirs.WorkdirLock(workdir, enabled=jax.process_index() == 0):
+        if config.get("task", "classification") == "detection":
+            from video_s3d.detection import trainer  # its own model, data and metrics
+
+            return trainer.train_and_evaluate(config, workdir)
         return _train_and_evaluate(config, workdir)
 
 
