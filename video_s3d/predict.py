@@ -8,6 +8,10 @@ folder in it. --video: a file in any container PyAV reads (mp4, webm, avi, mkv, 
 (searched recursively) or a glob pattern. Views are sampled as evaluation samples them
 (see video_s3d/inference.py). An unreadable file gets one line and the rest go on; the exit
 status is 1 only if every file failed (2 for a bad argument).
+
+A detection run (config.task='detection', or --task=detection) draws its boxes and labels
+instead: a contact sheet per video (and with --annotated_video an mp4) in --out, and its best
+action tubes printed (video_s3d/detection/predict.py).
 """
 
 from __future__ import annotations
@@ -43,6 +47,24 @@ def parse_args(argv=None) -> argparse.Namespace:
         choices=(1, 3),
         help="crops per clip (default: config.data.eval_num_crops)",
     )
+    parser.add_argument(
+        "--task",
+        choices=("classification", "detection"),
+        default=None,
+        help="what the run predicts (default: the run's own config.task)",
+    )
+    parser.add_argument(
+        "--out", default="detections", help="detection: folder for the drawn contact sheets"
+    )
+    parser.add_argument(
+        "--annotated_video", action="store_true", help="detection: also write annotated mp4s"
+    )
+    parser.add_argument(
+        "--min_score", type=float, default=0.3, help="detection: draw detections above this"
+    )
+    parser.add_argument(
+        "--sheet_frames", type=int, default=8, help="detection: frames on each contact sheet"
+    )
     args = parser.parse_args(argv)
     if args.top_k < 1:
         parser.error(f"--top_k={args.top_k} must be at least 1.")
@@ -60,6 +82,11 @@ def top_k(probabilities: np.ndarray, class_names: list[str], k: int) -> list[dic
 def main(argv=None) -> int:
     args = parse_args(argv)
     inference.setup_process()
+    from video_s3d.detection import predict as detection_predict
+
+    task = args.task or detection_predict.run_task(args.checkpoint)
+    if task == "detection":
+        return detection_predict.main(args)
     try:
         videos = inference.list_videos(args.video)
         run = inference.load_run(

@@ -50,13 +50,17 @@ def builder(name: str, data_dir: str | None = None) -> tfds.core.DatasetBuilder:
         module = importlib.import_module(f"video_s3d.data.builders.{dataset}")
     except ModuleNotFoundError:
         raise UserError(f"config.data.name={name!r} is no detection dataset; use {KNOWN}.")
+    # The builder class defined there (by its registered name where the module has several).
     classes = [
         value
         for value in vars(module).values()
         if isinstance(value, type)
         and issubclass(value, tfds.core.DatasetBuilder)
         and value.__module__ == module.__name__
+        and hasattr(value, "VERSION")
     ]
+    if len(classes) > 1:
+        classes = [value for value in classes if value.name == dataset]
     if len(classes) != 1:
         raise UserError(f"config.data.name={name!r} is no detection dataset; use {KNOWN}.")
     try:
