@@ -42,11 +42,5 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     if arg.split not in SPLITS:
         raise ValueError(f"split={arg.split} is not an official JHMDB split; use 1, 2 or 3.")
     return synthetic_detection.protocol_config(
-        dataset=f"jhmdb/split{arg.split}",
-        model=arg.model,
-        init_from=arg.init_from,
-        batch=arg.batch,
-        num_train_steps=STEPS,
-        max_actors=MAX_ACTORS,
-        runlocal=arg.runlocal,
+        arg, dataset=f"jhmdb/split{arg.split}", num_train_steps=STEPS, max_actors=MAX_ACTORS
     )

@@ -28,108 +28,72 @@ synthetic_motion.py documents the shared fields):
 import ml_collections
 from ml_collections import config_dict
 
+from experiments import synthetic_motion
 from video_s3d.config_cli import parse_arg
+from video_s3d.detection import demo
+
+# Classification's fields that mean the same for detection.
+RUN_FIELDS = (
+    "log_every_steps",
+    "keep_checkpoints",
+    "async_checkpointing",
+    "seed",
+    "sync_batch_norm",
+    "init_from",
+    "distributed",
+    "cpu_fast_compile",
+)
 
 
 def detection_config(model: str) -> ml_collections.ConfigDict:
-    """The fields every detection config has, set for the synthetic set's tiny detector."""
+    """The fields every detection config has, set for the synthetic set's tiny detector; the
+    optimiser and run fields are classification's (experiments/synthetic_motion.py)."""
+    shared = synthetic_motion.get_config(f"model={model}")
     config = ml_collections.ConfigDict()
     config.task = "detection"
     config.model = ml_collections.ConfigDict({"name": model, "dtype": "float32"})
-
-    config.detector = ml_collections.ConfigDict()
-    config.detector.feature_layer = "Mixed_3c"  # stride 8: an 8x8 grid at 64 pixels
-    # The synthetic objects' boxes span 0.2-0.6 of the frame and are roughly square.
-    config.detector.anchor_sizes = (0.25, 0.4, 0.6)
-    config.detector.aspect_ratios = (1.0,)
-    config.detector.rpn_channels = 64
-    config.detector.head_channels = 128
-    config.detector.roi_size = 4
-    config.detector.pre_nms_proposals = 128
-    config.detector.num_proposals = 16
-    config.detector.proposal_nms_iou = 0.7
+    config.detector = dict(demo.TINY_DETECTOR, proposal_nms_iou=0.7)
 
     config.data = ml_collections.ConfigDict()
     config.data.name = "synthetic_detection/detection_tiny"
     config.data.data_dir = config_dict.placeholder(str)
-    config.data.train_split = "train"
-    config.data.eval_split = "validation"
-    config.data.num_frames = 8
-    config.data.stride = 1
-    config.data.crop_size = 64
+    config.data.train_split, config.data.eval_split = "train", "validation"
+    config.data.num_frames, config.data.stride, config.data.crop_size = 8, 1, 64
     config.data.max_actors = 3
     config.data.flip = False  # "moving left" and "moving right" are classes
     config.data.eval_frame_stride = 1
     config.data.max_eval_videos = 0
 
-    config.batch_size = 8
-    config.eval_batch_size = 8
+    config.optim = shared.optim
+    # Adam 1e-3 as the demo: AdamW without weight decay, constant.
+    config.optim.update(name="adamw", learning_rate=1e-3, weight_decay=0.0)
+    config.optim.update(schedule="constant", warmup_steps=0)
+    for field in RUN_FIELDS:
+        config[field] = shared[field]
+    config.batch_size = config.eval_batch_size = 8
     config.max_detections = 20
-
-    config.optim = ml_collections.ConfigDict()
-    config.optim.name = "adamw"  # with no weight decay: Adam, as the demo
-    config.optim.learning_rate = 1e-3
-    config.optim.momentum = 0.9
-    config.optim.nesterov = False
-    config.optim.weight_decay = 0.0
-    config.optim.decay_bn_and_bias = False
-    config.optim.schedule = "constant"
-    config.optim.warmup_steps = 0
-    config.optim.step_boundaries = ()
-    config.optim.step_decay_factor = 0.1
-    config.optim.grad_clip_norm = 0.0
-
     config.num_train_steps = 300
-    config.log_every_steps = 50
     config.eval_every_steps = 0
     config.checkpoint_every_steps = 100
-    config.keep_checkpoints = 2
-    config.async_checkpointing = True
-    config.seed = 0
-    config.sync_batch_norm = True
-    config.init_from = ""
     config.precise_bn_batches = 4  # the demo needed them: stale running averages gave 0.000
     config.eval_sheet_videos = 4
-    config.distributed = False
-    config.cpu_fast_compile = True
     return config
 
 
 def apply_runlocal(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-    """A laptop smoke test on the generated set, whatever the config trains on for real."""
-    config.model.name = "tiny_s3dg"
-    config.detector.update(
-        feature_layer="Mixed_3c",
-        anchor_sizes=(0.25, 0.4, 0.6),
-        aspect_ratios=(1.0,),
-        rpn_channels=16,
-        head_channels=32,
-        roi_size=2,
-        pre_nms_proposals=32,
-        num_proposals=8,
-    )
-    config.data.update(
-        name="synthetic_detection/detection_tiny",
-        train_split="train",
-        eval_split="validation",
-        num_frames=4,
-        stride=1,
-        crop_size=32,
-        max_actors=3,
-        flip=False,
-        eval_frame_stride=4,
-        max_eval_videos=2,
-    )
-    config.init_from = ""
+    """A laptop smoke test on the generated set, whatever the config trains on for real:
+    4-frame clips at 32 pixels, a smaller head, 4 steps, 2 eval videos (every 4th frame)."""
+    config.model.name, config.init_from = "tiny_s3dg", ""
+    smaller = dict(rpn_channels=16, head_channels=32, roi_size=2, pre_nms_proposals=32)
+    config.detector = dict(demo.TINY_DETECTOR, proposal_nms_iou=0.7, num_proposals=8, **smaller)
+    config.data.update(name="synthetic_detection/detection_tiny", flip=False, max_actors=3)
+    config.data.update(train_split="train", eval_split="validation", num_frames=4, stride=1)
+    config.data.update(crop_size=32, eval_frame_stride=4, max_eval_videos=2)
     config.batch_size = config.eval_batch_size = 8  # divides over the tests' 8 devices
     config.max_detections = 10
-    config.num_train_steps = 4
-    config.log_every_steps = 2
-    config.eval_every_steps = 0
-    config.checkpoint_every_steps = 2
-    config.optim.warmup_steps = 0
-    config.precise_bn_batches = 1
-    config.eval_sheet_videos = 1
+    config.num_train_steps, config.log_every_steps, config.checkpoint_every_steps = 4, 2, 2
+    config.eval_every_steps = config.optim.warmup_steps = 0
+    config.precise_bn_batches = config.eval_sheet_videos = 1
     return config
 
 
@@ -144,17 +108,12 @@ OURS = "not published; our choice"
 
 
 def protocol_config(
-    *,
-    dataset: str,
-    model: str,
-    init_from: str,
-    batch: int,
-    num_train_steps: int,
-    max_actors: int,
-    runlocal: bool,
+    arg: ml_collections.ConfigDict, *, dataset: str, num_train_steps: int, max_actors: int
 ) -> ml_collections.ConfigDict:
     """The paper's detection experiment on a real dataset, as far as it is published (see
-    experiments/jhmdb.py for what is and what is our choice)."""
+    experiments/jhmdb.py for what is and what is our choice); `arg`: the config file's parsed
+    model, init_from, batch and runlocal."""
+    model, init_from, batch, runlocal = arg.model, arg.init_from, arg.batch, arg.runlocal
     if not init_from and not runlocal:
         raise ValueError(
             "Pass init_from=<workdir of a finished Kinetics classification run of the same "

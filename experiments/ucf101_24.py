@@ -32,11 +32,5 @@ MAX_ACTORS = 8  # our choice: a few key frames hold several people (e.g. fencing
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     arg = parse_arg(arg, model="s3dg", init_from="", batch=16, runlocal=False)
     return synthetic_detection.protocol_config(
-        dataset="ucf101_24",
-        model=arg.model,
-        init_from=arg.init_from,
-        batch=arg.batch,
-        num_train_steps=STEPS,
-        max_actors=MAX_ACTORS,
-        runlocal=arg.runlocal,
+        arg, dataset="ucf101_24", num_train_steps=STEPS, max_actors=MAX_ACTORS
     )

@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from experiments import synthetic_detection as detection_configs
+from launch import local
 from video_s3d import checkpointing, normalization, optim, parallel, train_state
 from video_s3d.detection import draw, predict, trainer, training
 
@@ -20,22 +21,11 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _main(*args, cache_dir):
-    env = dict(
-        os.environ,
-        JAX_PLATFORMS="cpu",
-        CUDA_VISIBLE_DEVICES="",
-        XLA_FLAGS="--xla_force_host_platform_device_count=2",
-        # The resumed run compiles the same programs: reuse them (tens of seconds on 2 cores).
-        JAX_COMPILATION_CACHE_DIR=cache_dir,
-    )
-    return subprocess.run(
-        [sys.executable, "-m", "video_s3d.main", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    env = local.run_environment(cpu_devices=2)
+    # The resumed run compiles the same programs: reuse them (tens of seconds on 2 cores).
+    env.update(CUDA_VISIBLE_DEVICES="", JAX_COMPILATION_CACHE_DIR=cache_dir)
+    command = [sys.executable, "-m", "video_s3d.main", *args]
+    return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
 
 
 @pytest.fixture(scope="module")

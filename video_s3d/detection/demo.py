@@ -42,20 +42,23 @@ class DemoConfig:
     seed: int = 0
 
 
+# The synthetic objects' boxes span 0.2-0.6 of the frame and are roughly square; the tiny
+# detector's other fields (experiments/synthetic_detection.py trains the same one).
+TINY_DETECTOR = {
+    "feature_layer": "Mixed_3c",  # stride 8: an 8x8 grid at 64 pixels
+    "anchor_sizes": (0.25, 0.4, 0.6),
+    "aspect_ratios": (1.0,),
+    "rpn_channels": 64,
+    "head_channels": 128,
+    "roi_size": 4,
+    "pre_nms_proposals": 128,
+    "num_proposals": 16,
+}
+
+
 def make_model(config: DemoConfig) -> ActionDetector:
-    # The objects' boxes span 0.2-0.6 of the frame and are roughly square.
-    return ActionDetector(
-        config.trunk,
-        len(synthetic_detection.DETECTION_CLASSES),
-        feature_layer=config.feature_layer,
-        anchor_sizes=(0.25, 0.4, 0.6),
-        aspect_ratios=(1.0,),
-        rpn_channels=64,
-        head_channels=128,
-        roi_size=4,
-        pre_nms_proposals=128,
-        num_proposals=16,
-    )
+    fields = dict(TINY_DETECTOR, feature_layer=config.feature_layer)
+    return ActionDetector(config.trunk, len(synthetic_detection.DETECTION_CLASSES), **fields)
 
 
 def make_videos(config: DemoConfig, split: int, count: int) -> list[training.LabelledVideo]:

@@ -20,7 +20,7 @@ import numpy as np
 from absl import logging as absl_logging
 from PIL import Image
 
-from video_s3d import checkpointing, inference, normalization, steps, train_state
+from video_s3d import checkpointing, inference, normalization, parallel, steps, train_state
 from video_s3d.data.builders import video_files
 from video_s3d.detection import draw, linking, trainer, training
 from video_s3d.errors import UserError
@@ -49,21 +49,15 @@ def load_detector(checkpoint: str, step: str | None):
             f"{workdir} is a {config.get('task', 'classification')} run; --task=detection needs "
             f"a run trained with config.task='detection'."
         )
-    verbosity = absl_logging.get_verbosity()
-    absl_logging.set_verbosity(absl_logging.ERROR)  # orbax: read-only means read-only
-    try:
-        ckpt = checkpointing.Checkpoints(workdir, read_only=True)
-    finally:
-        absl_logging.set_verbosity(verbosity)
+    ckpt = checkpointing.Checkpoints(workdir, read_only=True)
     try:
         chosen, how = steps.resolve(ckpt, which, workdir)
         info = ckpt.run_info(chosen) or {}
         model = trainer.create_model(config, int(info["num_classes"]))
-        shapes = jax.eval_shape(
-            lambda r: train_state.init_variables(model, config, r), jax.random.key(0)
+        one_device = parallel.make_mesh(jax.local_devices()[:1])
+        variables = ckpt.restore_model(
+            chosen, train_state.abstract_variables(model, config, one_device)
         )
-        device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-        variables = ckpt.restore_model(chosen, checkpointing.abstract_like(shapes, device))
     finally:
         ckpt.close()
     names = inference.class_names_of(info, config, int(info["num_classes"]))
@@ -83,6 +77,7 @@ def even(frames: np.ndarray) -> np.ndarray:
 
 
 def main(args) -> int:
+    absl_logging.set_verbosity(absl_logging.ERROR)  # orbax warns that read-only means read-only
     try:
         videos = inference.list_videos(args.video)
         config, model, variables, names, step, how = load_detector(args.checkpoint, args.step)

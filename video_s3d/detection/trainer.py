@@ -20,6 +20,7 @@ sizes).
 from __future__ import annotations
 
 import datetime
+import functools
 import math
 import os
 
@@ -38,7 +39,6 @@ from video_s3d import (
     steps,
     train,
     train_state,
-    workdirs,
 )
 from video_s3d.detection import data, draw, training
 from video_s3d.detection.model import ActionDetector, detection_loss, load_trunk, postprocess
@@ -90,13 +90,7 @@ def make_train_step(model, tx, schedule, mesh, *, sync_batch_norm: bool, compile
         grads = parallel.fused_pmean(grads)
         if not sync_batch_norm:
             batch_stats = lax.pmean(batch_stats, parallel.BATCH_AXIS)
-        updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        new_state = state.replace(
-            step=state.step + 1,
-            params=optax.apply_updates(state.params, updates),
-            batch_stats=batch_stats,
-            opt_state=opt_state,
-        )
+        new_state = state.apply_gradients(tx, grads, batch_stats)
         scalars = lax.pmean({"loss": loss, **terms}, parallel.BATCH_AXIS)
         scalars.update(grad_norm=optax.global_norm(grads), learning_rate=schedule(state.step))
         return new_state, scalars
@@ -233,33 +227,23 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
     model = create_model(config, info.num_classes)
     norm = normalization.from_config(config.data)
 
-    ckpt = checkpointing.Checkpoints(
-        workdir, keep=config.keep_checkpoints, async_save=config.async_checkpointing
-    )
     meta = dict(train.run_info(config, info.num_classes, info.class_names), task=TASK)
-    ckpt.check_same_run(meta)
+    ckpt = train.open_checkpoints(workdir, config, meta, is_main)
     saved_step = ckpt.latest_step()
-    changes = workdirs.check_resume(workdir, config, saved_step) if saved_step is not None else {}
-    if is_main:
-        workdirs.write_config(workdir, config, changes, saved_step)
-    if changes:
-        log(f"resuming with a changed config: {workdirs.describe_changes(changes)}", is_main)
 
     total_steps = int(config.num_train_steps)
     schedule = optim.make_schedule(config.optim, total_steps)
     tx = optim.make_optimizer(config.optim, total_steps)
     local_batch = parallel.local_batch_size(config.batch_size, mesh)
 
-    def stream(seed: int):
-        return data.train_iterator(
-            config.data,
-            local_batch=local_batch,
-            seed=seed,
-            process_index=jax.process_index(),
-            process_count=jax.process_count(),
-        )
-
-    train_iter = stream(config.seed)
+    stream = functools.partial(  # the training stream of a seed, this process's share
+        data.train_iterator,
+        config.data,
+        local_batch=local_batch,
+        process_index=jax.process_index(),
+        process_count=jax.process_count(),
+    )
+    train_iter = stream(seed=config.seed)
     if saved_step is not None:
         abstract = train_state.abstract_state(model, tx, config, mesh)
         state = ckpt.restore(saved_step, abstract, train_iter)
@@ -311,7 +295,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
         nonlocal state
         if config.precise_bn_batches:
             state = train.recompute_batch_norm(
-                state, stats_step, config, mesh, local_batch, batches=stream(config.seed + 1)
+                state, stats_step, config, mesh, local_batch, batches=stream(seed=config.seed + 1)
             )
         scalars, per_class = evaluate_detector(config, state, detect, info, mesh, is_main)
         writer.write_scalars(step, scalars, prefix="eval/")
@@ -331,6 +315,21 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
             if is_main:
                 draw.save_png(sheet, os.path.join(workdir, "detections.png"))
         return scalars, per_class
+
+    result_path = os.path.join(workdir, "result.json")
+
+    def needs_result() -> bool:
+        """A run trained to the end without an evaluation now and no result.json (stopped
+        between its last step and the result): it evaluates once more."""
+        return last_eval is None and not os.path.exists(result_path)
+
+    def finish(evaluated) -> None:
+        if evaluated is None:
+            log(f"{workdir} was already trained to step {step}; see {result_path}", is_main)
+        elif is_main:
+            clips_per_sec = progress.average_rate(step, config.batch_size)
+            write_result(workdir, config, info, *evaluated, num_params, clips_per_sec)
+            log(f"wrote {result_path}")
 
     try:
         while step < total_steps:
@@ -362,13 +361,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
             pending.clear()
             progress.pause()
             if logging_now and window:
-                averaged = train._mean_metrics(window)
-                rates = progress.measure(step, config.batch_size)
-                progress.print_line(step, averaged, rates)
-                if math.isfinite(rates["clips_per_sec"]):
-                    averaged["clips_per_sec"] = rates["clips_per_sec"]
-                writer.write_scalars(step, averaged, prefix="train/")
-                window.clear()
+                train.log_train_window(window, step, progress, writer, config.batch_size)
             if final:  # saved before the evaluation: a failing one must not lose the weights
                 ckpt.save(step, state, meta, train_iter)
                 ckpt.wait()
@@ -385,15 +378,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
                 break
             progress.resume()
 
-        result_path = os.path.join(workdir, "result.json")
-        if step >= total_steps and last_eval is None and not os.path.exists(result_path):
-            last_eval = (step, *evaluate_now())  # finished earlier, stopped before the result
-        if step >= total_steps and last_eval is not None and is_main:
-            clips_per_sec = progress.average_rate(step, config.batch_size)
-            write_result(workdir, config, info, *last_eval, num_params, clips_per_sec)
-            log(f"wrote {result_path}")
-        elif step >= total_steps:
-            log(f"{workdir} was already trained to step {step}; see {result_path}", is_main)
+        if step >= total_steps:
+            if needs_result():
+                last_eval = (step, *evaluate_now())
+            finish(last_eval)
     finally:
         watcher.close()
         ckpt.close()

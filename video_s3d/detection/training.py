@@ -7,7 +7,6 @@ detection of whole videos with clips centred on the frames, and frame-/video-mAP
 
 from __future__ import annotations
 
-import functools
 from typing import Any, Callable, Iterable, NamedTuple
 
 import jax
