@@ -44,12 +44,16 @@ def detection_run(tmp_path_factory):
         first_result = json.load(f)
     second = _main(*common, "--config.num_train_steps=6", cache_dir=cache)
     assert second.returncode == 0, second.stderr[-3000:]
-    return workdir, first, first_result, second
+    with open(os.path.join(workdir, "result.json")) as f:
+        trained = json.load(f)
+    evaluated = _main(*common, "--mode=eval", "--step=latest", cache_dir=cache)
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    return workdir, first, first_result, second, trained
 
 
 @pytest.mark.slow
 def test_main_trains_checkpoints_resumes_and_writes_result(detection_run):
-    workdir, first, first_result, second = detection_run
+    workdir, first, first_result, second, trained = detection_run
     assert "2 device(s)" in first.stdout and "step      4/4" in first.stdout
     assert first_result["task"] == "detection" and first_result["step"] == 4
     metrics = first_result["metrics"]
@@ -60,8 +64,15 @@ def test_main_trains_checkpoints_resumes_and_writes_result(detection_run):
 
     assert f"resumed from {workdir}/checkpoints at step 4" in second.stdout
     assert "steps 4->6" in second.stdout
+    assert trained["step"] == 6
+    # --mode=eval of the last checkpoint gives the numbers training reported for it: the
+    # checkpoint holds the precise BatchNorm statistics that evaluation used.
     with open(os.path.join(workdir, "result.json")) as f:
-        assert json.load(f)["step"] == 6
+        reevaluated = json.load(f)
+    assert reevaluated["step"] == 6
+    for key in ("frame_map@0.5", "video_map@0.2", "video_map@0.5"):
+        assert reevaluated["metrics"][key] == pytest.approx(trained["metrics"][key], abs=1e-6)
+    assert reevaluated["train_clips_per_sec"] == trained["train_clips_per_sec"]
     assert sorted(int(s) for s in os.listdir(os.path.join(workdir, "checkpoints"))) == [4, 6]
     with open(os.path.join(workdir, "metrics.jsonl")) as f:
         records = [json.loads(line) for line in f]

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime
 import functools
+import json
 import math
 import os
 
@@ -166,6 +167,11 @@ def evaluate_detector(config, state, detect, info: data.DetectionInfo, mesh, is_
 
 
 def write_result(workdir, config, info, step, scalars, per_class, num_params, clips_per_sec):
+    """result.json; a re-evaluation (no throughput of its own) keeps the training run's."""
+    path = os.path.join(workdir, "result.json")
+    if clips_per_sec is None and os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            clips_per_sec = json.load(f).get("train_clips_per_sec")
     result = {
         "task": TASK,
         "model": config.model.name,
@@ -182,7 +188,7 @@ def write_result(workdir, config, info, step, scalars, per_class, num_params, cl
         "per_class_frame_ap@0.5": per_class,
         "updated": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
-    checkpointing.write_json(os.path.join(workdir, "result.json"), result)
+    checkpointing.write_json(path, result)
     return result
 
 
@@ -291,12 +297,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
     pending, window = [], []
     last_eval, compiled = None, False
 
-    def evaluate_now():
+    def precise_batch_norm():
         nonlocal state
         if config.precise_bn_batches:
             state = train.recompute_batch_norm(
                 state, stats_step, config, mesh, local_batch, batches=stream(seed=config.seed + 1)
             )
+
+    def evaluate_now():
         scalars, per_class = evaluate_detector(config, state, detect, info, mesh, is_main)
         writer.write_scalars(step, scalars, prefix="eval/")
         shown = "  ".join(f"{k} {scalars[k]:.3f}" for k in ("frame_map@0.5", "video_map@0.2"))
@@ -362,6 +370,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
             progress.pause()
             if logging_now and window:
                 train.log_train_window(window, step, progress, writer, config.batch_size)
+            if evaluating:  # before the final save: checkpoints hold the statistics evaluated
+                precise_batch_norm()
             if final:  # saved before the evaluation: a failing one must not lose the weights
                 ckpt.save(step, state, meta, train_iter)
                 ckpt.wait()
@@ -380,6 +390,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
 
         if step >= total_steps:
             if needs_result():
+                precise_batch_norm()
                 last_eval = (step, *evaluate_now())
             finish(last_eval)
     finally:
@@ -387,3 +398,44 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
         ckpt.close()
         writer.close()
     return state
+
+
+# ----------------------------------------------------------------------- --mode=eval
+def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str, step="latest") -> dict:
+    """`video_s3d.main --mode=eval` for a detection run: one checkpoint (`step`: latest, best or
+    a number) evaluated on config.data.eval_split; result.json rewritten with its numbers."""
+    is_main = jax.process_index() == 0
+    mesh = parallel.make_mesh()
+    parallel.check_global_batch(config.eval_batch_size, mesh, "config.eval_batch_size")
+    if not os.path.isdir(os.path.join(workdir, "checkpoints")):
+        raise UserError(
+            f"{workdir} holds no checkpoint to evaluate; train first with "
+            f"--mode=train --workdir={workdir}."
+        )
+    ckpt = checkpointing.Checkpoints(workdir, read_only=True)
+    try:
+        chosen, how = steps.resolve(ckpt, steps.parse(step), workdir)
+        data.ensure_ready(config.data)
+        info = data.dataset_info(config.data)
+        ckpt.check_same_run({"model": config.model.name, "num_classes": info.num_classes})
+        model = create_model(config, info.num_classes)
+        abstract = train_state.abstract_variables(model, config, mesh)
+        variables = ckpt.restore_model(chosen, abstract)
+    finally:
+        ckpt.close()
+    log(f"evaluating the detector at step {chosen} ({how}) on {config.data.eval_split}", is_main)
+    norm = normalization.from_config(config.data)
+    detect = make_detect(
+        model,
+        mesh,
+        max_detections=int(config.max_detections),
+        compiler_options=train_state.compiler_options(config),
+        norm=norm,
+    )
+    state = training.TrainState(variables["params"], variables["batch_stats"], None)
+    scalars, per_class = evaluate_detector(config, state, detect, info, mesh, is_main)
+    log(f"eval @ step {chosen}: " + "  ".join(f"{k} {v:.3f}" for k, v in scalars.items()), is_main)
+    if not is_main:
+        return {}
+    params = train_state.count_params(variables["params"])
+    return write_result(workdir, config, info, chosen, scalars, per_class, params, None)
