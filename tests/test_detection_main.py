@@ -8,14 +8,15 @@ import subprocess
 import sys
 
 import jax
+import ml_collections
 import numpy as np
 import pytest
 from PIL import Image
 
 from experiments import synthetic_detection as detection_configs
 from launch import local
-from video_s3d import checkpointing, normalization, optim, parallel, train_state
-from video_s3d.detection import draw, predict, trainer, training
+from video_s3d import checkpointing, errors, normalization, optim, parallel, train_state
+from video_s3d.detection import data, draw, predict, trainer, training
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -215,3 +216,55 @@ def test_predict_draws_boxes_and_labels(detection_run, tmp_path):
         str(out / "clip_detections.mp4"), fps=None, short_side=None
     )
     assert annotated.shape == (12, 256, 256, 3)
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    config = detection_configs.get_config("runlocal")
+    config.data.data_dir = str(tmp_path_factory.mktemp("tfds"))
+    data.ensure_ready(config.data)
+    return config.data
+
+
+def test_key_frame_batches_mirror_clips_with_their_boxes_and_resume_exactly(tiny_data, tmp_path):
+    def stream(flip):
+        data_config = ml_collections.ConfigDict(tiny_data.to_dict())
+        data_config.flip = flip
+        return data.train_iterator(
+            data_config, local_batch=8, seed=3, process_index=0, process_count=1
+        )
+
+    plain, mirrored = next(stream(False)), next(stream(True))
+    assert plain["video"].shape == (8, 4, 32, 32, 3) and plain["video"].dtype == np.uint8
+    assert plain["gt_valid"].any(axis=1).all()  # every key frame shows an actor
+    boxes = plain["gt_boxes"][plain["gt_valid"]]
+    assert np.all((boxes >= 0) & (boxes <= 1)) and np.all(boxes[:, 2:] > boxes[:, :2])
+    flipped = [not np.array_equal(a, b) for a, b in zip(plain["video"], mirrored["video"])]
+    assert 0 < sum(flipped) < 8  # the same clips, about half of them mirrored
+    for i, was_flipped in enumerate(flipped):
+        expected_video = plain["video"][i, :, :, ::-1] if was_flipped else plain["video"][i]
+        np.testing.assert_array_equal(mirrored["video"][i], expected_video)
+        y0, x0, y1, x1 = plain["gt_boxes"][i].T
+        expected = np.stack([y0, 1 - x1, y1, 1 - x0], -1) if was_flipped else plain["gt_boxes"][i]
+        valid = plain["gt_valid"][i]
+        np.testing.assert_allclose(mirrored["gt_boxes"][i][valid], expected[valid], atol=1e-6)
+
+    first = stream(False)
+    next(first)
+    first.save(str(tmp_path / "state"))
+    expected_next = next(first)
+    resumed = stream(False)
+    resumed.restore(str(tmp_path / "state"))
+    for key, value in next(resumed).items():
+        np.testing.assert_array_equal(value, expected_next[key])
+
+
+def test_dataset_mistakes_are_one_sentence(tiny_data):
+    with pytest.raises(errors.UserError, match="is no detection dataset"):
+        data.builder("no_such_set/split1")
+    with pytest.raises(errors.UserError, match="synthetic_detection/huge"):
+        data.builder("synthetic_detection/huge", tiny_data.data_dir)
+    wrong_split = ml_collections.ConfigDict(tiny_data.to_dict())
+    wrong_split.eval_split = "testing"
+    with pytest.raises(errors.UserError, match="has no split 'testing'"):
+        data.dataset_info(wrong_split)

@@ -74,11 +74,16 @@ def ensure_ready(data) -> None:
     source = builder(data.name, data.get("data_dir"))
     if source.is_prepared():
         return
-    if data.name.partition("/")[0] not in GENERATED:
+    dataset, _, config = data.name.partition("/")
+    if dataset not in GENERATED:
+        flags = (f" --config={config}" if config else "") + (
+            f" --data_dir={data.data_dir}" if data.get("data_dir") else ""
+        )
         raise UserFileError(
             f"Dataset {data.name} is not prepared in {source.data_dir}: build it once with "
-            f"`python -m video_s3d.data.build --dataset={data.name} --manual_dir=DIR`, DIR "
-            f"holding {getattr(source, 'MANUAL_DIR_SUMMARY', 'its downloaded files')}."
+            f"`tfds build {dataset} --imports=video_s3d.data.builders.{dataset}{flags} "
+            f"--manual_dir=DIR`, DIR holding "
+            f"{getattr(source, 'MANUAL_DIR_SUMMARY', 'its downloaded files')}."
         )
     logging.warning("Generating %s into %s...", data.name, source.data_dir)
     source.download_and_prepare()
