@@ -197,7 +197,11 @@ def trunk_from_classification_run(state, config, model, mesh, is_main: bool):
     """`state` with its trunk from `config.init_from`, a classification run of the same zoo
     model (its classifier above `config.detector.feature_layer` is dropped)."""
     source_dir, _ = steps.split_source(config.init_from)
-    source_info = checkpointing.Checkpoints(source_dir, read_only=True).run_info() or {}
+    source_ckpt = checkpointing.Checkpoints(source_dir, read_only=True)
+    try:
+        source_info = source_ckpt.run_info() or {}
+    finally:
+        source_ckpt.close()
     if source_info.get("task", "classification") != "classification":
         raise UserError(
             f"config.init_from={config.init_from!r} is a {source_info['task']} run; initialise "
