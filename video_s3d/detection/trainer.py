@@ -19,6 +19,7 @@ sizes).
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import functools
 import json
@@ -197,11 +198,8 @@ def trunk_from_classification_run(state, config, model, mesh, is_main: bool):
     """`state` with its trunk from `config.init_from`, a classification run of the same zoo
     model (its classifier above `config.detector.feature_layer` is dropped)."""
     source_dir, _ = steps.split_source(config.init_from)
-    source_ckpt = checkpointing.Checkpoints(source_dir, read_only=True)
-    try:
-        source_info = source_ckpt.run_info() or {}
-    finally:
-        source_ckpt.close()
+    with contextlib.closing(checkpointing.Checkpoints(source_dir, read_only=True)) as opened:
+        source_info = opened.run_info() or {}
     if source_info.get("task", "classification") != "classification":
         raise UserError(
             f"config.init_from={config.init_from!r} is a {source_info['task']} run; initialise "
@@ -416,8 +414,7 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str, step="l
             f"{workdir} holds no checkpoint to evaluate; train first with "
             f"--mode=train --workdir={workdir}."
         )
-    ckpt = checkpointing.Checkpoints(workdir, read_only=True)
-    try:
+    with contextlib.closing(checkpointing.Checkpoints(workdir, read_only=True)) as ckpt:
         chosen, how = steps.resolve(ckpt, steps.parse(step), workdir)
         data.ensure_ready(config.data)
         info = data.dataset_info(config.data)
@@ -425,8 +422,6 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str, step="l
         model = create_model(config, info.num_classes)
         abstract = train_state.abstract_variables(model, config, mesh)
         variables = ckpt.restore_model(chosen, abstract)
-    finally:
-        ckpt.close()
     log(f"evaluating the detector at step {chosen} ({how}) on {config.data.eval_split}", is_main)
     norm = normalization.from_config(config.data)
     detect = make_detect(
