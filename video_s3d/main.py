@@ -53,6 +53,10 @@ def main(argv):
     try:
         if _MODE.value == "train":
             train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+        elif _CONFIG.value.get("task", "classification") == "detection":
+            from video_s3d.detection import trainer
+
+            trainer.evaluate_checkpoint(_CONFIG.value, _WORKDIR.value, step=_STEP.value)
         else:
             evaluate.evaluate(_CONFIG.value, _WORKDIR.value, step=_STEP.value)
     except train.USER_ERRORS as e:

@@ -176,9 +176,11 @@ class Progress:
     def print_line(self, step: int, metrics: dict[str, float], rates: dict[str, float]) -> None:
         if not self.enabled:
             return
+        # Detection has no accuracy to show (its loss terms are in metrics.jsonl).
+        accuracy = f"acc {metrics['accuracy']:.3f}  " if "accuracy" in metrics else ""
         print(
             f"step {step:>6d}/{self.total_steps}  loss {metrics['loss']:.4f}  "
-            f"acc {metrics['accuracy']:.3f}  lr {metrics['learning_rate']:.3g}  "
+            f"{accuracy}lr {metrics['learning_rate']:.3g}  "
             f"{_rate(rates['clips_per_sec'])} clips/s  ETA {format_duration(rates['eta_sec'])}",
             flush=True,
         )

@@ -12,6 +12,10 @@ line and the rest go on; the exit status is 1 only if every file failed (2 for a
 --flow_workdir: a flow run (trained on a flow config) whose input is computed from each video
 with our TV-L1; the two streams' logits are fused (video_s3d/two_stream.py, --fusion) into one
 prediction.
+
+A detection run (config.task='detection', or --task=detection) draws its boxes and labels
+instead: a contact sheet per video (and with --annotated_video an mp4) in --out, and its best
+action tubes printed (video_s3d/detection/predict.py).
 """
 
 from __future__ import annotations
@@ -46,6 +50,24 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("logits", "softmax"),
         help="two-stream fusion: mean of logits (the I3D release's) or of softmax scores",
     )
+    parser.add_argument(
+        "--task",
+        choices=("classification", "detection"),
+        default=None,
+        help="what the run predicts (default: the run's own config.task)",
+    )
+    parser.add_argument(
+        "--out", default="detections", help="detection: folder for the drawn contact sheets"
+    )
+    parser.add_argument(
+        "--annotated_video", action="store_true", help="detection: also write annotated mp4s"
+    )
+    parser.add_argument(
+        "--min_score", type=float, default=0.3, help="detection: draw detections above this"
+    )
+    parser.add_argument(
+        "--sheet_frames", type=int, default=8, help="detection: frames on each contact sheet"
+    )
     return parser
 
 
@@ -68,6 +90,14 @@ def top_k(probabilities: np.ndarray, class_names: list[str], k: int) -> list[dic
 def main(argv=None) -> int:
     args = parse_args(argv)
     inference.setup_process()
+    from video_s3d.detection import predict as detection_predict
+
+    trained_for = detection_predict.run_task(args.checkpoint)
+    if (args.task or trained_for) == "detection":
+        return detection_predict.main(args)
+    if trained_for == "detection":
+        print(f"Error: {args.checkpoint} is a detection run; drop --task.", file=sys.stderr)
+        return 2
     try:
         videos = inference.list_videos(args.video)
         run = inference.load_run(

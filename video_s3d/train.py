@@ -106,13 +106,7 @@ def make_train_step(
         if not sync_batch_norm and not freeze_batch_norm:
             # Per-device statistics differ; average them so the replicas stay identical.
             new_stats = lax.pmean(new_stats, parallel.BATCH_AXIS)
-        updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        new_state = state.replace(
-            step=state.step + 1,
-            params=optax.apply_updates(state.params, updates),
-            batch_stats=new_stats,
-            opt_state=opt_state,
-        )
+        new_state = state.apply_gradients(tx, grads, new_stats)
         accuracy = jnp.mean((jnp.argmax(logits, -1) == batch["label"]).astype(jnp.float32))
         metrics = {
             "loss": lax.pmean(loss, parallel.BATCH_AXIS),
@@ -177,7 +171,7 @@ def make_batch_stats_step(
 
 
 def recompute_batch_norm(
-    state: TrainState, stats_step, config, mesh, local_batch: int
+    state: TrainState, stats_step, config, mesh, local_batch: int, batches=None
 ) -> TrainState:
     """Replaces the running averages by the average over `config.precise_bn_batches` batches.
 
@@ -185,11 +179,12 @@ def recompute_batch_norm(
     initial values (after 500 steps 61% of the way); evaluation normalises with them, so
     short runs would be judged on stale statistics. The batches come from a separate,
     freshly started training stream (seed + 1): the same batches every time, and the
-    training stream is not disturbed, so resuming stays exact.
+    training stream is not disturbed, so resuming stays exact. `batches`: another task's
+    stream of such batches (detection's).
     """
     if not jax.tree.leaves(state.batch_stats):
         return state
-    stream = inputs.train_iterator(
+    stream = batches or inputs.train_iterator(
         config.data,
         local_batch=local_batch,
         seed=config.seed + 1,
@@ -317,11 +312,44 @@ def check_init_from(config: ml_collections.ConfigDict, workdir: str) -> None:
         raise UserFileError(f"config.init_from={init_from!r} holds no checkpoints; {hint}.")
 
 
+def open_checkpoints(workdir: str, config, meta: dict[str, Any], is_main: bool):
+    """The workdir's checkpoints, checked to be this run's (`meta`), with config.json written
+    and any change of config on resuming recorded and logged."""
+    ckpt = checkpointing.Checkpoints(
+        workdir, keep=config.keep_checkpoints, async_save=config.async_checkpointing
+    )
+    ckpt.check_same_run(meta)
+    saved_step = ckpt.latest_step()
+    # Before config.json is rewritten: it must keep describing the checkpoints.
+    changes = workdirs.check_resume(workdir, config, saved_step) if saved_step is not None else {}
+    if is_main:
+        workdirs.write_config(workdir, config, changes, saved_step)
+    if changes:
+        log(
+            f"resuming with a changed config (recorded in {workdirs.CHANGES_NAME}): "
+            f"{workdirs.describe_changes(changes)}",
+            is_main,
+        )
+    return ckpt
+
+
 def _mean_metrics(window: list[tuple[int, dict[str, np.ndarray]]]) -> dict[str, float]:
     keys = window[-1][1].keys()
     averaged = {k: float(np.mean([m[k] for _, m in window])) for k in keys}
     averaged["learning_rate"] = float(window[-1][1]["learning_rate"])
     return averaged
+
+
+def log_train_window(window: list, step: int, progress, writer, batch_size: int) -> None:
+    """The window's mean training metrics and the throughput: one progress line and
+    train/ scalars; the window is emptied."""
+    averaged = _mean_metrics(window)
+    rates = progress.measure(step, batch_size)
+    progress.print_line(step, averaged, rates)
+    if math.isfinite(rates["clips_per_sec"]):
+        averaged["clips_per_sec"] = rates["clips_per_sec"]
+    writer.write_scalars(step, averaged, prefix="train/")
+    window.clear()
 
 
 # ----------------------------------------------------------------------- the loop
@@ -334,6 +362,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     validate_config(config)
     workdir = workdirs.usable_workdir(workdir)
     with workdirs.WorkdirLock(workdir, enabled=jax.process_index() == 0):
+        if config.get("task", "classification") == "detection":
+            from video_s3d.detection import trainer  # its own model, data and metrics
+
+            return trainer.train_and_evaluate(config, workdir)
         return _train_and_evaluate(config, workdir)
 
 
@@ -353,22 +385,8 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Trai
     info.split_sizes.get(config.data.eval_split)
     model = train_state.create_model(config, num_classes)
 
-    ckpt = checkpointing.Checkpoints(
-        workdir, keep=config.keep_checkpoints, async_save=config.async_checkpointing
-    )
     meta = run_info(config, num_classes, info.class_names)
-    ckpt.check_same_run(meta)
-    saved_step = ckpt.latest_step()
-    # Before config.json is rewritten: it must keep describing the checkpoints.
-    changes = workdirs.check_resume(workdir, config, saved_step) if saved_step is not None else {}
-    if is_main:
-        workdirs.write_config(workdir, config, changes, saved_step)
-    if changes:
-        log(
-            f"resuming with a changed config (recorded in {workdirs.CHANGES_NAME}): "
-            f"{workdirs.describe_changes(changes)}",
-            is_main,
-        )
+    ckpt = open_checkpoints(workdir, config, meta, is_main)
 
     total_steps = int(config.num_train_steps)
     schedule = optim.make_schedule(config.optim, total_steps)
@@ -478,13 +496,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Trai
             fetch_window()  # before saving: never checkpoint NaN parameters
             progress.pause()  # evaluation and checkpointing are not training time
             if do_log and log_window:
-                averaged = _mean_metrics(log_window)
-                rates = progress.measure(step, config.batch_size)
-                progress.print_line(step, averaged, rates)
-                if math.isfinite(rates["clips_per_sec"]):
-                    averaged["clips_per_sec"] = rates["clips_per_sec"]
-                writer.write_scalars(step, averaged, prefix="train/")
-                log_window.clear()
+                log_train_window(log_window, step, progress, writer, config.batch_size)
             eval_metrics = None
             if do_eval and config.get("precise_bn_batches", 0) and not config.freeze_batch_norm:
                 state = recompute_batch_norm(state, stats_step, config, mesh, local_batch)

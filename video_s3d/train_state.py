@@ -28,6 +28,16 @@ class TrainState:
     def variables(self) -> dict[str, Any]:
         return {"params": self.params, "batch_stats": self.batch_stats}
 
+    def apply_gradients(self, tx: optax.GradientTransformation, grads, batch_stats) -> "TrainState":
+        """The state after one optimiser update with `grads`, holding `batch_stats`."""
+        updates, opt_state = tx.update(grads, self.opt_state, self.params)
+        return self.replace(
+            step=self.step + 1,
+            params=optax.apply_updates(self.params, updates),
+            batch_stats=batch_stats,
+            opt_state=opt_state,
+        )
+
 
 # Below this many steps a run compiles fast on CPU (config.cpu_fast_compile; the measurements
 # are in video_s3d/compile_policy.py): ~18 s more compiling per program is repaid by ~0.13 s

@@ -42,6 +42,9 @@ FIXED_FIELDS = (
     "data.train_split",
     "batch_size",
     "optim.name",
+    "task",  # detection: the detector's layers and its key-frame input pipeline
+    "detector",
+    "data.max_actors",
 )
 # Model fields that change neither the parameters nor the function they compute.
 CHANGEABLE_MODEL_FIELDS = ("model.dtype", "model.remat", "model.dropout_rate")

@@ -5,8 +5,9 @@
 Clips come straight from the renderer (`synthetic_detection.make_clip`), so nothing is built or
 downloaded. Prints progress (step, loss, rate, ETA), then frame-mAP@0.5 and video-mAP@0.2/0.5
 of the untrained and the trained detector on held-out videos, and writes a contact sheet of the
-trained detector's boxes (`detections.png`) when --out is given. Until `main.py` learns
-`config.task = "detection"`, this is the detector's end-to-end run.
+trained detector's boxes (`detections.png`) when --out is given. The same detector trains
+through `video_s3d.main` with `experiments/synthetic_detection.py`; this is the short,
+dataset-free version.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import optax
 
 from video_s3d import arguments
 from video_s3d.data.builders import synthetic_detection
-from video_s3d.detection import training
+from video_s3d.detection import draw, training
 from video_s3d.detection.model import ActionDetector
 
 
@@ -42,20 +43,23 @@ class DemoConfig:
     seed: int = 0
 
 
+# The synthetic objects' boxes span 0.2-0.6 of the frame and are roughly square; the tiny
+# detector's other fields (experiments/synthetic_detection.py trains the same one).
+TINY_DETECTOR = {
+    "feature_layer": "Mixed_3c",  # stride 8: an 8x8 grid at 64 pixels
+    "anchor_sizes": (0.25, 0.4, 0.6),
+    "aspect_ratios": (1.0,),
+    "rpn_channels": 64,
+    "head_channels": 128,
+    "roi_size": 4,
+    "pre_nms_proposals": 128,
+    "num_proposals": 16,
+}
+
+
 def make_model(config: DemoConfig) -> ActionDetector:
-    # The objects' boxes span 0.2-0.6 of the frame and are roughly square.
-    return ActionDetector(
-        config.trunk,
-        len(synthetic_detection.DETECTION_CLASSES),
-        feature_layer=config.feature_layer,
-        anchor_sizes=(0.25, 0.4, 0.6),
-        aspect_ratios=(1.0,),
-        rpn_channels=64,
-        head_channels=128,
-        roi_size=4,
-        pre_nms_proposals=128,
-        num_proposals=16,
-    )
+    fields = dict(TINY_DETECTOR, feature_layer=config.feature_layer)
+    return ActionDetector(config.trunk, len(synthetic_detection.DETECTION_CLASSES), **fields)
 
 
 def make_videos(config: DemoConfig, split: int, count: int) -> list[training.LabelledVideo]:
@@ -146,37 +150,6 @@ def run(config: DemoConfig, log=print) -> dict:
     }
 
 
-def contact_sheet(detect, state, videos, path: str, clip_length: int, scale: int = 3) -> None:
-    """One row per video, one tile per frame: ground truth green, detections (score > 0.3)
-    red with their class and score."""
-    from PIL import Image, ImageDraw  # pillow comes with matplotlib
-
-    found = training.detect_videos(detect, state, videos, clip_length)
-    rows = []
-    for video in videos:
-        frames, out = found[video.video_id]
-        tiles = []
-        for row, t in enumerate(frames):
-            image = Image.fromarray(video.frames[t]).resize(
-                (video.frames.shape[2] * scale, video.frames.shape[1] * scale), Image.NEAREST
-            )
-            draw = ImageDraw.Draw(image)
-            side = np.array(image.size[::-1] * 2)
-            for box in video.boxes[:, t]:
-                y0, x0, y1, x1 = box * side
-                draw.rectangle([x0, y0, x1, y1], outline=(0, 255, 0))
-            for d in np.flatnonzero(out["valid"][row] & (out["scores"][row] > 0.3)):
-                y0, x0, y1, x1 = out["boxes"][row, d] * side
-                draw.rectangle([x0, y0, x1, y1], outline=(255, 0, 0))
-                name = synthetic_detection.DETECTION_CLASSES[out["labels"][row, d]]
-                draw.text(
-                    (x0 + 2, y0 + 1), f"{name} {out['scores'][row, d]:.2f}", fill=(255, 255, 0)
-                )
-            tiles.append(np.asarray(image))
-        rows.append(np.concatenate(tiles, axis=1))
-    Image.fromarray(np.concatenate(rows, axis=0)).save(path)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = arguments.parser("video_s3d.detection.demo", __doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=DemoConfig.steps)
@@ -195,9 +168,14 @@ def main(argv=None):
     if args.out:
         os.makedirs(args.out, exist_ok=True)
         path = os.path.join(args.out, "detections.png")
-        contact_sheet(
-            result["detect"], result["state"], result["eval_videos"][:4], path, config.num_frames
+        sheet = draw.video_sheet(
+            result["detect"],
+            result["state"],
+            result["eval_videos"][:4],
+            synthetic_detection.DETECTION_CLASSES,
+            clip_length=config.num_frames,
         )
+        draw.save_png(sheet, path)
         print("wrote", path)
 
 

@@ -7,7 +7,6 @@ detection of whole videos with clips centred on the frames, and frame-/video-mAP
 
 from __future__ import annotations
 
-import functools
 from typing import Any, Callable, Iterable, NamedTuple
 
 import jax
@@ -46,10 +45,10 @@ def keyframe_targets(
     return gt_boxes, gt_labels, gt_valid
 
 
-def clip_around(frames: np.ndarray, centre: int, length: int) -> np.ndarray:
-    """The `length` frames whose middle (index length // 2) is `centre`, the video's first and
-    last frames repeated where the clip runs past its ends."""
-    index = np.clip(np.arange(length) - length // 2 + centre, 0, len(frames) - 1)
+def clip_around(frames: np.ndarray, centre: int, length: int, stride: int = 1) -> np.ndarray:
+    """The `length` frames at `stride` whose middle (index length // 2) is `centre`, the video's
+    first and last frames repeated where the clip runs past its ends."""
+    index = np.clip((np.arange(length) - length // 2) * stride + centre, 0, len(frames) - 1)
     return frames[index]
 
 
@@ -160,9 +159,10 @@ def detect_videos(
     clip_length: int,
     frame_stride: int = 1,
     batch_size: int = 8,
+    stride: int = 1,
 ):
-    """Per-frame detections of every `frame_stride`-th frame of each video, from the clip centred
-    on that frame: {video_id: (frames [F], {'boxes': [F, D, 4], 'scores', 'labels', 'valid'})}."""
+    """Per-frame detections of every `frame_stride`-th frame of each video, from the clip (of
+    frames `stride` apart) centred on that frame: {video_id: (frames [F], {'boxes': [F, D, 4], 'scores', 'labels', 'valid'})}."""
     jobs = [
         (video.video_id, t, video.frames)
         for video in videos
@@ -171,7 +171,7 @@ def detect_videos(
     results: dict[str, list] = {}
     for start in range(0, len(jobs), batch_size):
         chunk = jobs[start : start + batch_size]
-        clips = np.stack([clip_around(frames, t, clip_length) for _, t, frames in chunk])
+        clips = np.stack([clip_around(frames, t, clip_length, stride) for _, t, frames in chunk])
         pad = batch_size - len(clips)  # one compiled shape for every batch
         if pad:
             clips = np.concatenate([clips, np.repeat(clips[-1:], pad, axis=0)])
@@ -190,18 +190,27 @@ def detect_videos(
 def evaluate(
     detect: Callable,
     state: TrainState,
-    videos: list[LabelledVideo],
+    videos: Iterable[LabelledVideo],
     num_classes: int,
     clip_length: int,
     frame_stride: int = 1,
     batch_size: int = 8,
+    on_video: Callable[[int], None] | None = None,
+    stride: int = 1,
 ) -> dict[str, Any]:
     """frame-mAP@0.5 over the evaluated frames where actors are annotated, and video-mAP at 0.2
-    and 0.5 after linking (linking.link_video) the same frames' detections into tubes."""
-    detections = detect_videos(detect, state, videos, clip_length, frame_stride, batch_size)
+    and 0.5 after linking (linking.link_video) the same frames' detections into tubes.
+
+    Videos are read one at a time (only detections are kept), so `videos` may be a stream;
+    `on_video(frames)` is called after each (progress)."""
     frame_detections, frame_truths, tubes, truth_tubes = [], [], [], []
+    num_videos = 0
     for video in videos:
+        detections = detect_videos(
+            detect, state, [video], clip_length, frame_stride, batch_size, stride
+        )
         frames, found = detections[video.video_id]
+        num_videos += 1
         for row, t in enumerate(frames):
             for d in np.flatnonzero(found["valid"][row]):
                 frame_detections.append(
@@ -236,8 +245,11 @@ def evaluate(
                         video.video_id, int(video.labels[a]), 1.0, shown, video.boxes[a, shown]
                     )
                 )
+        if on_video is not None:
+            on_video(len(frames))
     frame_map, per_class = metrics.frame_map(frame_detections, frame_truths, num_classes)
     return {
+        "num_videos": num_videos,
         "frame_map@0.5": frame_map,
         "frame_ap@0.5": per_class,
         "video_map@0.2": metrics.video_map(tubes, truth_tubes, num_classes, 0.2)[0],
