@@ -75,10 +75,17 @@ def probe_config(model: str, task: str, args):
     config.cpu_fast_compile = train_state.fast_compile_pays_off(args.steps)
     for override in args.set or ():
         key, _, value = override.partition("=")
-        _set(
-            config, key, type(_get(config, key))(value) if _get(config, key) is not None else value
-        )
+        _set(config, key, _parse_like(_get(config, key), value))
     return config
+
+
+def _parse_like(current, text: str):
+    """`text` as the type of the field's current value (bool('False') would be True)."""
+    if isinstance(current, bool):
+        if text.lower() not in ("true", "false", "1", "0"):
+            raise SystemExit(f"--set expects true or false for a yes/no field, not {text!r}.")
+        return text.lower() in ("true", "1")
+    return text if current is None else type(current)(text)
 
 
 def _get(config, key):
