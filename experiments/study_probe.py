@@ -10,11 +10,12 @@ disjoint from the built dataset's), keeps the study's clip (`--frames` frames `-
 a random window per training clip, the centre window for evaluation: the pipeline's rule) and
 trains with the study's recipe (experiments/paper_study.py RUN_SETTINGS, the real train step
 of video_s3d/train.py), printing the training loss and accuracy every `--log_every` steps and,
-at the end, validation top-1 with precise BatchNorm statistics (as the study evaluates) and with
-each evaluation batch's own statistics (a check on the running averages). No crop
-augmentation: the frames are rendered at the crop size. `--init_seed` / `--data_seed` override
-the seed for initialisation / data order separately (default: both the run's seed), which
-tells initialisation from data order as a source of seed-to-seed spread.
+at the end, validation top-1 with precise BatchNorm statistics (as the study evaluates, and
+over PRECISE_BN_CHECK batches: the estimate's noise), with the running averages and with each
+evaluation batch's own statistics. No crop augmentation: the frames are rendered at the crop
+size. `--init_seed` / `--data_seed` override the seed for initialisation / data order
+separately (default: both the run's seed), which tells initialisation from data order as a
+source of seed-to-seed spread. Findings so far: README, "The synthetic study".
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from video_s3d.data.builders import synthetic_render
 
 RENDER_FRAMES = 32  # the built dataset's clip length (synthetic_motion.SyntheticMotionConfig)
 PROBE_DATA_SEED = 1_000_003  # distinct from the built dataset's seed 0
+# Training batches of a second precise-BN estimate, beside the config's (8 in the study).
+PRECISE_BN_CHECK = 64
 
 
 def render_split(
@@ -198,17 +201,26 @@ def train_probe(model_name: str, task: str, data, args, init_seed: int, data_see
                 flush=True,
             )
             window = []
-    # Precise BN as the study evaluates: the average of 8 training batches' statistics.
-    total = None
-    for i in range(int(config.precise_bn_batches) or 8):
+    # Precise BN as the study evaluates: the average of config.precise_bn_batches training
+    # batches' statistics; and over PRECISE_BN_CHECK batches, to see the estimate's noise.
+    precise_batches = int(config.precise_bn_batches) or 8
+    totals, total = {}, None
+    for i in range(max(precise_batches, PRECISE_BN_CHECK)):
         chosen = np.random.default_rng((data_seed, 99, i)).choice(len(train_y), batch)
         stats = stats_step(
             state.variables, parallel.host_to_global(normalise(train_x[chosen]), mesh)
         )
         total = stats if total is None else jax.tree.map(jnp.add, total, stats)
-    precise = jax.tree.map(lambda t: t / (int(config.precise_bn_batches) or 8), total)
+        if i + 1 in (precise_batches, PRECISE_BN_CHECK):
+            totals[i + 1] = jax.tree.map(lambda t, n=i + 1: t / n, total)
+    precise = totals[precise_batches]
 
-    correct = {"precise BN": 0, "running BN": 0, "batch BN": 0}
+    correct = {
+        "precise BN": 0,
+        f"precise BN x{PRECISE_BN_CHECK}": 0,
+        "running BN": 0,
+        "batch BN": 0,
+    }
     reversed_correct = 0
     eval_batch = config.eval_batch_size
     for start in range(0, len(eval_y) - eval_batch + 1, eval_batch):
@@ -216,6 +228,7 @@ def train_probe(model_name: str, task: str, data, args, init_seed: int, data_see
         labels = eval_y[start : start + eval_batch]
         for name, fn, stats in (
             ("precise BN", predict, precise),
+            (f"precise BN x{PRECISE_BN_CHECK}", predict, totals[PRECISE_BN_CHECK]),
             ("running BN", predict, state.batch_stats),
             ("batch BN", predict_batch_stats, state.batch_stats),
         ):
