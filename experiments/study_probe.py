@@ -1,7 +1,7 @@
 r"""Short in-memory training probes for the paper study's recipe and tasks (no TFDS build).
 
-  python -m experiments.study_probe --task=appearance --models=tiny_s3dg --seeds=0,1,2
-  python -m experiments.study_probe --task=order --models=tiny_i2d,tiny_top_heavy_i3d_6,tiny_s3d \
+  python -m experiments.study_probe --synthetic_task=appearance --models=tiny_s3dg --seeds=0,1,2
+  python -m experiments.study_probe --synthetic_task=order --models=tiny_i2d,tiny_top_heavy_i3d_6,tiny_s3d \
       --steps=600 --train_clips=1500
 
 Renders `--train_clips` / `--eval_clips` clips of a synthetic_motion task with the dataset's own
@@ -10,11 +10,12 @@ disjoint from the built dataset's), keeps the study's clip (`--num_frames` frame
 a random window per training clip, the centre window for evaluation: the pipeline's rule) and
 trains with the study's recipe (experiments/paper_study.py RUN_SETTINGS, the real train step
 of video_s3d/train.py), printing the training loss and accuracy every `--log_every` steps and,
-at the end, validation top-1 with precise BatchNorm statistics (as the study evaluates) and with
-each evaluation batch's own statistics (a check on the running averages). No crop
-augmentation: the frames are rendered at the crop size. `--init_seed` / `--data_seed` override
-the seed for initialisation / data order separately (default: both the run's seed), which
-tells initialisation from data order as a source of seed-to-seed spread.
+at the end, validation top-1 with precise BatchNorm statistics (as the study evaluates, and
+over PRECISE_BN_CHECK batches: the estimate's noise), with the running averages and with each
+evaluation batch's own statistics. No crop augmentation: the frames are rendered at the crop
+size. `--init_seed` / `--data_seed` override the seed for initialisation / data order
+separately (default: both the run's seed), which tells initialisation from data order as a
+source of seed-to-seed spread. Findings so far: README, "The synthetic study".
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from video_s3d.data.builders import synthetic_render
 
 RENDER_FRAMES = 32  # the built dataset's clip length (synthetic_motion.SyntheticMotionConfig)
 PROBE_DATA_SEED = 1_000_003  # distinct from the built dataset's seed 0
+# Training batches of a second precise-BN estimate, beside the config's (8 in the study).
+PRECISE_BN_CHECK = 64
 
 
 def render_split(
@@ -76,10 +79,17 @@ def probe_config(model: str, task: str, args):
     config.cpu_fast_compile = train_state.fast_compile_pays_off(args.steps)
     for override in args.set or ():
         key, _, value = override.partition("=")
-        _set(
-            config, key, type(_get(config, key))(value) if _get(config, key) is not None else value
-        )
+        _set(config, key, _parse_like(_get(config, key), value))
     return config
+
+
+def _parse_like(current, text: str):
+    """`text` as the type of the field's current value (bool('False') would be True)."""
+    if isinstance(current, bool):
+        if text.lower() not in ("true", "false", "1", "0"):
+            raise SystemExit(f"--set expects true or false for a yes/no field, not {text!r}.")
+        return text.lower() in ("true", "1")
+    return text if current is None else type(current)(text)
 
 
 def _get(config, key):
@@ -191,17 +201,26 @@ def train_probe(model_name: str, task: str, data, args, init_seed: int, data_see
                 flush=True,
             )
             window = []
-    # Precise BN as the study evaluates: the average of 8 training batches' statistics.
-    total = None
-    for i in range(int(config.precise_bn_batches) or 8):
+    # Precise BN as the study evaluates: the average of config.precise_bn_batches training
+    # batches' statistics; and over PRECISE_BN_CHECK batches, to see the estimate's noise.
+    precise_batches = int(config.precise_bn_batches) or 8
+    totals, total = {}, None
+    for i in range(max(precise_batches, PRECISE_BN_CHECK)):
         chosen = np.random.default_rng((data_seed, 99, i)).choice(len(train_y), batch)
         stats = stats_step(
             state.variables, parallel.host_to_global(normalise(train_x[chosen]), mesh)
         )
         total = stats if total is None else jax.tree.map(jnp.add, total, stats)
-    precise = jax.tree.map(lambda t: t / (int(config.precise_bn_batches) or 8), total)
+        if i + 1 in (precise_batches, PRECISE_BN_CHECK):
+            totals[i + 1] = jax.tree.map(lambda t, n=i + 1: t / n, total)
+    precise = totals[precise_batches]
 
-    correct = {"precise BN": 0, "running BN": 0, "batch BN": 0}
+    correct = {
+        "precise BN": 0,
+        f"precise BN x{PRECISE_BN_CHECK}": 0,
+        "running BN": 0,
+        "batch BN": 0,
+    }
     reversed_correct = 0
     eval_batch = config.eval_batch_size
     for start in range(0, len(eval_y) - eval_batch + 1, eval_batch):
@@ -209,6 +228,7 @@ def train_probe(model_name: str, task: str, data, args, init_seed: int, data_see
         labels = eval_y[start : start + eval_batch]
         for name, fn, stats in (
             ("precise BN", predict, precise),
+            (f"precise BN x{PRECISE_BN_CHECK}", predict, totals[PRECISE_BN_CHECK]),
             ("running BN", predict, state.batch_stats),
             ("batch BN", predict_batch_stats, state.batch_stats),
         ):
@@ -230,7 +250,13 @@ def train_probe(model_name: str, task: str, data, args, init_seed: int, data_see
 
 def build_parser() -> argparse.ArgumentParser:
     parser = arguments.parser("experiments.study_probe", __doc__)
-    parser.add_argument("--task", default="appearance", choices=synthetic_render.TASKS)
+    parser.add_argument(
+        "--synthetic_task",
+        default="appearance",
+        choices=synthetic_render.TASKS,
+        help="which synthetic_motion task (--task is predict's classification/detection)",
+    )
+    arguments.alias(parser, "--task", "--synthetic_task")
     parser.add_argument("--models", default="tiny_s3dg")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--init_seed", type=int, default=None)
@@ -260,11 +286,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     started = time.time()
     shape = dict(size=args.crop_size, frames=args.num_frames, stride=args.stride)
     data = (
-        render_split(args.task, args.train_clips, 0, train=True, **shape),
-        render_split(args.task, args.eval_clips, 1, train=False, **shape),
+        render_split(args.synthetic_task, args.train_clips, 0, train=True, **shape),
+        render_split(args.synthetic_task, args.eval_clips, 1, train=False, **shape),
     )
     print(
-        f"rendered {args.train_clips} + {args.eval_clips} {args.task} clips of "
+        f"rendered {args.train_clips} + {args.eval_clips} {args.synthetic_task} clips of "
         f"{args.num_frames}x{args.crop_size}² in {time.time() - started:.0f} s",
         flush=True,
     )
@@ -273,11 +299,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         for seed in (int(s) for s in args.seeds.split(",")):
             init_seed = seed if args.init_seed is None else args.init_seed
             data_seed = seed if args.data_seed is None else args.data_seed
-            results[model, seed] = train_probe(model, args.task, data, args, init_seed, data_seed)
+            results[model, seed] = train_probe(
+                model, args.synthetic_task, data, args, init_seed, data_seed
+            )
     for model in args.models.split(","):
         top1 = [results[m, s]["precise BN"] for m, s in results if m == model]
         print(
-            f"SUMMARY {model} {args.task}: precise-BN top-1 "
+            f"SUMMARY {model} {args.synthetic_task}: precise-BN top-1 "
             + " / ".join(f"{100 * t:.1f}" for t in top1)
             + f"% (spread {100 * (max(top1) - min(top1)):.1f} points)",
             flush=True,

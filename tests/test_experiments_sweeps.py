@@ -74,6 +74,14 @@ def test_sweep_arguments_reach_the_runs():
     assert "--config.cpu_fast_compile=False" in runs_lib.load_sweep("experiments/paper_study.py")[
         0
     ].main_args("/r")
+    # `make table`'s quick version is a subset of the study: same names, same commands, so the
+    # full study reuses its runs.
+    full = {
+        run.name: run.main_args("/r") for run in runs_lib.load_sweep("experiments/paper_study.py")
+    }
+    quick = runs_lib.load_sweep("experiments/paper_study.py:seeds=1,quick")
+    assert len(quick) == 4 * 2  # I2D, I3D, S3D, S3D-G on appearance and order
+    assert all(full[run.name] == run.main_args("/r") for run in quick)
 
 
 @pytest.mark.parametrize(
