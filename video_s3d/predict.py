@@ -19,6 +19,7 @@ import sys
 import numpy as np
 
 from video_s3d import arguments, inference
+from video_s3d.errors import UserError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,7 +59,7 @@ def main(argv=None) -> int:
         run = inference.load_run(
             args.workdir, step=args.step, num_clips=args.num_clips, num_crops=args.num_crops
         )
-    except (FileNotFoundError, ValueError) as error:
+    except UserError as error:
         print(f"Error: {error}", file=sys.stderr)
         return 2
     print(f"{run.describe()}; {len(videos)} video(s)", file=sys.stderr, flush=True)
