@@ -54,8 +54,8 @@ def build(
             beam = tfds.core.lazy_imports.apache_beam
         except ImportError as error:
             raise UserError(
-                f"--beam_pipeline_options needs Apache Beam ({error}); install apache-beam "
-                "or leave the option out to build in this process."
+                "--beam_pipeline_options needs Apache Beam, which is not installed here: "
+                "pip install apache-beam, or leave the option out to build in this process."
             ) from error
         beam_options = beam.options.pipeline_options.PipelineOptions(
             flags=[f"--{option}" for option in beam_pipeline_options.split(",") if option]
