@@ -26,6 +26,7 @@ from typing import Iterable, Sequence
 
 from video_s3d import arguments
 from video_s3d.data.builders import manual_video
+from video_s3d.errors import UserError, UserFileError
 
 FIELDS = ("label", "youtube_id", "time_start", "time_end", "split")
 OUTPUT_CSV = {"train": "train.csv", "validation": "validate.csv"}
@@ -41,7 +42,7 @@ def read_names(spec: str) -> list[str]:
 
 def read_rows(path: str) -> list[dict[str, str]]:
     if not os.path.isfile(path):
-        raise FileNotFoundError(
+        raise UserFileError(
             f"Annotation file {path} does not exist; pass the official "
             "Kinetics-400 CSV (columns label,youtube_id,time_start,time_end)."
         )
@@ -49,7 +50,7 @@ def read_rows(path: str) -> list[dict[str, str]]:
         reader = csv.DictReader(f)
         missing = set(FIELDS[:4]) - set(reader.fieldnames or ())
         if missing:
-            raise ValueError(
+            raise UserError(
                 f"{path} lacks the columns {sorted(missing)}; pass the official Kinetics-400 CSV."
             )
         return list(reader)
@@ -123,12 +124,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not args.classes and not args.train_ids:
         parser.error("pass --classes or --train_ids (the classes are then those of its videos).")
+    try:
+        print(make_from_args(args))
+    except UserError as error:  # anything else is a bug and keeps its traceback
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
 
+
+def make_from_args(args: argparse.Namespace) -> str:
+    """Writes the subset the flags describe; returns the line that says how to build it."""
+    if not os.path.isdir(args.video):
+        raise UserFileError(
+            f"--video={args.video} is not a folder; point it at the Kinetics clips."
+        )
     train_ids = set(read_names(args.train_ids)) if args.train_ids else None
     val_ids = set(read_names(args.val_ids)) if args.val_ids else None
     train_rows, val_rows = read_rows(args.train_csv), read_rows(args.val_csv)
@@ -136,7 +150,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         classes = set(read_names(args.classes))
         unknown = sorted(classes - {row["label"] for row in train_rows})
         if unknown:
-            raise ValueError(
+            raise UserError(
                 f"{len(unknown)} class names are not in {args.train_csv}, e.g. "
                 f"{unknown[0]!r}; use the exact Kinetics-400 names."
             )
@@ -147,11 +161,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         "validation": select_rows(val_rows, classes, val_ids),
     }
     make_subset(splits, args.video, args.out)
-    print(
+    return (
         f"{len(classes)} classes; build it with: python -m video_s3d.data.build "
         f"--dataset=kinetics400 --manual_dir={args.out} --data_dir=<its own TFDS folder>"
     )
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(main(sys.argv[1:]))

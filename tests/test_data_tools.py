@@ -1,11 +1,13 @@
 """The data command-line tools: build (with skipped-video summary), show (contact sheet), bench."""
 
+import importlib.util
 import json
 import os
 import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from video_s3d.data import bench, build, show
 from video_s3d.data.builders import synthetic_render, video_files
@@ -41,6 +43,25 @@ def test_build_cli_reports_bad_input_in_one_line():
     )
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith("error: Unknown dataset 'kinetics999'")
+
+
+def test_build_without_beam_installed_says_so_in_one_line(tmp_path, capsys):
+    if importlib.util.find_spec("apache_beam") is not None:
+        pytest.skip("Apache Beam is installed here")
+    (tmp_path / "manual").mkdir()
+    argv = [
+        "--dataset=ucf101/split1",
+        f"--data_dir={tmp_path / 'tfds'}",
+        f"--manual_dir={tmp_path / 'manual'}",
+        "--beam_pipeline_options=runner=DirectRunner",
+    ]
+    assert build.main(argv) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1] == (
+        "error: --beam_pipeline_options needs Apache Beam, which is not installed here: "
+        "pip install apache-beam, or leave the option out to build in this process."
+    )
 
 
 def test_show_writes_a_contact_sheet(tmp_path):

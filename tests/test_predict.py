@@ -13,10 +13,19 @@ import pytest
 import tensorflow as tf
 
 from tests import inference_testing
-from video_s3d import checkpointing, inference, predict, predict_bench, train_state
+from video_s3d import (
+    checkpointing,
+    export,
+    features,
+    inference,
+    predict,
+    predict_bench,
+    train_state,
+)
 from video_s3d.compile_policy import CompilePolicy
 from video_s3d.data import pipeline, sources
 from video_s3d.data.builders import video_files
+from video_s3d.errors import UserError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -140,6 +149,26 @@ def test_checkpoint_may_be_the_checkpoints_folder_or_a_step_and_must_be_a_run(
     assert predict.main([f"--workdir={workdir}", f"--video={corrupt}"]) == 1
     out, err = capsys.readouterr()
     assert "unreadable video" in out and "none of the 1 video(s) could be read" in err
+
+
+@pytest.mark.parametrize("cli", [predict, features, export])
+def test_a_bug_while_loading_the_run_keeps_its_traceback(
+    cli, workdir, videos, tmp_path, monkeypatch
+):
+    """Only a UserError is printed as one line; any other ValueError is ours to fix."""
+
+    def broken(workdir):
+        raise ValueError("a bug in our code, not a user mistake")
+
+    monkeypatch.setattr(inference, "load_config", broken)
+    argv = {
+        predict: [f"--video={videos[1][0]}"],
+        features: [f"--video={videos[1][0]}", f"--out={tmp_path / 'f.npz'}"],
+        export: [f"--out={tmp_path / 'saved'}"],
+    }[cli]
+    with pytest.raises(ValueError, match="a bug in our code") as raised:
+        cli.main([f"--workdir={workdir}", *argv])
+    assert not isinstance(raised.value, UserError)
 
 
 def test_class_names_fall_back_to_the_dataset_then_to_indices(workdir):

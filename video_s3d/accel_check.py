@@ -27,6 +27,7 @@ from collections.abc import Sequence
 import jax
 
 from video_s3d import arguments, cost, models, runtime
+from video_s3d.errors import UserError
 from video_s3d.models import bench as model_bench
 
 # Peak dense (no sparsity) bf16 tensor FLOP/s, by a substring of jax's device_kind.
@@ -223,7 +224,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     for name in args.models:
         try:
             models.get_spec(name)
-        except ValueError as error:
+        except UserError as error:
             parser.error(str(error))
     return args
 

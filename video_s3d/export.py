@@ -22,6 +22,7 @@ import sys
 import numpy as np
 
 from video_s3d import inference, normalization
+from video_s3d.errors import UserError
 
 PLATFORMS = ("cpu", "cuda", "rocm", "tpu")
 
@@ -126,7 +127,7 @@ def main(argv=None) -> int:
     inference.setup_process()
     try:
         run = inference.load_run(args.workdir, step=args.step)
-    except (FileNotFoundError, ValueError) as error:
+    except UserError as error:
         print(f"Error: {error}", file=sys.stderr)
         return 2
     print(f"exporting {run.describe()}", file=sys.stderr, flush=True)

@@ -21,6 +21,7 @@ import sys
 import numpy as np
 
 from video_s3d import arguments, inference, projection
+from video_s3d.errors import UserError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -143,11 +144,11 @@ def main(argv=None) -> int:
         )
         valid = run.endpoint_names()
         if args.endpoint not in valid:
-            raise ValueError(
+            raise UserError(
                 f"--endpoint={args.endpoint} is not an endpoint of "
                 f"{run.config.model.name}; use one of {', '.join(valid)}."
             )
-    except (FileNotFoundError, ValueError) as error:
+    except UserError as error:
         print(f"Error: {error}", file=sys.stderr)
         return 2
     print(

@@ -30,7 +30,7 @@ from absl import logging as absl_logging
 from video_s3d import checkpointing, normalization, steps, train_state, workdirs
 from video_s3d.compile_policy import CompilePolicy
 from video_s3d.data.builders import video_files
-from video_s3d.errors import UserError
+from video_s3d.errors import UserError, UserFileError
 
 VIDEO_EXTENSIONS = (
     ".mp4",
@@ -72,7 +72,7 @@ def _where_is_the_run(path: str) -> tuple[str, int | None]:
         "config.json and checkpoints/, its checkpoints/ folder, or one step folder in it."
     )
     if not os.path.isdir(path):
-        raise FileNotFoundError(f"--workdir={path} is not a folder; {hint}")
+        raise UserFileError(f"--workdir={path} is not a folder; {hint}")
     name, parent = os.path.basename(path), os.path.dirname(path)
     if os.path.isdir(os.path.join(path, "checkpoints")):
         workdir, step = path, None
@@ -81,9 +81,9 @@ def _where_is_the_run(path: str) -> tuple[str, int | None]:
     elif name.isdigit() and os.path.basename(parent) == "checkpoints":
         workdir, step = os.path.dirname(parent), int(name)
     else:
-        raise FileNotFoundError(f"--workdir={path} holds no checkpoints/ folder; {hint}")
+        raise UserFileError(f"--workdir={path} holds no checkpoints/ folder; {hint}")
     if not os.path.isfile(os.path.join(workdir, "config.json")):
-        raise FileNotFoundError(
+        raise UserFileError(
             f"{workdir} has checkpoints but no config.json (the resolved "
             f"config video_s3d.main writes); {hint}"
         )
@@ -121,7 +121,7 @@ def video_format_of(data: ml_collections.ConfigDict) -> VideoFormat:
         return VideoFormat(fps=None, short_side=None, central_fraction=1.0)
     try:
         source = sources.get(data.name, data.get("data_dir"))
-    except (ValueError, FileNotFoundError):
+    except UserError:  # a dataset unknown or unbuilt here: decode as most datasets store
         return VideoFormat(fps=None, short_side=256, central_fraction=0.875)
     builder_config = getattr(getattr(source, "builder", None), "builder_config", None)
     fps, short_side = None, 256  # DMVR shards: the usual 256 short side, frame rate unknown
@@ -444,7 +444,7 @@ def load_run(
     workdir, path_step = _where_is_the_run(checkpoint)
     which = steps.parse(step) if step is not None else path_step
     if path_step is not None and step is not None and which != path_step:
-        raise ValueError(f"--workdir names step {path_step} but --step={step}; give one.")
+        raise UserError(f"--workdir names step {path_step} but --step={step}; give one.")
     which = steps.BEST if which is None else which
     config = load_config(workdir)
     verbosity = absl_logging.get_verbosity()
@@ -474,7 +474,7 @@ def load_run(
     num_clips = int(config.data.eval_num_clips) if num_clips is None else int(num_clips)
     num_crops = int(config.data.eval_num_crops) if num_crops is None else int(num_crops)
     if num_clips < 1 or num_crops not in (1, 3):
-        raise ValueError(f"num_clips={num_clips} must be >= 1 and num_crops={num_crops} 1 or 3.")
+        raise UserError(f"num_clips={num_clips} must be >= 1 and num_crops={num_crops} 1 or 3.")
     return Run(
         workdir=workdir,
         step=int(step),
@@ -516,14 +516,14 @@ def list_videos(spec: str, flag: str = "--video") -> list[tuple[str, str | None]
                     relative = os.path.relpath(path, spec).split(os.sep)
                     found.append((path, relative[0] if len(relative) > 1 else None))
         if not found:
-            raise FileNotFoundError(
+            raise UserFileError(
                 f"{flag}={spec} holds no video files (looked for "
                 f"{', '.join(VIDEO_EXTENSIONS)}); point it at videos."
             )
         return found
     matches = sorted(p for p in glob.glob(spec, recursive=True) if os.path.isfile(p))
     if not matches:
-        raise FileNotFoundError(
+        raise UserFileError(
             f"{flag}={spec} matches no file; give a video file, a folder of "
             f"videos or a glob pattern such as 'videos/*/*.mp4'."
         )

@@ -27,6 +27,7 @@ import sys
 import numpy as np
 
 from video_s3d import arguments, inference, two_stream
+from video_s3d.errors import UserError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -112,7 +113,7 @@ def main(argv=None) -> int:
                 num_crops=args.num_crops,
             )
             two_stream.check_pair(run, flow_run)
-    except (FileNotFoundError, ValueError) as error:
+    except UserError as error:
         print(f"Error: {error}", file=sys.stderr)
         return 2
     print(f"{run.describe()}; {len(videos)} video(s)", file=sys.stderr, flush=True)

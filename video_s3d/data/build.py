@@ -50,7 +50,13 @@ def build(
     if beam_pipeline_options:
         import tensorflow_datasets as tfds
 
-        beam = tfds.core.lazy_imports.apache_beam  # a clear ImportError if Beam is missing
+        try:
+            beam = tfds.core.lazy_imports.apache_beam
+        except ImportError as error:
+            raise UserError(
+                "--beam_pipeline_options needs Apache Beam, which is not installed here: "
+                "pip install apache-beam, or leave the option out to build in this process."
+            ) from error
         beam_options = beam.options.pipeline_options.PipelineOptions(
             flags=[f"--{option}" for option in beam_pipeline_options.split(",") if option]
         )
@@ -98,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         print(build(args.dataset, args.data_dir, args.manual_dir, args.beam_pipeline_options))
-    except (ValueError, FileNotFoundError, ImportError) as error:
+    except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0

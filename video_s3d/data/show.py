@@ -16,6 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from video_s3d import arguments
+from video_s3d.errors import UserError
 
 
 def contact_sheet(videos: np.ndarray, titles: list[str], path: str) -> None:
@@ -122,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 data_dir=args.data_dir,
             )
         )
-    except (ValueError, FileNotFoundError) as error:
+    except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0

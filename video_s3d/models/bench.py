@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import optax
 
 from video_s3d import arguments, cost, models
+from video_s3d.errors import UserError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -254,10 +255,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name in chosen:
             models.get_spec(name)  # unknown names fail before any compile
         if min(args.num_frames, args.crop_size, args.batch_size, args.steps) < 1:
-            raise ValueError(
-                "--num_frames, --crop_size, --batch_size and --steps must be positive."
-            )
-    except ValueError as error:
+            raise UserError("--num_frames, --crop_size, --batch_size and --steps must be positive.")
+    except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(
@@ -279,7 +278,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.dtype,
                 args.fast_compile,
             )
-        except ValueError as error:
+        except UserError as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
         results.append(result)
