@@ -28,19 +28,19 @@ from video_s3d.errors import UserError
 TUBES_SHOWN = 3
 
 
-def run_task(checkpoint: str) -> str | None:
-    """The task the run at `checkpoint` was trained for (None where that cannot be read: the
+def run_task(workdir: str) -> str | None:
+    """The task the run at `workdir` was trained for (None where that cannot be read: the
     classification path then names the problem)."""
     try:
-        workdir, _ = inference._where_is_the_run(checkpoint)
+        workdir, _ = inference._where_is_the_run(workdir)
         return inference.load_config(workdir).get("task", "classification")
-    except (FileNotFoundError, UserError):
+    except UserError:
         return None
 
 
-def load_detector(checkpoint: str, step: str | None):
+def load_detector(workdir: str, step: str | None):
     """(config, model, variables, class names, step, how it was chosen) of a detection run."""
-    workdir, path_step = inference._where_is_the_run(checkpoint)
+    workdir, path_step = inference._where_is_the_run(workdir)
     which = steps.parse(step) if step is not None else path_step
     which = steps.BEST if which is None else which
     config = inference._for_inference(inference.load_config(workdir))
@@ -81,7 +81,7 @@ def main(args) -> int:
     try:
         videos = inference.list_videos(args.video)
         config, model, variables, names, step, how = load_detector(args.workdir, args.step)
-    except (FileNotFoundError, ValueError) as error:
+    except UserError as error:
         print(f"Error: {error}", file=sys.stderr)
         return 2
     os.makedirs(args.out, exist_ok=True)
