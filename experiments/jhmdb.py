@@ -38,7 +38,9 @@ MAX_ACTORS = 1
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    arg = parse_arg(arg, split=1, model="s3dg", init_from="", batch=16, runlocal=False)
+    arg = parse_arg(
+        arg, split=1, model="s3dg", init_from="", batch=16, runlocal=False, data="synthetic"
+    )
     if arg.split not in SPLITS:
         raise ValueError(f"split={arg.split} is not an official JHMDB split; use 1, 2 or 3.")
     return synthetic_detection.protocol_config(

@@ -30,7 +30,7 @@ MAX_ACTORS = 8  # our choice: a few key frames hold several people (e.g. fencing
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    arg = parse_arg(arg, model="s3dg", init_from="", batch=16, runlocal=False)
+    arg = parse_arg(arg, model="s3dg", init_from="", batch=16, runlocal=False, data="synthetic")
     return synthetic_detection.protocol_config(
         arg, dataset="ucf101_24", num_train_steps=STEPS, max_actors=MAX_ACTORS
     )

@@ -10,6 +10,8 @@ import scipy.io
 import tensorflow_datasets as tfds
 from PIL import Image
 
+from tests import detection_dirs_testing as detection_dirs
+from tests.detection_dirs_testing import H, W
 from video_s3d.data.builders import (
     Jhmdb,
     SyntheticDetection,
@@ -22,18 +24,7 @@ from video_s3d.data.builders import (
     video_files,
 )
 
-H, W = 36, 48  # small frames of the datasets' 4:3 shape
 BOX_TOLERANCE = 1e-6  # boxes are stored as float32 fractions
-
-
-def _frames(seed, num_frames):
-    return synthetic_render.make_clip("motion", seed % 10, (seed,), num_frames, W)[:, :H]
-
-
-def _write_pngs(folder, frames, ext="png"):
-    os.makedirs(folder, exist_ok=True)
-    for t, frame in enumerate(frames, start=1):
-        Image.fromarray(frame).save(os.path.join(folder, f"{t:05d}.{ext}"), quality=95)
 
 
 def _build(builder_cls, config, root, data_dir):
@@ -55,57 +46,10 @@ def _close_to_source(decoded, source):
 # ---------------------------------------------------------------- JHMDB
 
 
-def _mask_clip(num_frames, empty_frames=()):
-    """part_mask [H, W, T] with a blob moving right, and its boxes as (ymin, xmin, ymax, xmax)
-    fractions (pixel edges)."""
-    masks = np.zeros((H, W, num_frames), np.uint8)
-    boxes = np.zeros((num_frames, 4), np.float32)
-    for t in range(num_frames):
-        if t in empty_frames:
-            continue
-        r0, r1, c0, c1 = 5 + t, 20 + t, 3 + 2 * t, 17 + 3 * t  # inclusive pixel ranges
-        masks[r0 : r1 + 1, c0 : c1 + 1, t] = 1
-        masks[r0 + 2, c0 + 2, t] = 0  # holes inside do not change the extent
-        boxes[t] = (r0 / H, c0 / W, (r1 + 1) / H, (c1 + 1) / W)
-    return masks, boxes
-
-
 @pytest.fixture(scope="module")
 def jhmdb_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("jhmdb")
-    videos = {  # class -> (video, split code)
-        "brush_hair": ("April_09_brush_hair_u_nm_np1_ba_goo_0", "1"),
-        "catch": ("Frisbee_catch_f_cm_np1_ri_med_0", "2"),
-        "clap": ("clap_frame_missing_u_cm_np1_fr_med_0", "1"),
-        "golf": ("golf_mask_missing_f_cm_np1_fr_med_0", "2"),
-        "jump": ("jump_not_extracted_f_cm_np1_ba_med_0", "1"),
-        "kick_ball": ("kick_corrupt_png_f_cm_np1_ba_med_0", "1"),
-    }
-    os.makedirs(root / "splits")
-    for name in jhmdb.CLASSES:
-        video, code = videos.get(name, (None, None))
-        line = f"{video}.avi {code}\n" if video else ""
-        (root / "splits" / f"{name}_test_split1.txt").write_text(line)
-        (root / "splits" / f"{name}_test_split2.txt").write_text("")
-    truth = {}
-    for seed, (name, (video, _)) in enumerate(videos.items()):
-        if name == "jump":
-            continue  # listed, never extracted
-        num_frames = 5
-        frames = _frames(seed, num_frames)
-        masks, boxes = _mask_clip(num_frames, empty_frames=(4,) if seed == 0 else ())
-        frame_dir = root / "Rename_Images" / name / video
-        _write_pngs(frame_dir, frames)
-        if name != "golf":
-            mask_dir = root / "puppet_mask" / name / video
-            os.makedirs(mask_dir)
-            scipy.io.savemat(mask_dir / "puppet_mask.mat", {"part_mask": masks})
-        truth[f"{name}/{video}"] = (frames, boxes, name)
-    os.remove(root / "Rename_Images" / "clap" / videos["clap"][0] / "00002.png")
-    (root / "Rename_Images" / "kick_ball" / videos["kick_ball"][0] / "00003.png").write_bytes(
-        b"\x89PNG\r\n\x1a\n truncated"
-    )
-    return root, truth
+    return root, detection_dirs.write_jhmdb_dir(root)
 
 
 @pytest.fixture(scope="module")
@@ -195,7 +139,7 @@ def ucf_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("ucf101_24")
     truth, act, singh = {}, {}, {}
     for seed, (video_id, (split, source, num_frames)) in enumerate(_UCF_VIDEOS.items()):
-        frames = _frames(seed + 10, num_frames)
+        frames = detection_dirs.frames(seed + 10, num_frames)
         label, tubes = _ucf_tubes(video_id, num_frames, seed)
         act[video_id] = {
             label: [
@@ -218,7 +162,7 @@ def ucf_dir(tmp_path_factory):
         }
         truth[video_id] = (split, frames, label, tubes)
         if source == "jpeg":
-            _write_pngs(root / "rgb-images" / video_id, frames, ext="jpg")
+            detection_dirs.write_pngs(root / "rgb-images" / video_id, frames, ext="jpg")
         elif source == "video":
             path = root / "UCF-101" / f"{video_id}.mp4"
             path.parent.mkdir(parents=True)
