@@ -1,13 +1,14 @@
-"""Tiny official-layout JHMDB manual dirs (frame folders, puppet masks, split lists), for the
-builder tests and the end-to-end detection run."""
+"""Tiny official-layout JHMDB and UCF101-24 manual dirs (frame folders, puppet masks, videos,
+split lists, annotations), for the builder tests and the end-to-end detection runs."""
 
 import os
+import pickle
 
 import numpy as np
 import scipy.io
 from PIL import Image
 
-from video_s3d.data.builders import jhmdb, synthetic_render
+from video_s3d.data.builders import jhmdb, synthetic_render, ucf101_24, video_files
 
 H, W = 36, 48  # small frames of the datasets' 4:3 shape
 
@@ -75,3 +76,83 @@ def write_jhmdb_dir(root, num_frames=5):
         b"\x89PNG\r\n\x1a\n truncated"
     )
     return truth
+
+
+# ---------------------------------------------------------------- UCF101-24
+
+# video id -> (split, source, frames, tubes as (label, 1-based first frame, [n, 4] x1 y1 x2 y2))
+UCF_VIDEOS = {
+    "Basketball/v_Basketball_g01_c01": ("train", "jpeg", 5),
+    "Biking/v_Biking_g01_c01": ("train", "video", 6),
+    "Skiing/v_Skiing_g01_c01": ("train", "corrupt", 4),
+    "Diving/v_Diving_g01_c01": ("test", "jpeg", 4),
+    "Fencing/v_Fencing_g01_c01": ("test", "missing", 4),
+}
+
+
+def ucf_tubes(video_id, num_frames, seed):
+    """Per class index: tubes (first frame 1-based, x1 y1 x2 y2 pixel boxes); Basketball has two
+    actors, one of them only in frames 2-3."""
+    rng = np.random.default_rng(seed)
+    label = ucf101_24.CLASSES.index(video_id.split("/")[0])
+
+    def boxes(n):
+        x1, y1 = rng.uniform(0, W / 2, n), rng.uniform(0, H / 2, n)
+        return np.stack([x1, y1, x1 + rng.uniform(5, W / 2, n), y1 + rng.uniform(5, H / 2, n)], 1)
+
+    tubes = [(1, np.round(boxes(num_frames)))]
+    if video_id.startswith("Basketball"):
+        tubes.append((2, np.round(boxes(2))))
+    return label, tubes
+
+
+def write_ucf_dir(root):
+    """UCF101-24's frames under `root` (a pathlib.Path): rgb-images/ JPEG folders, UCF-101/
+    videos, one corrupt and one missing; (truth {video_id: (split, frames, label, tubes)}, the
+    ACT-style gttubes, the Singh-style annotations, {split: video ids}) for the annotation
+    writers."""
+    truth, act, singh = {}, {}, {}
+    for seed, (video_id, (split, source, num_frames)) in enumerate(UCF_VIDEOS.items()):
+        clip = frames(seed + 10, num_frames)
+        label, tubes = ucf_tubes(video_id, num_frames, seed)
+        act[video_id] = {
+            label: [
+                np.concatenate([np.arange(first, first + len(b))[:, None], b], 1).astype(np.float32)
+                for first, b in tubes
+            ]
+        }
+        singh[video_id] = {
+            "label": label,
+            "numf": np.int32(num_frames),
+            "annotations": [
+                {
+                    "label": label,
+                    "sf": np.int32(first - 1),
+                    "ef": np.int32(first - 1 + len(b)),
+                    "boxes": np.concatenate([b[:, :2], b[:, 2:] - b[:, :2]], 1).astype(np.int32),
+                }
+                for first, b in tubes
+            ],
+        }
+        truth[video_id] = (split, clip, label, tubes)
+        if source == "jpeg":
+            write_pngs(root / "rgb-images" / video_id, clip, ext="jpg")
+        elif source == "video":
+            path = root / "UCF-101" / f"{video_id}.mp4"
+            path.parent.mkdir(parents=True)
+            video_files.write_video(str(path), clip, fps=25)
+        elif source == "corrupt":
+            path = root / "UCF-101" / f"{video_id}.avi"
+            path.parent.mkdir(parents=True)
+            path.write_bytes(b"RIFF\0\0\0\0AVI junk")
+    split_ids = {s: [v for v, row in truth.items() if row[0] == s] for s in ("train", "test")}
+    return truth, act, singh, split_ids
+
+
+def write_singh(root, singh, split_ids):
+    """UCF101-24's annotations as Singh et al. released them (pyannot.pkl, trainlist01.txt,
+    testlist01.txt)."""
+    with open(root / ucf101_24.SINGH_FILE, "wb") as f:
+        pickle.dump(singh, f)
+    for split in ("train", "test"):
+        (root / f"{split}list01.txt").write_text("\n".join(split_ids[split]) + "\n")

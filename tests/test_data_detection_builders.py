@@ -108,71 +108,11 @@ def test_jhmdb_names_what_is_missing(tmp_path):
 
 # ---------------------------------------------------------------- UCF101-24
 
-# video id -> (split, source, frames, tubes as (label, 1-based first frame, [n, 4] x1 y1 x2 y2))
-_UCF_VIDEOS = {
-    "Basketball/v_Basketball_g01_c01": ("train", "jpeg", 5),
-    "Biking/v_Biking_g01_c01": ("train", "video", 6),
-    "Skiing/v_Skiing_g01_c01": ("train", "corrupt", 4),
-    "Diving/v_Diving_g01_c01": ("test", "jpeg", 4),
-    "Fencing/v_Fencing_g01_c01": ("test", "missing", 4),
-}
-
-
-def _ucf_tubes(video_id, num_frames, seed):
-    """Per class index: tubes (first frame 1-based, x1 y1 x2 y2 pixel boxes); Basketball has two
-    actors, one of them only in frames 2-3."""
-    rng = np.random.default_rng(seed)
-    label = ucf101_24.CLASSES.index(video_id.split("/")[0])
-
-    def boxes(n):
-        x1, y1 = rng.uniform(0, W / 2, n), rng.uniform(0, H / 2, n)
-        return np.stack([x1, y1, x1 + rng.uniform(5, W / 2, n), y1 + rng.uniform(5, H / 2, n)], 1)
-
-    tubes = [(1, np.round(boxes(num_frames)))]
-    if video_id.startswith("Basketball"):
-        tubes.append((2, np.round(boxes(2))))
-    return label, tubes
-
 
 @pytest.fixture(scope="module")
 def ucf_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("ucf101_24")
-    truth, act, singh = {}, {}, {}
-    for seed, (video_id, (split, source, num_frames)) in enumerate(_UCF_VIDEOS.items()):
-        frames = detection_dirs.frames(seed + 10, num_frames)
-        label, tubes = _ucf_tubes(video_id, num_frames, seed)
-        act[video_id] = {
-            label: [
-                np.concatenate([np.arange(first, first + len(b))[:, None], b], 1).astype(np.float32)
-                for first, b in tubes
-            ]
-        }
-        singh[video_id] = {
-            "label": label,
-            "numf": np.int32(num_frames),
-            "annotations": [
-                {
-                    "label": label,
-                    "sf": np.int32(first - 1),
-                    "ef": np.int32(first - 1 + len(b)),
-                    "boxes": np.concatenate([b[:, :2], b[:, 2:] - b[:, :2]], 1).astype(np.int32),
-                }
-                for first, b in tubes
-            ],
-        }
-        truth[video_id] = (split, frames, label, tubes)
-        if source == "jpeg":
-            detection_dirs.write_pngs(root / "rgb-images" / video_id, frames, ext="jpg")
-        elif source == "video":
-            path = root / "UCF-101" / f"{video_id}.mp4"
-            path.parent.mkdir(parents=True)
-            video_files.write_video(str(path), frames, fps=25)
-        elif source == "corrupt":
-            path = root / "UCF-101" / f"{video_id}.avi"
-            path.parent.mkdir(parents=True)
-            path.write_bytes(b"RIFF\0\0\0\0AVI junk")
-    split_ids = {s: [v for v, row in truth.items() if row[0] == s] for s in ("train", "test")}
-    return root, truth, act, singh, split_ids
+    return (root, *detection_dirs.write_ucf_dir(root))
 
 
 def _py2_pickle(obj) -> bytes:
@@ -223,7 +163,7 @@ def _write_act(root, act, split_ids):
         "labels": list(ucf101_24.CLASSES),
         "train_videos": [split_ids["train"]],
         "test_videos": [split_ids["test"]],
-        "nframes": {v: _UCF_VIDEOS[v][2] for v in act},
+        "nframes": {v: detection_dirs.UCF_VIDEOS[v][2] for v in act},
         "resolution": {v: (H, W) for v in act},
         "gttubes": act,
     }
@@ -272,10 +212,7 @@ def test_ucf101_24_act_annotations_round_trip(ucf_dir, tmp_path_factory):
 
 def test_ucf101_24_singh_annotations_round_trip(ucf_dir, tmp_path_factory):
     root, truth, _, singh, split_ids = ucf_dir
-    with open(root / ucf101_24.SINGH_FILE, "wb") as f:
-        pickle.dump(singh, f)
-    for split in ("train", "test"):
-        (root / f"{split}list01.txt").write_text("\n".join(split_ids[split]) + "\n")
+    detection_dirs.write_singh(root, singh, split_ids)
     builder = _build(Ucf10124, "split1", root, tmp_path_factory.mktemp("tfds"))
     _check_ucf(builder, truth)
 
