@@ -10,7 +10,8 @@ Argument string: split=1|2|3 (the official splits; dataset `jhmdb/split<N>`), mo
 (default s3dg; the init_from run's model), init_from=<workdir of a finished Kinetics
 classification run> (required: the trunk starts from it), batch=<global batch> (default 16, the
 learning rate scales with it), runlocal (tiny detector, 4 steps on
-synthetic_detection/detection_tiny).
+synthetic_detection/detection_tiny), data=synthetic|real (with runlocal; real: train
+and evaluate at those tiny sizes on the built dataset itself, to smoke-test a build).
 
 Protocol. Published, and followed (ISSUE 19 / REFERENCE.md "Action detection"; the standard
 JHMDB protocol of Peng & Schmid, ECCV 2016 and ACT, ICCV 2017): 21 classes, the 3 official

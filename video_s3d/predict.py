@@ -92,11 +92,11 @@ def main(argv=None) -> int:
     inference.setup_process()
     from video_s3d.detection import predict as detection_predict
 
-    trained_for = detection_predict.run_task(args.checkpoint)
+    trained_for = detection_predict.run_task(args.workdir)
     if (args.task or trained_for) == "detection":
         return detection_predict.main(args)
     if trained_for == "detection":
-        print(f"Error: {args.checkpoint} is a detection run; drop --task.", file=sys.stderr)
+        print(f"Error: {args.workdir} is a detection run; drop --task.", file=sys.stderr)
         return 2
     try:
         videos = inference.list_videos(args.video)

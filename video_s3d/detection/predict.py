@@ -80,7 +80,7 @@ def main(args) -> int:
     absl_logging.set_verbosity(absl_logging.ERROR)  # orbax warns that read-only means read-only
     try:
         videos = inference.list_videos(args.video)
-        config, model, variables, names, step, how = load_detector(args.checkpoint, args.step)
+        config, model, variables, names, step, how = load_detector(args.workdir, args.step)
     except (FileNotFoundError, ValueError) as error:
         print(f"Error: {error}", file=sys.stderr)
         return 2
