@@ -10,7 +10,8 @@ Argument string: split=1|2|3 (the official splits; dataset `jhmdb/split<N>`), mo
 (default s3dg; the init_from run's model), init_from=<workdir of a finished Kinetics
 classification run> (required: the trunk starts from it), batch=<global batch> (default 16, the
 learning rate scales with it), runlocal (tiny detector, 4 steps on
-synthetic_detection/detection_tiny).
+synthetic_detection/detection_tiny), data=synthetic|real (with runlocal; real: train
+and evaluate at those tiny sizes on the built dataset itself, to smoke-test a build).
 
 Protocol. Published, and followed (ISSUE 19 / REFERENCE.md "Action detection"; the standard
 JHMDB protocol of Peng & Schmid, ECCV 2016 and ACT, ICCV 2017): 21 classes, the 3 official
@@ -38,7 +39,9 @@ MAX_ACTORS = 1
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    arg = parse_arg(arg, split=1, model="s3dg", init_from="", batch=16, runlocal=False)
+    arg = parse_arg(
+        arg, split=1, model="s3dg", init_from="", batch=16, runlocal=False, data="synthetic"
+    )
     if arg.split not in SPLITS:
         raise ValueError(f"split={arg.split} is not an official JHMDB split; use 1, 2 or 3.")
     return synthetic_detection.protocol_config(

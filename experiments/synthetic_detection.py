@@ -114,13 +114,16 @@ def protocol_config(
 ) -> ml_collections.ConfigDict:
     """The paper's detection experiment on a real dataset, as far as it is published (see
     experiments/jhmdb.py for what is and what is our choice); `arg`: the config file's parsed
-    model, init_from, batch and runlocal."""
+    model, init_from, batch, runlocal and data (with runlocal: "synthetic" trains on
+    synthetic_detection/detection_tiny, "real" keeps `dataset` at runlocal's tiny sizes)."""
     model, init_from, batch, runlocal = arg.model, arg.init_from, arg.batch, arg.runlocal
     if not init_from and not runlocal:
         raise ValueError(
             "Pass init_from=<workdir of a finished Kinetics classification run of the same "
             "model> in the config's argument string: the detector's trunk starts from it."
         )
+    if arg.get("data", "synthetic") not in ("synthetic", "real"):
+        raise ValueError(f"data={arg.data!r}: use data=synthetic or data=real (with runlocal).")
     config = detection_config(model)
     # The trunk and its input: S3D-G's classification input (ours: 32 frames, not its 64).
     config.detector.update(
@@ -165,5 +168,8 @@ def protocol_config(
     config.eval_sheet_videos = 4
     config.cpu_fast_compile = False
     if runlocal:
+        real = {key: config.data[key] for key in ("name", "train_split", "eval_split")}
         apply_runlocal(config)
+        if arg.get("data", "synthetic") == "real":  # the smoke test on the built real set
+            config.data.update(real, max_actors=max_actors)
     return config

@@ -7,7 +7,8 @@ r"""The paper's action detection on UCF101-24 (S3D-G trunk in a Faster R-CNN-sty
 
 Argument string: model=<zoo name> (default s3dg; the init_from run's model), init_from=<workdir
 of a finished Kinetics classification run> (required), batch=<global batch> (default 16),
-runlocal (tiny detector, 4 steps on synthetic_detection/detection_tiny).
+runlocal (tiny detector, 4 steps on synthetic_detection/detection_tiny), data=synthetic|real (with runlocal; real: train
+and evaluate at those tiny sizes on the built dataset itself, to smoke-test a build).
 
 Protocol. Published, and followed (ISSUE 19 / REFERENCE.md "Action detection"; the protocol of
 Peng & Schmid, ECCV 2016, Saha et al., BMVC 2016 and ACT, ICCV 2017): the 24 classes with
@@ -30,7 +31,7 @@ MAX_ACTORS = 8  # our choice: a few key frames hold several people (e.g. fencing
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    arg = parse_arg(arg, model="s3dg", init_from="", batch=16, runlocal=False)
+    arg = parse_arg(arg, model="s3dg", init_from="", batch=16, runlocal=False, data="synthetic")
     return synthetic_detection.protocol_config(
         arg, dataset="ucf101_24", num_train_steps=STEPS, max_actors=MAX_ACTORS
     )

@@ -10,6 +10,8 @@ import scipy.io
 import tensorflow_datasets as tfds
 from PIL import Image
 
+from tests import detection_dirs_testing as detection_dirs
+from tests.detection_dirs_testing import H, W
 from video_s3d.data.builders import (
     Jhmdb,
     SyntheticDetection,
@@ -22,18 +24,7 @@ from video_s3d.data.builders import (
     video_files,
 )
 
-H, W = 36, 48  # small frames of the datasets' 4:3 shape
 BOX_TOLERANCE = 1e-6  # boxes are stored as float32 fractions
-
-
-def _frames(seed, num_frames):
-    return synthetic_render.make_clip("motion", seed % 10, (seed,), num_frames, W)[:, :H]
-
-
-def _write_pngs(folder, frames, ext="png"):
-    os.makedirs(folder, exist_ok=True)
-    for t, frame in enumerate(frames, start=1):
-        Image.fromarray(frame).save(os.path.join(folder, f"{t:05d}.{ext}"), quality=95)
 
 
 def _build(builder_cls, config, root, data_dir):
@@ -55,57 +46,10 @@ def _close_to_source(decoded, source):
 # ---------------------------------------------------------------- JHMDB
 
 
-def _mask_clip(num_frames, empty_frames=()):
-    """part_mask [H, W, T] with a blob moving right, and its boxes as (ymin, xmin, ymax, xmax)
-    fractions (pixel edges)."""
-    masks = np.zeros((H, W, num_frames), np.uint8)
-    boxes = np.zeros((num_frames, 4), np.float32)
-    for t in range(num_frames):
-        if t in empty_frames:
-            continue
-        r0, r1, c0, c1 = 5 + t, 20 + t, 3 + 2 * t, 17 + 3 * t  # inclusive pixel ranges
-        masks[r0 : r1 + 1, c0 : c1 + 1, t] = 1
-        masks[r0 + 2, c0 + 2, t] = 0  # holes inside do not change the extent
-        boxes[t] = (r0 / H, c0 / W, (r1 + 1) / H, (c1 + 1) / W)
-    return masks, boxes
-
-
 @pytest.fixture(scope="module")
 def jhmdb_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("jhmdb")
-    videos = {  # class -> (video, split code)
-        "brush_hair": ("April_09_brush_hair_u_nm_np1_ba_goo_0", "1"),
-        "catch": ("Frisbee_catch_f_cm_np1_ri_med_0", "2"),
-        "clap": ("clap_frame_missing_u_cm_np1_fr_med_0", "1"),
-        "golf": ("golf_mask_missing_f_cm_np1_fr_med_0", "2"),
-        "jump": ("jump_not_extracted_f_cm_np1_ba_med_0", "1"),
-        "kick_ball": ("kick_corrupt_png_f_cm_np1_ba_med_0", "1"),
-    }
-    os.makedirs(root / "splits")
-    for name in jhmdb.CLASSES:
-        video, code = videos.get(name, (None, None))
-        line = f"{video}.avi {code}\n" if video else ""
-        (root / "splits" / f"{name}_test_split1.txt").write_text(line)
-        (root / "splits" / f"{name}_test_split2.txt").write_text("")
-    truth = {}
-    for seed, (name, (video, _)) in enumerate(videos.items()):
-        if name == "jump":
-            continue  # listed, never extracted
-        num_frames = 5
-        frames = _frames(seed, num_frames)
-        masks, boxes = _mask_clip(num_frames, empty_frames=(4,) if seed == 0 else ())
-        frame_dir = root / "Rename_Images" / name / video
-        _write_pngs(frame_dir, frames)
-        if name != "golf":
-            mask_dir = root / "puppet_mask" / name / video
-            os.makedirs(mask_dir)
-            scipy.io.savemat(mask_dir / "puppet_mask.mat", {"part_mask": masks})
-        truth[f"{name}/{video}"] = (frames, boxes, name)
-    os.remove(root / "Rename_Images" / "clap" / videos["clap"][0] / "00002.png")
-    (root / "Rename_Images" / "kick_ball" / videos["kick_ball"][0] / "00003.png").write_bytes(
-        b"\x89PNG\r\n\x1a\n truncated"
-    )
-    return root, truth
+    return root, detection_dirs.write_jhmdb_dir(root)
 
 
 @pytest.fixture(scope="module")
@@ -164,71 +108,11 @@ def test_jhmdb_names_what_is_missing(tmp_path):
 
 # ---------------------------------------------------------------- UCF101-24
 
-# video id -> (split, source, frames, tubes as (label, 1-based first frame, [n, 4] x1 y1 x2 y2))
-_UCF_VIDEOS = {
-    "Basketball/v_Basketball_g01_c01": ("train", "jpeg", 5),
-    "Biking/v_Biking_g01_c01": ("train", "video", 6),
-    "Skiing/v_Skiing_g01_c01": ("train", "corrupt", 4),
-    "Diving/v_Diving_g01_c01": ("test", "jpeg", 4),
-    "Fencing/v_Fencing_g01_c01": ("test", "missing", 4),
-}
-
-
-def _ucf_tubes(video_id, num_frames, seed):
-    """Per class index: tubes (first frame 1-based, x1 y1 x2 y2 pixel boxes); Basketball has two
-    actors, one of them only in frames 2-3."""
-    rng = np.random.default_rng(seed)
-    label = ucf101_24.CLASSES.index(video_id.split("/")[0])
-
-    def boxes(n):
-        x1, y1 = rng.uniform(0, W / 2, n), rng.uniform(0, H / 2, n)
-        return np.stack([x1, y1, x1 + rng.uniform(5, W / 2, n), y1 + rng.uniform(5, H / 2, n)], 1)
-
-    tubes = [(1, np.round(boxes(num_frames)))]
-    if video_id.startswith("Basketball"):
-        tubes.append((2, np.round(boxes(2))))
-    return label, tubes
-
 
 @pytest.fixture(scope="module")
 def ucf_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("ucf101_24")
-    truth, act, singh = {}, {}, {}
-    for seed, (video_id, (split, source, num_frames)) in enumerate(_UCF_VIDEOS.items()):
-        frames = _frames(seed + 10, num_frames)
-        label, tubes = _ucf_tubes(video_id, num_frames, seed)
-        act[video_id] = {
-            label: [
-                np.concatenate([np.arange(first, first + len(b))[:, None], b], 1).astype(np.float32)
-                for first, b in tubes
-            ]
-        }
-        singh[video_id] = {
-            "label": label,
-            "numf": np.int32(num_frames),
-            "annotations": [
-                {
-                    "label": label,
-                    "sf": np.int32(first - 1),
-                    "ef": np.int32(first - 1 + len(b)),
-                    "boxes": np.concatenate([b[:, :2], b[:, 2:] - b[:, :2]], 1).astype(np.int32),
-                }
-                for first, b in tubes
-            ],
-        }
-        truth[video_id] = (split, frames, label, tubes)
-        if source == "jpeg":
-            _write_pngs(root / "rgb-images" / video_id, frames, ext="jpg")
-        elif source == "video":
-            path = root / "UCF-101" / f"{video_id}.mp4"
-            path.parent.mkdir(parents=True)
-            video_files.write_video(str(path), frames, fps=25)
-        elif source == "corrupt":
-            path = root / "UCF-101" / f"{video_id}.avi"
-            path.parent.mkdir(parents=True)
-            path.write_bytes(b"RIFF\0\0\0\0AVI junk")
-    split_ids = {s: [v for v, row in truth.items() if row[0] == s] for s in ("train", "test")}
-    return root, truth, act, singh, split_ids
+    return (root, *detection_dirs.write_ucf_dir(root))
 
 
 def _py2_pickle(obj) -> bytes:
@@ -279,7 +163,7 @@ def _write_act(root, act, split_ids):
         "labels": list(ucf101_24.CLASSES),
         "train_videos": [split_ids["train"]],
         "test_videos": [split_ids["test"]],
-        "nframes": {v: _UCF_VIDEOS[v][2] for v in act},
+        "nframes": {v: detection_dirs.UCF_VIDEOS[v][2] for v in act},
         "resolution": {v: (H, W) for v in act},
         "gttubes": act,
     }
@@ -328,10 +212,7 @@ def test_ucf101_24_act_annotations_round_trip(ucf_dir, tmp_path_factory):
 
 def test_ucf101_24_singh_annotations_round_trip(ucf_dir, tmp_path_factory):
     root, truth, _, singh, split_ids = ucf_dir
-    with open(root / ucf101_24.SINGH_FILE, "wb") as f:
-        pickle.dump(singh, f)
-    for split in ("train", "test"):
-        (root / f"{split}list01.txt").write_text("\n".join(split_ids[split]) + "\n")
+    detection_dirs.write_singh(root, singh, split_ids)
     builder = _build(Ucf10124, "split1", root, tmp_path_factory.mktemp("tfds"))
     _check_ucf(builder, truth)
 

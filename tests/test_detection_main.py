@@ -16,6 +16,7 @@ from PIL import Image
 from experiments import synthetic_detection as detection_configs
 from launch import local
 from video_s3d import checkpointing, errors, normalization, optim, parallel, train_state
+from video_s3d.compile_policy import CompilePolicy
 from video_s3d.detection import data, draw, predict, trainer, training
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -115,7 +116,7 @@ def _step_on(devices, config, batch):
         optim.make_schedule(config.optim, 10),
         mesh,
         sync_batch_norm=True,
-        compiler_options=train_state.compiler_options(config),
+        policy=CompilePolicy.from_config(config),
         norm=normalization.Normalization(),
     )
     state, scalars = step(state, parallel.host_to_global(batch, mesh))

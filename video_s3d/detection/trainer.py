@@ -42,6 +42,7 @@ from video_s3d import (
     train,
     train_state,
 )
+from video_s3d.compile_policy import CompilePolicy
 from video_s3d.detection import data, draw, training
 from video_s3d.detection.model import ActionDetector, detection_loss, load_trunk, postprocess
 from video_s3d.errors import UserError
@@ -67,7 +68,7 @@ def create_model(config: ml_collections.ConfigDict, num_classes: int) -> ActionD
 
 
 # ----------------------------------------------------------------------- programs
-def make_train_step(model, tx, schedule, mesh, *, sync_batch_norm: bool, compiler_options, norm):
+def make_train_step(model, tx, schedule, mesh, *, sync_batch_norm: bool, policy, norm):
     """jit(shard_map(per-device step)): (state, batch) -> (state, metrics), as train.py's."""
 
     def per_device_step(state: train_state.TrainState, batch):
@@ -100,10 +101,10 @@ def make_train_step(model, tx, schedule, mesh, *, sync_batch_norm: bool, compile
     step = jax.shard_map(
         per_device_step, mesh=mesh, in_specs=(P(), P(parallel.BATCH_AXIS)), out_specs=(P(), P())
     )
-    return jax.jit(step, donate_argnums=(0,), compiler_options=compiler_options)
+    return policy.jit(step, donate_argnums=(0,))
 
 
-def make_detect(model, mesh, *, max_detections: int, compiler_options, norm):
+def make_detect(model, mesh, *, max_detections: int, policy, norm):
     """detect(params, batch_stats, clips uint8 [B, ...] on the host) -> postprocess's dict of
     this process's rows, numpy; the batch is split over the mesh (`training.detect_videos`)."""
 
@@ -111,14 +112,13 @@ def make_detect(model, mesh, *, max_detections: int, compiler_options, norm):
         outputs = model.apply({"params": params, "batch_stats": batch_stats}, norm(clips))
         return postprocess(outputs, max_detections=max_detections)
 
-    program = jax.jit(
+    program = policy.jit(
         jax.shard_map(
             per_device,
             mesh=mesh,
             in_specs=(P(), P(), P(parallel.BATCH_AXIS)),
             out_specs=P(parallel.BATCH_AXIS),
-        ),
-        compiler_options=compiler_options,
+        )
     )
 
     def detect(params, batch_stats, clips):
@@ -269,28 +269,28 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
         is_main,
     )
 
-    compiler_options = train_state.compiler_options(config)
+    policy = CompilePolicy.from_config(config)  # every program of this run, compiled alike
     train_step = make_train_step(
         model,
         tx,
         schedule,
         mesh,
         sync_batch_norm=bool(config.sync_batch_norm),
-        compiler_options=compiler_options,
+        policy=policy,
         norm=norm,
     )
     detect = make_detect(
         model,
         mesh,
         max_detections=int(config.max_detections),
-        compiler_options=compiler_options,
+        policy=policy,
         norm=norm,
     )
     stats_step = train.make_batch_stats_step(
         model,
         mesh,
         sync_batch_norm=bool(config.sync_batch_norm),
-        compiler_options=train_state.compiler_options(config, runs_few_times=True),
+        policy=policy.with_fast(),
         input_normalization=norm,
     )
     writer = MetricWriter(workdir, enabled=is_main, start_step=step)
@@ -428,7 +428,7 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str, step="l
         model,
         mesh,
         max_detections=int(config.max_detections),
-        compiler_options=train_state.compiler_options(config),
+        policy=CompilePolicy.from_config(config),
         norm=norm,
     )
     state = training.TrainState(variables["params"], variables["batch_stats"], None)
