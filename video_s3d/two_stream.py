@@ -24,6 +24,8 @@ import sys
 import jax
 import numpy as np
 
+from video_s3d.errors import UserError
+
 FUSIONS = ("logits", "softmax")
 
 
@@ -35,7 +37,7 @@ def fuse(rgb_logits: np.ndarray, flow_logits: np.ndarray, fusion: str = "logits"
         from video_s3d.inference import softmax
 
         return (softmax(np.asarray(rgb_logits)) + softmax(np.asarray(flow_logits))) / 2
-    raise ValueError(f"fusion={fusion!r}: use one of {FUSIONS}.")
+    raise UserError(f"fusion={fusion!r}: use one of {FUSIONS}.")
 
 
 def probabilities(rgb_logits, flow_logits, fusion: str = "logits") -> np.ndarray:
@@ -49,7 +51,6 @@ def probabilities(rgb_logits, flow_logits, fusion: str = "logits") -> np.ndarray
 
 def check_pair(rgb_run, flow_run) -> None:
     """A UserError unless `rgb_run` is an RGB run and `flow_run` a flow run of the same classes."""
-    from video_s3d.errors import UserError
 
     if rgb_run.modality != "rgb" or flow_run.modality != "flow":
         raise UserError(
@@ -103,7 +104,7 @@ def fuse_streams(rgb: dict, flow: dict, fusion: str = "logits") -> dict:
     if not np.array_equal(rgb["video_index"], flow["video_index"]) or not np.array_equal(
         rgb["labels"], flow["labels"]
     ):
-        raise ValueError(
+        raise UserError(
             f"The RGB run ({rgb['run']}) and the flow run ({flow['run']}) evaluated different "
             f"videos or labels ({len(rgb['labels'])} vs {len(flow['labels'])}); evaluate both "
             "on the same dataset's RGB and flow configs and the same split."
@@ -147,12 +148,12 @@ def evaluate_two_stream(
     from video_s3d import inference, inputs
 
     if fusion not in FUSIONS:
-        raise ValueError(f"fusion={fusion!r}: use one of {FUSIONS}.")
+        raise UserError(f"fusion={fusion!r}: use one of {FUSIONS}.")
     for workdir, want in ((rgb_workdir, "rgb"), (flow_workdir, "flow")):  # before any work
         where, _ = inference._where_is_the_run(workdir)  # pylint: disable=protected-access
         modality = inputs.modality(inference.load_config(where).data)
         if modality != want:
-            raise ValueError(
+            raise UserError(
                 f"--{want}_workdir={workdir} holds a {modality} run; pass the {want} run there."
             )
     rgb = stream_logits(rgb_workdir, step, split)
@@ -178,7 +179,6 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     from video_s3d import inference
-    from video_s3d.errors import UserError
 
     inference.setup_process()
     try:
