@@ -213,16 +213,9 @@ class ManualTubeBuilder(manual_video.ManualVideoBuilder, skip_registration=True)
         manual_dir = self._checked_manual_dir(dl_manager)
         splits = self.list_videos(manual_dir)
         self.skipped = []
-        for split, items in splits.items():
-            missing = sum(item.path is None for item in items)
-            if missing == len(items):
-                raise UserFileError(
-                    f"None of the {len(items)} {split} videos of {self.name} were found under "
-                    f"{manual_dir}: put their frames there ({self.MANUAL_DIR_SUMMARY})."
-                )
-            logging.info(
-                "%s %s: %d videos listed, %d missing.", self.name, split, len(items), missing
-            )
+        manual_video.check_found(
+            self.name, manual_dir, splits, f"put their frames there ({self.MANUAL_DIR_SUMMARY})"
+        )
         return {split: self._generate_examples(split, items) for split, items in splits.items()}
 
     def _generate_examples(self, split: str, items: Sequence[TubeItem]):

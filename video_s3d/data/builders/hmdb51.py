@@ -34,12 +34,7 @@ class Hmdb51(manual_video.ManualVideoBuilder):
 
     def list_videos(self, manual_dir):
         fold = self.builder_config.fold
-        split_files = {}
-        for directory, _, files in os.walk(manual_dir):
-            for name in files:
-                match = _SPLIT_FILE.match(name)
-                if match and int(match["fold"]) == fold:
-                    split_files[match["label"]] = os.path.join(directory, name)
+        split_files = manual_video.find_split_files(manual_dir, _SPLIT_FILE, fold)
         if not split_files:
             raise UserFileError(
                 f"Missing HMDB51 split files in the manual dir {manual_dir}: expected "

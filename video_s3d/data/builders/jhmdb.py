@@ -27,7 +27,7 @@ import re
 
 import numpy as np
 
-from video_s3d.data.builders import action_tubes, video_files
+from video_s3d.data.builders import action_tubes, manual_video, video_files
 from video_s3d.data.builders.action_tubes import TubeConfig, TubeItem
 from video_s3d.errors import UserFileError
 
@@ -100,12 +100,7 @@ class Jhmdb(action_tubes.ManualTubeBuilder):
 
     def list_videos(self, manual_dir):
         fold = self.builder_config.fold
-        split_files = {}
-        for directory, _, files in os.walk(manual_dir):
-            for name in files:
-                match = _SPLIT_FILE.match(name)
-                if match and int(match["fold"]) == fold:
-                    split_files[match["label"]] = os.path.join(directory, name)
+        split_files = manual_video.find_split_files(manual_dir, _SPLIT_FILE, fold)
         missing = [name for name in CLASSES if name not in split_files]
         if missing:
             raise UserFileError(

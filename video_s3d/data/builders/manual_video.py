@@ -20,6 +20,7 @@ import dataclasses
 import functools
 import logging
 import os
+import re
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -123,16 +124,7 @@ class ManualVideoBuilder(
         names, splits = self.list_videos(manual_dir)
         self.info.features["label"].names = list(names)
         self.skipped = []
-        for split, items in splits.items():
-            missing = sum(item.path is None for item in items)
-            if missing == len(items):
-                raise UserFileError(
-                    f"None of the {len(items)} {split} videos of {self.name} were found under "
-                    f"{manual_dir}: put the video files there (any sub-folders)."
-                )
-            logging.info(
-                "%s %s: %d videos listed, %d missing.", self.name, split, len(items), missing
-            )
+        check_found(self.name, manual_dir, splits, "put the video files there (any sub-folders)")
         return {
             split: self._generate_examples(split, items, names) for split, items in splits.items()
         }
@@ -181,6 +173,31 @@ class ManualVideoBuilder(
                 f"{self.MANUAL_DIR_SUMMARY}.\n{self.MANUAL_DOWNLOAD_INSTRUCTIONS}"
             )
         return manual_dir
+
+
+def check_found(name: str, manual_dir: str, splits: dict, what_to_do: str) -> None:
+    """Logs each split's listed and missing videos (items with `path` None); a UserFileError
+    when none of a split's videos is in the manual dir, saying `what_to_do`."""
+    for split, items in splits.items():
+        missing = sum(item.path is None for item in items)
+        if missing == len(items):
+            raise UserFileError(
+                f"None of the {len(items)} {split} videos of {name} were found under "
+                f"{manual_dir}: {what_to_do}."
+            )
+        logging.info("%s %s: %d videos listed, %d missing.", name, split, len(items), missing)
+
+
+def find_split_files(manual_dir: str, pattern: re.Pattern, fold: int) -> dict[str, str]:
+    """{class label: path} of the split files anywhere under `manual_dir` whose name matches
+    `pattern` (groups `label` and `fold`) for `fold` (the HMDB51 / JHMDB split-file layout)."""
+    split_files = {}
+    for directory, _, files in os.walk(manual_dir):
+        for name in files:
+            match = pattern.match(name)
+            if match and int(match["fold"]) == fold:
+                split_files[match["label"]] = os.path.join(directory, name)
+    return split_files
 
 
 def make_video_examples(
