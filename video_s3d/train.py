@@ -254,6 +254,23 @@ def _warn_if_normalisation_differs(source_dir: str, config, is_main: bool) -> No
         )
 
 
+def start_state(
+    ckpt, start_step, model, tx, config, mesh, train_iter, initialise, is_main: bool
+) -> TrainState:
+    """The state a run starts from: the checkpoint at `start_step` (restoring `train_iter`'s
+    position too), else a fresh state seeded by `config.seed`, passed through
+    `initialise(state)` when `config.init_from` names a run to start from. Shared by the
+    classification and detection trainers."""
+    if start_step is not None:
+        state = ckpt.restore(
+            start_step, train_state.abstract_state(model, tx, config, mesh), train_iter
+        )
+        log(f"resumed from {ckpt.directory} at step {start_step}", is_main)
+        return state
+    state = train_state.create_state(model, tx, config, mesh, jax.random.key(config.seed))
+    return initialise(state) if config.init_from else state
+
+
 def init_from_checkpoint(state: TrainState, config, model, mesh, num_classes: int, is_main: bool):
     """Backbone (every matching leaf) from `config.init_from`; mismatched leaves (the head) stay fresh."""
     source_dir, _ = steps.split_source(config.init_from)  # DIR[@best|latest|N], checkpoints/<N>
@@ -402,15 +419,17 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Trai
 
     # ------------------------------------------------------------ state: resume / init
     start_step = ckpt.latest_step()
-    if start_step is not None:
-        state = ckpt.restore(
-            start_step, train_state.abstract_state(model, tx, config, mesh), train_iter
-        )
-        log(f"resumed from {ckpt.directory} at step {start_step}", is_main)
-    else:
-        state = train_state.create_state(model, tx, config, mesh, jax.random.key(config.seed))
-        if config.init_from:
-            state = init_from_checkpoint(state, config, model, mesh, num_classes, is_main)
+    state = start_state(
+        ckpt,
+        start_step,
+        model,
+        tx,
+        config,
+        mesh,
+        train_iter,
+        lambda fresh: init_from_checkpoint(fresh, config, model, mesh, num_classes, is_main),
+        is_main,
+    )
     step = int(parallel.replicated_to_host(state.step))
     num_params = train_state.count_params(state.params)
     log(

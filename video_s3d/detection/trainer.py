@@ -252,14 +252,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
         process_count=jax.process_count(),
     )
     train_iter = stream(seed=config.seed)
-    if saved_step is not None:
-        abstract = train_state.abstract_state(model, tx, config, mesh)
-        state = ckpt.restore(saved_step, abstract, train_iter)
-        log(f"resumed from {ckpt.directory} at step {saved_step}", is_main)
-    else:
-        state = train_state.create_state(model, tx, config, mesh, jax.random.key(config.seed))
-        if config.init_from:
-            state = trunk_from_classification_run(state, config, model, mesh, is_main)
+    state = train.start_state(
+        ckpt,
+        saved_step,
+        model,
+        tx,
+        config,
+        mesh,
+        train_iter,
+        lambda fresh: trunk_from_classification_run(fresh, config, model, mesh, is_main),
+        is_main,
+    )
     step = int(parallel.replicated_to_host(state.step))
     num_params = train_state.count_params(state.params)
     log(
