@@ -2,11 +2,15 @@ r"""The speed-accuracy table and plots from finished runs (each workdir's result
 
   python -m experiments.speed_accuracy --workdirs='runs/synthetic/*' --out=out/synthetic
   python -m experiments.speed_accuracy --workdirs=runs/a,runs/b,gs://BUCKET/runs/k400/* --out=out/k400
+  python -m experiments.speed_accuracy --workdirs='runs/k400/*' --two_stream=runs/rgb:runs/flow \
+      [--fusion=softmax] --out=out/k400
 
 Writes to --out:
-  speed_accuracy.md / .csv  one row per run: model, input, G multiply-adds at the run's input
-                            size and of the full-width network at the paper's 64x224x224
-                            (both video_s3d.cost), parameters, training and inference clips/s
+  speed_accuracy.md / .csv  one row per run: model, stream (RGB, Flow, RGB+Flow), input, G
+                            multiply-adds at the run's input size and of the full-width network
+                            at the paper's 64x224x224 (both video_s3d.cost; a Flow row adds the
+                            cost of computing its TV-L1 flow, below), parameters, training and
+                            inference clips/s
                             and the training step time as measured on the run's devices
                             (rank models on one machine only), clip and video top-1/top-5,
                             time-reversed video top-1 and, for datasets with time-reversal
@@ -19,6 +23,17 @@ Writes to --out:
                             and against cost, one line per direction (only if such runs exist).
 
 A workdir without result.json (unfinished) is listed and skipped.
+
+Streams. A flow run (config.data.modality = "flow") is a Flow row: its cost is the flow network
+(2 input channels) plus computing its input, the TV-L1 flow of one frame pair per flow field
+(video_s3d.flow.cost: XLA's flop count / 2, worst case, i.e. every TV-L1 loop at its iteration
+bound; a pair that converges early costs less), at the clip's crop size (our choice: the pixels
+the network sees; the I3D protocol computes flow on the whole 256-short-side frame, 1.74x the
+pixels of a 224 crop for a 256x341 frame), with its dataset's TV-L1 setting at the run's size
+and OpenCV's defaults (the I3D protocol's) at full size. `--two_stream=RGB_RUN:FLOW_RUN` adds
+an RGB+Flow row per pair: both networks plus the flow, its accuracy the two runs' fusion
+evaluated by video_s3d.two_stream at the steps their result.json report (`--fusion`, default
+logits); the pair's runs get their own rows too. The flow part of each cost is its own column.
 """
 
 from __future__ import annotations
@@ -31,6 +46,7 @@ import glob
 import json
 import math
 import os
+import re
 import sys
 from typing import Callable, Iterable, Sequence
 
@@ -42,6 +58,7 @@ TABLE_NAME = "speed_accuracy"
 FULL_SIZE = (64, 224)
 FULL_SIZE_CLASSES = 400
 CUT_PLOT_NAME = "cut_points.png"
+RGB, FLOW, RGB_FLOW = STREAMS = ("RGB", "Flow", "RGB+Flow")
 
 
 # --------------------------------------------------------------------------- reading runs
@@ -56,10 +73,13 @@ class RunRow:
     num_classes: int
     num_frames: int
     crop_size: int
-    step: int
+    step: int | None  # None for an RGB+Flow row (each stream has its own)
     params: int
-    gmacs: float | None = None  # at the run's input size
-    full_gmacs: float | None = None  # full-width network at FULL_SIZE (the paper's axis)
+    stream: str = "RGB"  # RGB, Flow or RGB+Flow (STREAMS)
+    gmacs: float | None = None  # at the run's input size, flow computation included
+    full_gmacs: float | None = None  # full-width network(s) at FULL_SIZE (the paper's axis)
+    flow_gmacs: float | None = None  # of gmacs, computing the flow (worst case)
+    full_flow_gmacs: float | None = None  # of full_gmacs, computing the flow
     batch_size: int | None = None  # global training batch, from the workdir's config.json
     seed: int | None = None
     train_clips_per_sec: float | None = None
@@ -119,6 +139,7 @@ def read_run(workdir: str) -> RunRow | None:
     result = json.loads(text)
     metrics = result.get("metrics", {})
     config = json.loads(_read_text(f"{workdir}/config.json") or "{}")
+    flow = (config.get("data", {}).get("modality") or "rgb") == "flow"
     return RunRow(
         run=os.path.basename(workdir),
         workdir=workdir,
@@ -129,6 +150,7 @@ def read_run(workdir: str) -> RunRow | None:
         crop_size=int(result["crop_size"]),
         step=int(result["step"]),
         params=int(result["num_params"]),
+        stream=FLOW if flow else RGB,
         train_clips_per_sec=result.get("train_clips_per_sec"),
         eval_clips_per_sec=result.get("eval_clips_per_sec"),
         device=result.get("device"),
@@ -146,15 +168,19 @@ def read_run(workdir: str) -> RunRow | None:
 
 
 @functools.lru_cache(maxsize=None)
-def model_gmacs(model: str, num_frames: int, crop_size: int, num_classes: int) -> float:
+def model_gmacs(
+    model: str, num_frames: int, crop_size: int, num_classes: int, in_channels: int = 3
+) -> float:
     """G multiply-adds of one clip at this input size (video_s3d.cost; traced, not run, and
     remembered: several tables over the same runs count each network once)."""
     from video_s3d import cost
 
-    return cost.measure(model, frames=num_frames, size=crop_size, num_classes=num_classes).gmacs
+    return cost.measure(
+        model, frames=num_frames, size=crop_size, num_classes=num_classes, in_channels=in_channels
+    ).gmacs
 
 
-def full_size_gmacs(model: str) -> float | None:
+def full_size_gmacs(model: str, in_channels: int = 3) -> float | None:
     """G multiply-adds of the full-width network at FULL_SIZE (tiny_ prefix dropped), counted
     from the spec (video_s3d.cost.gmacs: instant, equal to the traced count); None for a model
     outside the zoo."""
@@ -163,9 +189,52 @@ def full_size_gmacs(model: str) -> float | None:
 
     base = model[len(zoo.TINY_PREFIX) :] if model.startswith(zoo.TINY_PREFIX) else model
     try:
-        return cost.gmacs(base, *FULL_SIZE, num_classes=FULL_SIZE_CLASSES)
+        return cost.gmacs(base, *FULL_SIZE, num_classes=FULL_SIZE_CLASSES, in_channels=in_channels)
     except ValueError:
         return None
+
+
+def flow_gmacs(num_frames: int, size: int, tvl1_params: dict | None = None) -> float:
+    """Worst-case G multiply-adds of computing one clip's flow input (video_s3d.flow.cost):
+    `num_frames` TV-L1 frame pairs at size x size; `tvl1_params`, TVL1Params fields (None:
+    OpenCV's defaults). Remembered per size and setting."""
+    from video_s3d.flow import TVL1Params
+    from video_s3d.flow import cost as flow_cost
+
+    return flow_cost.clip_gmacs(num_frames, size, TVL1Params(**(tvl1_params or {})))
+
+
+def dataset_tvl1_params(workdir: str) -> dict | None:
+    """The TV-L1 setting the flow run's dataset was built with (its builder config), None for
+    OpenCV's defaults or a dataset not readable here."""
+    from video_s3d import inference
+
+    if _is_gcs(workdir):
+        return None
+    try:
+        data = inference.load_config(workdir).data
+    except Exception:  # noqa: BLE001 - no readable config: the defaults
+        return None
+    return inference.video_format_of(data).flow_params
+
+
+def add_costs(row: RunRow, gmacs_fn: Callable[..., float] = model_gmacs) -> None:
+    """Fills the row's costs: the network's, plus computing the flow for a Flow row."""
+    in_channels = 2 if row.stream == FLOW else 3
+    row.gmacs = gmacs_fn(
+        row.model,
+        num_frames=row.num_frames,
+        crop_size=row.crop_size,
+        num_classes=row.num_classes,
+        in_channels=in_channels,
+    )
+    row.full_gmacs = full_size_gmacs(row.model, in_channels)
+    if row.stream == FLOW:
+        row.flow_gmacs = flow_gmacs(row.num_frames, row.crop_size, dataset_tvl1_params(row.workdir))
+        row.full_flow_gmacs = flow_gmacs(FULL_SIZE[0], FULL_SIZE[1])
+        row.gmacs += row.flow_gmacs
+        if row.full_gmacs is not None:
+            row.full_gmacs += row.full_flow_gmacs
 
 
 def cost_axis(row: RunRow) -> float | None:
@@ -185,7 +254,7 @@ def load_rows(
     gmacs_fn: Callable[..., float] = model_gmacs,
     log: Callable[[str], None] = print,
 ) -> list[RunRow]:
-    """Rows of the finished runs, each with its cost."""
+    """Rows of the finished runs, each with its cost (flow computation included)."""
     rows = []
     for i, workdir in enumerate(workdirs, 1):
         row = read_run(workdir)
@@ -195,29 +264,141 @@ def load_rows(
             )
             continue
         log(
-            f"[{i}/{len(workdirs)}] {row.run}: {row.model} at "
+            f"[{i}/{len(workdirs)}] {row.run}: {row.model} ({row.stream}) at "
             f"{row.num_frames}x{row.crop_size}x{row.crop_size}"
         )
-        row.gmacs = gmacs_fn(
-            row.model,
-            num_frames=row.num_frames,
-            crop_size=row.crop_size,
-            num_classes=row.num_classes,
-        )
-        row.full_gmacs = full_size_gmacs(row.model)
+        add_costs(row, gmacs_fn)
         rows.append(row)
-    rows.sort(key=lambda r: (r.dataset, r.gmacs if r.gmacs is not None else math.inf, r.run))
+    sort_rows(rows)
     return rows
+
+
+def sort_rows(rows: list[RunRow]) -> None:
+    """By dataset (a flow twin beside its RGB dataset), then cost."""
+    rows.sort(
+        key=lambda r: (panel(r), r.gmacs if r.gmacs is not None else math.inf, r.stream, r.run)
+    )
+
+
+def panel(row: RunRow) -> str:
+    """The RGB dataset a row belongs to: a flow twin's name less its flow suffix
+    (experiments/recipes.py names them `<name>_flow` or `<name>/flow`)."""
+    for suffix in ("/flow", "_flow"):
+        if row.dataset.endswith(suffix):
+            return row.dataset[: -len(suffix)]
+    return row.dataset
+
+
+# --------------------------------------------------------------------------- two streams
+def parse_pairs(specs: Iterable[str]) -> list[tuple[str, str]]:
+    """`RGB_RUN:FLOW_RUN` pairs, comma-separated or repeated (a `gs://` colon is part of its
+    path); a UserError for anything else."""
+    from video_s3d.errors import UserError
+
+    pairs = []
+    for spec in specs:
+        for item in filter(None, (s.strip() for s in spec.split(","))):
+            parts = [p.rstrip("/") for p in re.split(r":(?!//)", item)]
+            if len(parts) != 2 or not all(parts):
+                raise UserError(
+                    f"--two_stream={item!r} is not one RGB_RUN:FLOW_RUN pair of workdirs, e.g. "
+                    "--two_stream=runs/rgb:runs/flow."
+                )
+            pairs.append((parts[0], parts[1]))
+    return pairs
+
+
+def fused_metrics(rgb: RunRow, flow: RunRow, fusion: str = "logits") -> dict:
+    """The fused video top-1 / top-5 of two runs (video_s3d.two_stream: both evaluated at the
+    steps their result.json report, over the same videos)."""
+    from video_s3d import two_stream
+
+    result, shown = two_stream.evaluate_two_stream(
+        rgb.workdir, flow.workdir, step=str(rgb.step), flow_step=str(flow.step), fusion=fusion
+    )
+    print(shown)
+    return {"num_videos": result["num_videos"], **result["metrics"]["rgb+flow"]}
+
+
+def two_stream_row(rgb: RunRow, flow: RunRow, metrics: dict) -> RunRow:
+    """The RGB+Flow row: both networks and the flow computation; the fused accuracy."""
+
+    def total(a, b):
+        return None if a is None or b is None else a + b
+
+    return RunRow(
+        run=f"{rgb.run}+{flow.run}",
+        workdir=f"{rgb.workdir}:{flow.workdir}",
+        model=rgb.model if rgb.model == flow.model else f"{rgb.model}+{flow.model}",
+        dataset=rgb.dataset,
+        num_classes=rgb.num_classes,
+        num_frames=rgb.num_frames,
+        crop_size=rgb.crop_size,
+        step=None,
+        params=rgb.params + flow.params,
+        stream=RGB_FLOW,
+        gmacs=total(rgb.gmacs, flow.gmacs),
+        full_gmacs=total(rgb.full_gmacs, flow.full_gmacs),
+        flow_gmacs=flow.flow_gmacs,
+        full_flow_gmacs=flow.full_flow_gmacs,
+        device=rgb.device if rgb.device == flow.device else None,
+        video_top1=metrics["video_top1"],
+        video_top5=metrics["video_top5"],
+        num_videos=metrics.get("num_videos"),
+        dataset_version=rgb.dataset_version,
+    )
+
+
+def two_stream_rows(
+    pairs: Sequence[tuple[str, str]],
+    rows: Sequence[RunRow],
+    fusion: str = "logits",
+    fuse_fn: Callable[..., dict] = fused_metrics,
+    log: Callable[[str], None] = print,
+) -> list[RunRow]:
+    """One RGB+Flow row per pair, from the pair's rows; every pair is checked (finished, an RGB
+    and a Flow run, same classes and clip) before any is evaluated."""
+    from video_s3d.errors import UserError
+
+    by_workdir = {r.workdir: r for r in rows}
+    checked = []
+    for rgb_dir, flow_dir in pairs:
+        for workdir in (rgb_dir, flow_dir):
+            if workdir not in by_workdir:
+                raise UserError(
+                    f"--two_stream run {workdir} has no {runs_lib.RESULT_FILE}; train it to the "
+                    "end first."
+                )
+        rgb, flow = by_workdir[rgb_dir], by_workdir[flow_dir]
+        if rgb.stream != RGB or flow.stream != FLOW:
+            raise UserError(
+                f"--two_stream={rgb_dir}:{flow_dir}: the first is a {rgb.stream} run and the "
+                f"second a {flow.stream} run; give RGB_RUN:FLOW_RUN."
+            )
+        if panel(rgb) != panel(flow) or rgb.num_classes != flow.num_classes:
+            raise UserError(
+                f"--two_stream={rgb_dir}:{flow_dir}: the runs were trained on {rgb.dataset} and "
+                f"{flow.dataset}; fuse an RGB and a flow run of the same dataset."
+            )
+        checked.append((rgb, flow))
+    fused = []
+    for i, (rgb, flow) in enumerate(checked, 1):
+        log(f"[two-stream {i}/{len(checked)}] fusing {rgb.run} and {flow.run} ({fusion})")
+        fused.append(two_stream_row(rgb, flow, fuse_fn(rgb, flow, fusion)))
+    return fused
 
 
 # --------------------------------------------------------------------------- table
 COLUMNS = (  # (header, attribute, format)
     ("run", "run", "{}"),
     ("model", "model", "{}"),
+    ("stream", "stream", "{}"),
     ("dataset", "dataset", "{}"),
     ("input TxS²", None, None),
     ("GMACs", "gmacs", "{:.4g}"),
     ("full-size GMACs", "full_gmacs", "{:.1f}"),
+    ("of which flow", "flow_gmacs", "{:.4g}"),
+    ("full-size flow", "full_flow_gmacs", "{:.1f}"),
     ("params (M)", "params", None),
     ("train clips/s", "train_clips_per_sec", "{:.1f}"),
     ("train ms/step", "step_ms", "{:.0f}"),
@@ -318,6 +499,7 @@ def heavy_sweeps(rows: Sequence[RunRow]) -> dict[tuple[str, str], dict[CutPoint,
     bottom- or top-heavy run (an i3d run alone is not a sweep)."""
     from video_s3d.models import zoo
 
+    rows = [r for r in rows if r.stream == RGB]  # the sweeps are of RGB networks
     swept = {
         (r.dataset, p.family)
         for r in rows
@@ -344,11 +526,11 @@ def _pyplot():
 
 def plot_speed_accuracy(rows: Sequence[RunRow], path: str) -> None:
     plt = _pyplot()
-    datasets = sorted({r.dataset for r in rows})
+    datasets = sorted({panel(r) for r in rows})
     fig, axes = plt.subplots(1, len(datasets), figsize=(6.5 * len(datasets), 5), squeeze=False)
     for ax, dataset in zip(axes[0], datasets):
         chosen = [
-            r for r in rows if r.dataset == dataset and cost_axis(r) and accuracy(r) is not None
+            r for r in rows if panel(r) == dataset and cost_axis(r) and accuracy(r) is not None
         ]
         points = [(cost_axis(r), 100 * accuracy(r)) for r in chosen]
         front = set(pareto_front(points))
@@ -375,7 +557,8 @@ def plot_speed_accuracy(rows: Sequence[RunRow], path: str) -> None:
             ax.legend(loc="best", fontsize=8)
         ax.set_xscale("log")
         ax.margins(x=0.2, y=0.08)  # room for the labels of the outermost points
-        _annotate_without_overlap(ax, points, [row.model for row in chosen], fontsize=7)
+        labels = [r.model if r.stream == RGB else f"{r.model} ({r.stream})" for r in chosen]
+        _annotate_without_overlap(ax, points, labels, fontsize=7)
         ax.set_xlabel(
             f"G multiply-adds per {FULL_SIZE[0]}x{FULL_SIZE[1]}² clip, full-width network (log)"
         )
@@ -494,9 +677,15 @@ def write_report(
     out_dir: str,
     gmacs_fn: Callable[..., float] = model_gmacs,
     log: Callable[[str], None] = print,
+    two_stream: Sequence[tuple[str, str]] = (),
+    fusion: str = "logits",
+    fuse_fn: Callable[..., dict] = fused_metrics,
 ) -> list[RunRow]:
-    """Reads the runs, writes table and plots into out_dir; returns the rows."""
+    """Reads the runs (and the runs of the `two_stream` (RGB, flow) workdir pairs), adds an
+    RGB+Flow row per pair, writes table and plots into out_dir; returns the rows."""
     workdirs = find_workdirs(workdir_specs)
+    paired = [w.rstrip("/") for pair in two_stream for w in pair]
+    workdirs += [w for w in dict.fromkeys(paired) if w not in workdirs]
     if not workdirs:
         raise FileNotFoundError(
             f"No workdir matches {', '.join(workdir_specs)}; pass finished "
@@ -508,6 +697,9 @@ def write_report(
             f"None of the {len(workdirs)} workdirs holds a {runs_lib.RESULT_FILE}; "
             "train them to the end first (or check --workdirs)."
         )
+    if two_stream:
+        rows += two_stream_rows(two_stream, rows, fusion, fuse_fn, log)
+        sort_rows(rows)
     os.makedirs(out_dir, exist_ok=True)
     table = markdown_table(rows)
     warnings = mixed_versions(rows)
@@ -537,17 +729,39 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--workdirs",
-        required=True,
         action="append",
+        default=[],
         help="comma-separated workdirs or glob patterns (quote them); repeatable",
+    )
+    parser.add_argument(
+        "--two_stream",
+        action="append",
+        default=[],
+        help="RGB_RUN:FLOW_RUN workdir pairs, comma-separated; repeatable: an RGB+Flow row each "
+        "(the runs are read too)",
+    )
+    parser.add_argument(
+        "--fusion",
+        default="logits",
+        choices=("logits", "softmax"),
+        help="two-stream fusion: logits (mean of the streams' logits) or softmax (of scores)",
     )
     parser.add_argument("--out", required=True, help="folder for the table and the plots")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
-    write_report(args.workdirs, args.out)
+    from video_s3d.errors import UserError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        pairs = parse_pairs(args.two_stream)
+    except UserError as error:
+        parser.error(str(error))
+    if not args.workdirs and not pairs:
+        parser.error("give the runs to tabulate: --workdirs, --two_stream or both.")
+    write_report(args.workdirs, args.out, two_stream=pairs, fusion=args.fusion)
 
 
 if __name__ == "__main__":

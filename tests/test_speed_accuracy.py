@@ -144,10 +144,11 @@ def test_table_has_one_row_per_finished_run(report):
     assert len(body) == len(rows)
     s3dg_motion = next(line for line in body if line.startswith("| tiny_s3dg-motion-s1 "))
     cells = [c.strip() for c in s3dg_motion.strip("|").split("|")]
-    assert cells[1:4] == ["tiny_s3dg", "synthetic_motion/motion", "8x32²"]
-    assert cells[5] == "64.2"  # full-width S3D-G at 64x224² (README)
-    assert cells[7:10] == ["40.0", "400", "250.0"]  # train clips/s, ms/step (16 / 40), eval
-    assert cells[13] == "98.0" and cells[15] == "3.0" and cells[16] == "97.0"
+    assert cells[1:5] == ["tiny_s3dg", "RGB", "synthetic_motion/motion", "8x32²"]
+    assert cells[6] == "64.2"  # full-width S3D-G at 64x224² (README)
+    assert cells[7:9] == ["—", "—"]  # an RGB run computes no flow
+    assert cells[10:13] == ["40.0", "400", "250.0"]  # train clips/s, ms/step (16 / 40), eval
+    assert cells[16] == "98.0" and cells[18] == "3.0" and cells[19] == "97.0"
 
 
 def test_csv_holds_the_raw_numbers(report):
@@ -403,3 +404,17 @@ def test_study_clips_keep_i2d_exactly_blind_to_frame_order():
     logits, reversed_logits = forward(clip), forward(jnp.flip(clip, axis=1))
     assert float(jnp.abs(logits - reversed_logits).max()) < 1e-5 * float(jnp.abs(logits).max() + 1)
     assert float(jnp.abs(logits[0] - logits[1]).max()) > 1e-4  # the logits do see the clip
+
+
+def test_two_stream_pairs_parse_or_are_refused_in_one_sentence():
+    from video_s3d.errors import UserError
+
+    assert speed_accuracy.parse_pairs(["runs/rgb:runs/flow,gs://b/rgb:gs://b/flow/"]) == [
+        ("runs/rgb", "runs/flow"),
+        ("gs://b/rgb", "gs://b/flow"),
+    ]
+    for bad in ("runs/rgb", "runs/a:runs/b:runs/c", ":runs/flow"):
+        with pytest.raises(UserError, match="RGB_RUN:FLOW_RUN"):
+            speed_accuracy.parse_pairs([bad])
+    with pytest.raises(SystemExit):
+        speed_accuracy.main(["--out=/tmp/nowhere"])  # no runs at all: a usage error

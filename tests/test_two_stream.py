@@ -100,3 +100,46 @@ def test_python_api_gives_a_flow_run_the_flow_of_rgb_frames(runs):
     frames = synthetic_render.make_clip("motion", 1, 4, 16, 32)
     logits = model.logits(frames)
     assert logits.shape == (10,) and np.isfinite(logits).all()
+
+
+def test_speed_accuracy_table_has_rgb_flow_and_fused_rows_costing_the_flow(runs, tmp_path):
+    from experiments import speed_accuracy
+    from video_s3d.data.builders import synthetic_motion
+    from video_s3d.errors import UserError
+    from video_s3d.flow import TVL1Params
+    from video_s3d.flow import cost as flow_cost
+
+    rgb_workdir, flow_workdir = runs
+    pairs = speed_accuracy.parse_pairs([f"{rgb_workdir}:{flow_workdir}"])
+    rows = speed_accuracy.write_report([], str(tmp_path / "out"), two_stream=pairs, log=print)
+    by_stream = {row.stream: row for row in rows}
+    assert sorted(by_stream) == ["Flow", "RGB", "RGB+Flow"] and len(rows) == 3
+    rgb, flow, fused = (by_stream[s] for s in ("RGB", "Flow", "RGB+Flow"))
+    # The Flow row: the 2-channel network plus TV-L1 on one pair per flow field, at the
+    # tiny flow dataset's own TV-L1 setting; at full size, OpenCV's defaults at 64x224².
+    tvl1 = flow_cost.clip_gmacs(
+        flow.num_frames, flow.crop_size, TVL1Params(**synthetic_motion.TINY_FLOW_PARAMS)
+    )
+    network = speed_accuracy.model_gmacs(
+        flow.model, flow.num_frames, flow.crop_size, flow.num_classes, in_channels=2
+    )
+    assert flow.flow_gmacs == pytest.approx(tvl1) and flow.gmacs == pytest.approx(network + tvl1)
+    assert network < rgb.gmacs  # same network, one input channel fewer in the stem
+    assert rgb.flow_gmacs is None and tvl1 > rgb.gmacs  # TV-L1 costs more than tiny I2D
+    full_tvl1 = flow_cost.clip_gmacs(64, 224)
+    assert flow.full_flow_gmacs == pytest.approx(full_tvl1)
+    assert flow.full_gmacs == pytest.approx(
+        speed_accuracy.full_size_gmacs(flow.model, in_channels=2) + full_tvl1
+    )
+    # RGB+Flow: both networks and the flow; the accuracy is two_stream's fusion.
+    assert fused.gmacs == pytest.approx(rgb.gmacs + flow.gmacs)
+    assert fused.full_gmacs == pytest.approx(rgb.full_gmacs + flow.full_gmacs)
+    assert fused.params == rgb.params + flow.params
+    result, _ = two_stream.evaluate_two_stream(rgb_workdir, flow_workdir, step="latest")
+    assert fused.video_top1 == result["metrics"]["rgb+flow"]["video_top1"]
+    assert fused.num_videos == 40
+    table = (tmp_path / "out" / "speed_accuracy.md").read_text()
+    assert "| RGB+Flow |" in table and "| Flow |" in table
+    # Pairs are checked before any evaluation: a swapped pair is one sentence.
+    with pytest.raises(UserError, match="the first is a Flow run and the second a RGB run"):
+        speed_accuracy.two_stream_rows([(flow_workdir, rgb_workdir)], rows)

@@ -143,8 +143,10 @@ def evaluate_two_stream(
     step: str = "best",
     fusion: str = "logits",
     split: str | None = None,
+    flow_step: str | None = None,
 ) -> tuple[dict, str]:
-    """Evaluates both runs, fuses them; (result, printed table)."""
+    """Evaluates both runs (the flow run at `flow_step`, default `step`), fuses them;
+    (result, printed table)."""
     from video_s3d import inference, inputs
 
     if fusion not in FUSIONS:
@@ -157,7 +159,7 @@ def evaluate_two_stream(
                 f"--{want}_workdir={workdir} holds a {modality} run; pass the {want} run there."
             )
     rgb = stream_logits(rgb_workdir, step, split)
-    flow = stream_logits(flow_workdir, step, split)
+    flow = stream_logits(flow_workdir, step if flow_step is None else flow_step, split)
     result = fuse_streams(rgb, flow, fusion)
     return result, table(result, {"rgb": rgb["run"], "flow": flow["run"]})
 

@@ -182,76 +182,107 @@ def _median_filter(field, size):
     return jnp.sort(windows, axis=-1)[..., size * size // 2]
 
 
-def _one_scale(i0, i1, u1, u2, params: TVL1Params):
-    """TV-L1 at one pyramid level for a batch: [B, H, W] images and flow, 0..255 scale."""
-    batch, height, width = i0.shape
-    scaled_epsilon = params.epsilon**2 * height * width
+def _gate(active, new, old):
+    """Per pair of the batch: `new` where it is still iterating, else `old` (frozen)."""
+    return tuple(jnp.where(active[:, None, None], n, o) for n, o in zip(new, old))
+
+
+def _scaled_epsilon(height: int, width: int, params: TVL1Params) -> float:
+    """OpenCV's stopping threshold on the squared flow change of one inner step."""
+    return params.epsilon**2 * height * width
+
+
+def _level_images(i1):
+    """I1 and its centred gradient, stacked [B, H, W, 3] to be warped together (once a level)."""
+    i1x, i1y = _centered_gradient(i1)
+    return jnp.stack([i1, i1x, i1y], axis=-1)
+
+
+def _linearise(i0, i1_stack, u1, u2):
+    """Once a warp: I1 and its gradient warped by the current flow, and the data term
+    linearised around it: (I1w_x, I1w_y, |grad I1w|^2, rho at zero flow change)."""
+    warped = _warp_bicubic(i1_stack, u1, u2)
+    i1w, i1wx, i1wy = warped[..., 0], warped[..., 1], warped[..., 2]
+    grad = i1wx * i1wx + i1wy * i1wy
+    rho_c = i1w - i1wx * u1 - i1wy * u2 - i0
+    return i1wx, i1wy, grad, rho_c
+
+
+def _median_step(params: TVL1Params, scaled_epsilon: float, carry):
+    """Once an outer iteration: the flow's median filter, for the pairs still iterating."""
+    n, (u1, u2, *duals), error = carry
+    if params.median_filtering > 1:
+        u1, u2 = _gate(
+            error > scaled_epsilon,
+            (
+                _median_filter(u1, params.median_filtering),
+                _median_filter(u2, params.median_filtering),
+            ),
+            (u1, u2),
+        )
+    return n, (u1, u2, *duals), error
+
+
+def _inner_step(linear, params: TVL1Params, scaled_epsilon: float, carry):
+    """One inner iteration (OpenCV's loop body): thresholding step for v, u = v + theta div p,
+    the dual step for p; pairs already converged keep their state."""
+    i1wx, i1wy, grad, rho_c = linear
     l_t = params.lambda_ * params.theta
     taut = params.tau / params.theta
-    i1x, i1y = _centered_gradient(i1)
-    i1_stack = jnp.stack([i1, i1x, i1y], axis=-1)
-    zeros = jnp.zeros_like(i0)
     tiny = np.finfo(np.float32).eps
+    n, (u1, u2, p11, p12, p21, p22), error = carry
+    active = error > scaled_epsilon
+    # Thresholding step: v minimises the data term plus (u - v)^2 / (2 theta).
+    rho = rho_c + i1wx * u1 + i1wy * u2
+    fi = jnp.where(grad > tiny, -rho / jnp.where(grad > tiny, grad, 1.0), 0.0)
+    step = jnp.where(rho < -l_t * grad, l_t, jnp.where(rho > l_t * grad, -l_t, fi))
+    v1, v2 = u1 + step * i1wx, u2 + step * i1wy
+    new_u1 = v1 + params.theta * _divergence(p11, p12)
+    new_u2 = v2 + params.theta * _divergence(p21, p22)
+    new_error = jnp.sum((new_u1 - u1) ** 2 + (new_u2 - u2) ** 2, axis=(1, 2))
+    # Dual step (Chambolle's projection, semi-implicit).
+    u1x, u1y = _forward_gradient(new_u1)
+    u2x, u2y = _forward_gradient(new_u2)
+    ng1 = 1.0 + taut * jnp.sqrt(u1x * u1x + u1y * u1y)
+    ng2 = 1.0 + taut * jnp.sqrt(u2x * u2x + u2y * u2y)
+    new = (
+        (p11 + taut * u1x) / ng1,
+        (p12 + taut * u1y) / ng1,
+        (p21 + taut * u2x) / ng2,
+        (p22 + taut * u2y) / ng2,
+    )
+    state = _gate(active, (new_u1, new_u2) + new, (u1, u2, p11, p12, p21, p22))
+    return n + 1, state, jnp.where(active, new_error, error)
+
+
+def _one_scale(i0, i1, u1, u2, params: TVL1Params):
+    """TV-L1 at one pyramid level for a batch: [B, H, W] images and flow, 0..255 scale.
+
+    The loop bodies are the module's functions above, which video_s3d.flow.cost counts."""
+    batch, height, width = i0.shape
+    scaled_epsilon = _scaled_epsilon(height, width, params)
+    i1_stack = _level_images(i1)
+    zeros = jnp.zeros_like(i0)
 
     def running(count):
         # OpenCV's loop condition, for the batch: go on while some pair has not converged.
         return lambda carry: (carry[0] < count) & jnp.any(carry[-1] > scaled_epsilon)
 
-    def gate(active, new, old):
-        return tuple(jnp.where(active[:, None, None], n, o) for n, o in zip(new, old))
-
     def warp_step(_, state):
-        u1, u2, p11, p12, p21, p22 = state
-        warped = _warp_bicubic(i1_stack, u1, u2)
-        i1w, i1wx, i1wy = warped[..., 0], warped[..., 1], warped[..., 2]
-        grad = i1wx * i1wx + i1wy * i1wy
-        rho_c = i1w - i1wx * u1 - i1wy * u2 - i0
+        inner_step = functools.partial(
+            _inner_step, _linearise(i0, i1_stack, state[0], state[1]), params, scaled_epsilon
+        )
         error = jnp.full((batch,), np.finfo(np.float32).max, jnp.float32)
 
-        def inner_step(carry):
-            n, (u1, u2, p11, p12, p21, p22), error = carry
-            active = error > scaled_epsilon
-            # Thresholding step: v minimises the data term plus (u - v)^2 / (2 theta).
-            rho = rho_c + i1wx * u1 + i1wy * u2
-            fi = jnp.where(grad > tiny, -rho / jnp.where(grad > tiny, grad, 1.0), 0.0)
-            step = jnp.where(rho < -l_t * grad, l_t, jnp.where(rho > l_t * grad, -l_t, fi))
-            v1, v2 = u1 + step * i1wx, u2 + step * i1wy
-            new_u1 = v1 + params.theta * _divergence(p11, p12)
-            new_u2 = v2 + params.theta * _divergence(p21, p22)
-            new_error = jnp.sum((new_u1 - u1) ** 2 + (new_u2 - u2) ** 2, axis=(1, 2))
-            # Dual step (Chambolle's projection, semi-implicit).
-            u1x, u1y = _forward_gradient(new_u1)
-            u2x, u2y = _forward_gradient(new_u2)
-            ng1 = 1.0 + taut * jnp.sqrt(u1x * u1x + u1y * u1y)
-            ng2 = 1.0 + taut * jnp.sqrt(u2x * u2x + u2y * u2y)
-            new = (
-                (p11 + taut * u1x) / ng1,
-                (p12 + taut * u1y) / ng1,
-                (p21 + taut * u2x) / ng2,
-                (p22 + taut * u2y) / ng2,
-            )
-            state = gate(active, (new_u1, new_u2) + new, (u1, u2, p11, p12, p21, p22))
-            return n + 1, state, jnp.where(active, new_error, error)
-
         def outer_step(carry):
-            n, (u1, u2, *duals), error = carry
-            if params.median_filtering > 1:
-                active = error > scaled_epsilon
-                u1, u2 = gate(
-                    active,
-                    (
-                        _median_filter(u1, params.median_filtering),
-                        _median_filter(u2, params.median_filtering),
-                    ),
-                    (u1, u2),
-                )
+            n, state, error = _median_step(params, scaled_epsilon, carry)
             _, state, error = lax.while_loop(
-                running(params.inner_iterations), inner_step, (0, (u1, u2, *duals), error)
+                running(params.inner_iterations), inner_step, (0, state, error)
             )
             return n + 1, state, error
 
         _, state, _ = lax.while_loop(
-            running(params.outer_iterations), outer_step, (0, (u1, u2, p11, p12, p21, p22), error)
+            running(params.outer_iterations), outer_step, (0, state, error)
         )
         return state
 
