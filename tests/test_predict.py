@@ -274,3 +274,44 @@ def test_the_memory_benchmarks_measurement_reads_a_streamed_clip(tmp_path):
     row = predict_bench.measure("selected", path, settings)
     assert row["frames"] == 25 and row["views"] == [2, 4, 16, 16, 3]
     assert row["peak_above_imports_mib"] >= 0 and row["seconds"] > 0
+
+
+def test_a_flow_run_decodes_and_computes_only_the_pairs_its_views_use(tmp_path, monkeypatch):
+    """Field k of a flow run's input needs frames k and k + 1: only those are decoded, only
+    those pairs go through the flow computation, and the views are the ones the whole video's
+    flow gives. The flow here is a stand-in that names its pair exactly (frame differences):
+    TV-L1 itself on these noise frames would amplify float rounding (tests/test_two_stream.py
+    runs the real one through predict)."""
+    from video_s3d.data.builders import flow_frames
+
+    computed = []
+
+    def frame_difference(first, second, params=None):
+        computed.append(len(first))
+        diff = second[..., :2].astype(np.float32) - first[..., :2].astype(np.float32)
+        return diff / 255.0
+
+    monkeypatch.setattr(flow_frames, "compute_pairs", frame_difference)
+    rng = np.random.default_rng(1)
+    frames = rng.integers(0, 256, (31, 24, 40, 3), dtype=np.uint8)
+    path = str(tmp_path / "long.mp4")
+    video_files.write_video(path, frames, fps=25)
+    settings = dict(num_frames=4, stride=2, num_clips=2)
+    full, _ = video_files.read_video(path, fps=None, short_side=None)
+    whole = flow_frames.to_levels(flow_frames.compute(full))  # every field
+    selected = inference.read_frames_for_views(
+        path, fps=None, short_side=None, flow_pairs=True, **settings
+    )
+    assert len(selected) == len(full) and selected.num_decoded <= 2 * 2 * 4 < len(full)
+    levels = inference.flow_levels_for_views(selected, None, **settings)
+    assert len(levels) == len(whole) and levels.num_decoded <= 2 * 4 < len(whole)
+    assert computed == [len(whole), levels.num_decoded]  # the pairs computed: all, then picked
+    views = dict(crop_size=16, num_crops=3, central_fraction=0.875, flow=True, **settings)
+    np.testing.assert_array_equal(
+        inference.evaluation_views(levels, **views), inference.evaluation_views(whole, **views)
+    )
+    # A single frame has no flow: one sentence, before any flow is computed.
+    one = str(tmp_path / "one.mp4")
+    video_files.write_video(one, frames[:1], fps=25)
+    with pytest.raises(video_files.UnreadableVideo, match="single frame has no flow"):
+        inference.read_frames_for_views(one, fps=None, short_side=None, flow_pairs=True, **settings)

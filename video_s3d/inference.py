@@ -7,9 +7,10 @@ of `num_frames` at `stride`, `eval_num_crops` square crops resized to `crop_size
 same `video_ops` functions the eval pipeline uses; logits are averaged over the views, as
 evaluation averages them per video. The one difference from the eval pipeline: its frames went
 through JPEG (the dataset stores JPEGs), these are cropped straight from the decoded video.
-A flow run (`config.data.modality == "flow"`) reads the whole video and computes its input
-with our TV-L1 (data/builders/flow_frames.py, the flow configs' computation, uint8 levels
-without the JPEG step).
+A flow run (`config.data.modality == "flow"`) computes its input with our TV-L1
+(data/builders/flow_frames.py, the flow configs' computation, uint8 levels without the JPEG
+step), for the flow fields its views use only: each picked field's frame and its successor are
+decoded, nothing else.
 """
 
 from __future__ import annotations
@@ -193,29 +194,29 @@ class Run:
         of which only those the evaluation views use are decoded to pixels: memory does not
         grow with the video's length. Indexes like a uint8 [N, H, W, 3] array."""
         fmt = self.video_format
-        num_frames, stride = int(self.config.data.num_frames), int(self.config.data.stride)
-        if self.modality == "flow":  # every frame: the flow of each consecutive pair
-            frames, _ = video_files.read_video(path, fps=fmt.fps, short_side=fmt.short_side)
-            return self.flow_levels(frames)
-        return read_frames_for_views(
+        frames = read_frames_for_views(
             path,
             fps=fmt.fps,
             short_side=fmt.short_side,
-            num_frames=num_frames,
-            stride=stride,
+            num_frames=int(self.config.data.num_frames),
+            stride=int(self.config.data.stride),
+            num_clips=self.num_clips,
+            short_clip=self.short_clip,
+            flow_pairs=self.modality == "flow",
+        )
+        return self.flow_levels(frames) if self.modality == "flow" else frames
+
+    def flow_levels(self, frames) -> "SelectedFrames":
+        """The flow input [T - 1, H, W, 2] (uint8 levels) of RGB frames [T, H, W, 3] (an array
+        or SelectedFrames), of which only the fields the evaluation views use are computed."""
+        return flow_levels_for_views(
+            frames,
+            self.video_format.flow_params,
+            num_frames=int(self.config.data.num_frames),
+            stride=int(self.config.data.stride),
             num_clips=self.num_clips,
             short_clip=self.short_clip,
         )
-
-    def flow_levels(self, frames: np.ndarray) -> np.ndarray:
-        """uint8 [T - 1, H, W, 2]: the flow input of decoded RGB frames [T, H, W, 3], computed
-        as the run's flow dataset computed it (data/builders/flow_frames.py), without the JPEG
-        step."""
-        from video_s3d.data.builders import flow_frames
-
-        if len(frames) < 2:
-            raise UnreadableVideo("a single frame has no flow")
-        return flow_frames.to_levels(flow_frames.compute(frames, self.video_format.flow_params))
 
     def views(self, frames: np.ndarray) -> np.ndarray:
         """uint8 [clips x crops, T, S, S, 3]: the evaluation views of one video (`classify`
@@ -368,8 +369,11 @@ def read_frames_for_views(
     stride: int,
     num_clips: int,
     short_clip: str = "repeat_last",
+    flow_pairs: bool = False,
 ) -> SelectedFrames:
-    """`read_video`'s frames of `path`, decoding to pixels only those `eval_windows` picks.
+    """`read_video`'s frames of `path`, decoding to pixels only those `eval_windows` picks;
+    `flow_pairs`: the windows pick flow fields (one fewer than frames), and field k needs
+    frames k and k + 1 (`flow_levels_for_views`).
 
     A first pass counts the video's packets without decoding them; the clip windows follow
     from that count exactly as from the decoded frames. Frames are still decoded in order
@@ -386,14 +390,20 @@ def read_frames_for_views(
         raise UnreadableVideo("no decodable frame")
     out_fps = float(fps) if fps else source_fps
     length = _output_frame_count(num_source, source_fps, out_fps)
-    windows = video_ops.eval_windows(length, num_frames, stride, num_clips, short_clip).numpy()
+    if flow_pairs and length < 2:
+        raise UnreadableVideo("a single frame has no flow")
+    count = length - 1 if flow_pairs else length  # what the clips are cut from
+    windows = video_ops.eval_windows(count, num_frames, stride, num_clips, short_clip).numpy()
+    if flow_pairs:
+        windows = np.concatenate([windows, windows + 1])
     span = (num_frames - 1) * stride + 1
-    if length < span:
+    if count < span:
         absl_logging.warning(
-            "%s has %d frames, fewer than one clip's %d (%d at stride %d): "
+            "%s has %d %s, fewer than one clip's %d (%d at stride %d): "
             "the clip is filled without going back in time (short_clip=%s), as evaluation does.",
             path,
-            length,
+            count,
+            "flow fields" if flow_pairs else "frames",
             span,
             num_frames,
             stride,
@@ -421,6 +431,33 @@ def read_frames_for_views(
         decoded, _ = video_files.read_video(path, fps=fps, short_side=short_side)
         return SelectedFrames(len(decoded), dict(enumerate(decoded)))
     return SelectedFrames(length, frames)
+
+
+def flow_levels_for_views(
+    frames,
+    flow_params: dict | None,
+    *,
+    num_frames: int,
+    stride: int,
+    num_clips: int,
+    short_clip: str = "repeat_last",
+) -> SelectedFrames:
+    """The T - 1 flow fields of RGB frames [T, H, W, 3] (an array, or SelectedFrames holding
+    each picked field's two frames), uint8 levels as the run's flow dataset stores them
+    (data/builders/flow_frames.py, without the JPEG step; `flow_params`: its TV-L1 setting),
+    computed only for the fields the evaluation views (`eval_windows`) pick."""
+    from video_s3d.data import video_ops
+    from video_s3d.data.builders import flow_frames
+
+    if len(frames) < 2:
+        raise UnreadableVideo("a single frame has no flow")
+    fields = len(frames) - 1
+    windows = video_ops.eval_windows(fields, num_frames, stride, num_clips, short_clip).numpy()
+    picked = np.array(sorted(set(windows.reshape(-1).tolist())))
+    levels = flow_frames.to_levels(
+        flow_frames.compute_pairs(frames[picked], frames[picked + 1], flow_params)
+    )
+    return SelectedFrames(fields, dict(zip(picked.tolist(), levels)))
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

@@ -87,17 +87,24 @@ def compute(frames: np.ndarray, params=None) -> np.ndarray:
     """uint8 RGB [T, H, W, 3] -> float32 [T - 1, H, W, 2] flow in [-1, 1] (clip_flow's), in
     calls of PAIRS_PER_CALL pairs; `params`: a dict of TVL1Params fields (None: OpenCV's
     defaults), kept a dict so builder configs need no JAX import."""
+    return compute_pairs(frames[:-1], frames[1:], params)
+
+
+def compute_pairs(first: np.ndarray, second: np.ndarray, params=None) -> np.ndarray:
+    """uint8 RGB [N, H, W, 3] twice -> float32 [N, H, W, 2]: the flow from each frame of
+    `first` to the same-numbered frame of `second`, as `compute` does it for consecutive
+    frames (the same calls of PAIRS_PER_CALL pairs, so the same compiled program)."""
     import jax.numpy as jnp  # JAX only where flow is built
 
     from video_s3d import flow
 
     params = flow.TVL1Params(**(params or {}))
-    gray = np.asarray(flow.rgb_to_gray(jnp.asarray(frames)))
-    pairs = len(gray) - 1
+    gray0, gray1 = (np.asarray(flow.rgb_to_gray(jnp.asarray(f))) for f in (first, second))
+    pairs = len(gray0)
     out = []
     for start in range(0, pairs, PAIRS_PER_CALL):
         index = np.minimum(np.arange(start, start + PAIRS_PER_CALL), pairs - 1)  # pad: repeat
-        field = flow.tvl1_flow(gray[index], gray[index + 1], params)
+        field = flow.tvl1_flow(gray0[index], gray1[index], params)
         out.append(np.asarray(flow.rescale(field))[: min(PAIRS_PER_CALL, pairs - start)])
     return np.concatenate(out)
 
