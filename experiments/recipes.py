@@ -218,12 +218,7 @@ def apply_init(config: ml_collections.ConfigDict, *, model: str, init: str, imag
     )
     if init == "imagenet":
         config.init_from = imagenet or imagenet_workdir(model)
-        config.init_hint = (
-            f"make it with: python -m video_s3d.import_weights --source=slim_inception_v1 "
-            f"--path=inception_v1_2016_08_28.tar.gz --model={model} --out={config.init_from} "
-            f"(the tarball: http://download.tensorflow.org/models/inception_v1_2016_08_28.tar.gz),"
-            f" or train from scratch with init=scratch in the config's argument string"
-        )
+        config.init_hint = imagenet_hint(model, config.init_from)
     target = KINETICS_TARGETS[init].get(model)
     config.recipe.targets = (
         f"Kinetics-400 top-1/top-5 {target[0]}/{target[1]} ({target[2]})"
@@ -232,9 +227,21 @@ def apply_init(config: ml_collections.ConfigDict, *, model: str, init: str, imag
     )
 
 
-def imagenet_workdir(model: str) -> str:
-    """Where the README's import command puts the inflated ImageNet weights for `model`."""
-    return f"runs/imported/{model}_imagenet"
+def imagenet_workdir(model: str, modality: str = "rgb") -> str:
+    """Where the README's import command puts the inflated ImageNet weights for `model`
+    (`_flow`: inflated into the 2-channel flow network)."""
+    return f"runs/imported/{model}_imagenet" + ("_flow" if modality == "flow" else "")
+
+
+def imagenet_hint(model: str, out: str, modality: str = "rgb") -> str:
+    """How to make the ImageNet workdir `out` that config.init_from names."""
+    flag = " --modality=flow" if modality == "flow" else ""
+    return (
+        f"make it with: python -m video_s3d.import_weights --source=slim_inception_v1{flag} "
+        f"--path=inception_v1_2016_08_28.tar.gz --model={model} --out={out} "
+        f"(the tarball: http://download.tensorflow.org/models/inception_v1_2016_08_28.tar.gz),"
+        f" or train from scratch with init=scratch in the config's argument string"
+    )
 
 
 def apply_runlocal(config: ml_collections.ConfigDict, *, dataset: str = RUNLOCAL_DATASET) -> None:
@@ -319,14 +326,15 @@ def apply_flow(config: ml_collections.ConfigDict) -> None:
     """The Flow row of a config: the dataset's flow twin (TV-L1, 2 channels) instead of RGB.
 
     Call after apply_init / apply_runlocal: it renames the dataset they set (e.g. kinetics400 ->
-    kinetics400/flow, ucf101/split1 -> ucf101/split1_flow). ImageNet initialisation of a flow
-    network (stem kernels averaged over RGB, issue 18) has no import path yet: refused.
+    kinetics400/flow, ucf101/split1 -> ucf101/split1_flow). With init=imagenet the run starts
+    from the ImageNet weights inflated into the flow network (stem kernel averaged over RGB,
+    issue 18: `import_weights --modality=flow`), by default from imagenet_workdir(model, "flow").
     """
     if config.get("recipe") and config.recipe.init == "imagenet":
-        raise UserError(
-            "modality=flow with init=imagenet: import_weights has no flow inflation yet; pass "
-            "init=scratch in the config's argument string."
-        )
+        model = config.model.name
+        if config.init_from == imagenet_workdir(model):  # the default: its flow twin
+            config.init_from = imagenet_workdir(model, "flow")
+        config.init_hint = imagenet_hint(model, config.init_from, "flow")
     name = config.data.name
     config.data.name = f"{name}_flow" if "/" in name else f"{name}/flow"
     config.data.modality = "flow"

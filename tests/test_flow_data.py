@@ -202,8 +202,13 @@ def test_kinetics_and_transfer_configs_have_flow_rows():
     config = kinetics400.get_config("model=s3dg,init=scratch,modality=flow")
     assert (config.data.name, config.data.modality) == ("kinetics400/flow", "flow")
     assert "Flow" in config.recipe.name and config.data.num_frames == 64
-    with pytest.raises(UserError, match="init=scratch"):
-        kinetics400.get_config("model=s3dg,modality=flow")
+    # ImageNet initialisation: the weights inflated into the flow network (import_weights
+    # --modality=flow), in their own workdir.
+    imagenet = kinetics400.get_config("model=s3dg,modality=flow")
+    assert imagenet.init_from == "runs/imported/s3dg_imagenet_flow"
+    assert "--modality=flow" in imagenet.init_hint and "--out=runs/imported/s3dg_imagenet_flow" in (
+        imagenet.init_hint
+    )
     config = transfer.get_config("dataset=hmdb51,split=2,init_from=runs/k,modality=flow")
     assert (config.data.name, config.data.modality) == ("hmdb51/split2_flow", "flow")
     smoke = kinetics400.get_config("runlocal,modality=flow,init=scratch")

@@ -8,6 +8,7 @@ does and draws its value when first asked, so the same function both defines the
 checkpoint and computes the reference logits.
 """
 
+import json
 import os
 import tarfile
 
@@ -313,3 +314,38 @@ def test_cli_writes_an_inflated_workdir(slim, tmp_path, capsys):
     )
     assert "cannot start from TF-Slim's Inception-v1" in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "x" / "checkpoints")
+
+
+def test_imagenet_weights_inflate_into_a_flow_network(i2d, slim, tmp_path, capsys):
+    """--modality=flow: the stem's RGB kernel averaged over its input channels, once per flow
+    channel (x, y); every other leaf as the RGB import has it."""
+    rgb, _ = slim_inception.inflated_variables(i2d, "s3dg", 1001, seed=1)
+    flow, _ = slim_inception.inflated_variables(i2d, "s3dg", 1001, seed=1, in_channels=2)
+    stem = ("params", "backbone", "Conv_1a", "conv", "kernel")
+    flat_rgb, flat_flow = (flax.traverse_util.flatten_dict(v) for v in (rgb, flow))
+    assert flat_rgb[stem].shape[-2] == 3 and flat_flow[stem].shape[-2] == 2
+    averaged = flat_rgb[stem].mean(axis=-2, keepdims=True)
+    np.testing.assert_allclose(  # float rounding: the mean and the inflation's / 3 commute
+        flat_flow[stem], np.repeat(averaged, 2, axis=-2), rtol=1e-5, atol=1e-6 * abs(averaged).max()
+    )
+    assert sorted(flat_flow) == sorted(flat_rgb)
+    for path in flat_rgb:
+        if path != stem:
+            np.testing.assert_array_equal(flat_flow[path], flat_rgb[path], err_msg=str(path))
+
+    out = str(tmp_path / "s3dg_imagenet_flow")
+    argv = ["--source=slim_inception_v1", f"--path={slim['release']}", "--model=s3dg"]
+    assert import_weights.main(argv + [f"--workdir={out}", "--modality=flow"]) == 0
+    abstract = variables_lib.abstract_variables(models.create("s3dg", 1001), 1, 32, channels=2)
+    restored, info = checkpointing.load_variables(out, abstract, parallel.make_mesh())
+    assert info["modality"] == "flow"
+    np.testing.assert_array_equal(
+        np.asarray(restored["params"]["backbone"]["Conv_1a"]["conv"]["kernel"]), flat_flow[stem]
+    )
+    with open(os.path.join(out, "config.json")) as f:
+        config = json.load(f)
+    assert config["data"]["modality"] == "flow" and "input_mean" not in config["data"]
+    # torchvision's S3D is RGB Kinetics weights: refused in one sentence, before reading.
+    argv = ["--source=torchvision_s3d", f"--path={slim['release']}", "--modality=flow"]
+    assert import_weights.main(argv + [f"--workdir={tmp_path / 'x'}"]) == 2
+    assert "no flow weights are published" in capsys.readouterr().err

@@ -10,6 +10,9 @@
     # torchvision's ImageNet GoogLeNet (https://download.pytorch.org/models/googlenet-1378be20.pth)
     python -m video_s3d.import_weights --source=torchvision_googlenet --path=googlenet-1378be20.pth \
         --model=i3d --workdir=runs/imported/i3d_imagenet_tv
+    # the same ImageNet weights for a flow network (2 input channels: x, y)
+    python -m video_s3d.import_weights --source=slim_inception_v1 --modality=flow \
+        --path=inception_v1_2016_08_28.tar.gz --model=s3dg --workdir=runs/imported/s3dg_imagenet_flow
 
 The workdir is a complete run, like a training run's without optimiser state: config.json
 (the model, the clip shape and the input normalisation the weights expect, in
@@ -23,6 +26,13 @@ weights came from). So `predict`, `features`, `export` and `video_s3d.load` use 
 Slim's ImageNet model, 1000 for GoogLeNet's), kept as imported. Another count gives a
 freshly initialised classifier (seeded by --seed); init_from replaces a classifier of the
 wrong size anyway.
+
+--modality=flow inflates the ImageNet sources into a flow network: the stem's RGB kernel is
+averaged over its input channels and used for both flow channels (video_s3d.models.inflate;
+the flow stream's ImageNet initialisation as issue 18 states it), everything else as for RGB;
+the workdir's config.json is a flow run's (`data.modality = "flow"`, the flow input
+normalisation), so a flow run can start from it. torchvision's S3D is an RGB Kinetics network
+(no flow weights published with it): refused for flow.
 """
 
 from __future__ import annotations
@@ -53,6 +63,7 @@ SOURCE_DATASETS = {
     "slim_inception_v1": "imagenet",
     "torchvision_googlenet": "imagenet",
 }
+MODALITIES = ("rgb", "flow")
 KINETICS400_CLASSES = os.path.join(os.path.dirname(__file__), "interop", "kinetics400_classes.txt")
 
 
@@ -92,6 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_CROP_SIZE,
         help="Square crop side that predict / eval feed the model.",
     )
+    parser.add_argument(
+        "--modality",
+        default="rgb",
+        choices=MODALITIES,
+        help="rgb, or flow: inflate an ImageNet source into a 2-channel (x, y) flow network.",
+    )
     arguments.alias(parser, "--out", "--workdir")
     return parser
 
@@ -123,9 +140,16 @@ def _fresh_classifier(variables: dict, num_classes: int, seed: int) -> dict:
     return {**variables, "params": {**variables["params"], "head": head}}
 
 
-def import_torchvision_s3d(path: str, model_name: str, num_classes: int | None, seed: int):
+def import_torchvision_s3d(
+    path: str, model_name: str, num_classes: int | None, seed: int, in_channels: int = 3
+):
     from video_s3d.interop import torchvision_s3d
 
+    if in_channels != 3:
+        raise UserError(
+            "torchvision's S3D weights are an RGB Kinetics network (no flow weights are "
+            "published with them); import them with --modality=rgb."
+        )
     if model_name != torchvision_s3d.MODEL_NAME:
         raise UserError(
             f"torchvision's S3D weights fit only --model={torchvision_s3d.MODEL_NAME} "
@@ -147,7 +171,9 @@ def import_torchvision_s3d(path: str, model_name: str, num_classes: int | None, 
     return variables, source_classes, fresh, notes
 
 
-def import_slim_inception_v1(path: str, model_name: str, num_classes: int | None, seed: int):
+def import_slim_inception_v1(
+    path: str, model_name: str, num_classes: int | None, seed: int, in_channels: int = 3
+):
     from video_s3d.interop import slim_inception
 
     slim_inception.check_target(model_name)  # before the (slow) read
@@ -157,13 +183,15 @@ def import_slim_inception_v1(path: str, model_name: str, num_classes: int | None
         _log(f"skipped {len(skipped)} bookkeeping variables: {', '.join(skipped[:5])}")
     i2d = slim_inception.i2d_variables(flat)
     variables, fresh = slim_inception.inflated_variables(
-        i2d, model_name, num_classes or slim_inception.NUM_CLASSES, seed
+        i2d, model_name, num_classes or slim_inception.NUM_CLASSES, seed, in_channels
     )
     notes = {"input_normalization": {"range": "[-1, 1]"}, "inflated_from": "i2d"}
     return variables, slim_inception.NUM_CLASSES, fresh, notes
 
 
-def import_torchvision_googlenet(path: str, model_name: str, num_classes: int | None, seed: int):
+def import_torchvision_googlenet(
+    path: str, model_name: str, num_classes: int | None, seed: int, in_channels: int = 3
+):
     from video_s3d.interop import slim_inception, torchvision_googlenet
 
     slim_inception.check_target(model_name)
@@ -171,7 +199,7 @@ def import_torchvision_googlenet(path: str, model_name: str, num_classes: int | 
     if skipped:
         _log(f"skipped {len(skipped)} auxiliary-classifier tensors (aux1.*, aux2.*)")
     variables, fresh = slim_inception.inflated_variables(
-        i2d, model_name, num_classes or source_classes, seed
+        i2d, model_name, num_classes or source_classes, seed, in_channels
     )
     notes = {"input_normalization": {"range": "[-1, 1]"}, "inflated_from": "i2d"}
     return variables, source_classes, fresh, notes
@@ -191,10 +219,11 @@ def run_config(
     normalization_fields: dict,
     num_frames: int,
     crop_size: int,
+    modality: str = "rgb",
 ) -> dict:
-    """The config.json of an imported run: the default config with this model, clip shape and
-    input normalisation, evaluated as one centre clip and crop (the sources publish no
-    multi-view protocol for these weights; our choice)."""
+    """The config.json of an imported run: the default config with this model, clip shape,
+    modality and input normalisation, evaluated as one centre clip and crop (the sources
+    publish no multi-view protocol for these weights; our choice)."""
     from experiments import synthetic_motion
 
     config = synthetic_motion.get_config()
@@ -207,6 +236,7 @@ def run_config(
     config.data.stride = 1
     config.data.eval_num_clips = 1
     config.data.eval_num_crops = 1
+    config.data.modality = modality
     config.sync_batch_norm = False
     config.init_from = ""
     return dict(config.to_dict(), data=dict(config.data.to_dict(), **normalization_fields))
@@ -250,6 +280,7 @@ def run(args: argparse.Namespace) -> str:
     models.get_spec(model_name)  # unknown name -> the list of valid ones, before any work
     if args.num_classes is not None and args.num_classes < 1:
         raise UserError(f"--num_classes must be positive, got {args.num_classes}.")
+    flow = args.modality == "flow"
     if not os.path.exists(args.path) and not os.path.exists(args.path + ".index"):
         raise UserFileError(f"No file at --path={args.path}.")
     if os.path.isdir(os.path.join(args.workdir, "checkpoints")) and os.listdir(
@@ -259,7 +290,7 @@ def run(args: argparse.Namespace) -> str:
     start = time.time()
     _log(f"reading {args.path} ({args.source}) for {model_name}")
     variables, source_classes, fresh, notes = IMPORTERS[args.source](
-        args.path, model_name, args.num_classes, args.seed
+        args.path, model_name, args.num_classes, args.seed, in_channels=2 if flow else 3
     )
     num_classes = int(variables["params"]["head"]["Logits"]["bias"].shape[0])
     if fresh:
@@ -277,6 +308,7 @@ def run(args: argparse.Namespace) -> str:
         "source_path": os.path.abspath(args.path),
         "source_num_classes": source_classes,
         "fresh_leaves": fresh,
+        "modality": args.modality,
         **notes,
     }
     recorded = notes["input_normalization"]  # torchvision's statistics, else [-1, 1]
@@ -285,8 +317,16 @@ def run(args: argparse.Namespace) -> str:
         if "mean" in recorded
         else normalization.Normalization()
     ).to_config()
+    if flow:  # the flow runs' own input map (normalization.from_config's flow default)
+        normalization_fields = {}
     config = run_config(
-        model_name, args.source, num_classes, normalization_fields, args.num_frames, args.crop_size
+        model_name,
+        args.source,
+        num_classes,
+        normalization_fields,
+        args.num_frames,
+        args.crop_size,
+        args.modality,
     )
     directory = write_workdir(args.workdir, variables, info)
     checkpointing.write_json(os.path.join(args.workdir, "config.json"), config)

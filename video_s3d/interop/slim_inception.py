@@ -210,18 +210,19 @@ def _draw_fresh(abstract: Mapping, seed: int) -> dict:
 
 
 def inflated_variables(
-    i2d: Mapping, model_name: str, num_classes: int, seed: int = 0
+    i2d: Mapping, model_name: str, num_classes: int, seed: int = 0, in_channels: int = 3
 ) -> tuple[dict, list[str]]:
     """`model_name`'s variables inflated from the i2d ones (inflate.inflate_variables), and
     the leaves that start fresh (self-gates; the classifier unless num_classes is 1001),
-    drawn with the model's initialisers from `seed`."""
+    drawn with the model's initialisers from `seed`. `in_channels=2`: a flow network, whose
+    stem kernel is the RGB one averaged over its input channels, once per flow channel."""
     from video_s3d import models
     from video_s3d.models import inflate
 
     check_target(model_name)
     model = models.create(model_name, num_classes)
     abstract = variables_lib.abstract_variables(
-        model, *models.minimum_input(models.get_spec(model_name))
+        model, *models.minimum_input(models.get_spec(model_name)), channels=in_channels
     )
     target = _draw_fresh(abstract, seed)
     result = flax.traverse_util.flatten_dict(inflate.inflate_variables(i2d, target))

@@ -41,9 +41,10 @@ def check_all_used(
         raise UserError(f"This is not {what_it_is}: it {' and '.join(parts)}; {what_to_pass}.")
 
 
-def abstract_variables(model, frames: int, pixels: int) -> dict:
-    """Shapes and dtypes of `model`'s variables (no compute: jax.eval_shape)."""
-    x = jax.ShapeDtypeStruct((1, frames, pixels, pixels, 3), jnp.float32)
+def abstract_variables(model, frames: int, pixels: int, channels: int = 3) -> dict:
+    """Shapes and dtypes of `model`'s variables (no compute: jax.eval_shape) on `channels`-channel
+    input (2: a flow network)."""
+    x = jax.ShapeDtypeStruct((1, frames, pixels, pixels, channels), jnp.float32)
     return jax.eval_shape(lambda x: model.init(jax.random.key(0), x, train=False), x)
 
 
