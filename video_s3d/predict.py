@@ -10,8 +10,8 @@ it; --step picks the checkpoint (default best). --video: a file in any container
 sampled as evaluation samples them (see video_s3d/inference.py). An unreadable file gets one
 line and the rest go on; the exit status is 1 only if every file failed (2 for a bad argument).
 --flow_workdir: a flow run (trained on a flow config) whose input is computed from each video
-with our TV-L1; the two streams' logits are fused (video_s3d/two_stream.py, --fusion) into one
-prediction.
+with our TV-L1, for the flow fields its views use only; the two streams' logits are fused
+(video_s3d/two_stream.py, --fusion) into one prediction.
 
 A detection run (config.task='detection', or --task=detection) draws its boxes and labels
 instead: a contact sheet per video (and with --annotated_video an mp4) in --out, and its best
