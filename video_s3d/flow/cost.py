@@ -17,7 +17,7 @@ The count is of the lowered program (before XLA's rewrites), as video_s3d.cost's
 counts the networks: it does not depend on the backend, and it decomposes exactly. The
 compiled program's count does neither: the CPU compiler's rewrites count 2.8x the lowered
 flops for an inner step, and its whole-program count exceeds the sum of its compiled bodies
-by a third (measured at 32x32).
+by 34-52% (measured at 32x32 and 32x40 with three settings).
 
 Units: flops as XLA counts them (a multiply-add is 2); `pair_gmacs` halves them to the
 multiply-add unit of video_s3d.cost (its `xla_gmacs` convention), so flow and network costs
