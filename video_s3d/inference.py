@@ -126,10 +126,10 @@ def video_format_of(data: ml_collections.ConfigDict) -> VideoFormat:
     builder_config = getattr(getattr(source, "builder", None), "builder_config", None)
     fps, short_side = None, 256  # DMVR shards: the usual 256 short side, frame rate unknown
     if builder_config is not None:
-        if hasattr(builder_config, "image_size"):  # synthetic_motion: square frames, 25 fps
-            from video_s3d.data.builders import synthetic_motion
+        if hasattr(builder_config, "image_size"):  # synthetic builders: square frames, 25 fps
+            from video_s3d.data.builders import synthetic_base
 
-            fps, short_side = synthetic_motion.FPS, int(builder_config.image_size)
+            fps, short_side = synthetic_base.FPS, int(builder_config.image_size)
         else:
             fps = getattr(builder_config, "fps", None)
             short_side = getattr(builder_config, "short_side", 256)
