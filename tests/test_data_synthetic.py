@@ -2,12 +2,14 @@
 
 import dataclasses
 import functools
+import re
 
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
 from video_s3d.data.builders import common, synthetic_base, synthetic_motion, synthetic_render
+from video_s3d.errors import UserError
 
 
 @pytest.mark.parametrize("task", synthetic_render.TASKS)
@@ -248,3 +250,18 @@ def test_rendering_chosen_frames_gives_those_frames_of_the_whole_clip():
         synthetic_render.render_scene(scene, 32, keep),
         synthetic_render.render_scene(scene, 32)[keep],
     )
+
+
+@pytest.mark.parametrize(
+    "fields, words",
+    [
+        (dict(task="motoin"), "Unknown synthetic_motion task"),
+        (dict(task="motion", num_frames=0), "positive whole numbers"),
+        (dict(task="motion", split_sizes={"training": 4}), "unknown splits ['training']"),
+        (dict(task="motion", split_sizes={"train": -1}), "negative split sizes"),
+        (dict(task="motion", num_frames=1, flow=True), "pairs of frames"),
+    ],
+)
+def test_bad_config_values_are_user_errors_before_any_clip_is_drawn(fields, words):
+    with pytest.raises(UserError, match=re.escape(words)):
+        synthetic_motion.SyntheticMotionConfig(name="bad", **fields)

@@ -13,6 +13,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from video_s3d.data.builders import common
+from video_s3d.errors import UserError
 
 SPLIT_NUMBERS = {"train": 0, "validation": 1, "test": 2}
 FPS = 25.0
@@ -49,10 +50,32 @@ class SyntheticConfig(tfds.core.BuilderConfig):
         **kwargs,
     ):
         super().__init__(**kwargs)
+        _check_config(self.name, num_frames, image_size, split_sizes or SPLIT_SIZES)
         self.num_frames = num_frames
         self.image_size = image_size
         self.split_sizes = dict(split_sizes or SPLIT_SIZES)
         self.seed = seed
+
+
+def _check_config(name: str, num_frames: int, image_size: int, split_sizes: dict) -> None:
+    """Refuses values no clip can be drawn from, before anything is rendered."""
+    if num_frames < 1 or image_size < 1:
+        raise UserError(
+            f"Synthetic config {name!r} has num_frames={num_frames} and image_size={image_size}: "
+            "give both as positive whole numbers."
+        )
+    unknown = sorted(set(split_sizes) - set(SPLIT_NUMBERS))
+    if unknown:
+        raise UserError(
+            f"Synthetic config {name!r} names unknown splits {unknown}: use only "
+            f"{sorted(SPLIT_NUMBERS)} in split_sizes."
+        )
+    negative = {split: size for split, size in split_sizes.items() if size < 0}
+    if negative:
+        raise UserError(
+            f"Synthetic config {name!r} has negative split sizes {negative}: give each split a "
+            "count of zero or more clips."
+        )
 
 
 class SyntheticBuilder(

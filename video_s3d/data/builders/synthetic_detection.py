@@ -25,6 +25,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from video_s3d.data.builders import synthetic_base, synthetic_render
+from video_s3d.errors import UserError
 
 # The classes whose objects keep a solid, single outline all clip long (no fading, no halves).
 DETECTION_CLASSES = synthetic_render.MOTION_CLASSES[:6]
@@ -125,6 +126,11 @@ class SyntheticDetectionConfig(synthetic_base.SyntheticConfig):
             seed=seed,
             **kwargs,
         )
+        if max_actors < 1:
+            raise UserError(
+                f"Synthetic detection config {self.name!r} has max_actors={max_actors}: every "
+                "clip needs at least one actor, so give 1 or more."
+            )
         self.max_actors = max_actors
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import tensorflow_datasets as tfds
 
 from video_s3d.data.builders import common, flow_frames, synthetic_base, synthetic_render
+from video_s3d.errors import UserError
 
 
 class SyntheticMotionConfig(synthetic_base.SyntheticConfig):
@@ -50,6 +51,11 @@ class SyntheticMotionConfig(synthetic_base.SyntheticConfig):
             seed=seed,
             **kwargs,
         )
+        if flow and num_frames < 2:
+            raise UserError(
+                f"Synthetic config {self.name!r} stores flow, which needs pairs of frames: give "
+                f"num_frames=2 or more (not {num_frames})."
+            )
         self.task = task
         self.flow = flow  # store the clips' TV-L1 flow (flow_frames) instead of RGB
         self.flow_params = flow_params  # TVL1Params fields; None: OpenCV's defaults

@@ -19,6 +19,8 @@ import dataclasses
 
 import numpy as np
 
+from video_s3d.errors import UserError
+
 # Class names of the `motion` task, in reversal pairs: class 2k and 2k + 1 are each other's
 # time reversal.
 MOTION_CLASSES = (
@@ -86,7 +88,8 @@ def class_names(task: str) -> tuple[str, ...]:
         return APPEARANCE_CLASSES
     if task == "order":
         return ORDER_CLASSES
-    raise ValueError(f"Unknown synthetic_motion task {task!r}: use one of {TASKS}.")
+    # A config's task: the user's to fix.
+    raise UserError(f"Unknown synthetic_motion task {task!r}: use one of {TASKS}.")
 
 
 def reversal_partner(task: str) -> list[int] | None:
