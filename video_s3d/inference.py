@@ -410,10 +410,7 @@ def read_frames_for_views(
             for source_index, frame in enumerate(container.decode(stream)):
                 decoded += 1
                 if source_index in wanted:
-                    width, height = video_files.output_size(frame.width, frame.height, short_side)
-                    image = frame.to_ndarray(
-                        format="rgb24", width=width, height=height, interpolation="AREA"
-                    )
+                    image = video_files.to_rgb(frame, short_side)
                     frames.update((k, image) for k in wanted[source_index])
     except UnreadableVideo:
         decoded = -1  # fall back to read_video, which names the problem
