@@ -24,7 +24,7 @@ import dataclasses
 import numpy as np
 import tensorflow_datasets as tfds
 
-from video_s3d.data.builders import synthetic_base, synthetic_render
+from video_s3d.data.builders import common, synthetic_base, synthetic_render
 from video_s3d.errors import UserError
 
 # The classes whose objects keep a solid, single outline all clip long (no fading, no halves).
@@ -145,15 +145,9 @@ def make_examples(
     """The one example at `index` of `split`."""
     clip_seed, video_id = synthetic_base.clip_seed_and_id(split_and_index, seed)
     frames, labels, boxes = make_clip(clip_seed, num_frames, image_size, max_actors)
-    yield synthetic_base.example(
-        video_id,
-        video=synthetic_base.encode(frames),
-        tubes={
-            "label": labels,
-            "tube_id": np.arange(len(labels), dtype=np.int32),
-            "boxes": boxes,
-            "visible": np.ones(boxes.shape[:2], bool),
-        },
+    visible = np.ones(boxes.shape[:2], bool)
+    yield common.tube_example(
+        video_id, synthetic_base.encode(frames), synthetic_base.FPS, labels, boxes, visible
     )
 
 
@@ -177,22 +171,8 @@ class SyntheticDetection(synthetic_base.SyntheticBuilder):
         config = self.builder_config
         size, frames = config.image_size, config.num_frames
         return self.dataset_info_from_configs(
-            features=tfds.features.FeaturesDict(
-                {
-                    "video": tfds.features.Video(
-                        shape=(frames, size, size, 3), encoding_format="jpeg"
-                    ),
-                    "video_id": tfds.features.Text(),
-                    "fps": tfds.features.Scalar(dtype=np.float32),
-                    "tubes": tfds.features.Sequence(
-                        {
-                            "label": tfds.features.ClassLabel(names=list(DETECTION_CLASSES)),
-                            "tube_id": tfds.features.Scalar(dtype=np.int32),
-                            "boxes": tfds.features.Tensor(shape=(frames, 4), dtype=np.float32),
-                            "visible": tfds.features.Tensor(shape=(frames,), dtype=np.bool_),
-                        }
-                    ),
-                }
+            features=common.tube_features(
+                DETECTION_CLASSES, (frames, size, size, 3), tube_encoding="none"
             ),
             description=__doc__,
         )

@@ -102,12 +102,10 @@ def make_examples(
     names = synthetic_render.class_names(task)
     label = split_and_index[1] % len(names)
     clip = synthetic_render.make_clip(task, label, clip_seed, num_frames, image_size)
-    frames = (
-        flow_frames.example_fields(clip, flow_params)
-        if flow
-        else {"video": synthetic_base.encode(clip)}
+    frames = flow_frames.frame_fields(
+        clip, flow=flow, params=flow_params, encode=synthetic_base.encode
     )
-    yield synthetic_base.example(video_id, **frames, label=label, label_text=names[label])
+    yield common.classification_example(video_id, frames, label, names, synthetic_base.FPS)
 
 
 class SyntheticMotion(synthetic_base.SyntheticBuilder):
