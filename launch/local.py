@@ -50,6 +50,14 @@ def run_environment(
     return env
 
 
+def split_at_dashes(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(the launcher's own arguments, those after `--` for the program it starts)."""
+    argv = list(argv)
+    if "--" not in argv:
+        return argv, []
+    return argv[: argv.index("--")], argv[argv.index("--") + 1 :]
+
+
 def workdir_of(main_args: Sequence[str]) -> str | None:
     for i, arg in enumerate(main_args):
         if arg.startswith("--workdir="):
@@ -121,10 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
-    argv = list(argv)
-    own, main_args = (
-        (argv[: argv.index("--")], argv[argv.index("--") + 1 :]) if "--" in argv else (argv, [])
-    )
+    own, main_args = split_at_dashes(argv)
     parser = build_parser()
     args = parser.parse_args(own)
     if not any(a.startswith("--config") for a in main_args) or workdir_of(main_args) is None:

@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Sequence
 
-from launch.local import MAIN_MODULE, run_environment
+from launch.local import MAIN_MODULE, run_environment, split_at_dashes
 from video_s3d import runtime
 
 STOP_GRACE_SECONDS = 20.0
@@ -173,10 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
-    argv = list(argv)
-    own, main_args = (
-        (argv[: argv.index("--")], argv[argv.index("--") + 1 :]) if "--" in argv else (argv, [])
-    )
+    own, main_args = split_at_dashes(argv)
     parser = build_parser()
     args = parser.parse_args(own)
     if args.num_processes < 1:

@@ -2,12 +2,14 @@
 
 import dataclasses
 import functools
+import re
 
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from video_s3d.data.builders import common, synthetic_motion, synthetic_render
+from video_s3d.data.builders import common, synthetic_base, synthetic_motion, synthetic_render
+from video_s3d.errors import UserError
 
 
 @pytest.mark.parametrize("task", synthetic_render.TASKS)
@@ -86,7 +88,7 @@ def _best_overlap_under_rotation(first: str, second: str) -> float:
     def silhouette(shape, angle):
         cos, sin = np.cos(angle), np.sin(angle)
         index = synthetic_render.SHAPES.index(shape)
-        return synthetic_render._signed_distance(index, cos * u + sin * v, -sin * u + cos * v) < 0
+        return synthetic_render.signed_distance(index, cos * u + sin * v, -sin * u + cos * v) < 0
 
     fixed = silhouette(first, 0.0)
     return max(
@@ -159,7 +161,7 @@ def test_built_dataset_is_reproducible_balanced_and_has_reversal_partners(tmp_pa
     label, jpegs = examples[0]["train_000004"]
     assert label == 4 and len(jpegs) == 8
     partner = synthetic_render.make_clip("motion", 5, (0, 0, 4), 8, 24)
-    assert synthetic_motion.encode(partner[::-1]) == jpegs
+    assert synthetic_base.encode(partner[::-1]) == jpegs
 
 
 # --------------------------------------------------------------------------- the order task
@@ -234,7 +236,7 @@ def test_built_order_dataset_is_reproducible_with_reversal_partners(tmp_path):
     label, jpegs = examples[0]["train_000003"]
     assert label == 3
     partner = synthetic_render.make_clip("order", 2, (0, 0, 3), 8, 24)
-    assert synthetic_motion.encode(partner[::-1]) == jpegs
+    assert synthetic_base.encode(partner[::-1]) == jpegs
 
 
 def test_rendering_chosen_frames_gives_those_frames_of_the_whole_clip():
@@ -248,3 +250,18 @@ def test_rendering_chosen_frames_gives_those_frames_of_the_whole_clip():
         synthetic_render.render_scene(scene, 32, keep),
         synthetic_render.render_scene(scene, 32)[keep],
     )
+
+
+@pytest.mark.parametrize(
+    "fields, words",
+    [
+        (dict(task="motoin"), "Unknown synthetic_motion task"),
+        (dict(task="motion", num_frames=0), "positive whole numbers"),
+        (dict(task="motion", split_sizes={"training": 4}), "unknown splits ['training']"),
+        (dict(task="motion", split_sizes={"train": -1}), "negative split sizes"),
+        (dict(task="motion", num_frames=1, flow=True), "pairs of frames"),
+    ],
+)
+def test_bad_config_values_are_user_errors_before_any_clip_is_drawn(fields, words):
+    with pytest.raises(UserError, match=re.escape(words)):
+        synthetic_motion.SyntheticMotionConfig(name="bad", **fields)

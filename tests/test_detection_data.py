@@ -3,9 +3,11 @@
 import dataclasses
 
 import numpy as np
+import pytest
 import tensorflow_datasets as tfds
 
 from video_s3d.data.builders import synthetic_detection, synthetic_render
+from video_s3d.errors import UserError
 
 
 def test_boxes_follow_the_renderers_geometry():
@@ -100,3 +102,8 @@ def test_tfds_round_trip(tmp_path):
         assert tubes["visible"].all()
         # JPEG at quality 95 without chroma subsampling keeps frames close.
         assert np.abs(example["video"].astype(int) - frames).mean() < 4
+
+
+def test_a_config_without_actors_is_a_user_error():
+    with pytest.raises(UserError, match="at least one actor"):
+        synthetic_detection.SyntheticDetectionConfig(name="empty", max_actors=0)

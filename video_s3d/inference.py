@@ -127,10 +127,10 @@ def video_format_of(data: ml_collections.ConfigDict) -> VideoFormat:
     builder_config = getattr(getattr(source, "builder", None), "builder_config", None)
     fps, short_side = None, 256  # DMVR shards: the usual 256 short side, frame rate unknown
     if builder_config is not None:
-        if hasattr(builder_config, "image_size"):  # synthetic_motion: square frames, 25 fps
-            from video_s3d.data.builders import synthetic_motion
+        if hasattr(builder_config, "image_size"):  # synthetic builders: square frames, 25 fps
+            from video_s3d.data.builders import synthetic_base
 
-            fps, short_side = synthetic_motion.FPS, int(builder_config.image_size)
+            fps, short_side = synthetic_base.FPS, int(builder_config.image_size)
         else:
             fps = getattr(builder_config, "fps", None)
             short_side = getattr(builder_config, "short_side", 256)
@@ -420,10 +420,7 @@ def read_frames_for_views(
             for source_index, frame in enumerate(container.decode(stream)):
                 decoded += 1
                 if source_index in wanted:
-                    width, height = video_files.output_size(frame.width, frame.height, short_side)
-                    image = frame.to_ndarray(
-                        format="rgb24", width=width, height=height, interpolation="AREA"
-                    )
+                    image = video_files.to_rgb(frame, short_side)
                     frames.update((k, image) for k in wanted[source_index])
     except UnreadableVideo:
         decoded = -1  # fall back to read_video, which names the problem

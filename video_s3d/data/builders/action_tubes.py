@@ -55,27 +55,6 @@ class TubeItem:
     annotation: Any
 
 
-def tube_features(class_names: Sequence[str]) -> tfds.features.FeaturesDict:
-    """synthetic_detection's features with the video length left open."""
-    return tfds.features.FeaturesDict(
-        {
-            "video": tfds.features.Video(shape=(None, None, None, 3), encoding_format="jpeg"),
-            "video_id": tfds.features.Text(),
-            "fps": tfds.features.Scalar(dtype=np.float32),
-            "tubes": tfds.features.Sequence(
-                {
-                    "label": tfds.features.ClassLabel(names=list(class_names)),
-                    "tube_id": tfds.features.Scalar(dtype=np.int32),
-                    "boxes": tfds.features.Tensor(
-                        shape=(None, 4), dtype=np.float32, encoding="zlib"
-                    ),
-                    "visible": tfds.features.Tensor(shape=(None,), dtype=np.bool_, encoding="zlib"),
-                }
-            ),
-        }
-    )
-
-
 # ---------------------------------------------------------------- boxes
 
 
@@ -206,7 +185,7 @@ class ManualTubeBuilder(manual_video.ManualVideoBuilder, skip_registration=True)
 
     def _info(self) -> tfds.core.DatasetInfo:
         return self.dataset_info_from_configs(
-            features=tube_features(self.CLASS_NAMES), description=self.__doc__
+            features=common.tube_features(self.CLASS_NAMES), description=self.__doc__
         )
 
     def _split_generators(self, dl_manager):
@@ -251,19 +230,8 @@ def make_tube_examples(
             dropped,
             len(frames),
         )
-    yield (
-        item.video_id,
-        {
-            "video": common.encode_jpeg(frames),
-            "video_id": item.video_id,
-            "fps": np.float32(rate),
-            "tubes": {
-                "label": labels,
-                "tube_id": np.arange(len(labels), dtype=np.int32),
-                "boxes": boxes,
-                "visible": visible,
-            },
-        },
+    yield common.tube_example(
+        item.video_id, common.encode_jpeg(frames), rate, labels, boxes, visible
     )
 
 

@@ -40,6 +40,66 @@ def video_features(class_names: Sequence[str] | None, frame_shape=(None, None, N
     )
 
 
+def tube_features(
+    class_names: Sequence[str], frame_shape=(None, None, None, 3), tube_encoding: str = "zlib"
+) -> tfds.features.FeaturesDict:
+    """The FeaturesDict of every detection builder: the video, its id and frame rate, and one
+    tube per actor (`label`, `tube_id`, `boxes` [T, 4], `visible` [T]) stored with
+    `tube_encoding` (a tfds.features.Encoding name)."""
+    num_frames = frame_shape[0]
+    return tfds.features.FeaturesDict(
+        {
+            "video": tfds.features.Video(shape=frame_shape, encoding_format="jpeg"),
+            "video_id": tfds.features.Text(),
+            "fps": tfds.features.Scalar(dtype=np.float32),
+            "tubes": tfds.features.Sequence(
+                {
+                    "label": tfds.features.ClassLabel(names=list(class_names)),
+                    "tube_id": tfds.features.Scalar(dtype=np.int32),
+                    "boxes": tfds.features.Tensor(
+                        shape=(num_frames, 4), dtype=np.float32, encoding=tube_encoding
+                    ),
+                    "visible": tfds.features.Tensor(
+                        shape=(num_frames,), dtype=np.bool_, encoding=tube_encoding
+                    ),
+                }
+            ),
+        }
+    )
+
+
+def tube_example(
+    video_id: str, video: list[bytes], fps: float, labels, boxes, visible
+) -> tuple[str, dict]:
+    """(key, example) of a detection builder: tube i is actor i, with its label, boxes and
+    per-frame visibility."""
+    return video_id, {
+        "video": video,
+        "video_id": video_id,
+        "fps": np.float32(fps),
+        "tubes": {
+            "label": labels,
+            "tube_id": np.arange(len(labels), dtype=np.int32),
+            "boxes": boxes,
+            "visible": visible,
+        },
+    }
+
+
+def classification_example(
+    video_id: str, frames: dict, label: int, class_names: Sequence[str], fps: float
+) -> tuple[str, dict]:
+    """(key, example) of a classification builder: `frames` (`video` JPEGs, or the flow
+    fields), the label as index and text, the video id and the frame rate."""
+    return video_id, {
+        **frames,
+        "label": label,
+        "label_text": class_names[label],
+        "video_id": video_id,
+        "fps": np.float32(fps),
+    }
+
+
 def encode_jpeg(
     frames: np.ndarray, quality: int = JPEG_QUALITY, subsample_chroma: bool = True
 ) -> list[bytes]:

@@ -119,6 +119,14 @@ def example_fields(frames: np.ndarray, params=None) -> dict[str, list[bytes]]:
     return {"flow_x": encode_gray(levels[..., 0]), "flow_y": encode_gray(levels[..., 1])}
 
 
+def frame_fields(
+    frames: np.ndarray, *, flow: bool, params=None, encode=common.encode_jpeg
+) -> dict[str, list[bytes]]:
+    """What an example stores of its frames: their flow (`example_fields`) with `flow`, else
+    `video`, the frames as `encode` writes them."""
+    return example_fields(frames, params) if flow else {"video": encode(frames)}
+
+
 class Progress:
     """Logs videos and frame pairs done, the pair rate and an ETA, at most every `every` s:
     flow builds take minutes to hours (TV-L1 per pair), longer than the RGB ones."""

@@ -23,7 +23,6 @@ import os
 import re
 from typing import Iterable, Sequence
 
-import numpy as np
 import tensorflow_datasets as tfds
 
 from video_s3d.data.builders import common, flow_frames, video_files
@@ -210,19 +209,8 @@ def make_video_examples(
     frames, frame_rate = video_files.read_video(
         item.path, fps=fps, short_side=short_side, max_seconds=max_seconds
     )
-    yield (
-        item.video_id,
-        {
-            **(
-                flow_frames.example_fields(frames)
-                if flow
-                else {"video": common.encode_jpeg(frames)}
-            ),
-            "label": item.label,
-            "label_text": names[item.label],
-            "video_id": item.video_id,
-            "fps": np.float32(frame_rate),
-        },
+    yield common.classification_example(
+        item.video_id, flow_frames.frame_fields(frames, flow=flow), item.label, names, frame_rate
     )
 
 

@@ -127,18 +127,7 @@ def make_frame_folder_examples(
     if item.path is None:
         raise video_files.UnreadableVideo("frame folder not found in the manual dir")
     frames = read_frame_folder(item.path, short_side)
-    yield (
-        item.video_id,
-        {
-            **(
-                flow_frames.example_fields(frames)
-                if flow
-                else {"video": common.encode_jpeg(frames)}
-            ),
-            "label": item.label,
-            "label_text": names[item.label],
-            "video_id": item.video_id,
-            # 20BN's stated frame rate for v1 (a frame folder does not record it).
-            "fps": np.float32(12.0),
-        },
+    # 20BN's stated frame rate for v1 (a frame folder does not record it).
+    yield common.classification_example(
+        item.video_id, flow_frames.frame_fields(frames, flow=flow), item.label, names, 12.0
     )

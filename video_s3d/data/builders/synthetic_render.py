@@ -19,6 +19,8 @@ import dataclasses
 
 import numpy as np
 
+from video_s3d.errors import UserError
+
 # Class names of the `motion` task, in reversal pairs: class 2k and 2k + 1 are each other's
 # time reversal.
 MOTION_CLASSES = (
@@ -86,7 +88,8 @@ def class_names(task: str) -> tuple[str, ...]:
         return APPEARANCE_CLASSES
     if task == "order":
         return ORDER_CLASSES
-    raise ValueError(f"Unknown synthetic_motion task {task!r}: use one of {TASKS}.")
+    # A config's task: the user's to fix.
+    raise UserError(f"Unknown synthetic_motion task {task!r}: use one of {TASKS}.")
 
 
 def reversal_partner(task: str) -> list[int] | None:
@@ -128,7 +131,7 @@ def reverse(params: ClipParams) -> ClipParams:
     )
 
 
-def _interpolate(start: np.ndarray, end: np.ndarray, num_frames: int) -> np.ndarray:
+def interpolate(start: np.ndarray, end: np.ndarray, num_frames: int) -> np.ndarray:
     """[T, ...] states; symmetric in (start, end) under t -> T-1-t, bit for bit."""
     last = max(num_frames - 1, 1)
     t = np.arange(num_frames, dtype=np.int64)
@@ -137,7 +140,7 @@ def _interpolate(start: np.ndarray, end: np.ndarray, num_frames: int) -> np.ndar
     return (start[None] * before + end[None] * after) / last
 
 
-def _signed_distance(shape: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+def signed_distance(shape: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     """Approximate signed distance to the shape's edge, in object units (radius 1)."""
     name = SHAPES[shape]
     if name == "disk":
@@ -178,12 +181,12 @@ def render(
     """uint8 [T, size, size, 3] frames of one clip; with `frame_indices` (into the T) only those
     frames, byte-identical to the same frames of the whole clip."""
     keep = slice(None) if frame_indices is None else np.asarray(frame_indices)
-    states = _interpolate(params.start, params.end, num_frames)[keep]  # [T, 5]
-    offsets = _interpolate(params.background_start, params.background_end, num_frames)[keep]
+    states = interpolate(params.start, params.end, num_frames)[keep]  # [T, 5]
+    offsets = interpolate(params.background_start, params.background_end, num_frames)[keep]
     twin_states = (
         None
         if params.twin_start is None
-        else _interpolate(params.twin_start, params.twin_end, num_frames)[keep]
+        else interpolate(params.twin_start, params.twin_end, num_frames)[keep]
     )
     return render_states(params, states, offsets, size, twin_states)
 
@@ -199,9 +202,9 @@ def render_states(
     `twin_states`) over its background at per-frame `offsets` [T, 2]. Each frame depends only on
     its own row, so reversing the rows reverses the clip byte for byte."""
     xs, ys = pixel_grid(size)
-    frames = _draw_object(render_background(params, offsets, size), params, states, xs, ys, size)
+    frames = draw_object(render_background(params, offsets, size), params, states, xs, ys, size)
     if twin_states is not None:
-        frames = _draw_object(frames, params, twin_states, xs, ys, size)
+        frames = draw_object(frames, params, twin_states, xs, ys, size)
     return quantise(frames)
 
 
@@ -239,7 +242,32 @@ def render_background(params: ClipParams, offsets: np.ndarray, size: int) -> np.
     return low + (high - low) * blend
 
 
-def _draw_object(
+def object_coordinates(
+    states: np.ndarray, xs: np.ndarray, ys: np.ndarray, size: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Every pixel (`xs`, `ys`, [H, W]) in the coordinates of the object at per-frame `states`
+    [T, STATE_FIELDS]: (u, v) [T, H, W], radius 1 at the edge, and the object's radius in pixels
+    and opacity, [T, 1, 1] each."""
+    # The inverse of the object's transform (translate, turn, scale), pixel by pixel.
+    x, y, radius, angle, opacity = (
+        states[:, i, None, None] * (size if i < 3 else 1.0) for i in range(STATE_FIELDS)
+    )
+    dx, dy = xs[None] - x, ys[None] - y
+    cos, sin = np.cos(angle), np.sin(angle)
+    u = (cos * dx + sin * dy) / radius
+    v = (-sin * dx + cos * dy) / radius
+    return u, v, radius, opacity
+
+
+def object_mask(shape: int, states: np.ndarray, size: int) -> np.ndarray:
+    """bool [T, size, size]: the pixels inside the outline of a visible object of `shape` at
+    per-frame `states` (those draw_object blends with alpha >= 0.5 at full opacity)."""
+    xs, ys = pixel_grid(size)
+    u, v, _, opacity = object_coordinates(states, xs, ys, size)
+    return (signed_distance(shape, u, v) <= 0.0) & (opacity > 0.0)
+
+
+def draw_object(
     background: np.ndarray,
     params: ClipParams,
     states: np.ndarray,
@@ -248,16 +276,9 @@ def _draw_object(
     size: int,
 ) -> np.ndarray:
     """float32 [T, H, W, 3]: `background` with the object of `params` at `states` over it."""
-    # Object: inverse-transform every pixel into object coordinates (radius 1 at the edge).
-    x, y, radius, angle, opacity = (
-        states[:, i, None, None] * (size if i < 3 else 1.0) for i in range(STATE_FIELDS)
-    )
-    dx, dy = xs[None] - x, ys[None] - y
-    cos, sin = np.cos(angle), np.sin(angle)
-    u = (cos * dx + sin * dy) / radius
-    v = (-sin * dx + cos * dy) / radius
+    u, v, radius, opacity = object_coordinates(states, xs, ys, size)
     # One pixel of soft edge keeps sub-pixel motion visible.
-    alpha = np.clip(0.5 - _signed_distance(params.shape, u, v) * radius, 0.0, 1.0) * opacity
+    alpha = np.clip(0.5 - signed_distance(params.shape, u, v) * radius, 0.0, 1.0) * opacity
     alpha = alpha.astype(np.float32)
     mix = _texture(params.pattern, params.pattern_frequency, u, v).astype(np.float32)[..., None]
     first, second = params.object_colors.astype(np.float32)
@@ -465,7 +486,7 @@ def render_scene(scene: Scene, size: int, frame_indices: np.ndarray | None = Non
     xs, ys = pixel_grid(size)
     frames = render_background(scene.background, scene.offsets[keep], size)
     for look, states in scene.objects:
-        frames = _draw_object(frames, look, states[keep], xs, ys, size)
+        frames = draw_object(frames, look, states[keep], xs, ys, size)
     return quantise(frames)
 
 
@@ -489,7 +510,7 @@ def _drifting_states(
     turn = rng.uniform(-np.pi / 3, np.pi / 3)
     first = np.array([*start, radius, angle, 0.0])
     last = np.array([*end, radius, angle + turn, 0.0])
-    states = _interpolate(first, last, num_frames)
+    states = interpolate(first, last, num_frames)
     states[:, 4] = opacity
     return states
 
@@ -541,7 +562,7 @@ def make_order_scene(label: int, rng: np.random.Generator, num_frames: int, size
         background_end=np.zeros(2),
     )
     offset_start, offset_end = _background_motion(rng, size)
-    offsets = _interpolate(offset_start, offset_end, num_frames)
+    offsets = interpolate(offset_start, offset_end, num_frames)
     centre, gap = rng.uniform(*ORDER_CENTRE), rng.uniform(*ORDER_GAP)
     objects = []
     mode = ORDER_DISTRACTOR_MODES[int(rng.integers(len(ORDER_DISTRACTOR_MODES)))]

@@ -30,6 +30,13 @@ def output_size(width: int, height: int, short_side: int | None) -> tuple[int, i
     return new_width, new_height
 
 
+def to_rgb(frame: av.VideoFrame, short_side: int | None) -> np.ndarray:
+    """uint8 [H, W, 3] RGB pixels of a decoded frame, its short side resized to `short_side`
+    (area averaging)."""
+    width, height = output_size(frame.width, frame.height, short_side)
+    return frame.to_ndarray(format="rgb24", width=width, height=height, interpolation="AREA")
+
+
 @contextlib.contextmanager
 def open_video(path: str) -> Iterator[tuple[av.container.InputContainer, Any, float]]:
     """(container, first video stream, its frame rate) of `path`, for reading inside the block.
@@ -80,11 +87,7 @@ def read_video(
                 repeats += 1
                 next_output += 1
             if repeats:
-                width, height = output_size(frame.width, frame.height, short_side)
-                image = frame.to_ndarray(
-                    format="rgb24", width=width, height=height, interpolation="AREA"
-                )
-                frames.extend([image] * repeats)
+                frames.extend([to_rgb(frame, short_side)] * repeats)
             if next_output >= limit:
                 break
         else:
