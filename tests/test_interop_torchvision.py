@@ -282,7 +282,7 @@ def test_cli_keeps_the_traceback_of_a_bug(seeded_pth, tmp_path, monkeypatch):
     """A wrong file is one line (above); a ValueError raised by a bug is not swallowed."""
     path, _ = seeded_pth
 
-    def broken_importer(*args):
+    def broken_importer(*args, **kwargs):
         raise ValueError("an internal error")
 
     monkeypatch.setitem(import_weights.IMPORTERS, "torchvision_s3d", broken_importer)
