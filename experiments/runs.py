@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import itertools
+import json
 import os
 import re
 import sys
@@ -21,6 +22,8 @@ from typing import Any, Iterable, Mapping, Sequence
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # What a finished run leaves in its workdir (video_s3d/evaluate.py writes it).
 RESULT_FILE = "result.json"
+# The config a run was trained with (video_s3d/train.py writes it).
+CONFIG_FILE = "config.json"
 
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.=+-]*$")
 
@@ -54,6 +57,25 @@ class Run:
     def workdir(self, root: str) -> str:
         return root.rstrip("/") + "/" + self.name
 
+    def recorded_differences(self, workdir_root: str) -> list[str]:
+        """'key: recorded -> asked' for each override (and the seed) that the config.json of
+        this run's workdir records with another value; [] when it has none or all agree."""
+        path = os.path.join(self.workdir(workdir_root), CONFIG_FILE)
+        if not os.path.exists(path):
+            return []
+        with open(path, encoding="utf-8") as f:
+            recorded = json.load(f)
+        asked = dict(self.overrides, **({"seed": self.seed} if self.seed is not None else {}))
+        differences = []
+        for key, value in asked.items():
+            node = recorded
+            for part in key.split("."):
+                node = node.get(part, _ABSENT) if isinstance(node, dict) else _ABSENT
+            if _normalised(node) != _normalised(value):
+                shown = "(absent)" if node is _ABSENT else node
+                differences.append(f"{key}: {shown} -> {value}")
+        return differences
+
     def main_args(self, workdir_root: str) -> list[str]:
         """Arguments after `python -m video_s3d.main` for this run."""
         args = [f"--config={self.config_argument()}", f"--workdir={self.workdir(workdir_root)}"]
@@ -62,6 +84,14 @@ class Run:
         for key, value in self.overrides.items():
             args.append(f"--config.{key}={_flag_value(value)}")
         return args
+
+
+_ABSENT = object()
+
+
+def _normalised(value: Any) -> Any:
+    """Tuples and lists alike (JSON has only lists), ints equal to floats."""
+    return list(value) if isinstance(value, (list, tuple)) else value
 
 
 def _flag_value(value: Any) -> str:

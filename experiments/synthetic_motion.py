@@ -17,6 +17,7 @@ Schema (every run reads exactly these fields):
   model.dtype           compute dtype 'float32' | 'bfloat16' (parameters stay float32)
   model.dropout_rate    dropout before the logits
   model.remat           rematerialise Inception blocks in the backward pass (saves memory)
+  model.kernel_init     conv initialiser: 'tf_slim' (stddev 0.01) | 'he' (fan-in scaled)
   data.name             TFDS name 'synthetic_motion/<config>', another dataset, or 'in_memory'
   data.modality         'rgb' | 'flow': what the dataset stores (flow: TV-L1, 2 channels)
   data.data_dir         TFDS data folder (None: the library default)
@@ -67,6 +68,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.model.dtype = "float32"
     config.model.dropout_rate = 0.2
     config.model.remat = False
+    # Conv kernels' initialiser: 'tf_slim' (stddev 0.01, the reference) | 'he' (fan-in scaled).
+    config.model.kernel_init = "tf_slim"
 
     config.data = ml_collections.ConfigDict()
     if arg.modality not in ("rgb", "flow"):

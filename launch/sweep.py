@@ -25,6 +25,7 @@ from typing import Callable, Mapping, Sequence
 
 from experiments import runs as runs_lib
 from launch import jobs, local
+from video_s3d.errors import UserError
 
 
 def run_locally(
@@ -48,6 +49,9 @@ def run_locally(
     finished = [
         os.path.exists(os.path.join(run.workdir(root), runs_lib.RESULT_FILE)) for run in runs
     ]
+    _refuse_finished_with_another_recipe(
+        [run for run, done in zip(runs, finished) if done], root, dry_run, log
+    )
     for i, run in enumerate(runs, 1):
         workdir, main_args = run.workdir(root), run.main_args(root)
         argv = [python, "-m", jobs.MAIN_MODULE, *main_args]
@@ -77,6 +81,29 @@ def run_locally(
             f"{left} left to train, about {done_s / len(started) * left / 60:.1f} min to go"
         )
     return started
+
+
+def _refuse_finished_with_another_recipe(
+    finished: Sequence[runs_lib.Run], root: str, dry_run: bool, log: Callable[[str], None]
+) -> None:
+    """A finished run is skipped, so one trained with other settings (an older recipe) would
+    pass its numbers off as this sweep's: refuse before anything starts (a dry run only says so)."""
+    if root.startswith("gs://"):
+        return  # read remotely by the job itself; not checked here
+    stale = [(run, run.recorded_differences(root)) for run in finished]
+    stale = [(run, diff) for run, diff in stale if diff]
+    if not stale:
+        return
+    first, diff = stale[0]
+    message = (
+        f"{len(stale)} finished run(s) under {root} were trained with other settings than this "
+        f"sweep asks for (e.g. {first.name}: {'; '.join(diff[:3])}); move them away or pass "
+        "another --workdir, so old results are not reported as new ones."
+    )
+    if dry_run:
+        log("note: " + message)
+        return
+    raise UserError(message)
 
 
 LAUNCHERS = ("local", "tpu_pod", "slurm")
@@ -114,8 +141,13 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     args = build_parser().parse_args(rest)
     runs, root = jobs.runs_from_args(args)
-    run_locally(runs, root, dry_run=args.dry_run)
+    try:
+        run_locally(runs, root, dry_run=args.dry_run)
+    except UserError as error:  # anything else is a bug and keeps its traceback
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

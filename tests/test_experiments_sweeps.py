@@ -12,6 +12,7 @@ import pytest
 from experiments import runs as runs_lib
 from launch import sweep
 from video_s3d import config_cli
+from video_s3d.errors import UserError
 from video_s3d.models import zoo
 
 # Sweep files and the arguments they require (paths need not exist to resolve a config).
@@ -175,3 +176,31 @@ def test_dry_run_prints_commands_and_starts_nothing(tmp_path, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 4 and all("config=appearance,runlocal" in line for line in lines)
     assert not (tmp_path / "r").exists()
+
+
+def test_a_finished_run_trained_with_other_settings_is_refused_not_reused(tmp_path, capsys):
+    """A finished run is skipped; if its config.json records other values for the sweep's
+    overrides (an older recipe), the sweep stops before starting anything."""
+    runs = runs_lib.grid(
+        "experiments/synthetic_motion.py",
+        models=["tiny_i2d", "tiny_s3dg"],
+        seeds=[0],
+        overrides=[{"model.kernel_init": "he", "data.num_frames": 13, "optim.name": "adamw"}],
+    )
+    python, root = _fake_python(tmp_path), str(tmp_path / "runs")
+    for run in runs:  # both finished; the second with the old initialiser
+        os.makedirs(run.workdir(root))
+        open(os.path.join(run.workdir(root), "result.json"), "w").write("{}")
+    config = {"seed": 0, "model": {"kernel_init": "he"}, "data": {"num_frames": 13}}
+    config["optim"] = {"name": "adamw"}
+    (tmp_path / "runs" / runs[0].name / "config.json").write_text(json.dumps(config))
+    assert runs[0].recorded_differences(root) == []
+    config["model"]["kernel_init"] = "tf_slim"
+    (tmp_path / "runs" / runs[1].name / "config.json").write_text(json.dumps(config))
+    assert runs[1].recorded_differences(root) == ["model.kernel_init: tf_slim -> he"]
+    with pytest.raises(UserError, match=r"1 finished run\(s\) .* tiny_s3dg-s0: model.kernel_init"):
+        sweep.run_locally(runs, root, python=python, log=lambda _: None)
+    assert not (tmp_path / "calls.log").exists()  # nothing started
+    lines = []  # a dry run only says so
+    sweep.run_locally(runs, root, python=python, dry_run=True, log=lines.append)
+    assert lines[0].startswith("note: 1 finished run(s)")

@@ -81,6 +81,29 @@ def test_registry_names_and_errors():
         LayerSpec("2d", 3)
 
 
+def test_kernel_init_choices():
+    """'tf_slim' keeps the reference's stddev 0.01 for every conv; 'he' scales each kernel to
+    std sqrt(2 / fan_in) (flax's truncated variance scaling corrects for the truncation); the
+    TF-Slim temporal half stays identity-initialised under both."""
+    with pytest.raises(ValueError, match="kernel_init 'xavier'; use one of.*he"):
+        models.create("tiny_s3dg", 10, kernel_init="xavier")
+    clip = jnp.zeros((1, 5, 32, 32, 3))
+    for choice in ("tf_slim", "he"):
+        model = models.create("tiny_s3dg", 10, kernel_init=choice)
+        params = jax.jit(lambda c, m=model: m.init(jax.random.key(0), c))(clip)["params"]
+        backbone = params["backbone"]
+        stem = backbone["Conv_1a"]["conv"]["kernel"]  # [3, 7, 7, 3, 8]
+        pointwise = backbone["Mixed_4b"]["Branch_0_Conv_0a_1x1"]["conv"]["kernel"]
+        for kernel in (stem, pointwise):
+            fan_in = int(np.prod(kernel.shape[:-1]))
+            # truncated at 2 std: std 0.88 x 0.01 for TF-Slim's
+            expected = np.sqrt(2 / fan_in) if choice == "he" else 0.0088
+            assert float(jnp.std(kernel)) == pytest.approx(expected, rel=0.1)
+        temporal = backbone["Mixed_4b"]["Branch_1_Conv_0b_3x3"]["temporal_conv"]["kernel"]
+        np.testing.assert_array_equal(temporal[1, 0, 0], np.eye(temporal.shape[-1]))
+    assert models.get_spec("tiny_s3dg").kernel_init == "tf_slim"
+
+
 def test_sweep_specs_enumerate_from_all_2d_to_all_3d():
     i2d, i3d, s3d = (models.get_spec(n) for n in ("i2d", "i3d", "s3d"))
     for family, full in (("i3d", i3d), ("s3d", s3d)):

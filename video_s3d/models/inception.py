@@ -42,6 +42,7 @@ class InceptionBlock(nn.Module):
     dtype: Any = jnp.float32
     bn_axis_name: str | None = None
     temporal_padding: str = "zero"
+    kernel_init: str = "tf_slim"
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
@@ -54,6 +55,7 @@ class InceptionBlock(nn.Module):
             dtype=self.dtype,
             bn_axis_name=self.bn_axis_name,
             temporal_padding=self.temporal_padding,
+            kernel_init=self.kernel_init,
         )
         pointwise = functools.partial(unit, kernel_size=1)
         spatiotemporal = functools.partial(
@@ -116,6 +118,7 @@ class Backbone(nn.Module):
             dtype=self.dtype,
             bn_axis_name=self.bn_axis_name,
             temporal_padding=spec.temporal_padding,
+            kernel_init=spec.kernel_init,
         )
         block_cls = nn.remat(InceptionBlock, static_argnums=(2,)) if self.remat else InceptionBlock
         endpoints = {}
@@ -156,6 +159,7 @@ class Backbone(nn.Module):
                     self.dtype,
                     self.bn_axis_name,
                     spec.temporal_padding,
+                    spec.kernel_init,
                     name=name,
                 )(x, train)
             endpoints[name] = x

@@ -49,6 +49,19 @@ BN_MOMENTUM = 0.999  # flax: ra = m * ra + (1 - m) * batch, i.e. TF-Slim decay 0
 
 # TF-Slim's initialiser for every conv kernel.
 default_kernel_init = nn.initializers.truncated_normal(stddev=0.01)
+# Conv-kernel initialisers by name (`NetworkSpec.kernel_init`): 'tf_slim', the reference's
+# fixed stddev 0.01 whatever the fan-in; 'he', He et al. 2015's variance scaling (std
+# sqrt(2 / fan_in), truncated normal), the usual choice for ReLU networks trained from scratch.
+KERNEL_INITS = {
+    "tf_slim": default_kernel_init,
+    "he": nn.initializers.variance_scaling(2.0, "fan_in", "truncated_normal"),
+}
+
+
+def kernel_initializer(name: str) -> Callable[..., Any]:
+    if name not in KERNEL_INITS:
+        raise UserError(f"Unknown kernel_init {name!r}; use one of {tuple(KERNEL_INITS)}.")
+    return KERNEL_INITS[name]
 
 
 def padding_pairs(
@@ -381,6 +394,7 @@ class ConvUnit(nn.Module):
     dtype: Any = jnp.float32
     bn_axis_name: str | None = None
     temporal_padding: str = "zero"
+    kernel_init: str = "tf_slim"  # KERNEL_INITS name; tf_slim's temporal half stays identity
 
     def _batch_norm(self, name: str) -> BatchNorm:
         return BatchNorm(
@@ -412,6 +426,7 @@ class ConvUnit(nn.Module):
             self.padding,
             dtype=self.dtype,
             temporal_padding=self.temporal_padding,
+            kernel_init=kernel_initializer(self.kernel_init),
             name="conv",
         )
         x = nn.relu(self._batch_norm("bn")(conv(x), use_running_average=not train))
@@ -423,7 +438,9 @@ class ConvUnit(nn.Module):
                 (st, 1, 1),
                 self.padding,
                 use_bias=tf_slim,
-                kernel_init=temporal_identity_init if tf_slim else default_kernel_init,
+                kernel_init=(
+                    temporal_identity_init if tf_slim else kernel_initializer(self.kernel_init)
+                ),
                 dtype=self.dtype,
                 temporal_padding=self.temporal_padding,
                 name="temporal_conv",

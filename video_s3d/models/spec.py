@@ -11,7 +11,13 @@ from __future__ import annotations
 import dataclasses
 
 from video_s3d.errors import UserError
-from video_s3d.models.layers import BN_CONVENTIONS, CONV_KINDS, PADDING_MODES, TEMPORAL_PADDINGS
+from video_s3d.models.layers import (
+    BN_CONVENTIONS,
+    CONV_KINDS,
+    KERNEL_INITS,
+    PADDING_MODES,
+    TEMPORAL_PADDINGS,
+)
 
 # The ten layers whose conv kind the design space varies, bottom to top. The stem
 # (Conv_1a) has its own spec; Conv_2b and every 1x1x1 conv are kind-agnostic.
@@ -84,6 +90,9 @@ class NetworkSpec:
     padding: str = "same"
     dropout_rate: float = 0.2
     temporal_padding: str = "zero"  # 'edge': exact 2D -> 3D inflation (layers.py)
+    # Conv kernels' initialiser (layers.KERNEL_INITS): 'tf_slim' (stddev 0.01, the reference)
+    # or 'he' (fan-in scaled; the synthetic study's choice for training from scratch).
+    kernel_init: str = "tf_slim"
 
     def __post_init__(self):
         object.__setattr__(self, "layers", tuple(self.layers))
@@ -105,6 +114,10 @@ class NetworkSpec:
         if self.temporal_padding not in TEMPORAL_PADDINGS:
             raise UserError(
                 f"Unknown temporal_padding {self.temporal_padding!r}; use one of {TEMPORAL_PADDINGS}."
+            )
+        if self.kernel_init not in KERNEL_INITS:
+            raise UserError(
+                f"Unknown kernel_init {self.kernel_init!r}; use one of {tuple(KERNEL_INITS)}."
             )
         if not 0.0 <= self.dropout_rate < 1.0:
             raise UserError(f"dropout_rate must be in [0, 1), got {self.dropout_rate}.")

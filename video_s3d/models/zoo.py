@@ -116,8 +116,15 @@ OVERRIDES = (
     "width_multiplier",
     "min_channels",
     "temporal_padding",
+    "kernel_init",
 )
-_SPEC_OVERRIDES = ("dropout_rate", "width_multiplier", "min_channels", "temporal_padding")
+_SPEC_OVERRIDES = (
+    "dropout_rate",
+    "width_multiplier",
+    "min_channels",
+    "temporal_padding",
+    "kernel_init",
+)
 _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
 
 
@@ -174,6 +181,7 @@ def create(name: str, num_classes: int, **overrides) -> VideoInception:
     dropout_rate, remat (rematerialise each Inception block in the backward pass),
     width_multiplier, min_channels, temporal_padding ('zero', the reference, or 'edge':
     padded frames copy the clip's end frames, which makes 2D -> 3D inflation exact; see
-    models/inflate.py).
+    models/inflate.py), kernel_init ('tf_slim', the reference's stddev 0.01, or 'he': fan-in
+    scaled, for training from scratch; layers.KERNEL_INITS).
     """
     return create_from_spec(get_spec(name), num_classes, **overrides)
