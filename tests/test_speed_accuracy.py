@@ -66,10 +66,19 @@ def write_result(
     reversed_top1: float,
     pairwise: float | None,
     seed: int = 0,
+    overrides: dict | None = None,
 ) -> None:
+    """A finished run's config.json and result.json; `overrides` (a sweep run's, as the real
+    run would record them) go on top of the fixture's 8x32² clips and batch."""
     config = synthetic_motion.get_config(f"model={model},config={task}")
     config.data.num_frames, config.data.crop_size = 8, 32
     config.seed, config.batch_size = seed, BATCH
+    for key, value in (overrides or {}).items():
+        *parents, leaf = key.split(".")
+        group = config
+        for parent in parents:
+            group = group[parent]
+        group[leaf] = value
     info = DatasetInfo(
         name="in_memory",
         num_classes=10,
@@ -122,6 +131,7 @@ def study_dir(tmp_path_factory):
             reversed_top1 + shift,
             pairwise,
             seed=run.seed,
+            overrides=run.overrides,
         )
     return root
 
@@ -144,7 +154,7 @@ def test_table_has_one_row_per_finished_run(report):
     assert len(body) == len(rows)
     s3dg_motion = next(line for line in body if line.startswith("| tiny_s3dg-motion-s1 "))
     cells = [c.strip() for c in s3dg_motion.strip("|").split("|")]
-    assert cells[1:5] == ["tiny_s3dg", "RGB", "synthetic_motion/motion", "8x32²"]
+    assert cells[1:5] == ["tiny_s3dg", "RGB", "synthetic_motion/motion", "13x48²"]
     assert cells[6] == "64.2"  # full-width S3D-G at 64x224² (README)
     assert cells[7:9] == ["—", "—"]  # an RGB run computes no flow
     assert cells[10:13] == ["40.0", "400", "250.0"]  # train clips/s, ms/step (16 / 40), eval

@@ -50,9 +50,17 @@ class SmallVideoNet(nn.Module):
 
 
 def small_video_net(
-    num_classes, *, dtype="float32", bn_axis_name=None, dropout_rate=0.0, remat=False
+    num_classes,
+    *,
+    dtype="float32",
+    bn_axis_name=None,
+    dropout_rate=0.0,
+    remat=False,
+    kernel_init="tf_slim",
 ):
-    del remat  # nothing worth rematerialising
+    # Takes every models.create option a config's `model` group can hold; these two do nothing
+    # here (nothing worth rematerialising; flax's default kernel initialiser).
+    del remat, kernel_init
     return SmallVideoNet(
         num_classes, dtype=dtype, bn_axis_name=bn_axis_name, dropout_rate=dropout_rate
     )
