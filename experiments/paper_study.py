@@ -84,7 +84,8 @@ RUN_SETTINGS = {
     "optim.learning_rate": 0.003,
     "optim.weight_decay": 1e-4,
     # He (fan-in scaled) conv kernels, not TF-Slim's fixed stddev 0.01 (shared/REFERENCE.md,
-    # "Weight init"): the cause of the seed-to-seed spread. Every conv is followed by
+    # "Weight init"): the cause of the seeds that failed outright (a 7-8 point spread of
+    # slower- and faster-learning seeds remains; README). Every conv is followed by
     # BatchNorm, so only a kernel's direction matters and an AdamW step of ~lr per weight turns
     # a kernel by lr / its RMS: 0.003 / 0.009 at TF-Slim's init. Measured (tiny S3D-G,
     # `appearance`, seed 2, README): conv-kernel RMS 0.018 at step 300 and 0.042 at step 1,000,
