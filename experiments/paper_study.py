@@ -90,8 +90,8 @@ RUN_SETTINGS = {
     # a kernel by lr / its RMS: 0.003 / 0.009 at TF-Slim's init. Measured (tiny S3D-G,
     # `appearance`, seed 2, README): conv-kernel RMS 0.018 at step 300 and 0.042 at step 1,000,
     # each kernel's direction turning to cosine 0.85 per 100 steps early on, and the loss at
-    # ln 10 until step ~350; how long that lasts depends on the seed (56.7% top-1 at the end,
-    # training accuracy 56%). He init starts every kernel at RMS 0.1-0.5, and the same seed
+    # ln 10 until step ~300; how long that lasts depends on the seed (56.7% top-1 at the end,
+    # training accuracy 59%). He init starts every kernel at RMS 0.07-0.5, and the same seed
     # left chance by step 200 and reached 91.3%.
     "model.kernel_init": "he",
     "eval_every_steps": 0,  # evaluate once, at the end

@@ -18,6 +18,8 @@ import re
 import sys
 from typing import Any, Iterable, Mapping, Sequence
 
+from ml_collections.config_flags import config_path
+
 # Configs are named relative to the repository root, like in every documented command.
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # What a finished run leaves in its workdir (video_s3d/evaluate.py writes it).
@@ -68,9 +70,10 @@ class Run:
         asked = dict(self.overrides, **({"seed": self.seed} if self.seed is not None else {}))
         differences = []
         for key, value in asked.items():
-            node = recorded
-            for part in key.split("."):
-                node = node.get(part, _ABSENT) if isinstance(node, dict) else _ABSENT
+            try:
+                node = config_path.get_value(key, recorded)
+            except (LookupError, AttributeError):
+                node = _ABSENT
             if _normalised(node) != _normalised(value):
                 shown = "(absent)" if node is _ABSENT else node
                 differences.append(f"{key}: {shown} -> {value}")
@@ -90,7 +93,7 @@ _ABSENT = object()
 
 
 def _normalised(value: Any) -> Any:
-    """Tuples and lists alike (JSON has only lists), ints equal to floats."""
+    """Tuples and lists alike: JSON has only lists."""
     return list(value) if isinstance(value, (list, tuple)) else value
 
 

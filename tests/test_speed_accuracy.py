@@ -12,6 +12,7 @@ import shutil
 
 import numpy as np
 import pytest
+from ml_collections.config_flags import config_path
 from models_testing import lively
 
 from experiments import paper_study, speed_accuracy, synthetic_motion
@@ -74,11 +75,7 @@ def write_result(
     config.data.num_frames, config.data.crop_size = 8, 32
     config.seed, config.batch_size = seed, BATCH
     for key, value in (overrides or {}).items():
-        *parents, leaf = key.split(".")
-        group = config
-        for parent in parents:
-            group = group[parent]
-        group[leaf] = value
+        config_path.set_value(key, config, value)
     info = DatasetInfo(
         name="in_memory",
         num_classes=10,

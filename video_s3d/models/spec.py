@@ -14,9 +14,9 @@ from video_s3d.errors import UserError
 from video_s3d.models.layers import (
     BN_CONVENTIONS,
     CONV_KINDS,
-    KERNEL_INITS,
     PADDING_MODES,
     TEMPORAL_PADDINGS,
+    kernel_initializer,
 )
 
 # The ten layers whose conv kind the design space varies, bottom to top. The stem
@@ -115,10 +115,7 @@ class NetworkSpec:
             raise UserError(
                 f"Unknown temporal_padding {self.temporal_padding!r}; use one of {TEMPORAL_PADDINGS}."
             )
-        if self.kernel_init not in KERNEL_INITS:
-            raise UserError(
-                f"Unknown kernel_init {self.kernel_init!r}; use one of {tuple(KERNEL_INITS)}."
-            )
+        kernel_initializer(self.kernel_init)  # a UserError naming the choices
         if not 0.0 <= self.dropout_rate < 1.0:
             raise UserError(f"dropout_rate must be in [0, 1), got {self.dropout_rate}.")
 
