@@ -21,7 +21,7 @@ def _native_conv(x, kernel, strides, padding):
     )
 
 
-@pytest.mark.parametrize("lowering", ["unrolled", "unrolled_vjp"])
+@pytest.mark.parametrize("lowering", ["auto", "unrolled", "unrolled_vjp"])
 def test_conv_and_pool_lowerings_compute_the_native_ops(lowering):
     """Per-frame 2D convs, temporal-shift unrolling and separable max-pools must be the
     very same functions as XLA's 3D conv / reduce_window (values and gradients), for
@@ -31,7 +31,8 @@ def test_conv_and_pool_lowerings_compute_the_native_ops(lowering):
     key1, key2 = jax.random.split(jax.random.key(0))
     x = jax.random.normal(key1, (2, 7, 9, 10, 3))
     # (kernel, strides): 2D with stride (Conv_1a-like), 3D, temporal half of a separable
-    # conv (strided and not), pointwise, 2D 3x3 with spatial stride, strided 3D.
+    # conv (strided and not; one 2D conv over [B, T, H*W, C]), pointwise, 2D 3x3 with
+    # spatial stride, strided 3D.
     cases = [
         ((1, 7, 7), (2, 2, 2)),
         ((3, 3, 3), (1, 1, 1)),
@@ -40,6 +41,10 @@ def test_conv_and_pool_lowerings_compute_the_native_ops(lowering):
         ((1, 1, 1), (1, 1, 1)),
         ((1, 3, 3), (1, 2, 2)),
         ((3, 3, 3), (2, 2, 2)),
+        # A temporal kernel with spatial stride, a strided pointwise conv (its odd phases
+        # get no kernel tap in the phase-split input gradient).
+        ((3, 1, 1), (2, 2, 2)),
+        ((1, 1, 1), (1, 2, 2)),
     ]
     kernels = [
         jax.random.normal(jax.random.fold_in(key2, i), (*k, 3, 4)) for i, (k, _) in enumerate(cases)

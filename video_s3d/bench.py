@@ -6,8 +6,9 @@ r"""Every performance figure of issue 20 in one run, as side-by-side ratios.
 
 Sections:
   quickstart  tiny S3D-G / I2D at `make run`'s shapes (32x5x48^2): training step (forward,
-              backward, SGD update) with the default CPU lowering ('unrolled', XLA's conv
-              gradients) and the hand-written conv VJP ('unrolled_vjp'), alternating rounds.
+              backward, SGD update) with the old CPU lowering ('unrolled', XLA's conv
+              gradients) and today's default ('auto': the hand-written conv VJP where it
+              measured faster), alternating rounds.
   torch       s3d_torchvision at --torch_shape (default 2x16x224^2) against torchvision's S3D
               (video_s3d/bench_torch.py in --torch_python's interpreter, --threads threads),
               alternating rounds. Without --torch_python only our two lowerings are timed.
@@ -47,8 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--torch_lowerings",
-        default="unrolled,unrolled_vjp",
-        help="our CPU lowerings to time against PyTorch (the first is ours)",
+        default="auto,unrolled,unrolled_vjp",
+        help="our CPU lowerings to time against PyTorch (the first, the CPU default, is ours)",
     )
     parser.add_argument(
         "--threads",

@@ -89,9 +89,11 @@ def padding_pairs(
 # 'unrolled' on CPU and 'native' elsewhere.
 # 'unrolled_vjp' also differentiates every 2D conv with its own VJP (`_conv2d`): XLA:CPU's
 # kernel gradient of a large conv (a conv whose window is the whole image) ran 10-37x slower
-# than the forward conv (measured: 3.1 s vs 85 ms for a 1x1 conv on 80x28x28x64); one im2col
-# matmul takes a fraction of that. But at `make run`'s tiny shapes the whole tiny_s3dg step
-# was 2.6x SLOWER with it (313 vs 817 ms, one run), so it is opt-in, not the CPU default.
+# than the forward conv (measured: 3.1 s vs 85 ms for a 1x1 conv on 80x28x28x64); a matmul
+# or a 1D conv over rows takes a fraction of that. On small images XLA's own gradient is as
+# fast or faster (tiny_s3dg's 7x7 stem at 24^2: 105 vs 155 ms), so on CPU 'auto' uses the
+# hand-written VJP where it measured faster (`_hand_written_gradient`) and XLA's elsewhere;
+# 'unrolled' keeps XLA's gradients everywhere (the CPU default until session 11).
 WINDOW_OP_IMPLEMENTATIONS = ("auto", "native", "unrolled", "unrolled_vjp")
 _window_ops = contextvars.ContextVar("window_ops", default="auto")
 
@@ -128,10 +130,6 @@ def _unrolled() -> bool:
     return choice.startswith("unrolled") or (choice == "auto" and jax.default_backend() == "cpu")
 
 
-def _custom_conv_gradients() -> bool:
-    return _window_ops.get() == "unrolled_vjp"
-
-
 def _shifted_slices(
     x: jax.Array, axis: int, window: int, stride: int, pads: tuple[int, int], fill: float
 ) -> list[jax.Array]:
@@ -166,15 +164,69 @@ def _conv2d_forward(x, kernel, strides, pads):
     return _conv2d_xla(x, kernel, strides, pads), (x, kernel)
 
 
+def _phase_taps(size: int, stride: int, phase: int) -> int:
+    """How many of a kernel's `size` taps fall on `phase` of a stride-`stride` grid."""
+    return max(0, -(-(size - phase) // stride))
+
+
+def _strided_input_gradient(grad_y, kernel, strides, pads, x_shape):
+    """Input gradient of a strided conv without XLA's transposed conv, whose zero-dilated
+    dY made a stride-2 (7 x 1) conv's input gradient 4.9x slower than its forward pass
+    (417 vs 86 ms, 2 x 16 x 112^2 x 64): padded input row u = m*s + r receives
+    sum_q dY[m - q] K[r + s*q]^T, so each phase (r_h, r_w) is a stride-1 conv of dY with
+    the phase's taps, flipped; the phases are then interleaved and the padding cut off."""
+    n, height, width, cin = x_shape
+    kh, kw, _, cout = kernel.shape
+    (sh, sw), out_h, out_w = strides, grad_y.shape[1], grad_y.shape[2]
+    rows = -(-(height + sum(pads[0])) // sh)  # padded length / stride, rounded up
+    cols = -(-(width + sum(pads[1])) // sw)
+    phases = []
+    for rh in range(sh):
+        for rw in range(sw):
+            th, tw = _phase_taps(kh, sh, rh), _phase_taps(kw, sw, rw)
+            if th == 0 or tw == 0:
+                phases.append(jnp.zeros((n, rows, cols, cin), grad_y.dtype))
+                continue
+            taps = kernel[rh::sh, rw::sw][::-1, ::-1].transpose(0, 1, 3, 2)  # [th, tw, out, in]
+            phase_pads = ((th - 1, rows - out_h), (tw - 1, cols - out_w))
+            phases.append(_conv2d_xla(grad_y, taps, (1, 1), phase_pads))
+    interleaved = jnp.stack(phases).reshape(sh, sw, n, rows, cols, cin)
+    padded = interleaved.transpose(2, 3, 0, 4, 1, 5).reshape(n, rows * sh, cols * sw, cin)
+    return padded[:, pads[0][0] : pads[0][0] + height, pads[1][0] : pads[1][0] + width]
+
+
+def _kernel_gradient_by_rows(x, grad_y, kernel_shape, stride, pads):
+    """Kernel gradient of a (kh x 1) conv with stride (s, 1), as one 1D conv over rows whose
+    batch is the input channels and whose features are the (N, W) positions: the
+    contraction over N*W is what matmul kernels are good at. 2.1x faster than the im2col
+    matmul for a stride-2 (7 x 1) temporal conv over 2 x 16 x 112^2 x 64 (206 vs 441 ms)."""
+    kh, _, cin, cout = kernel_shape
+    n, height, width, _ = x.shape
+    lhs = x.transpose(3, 1, 0, 2).reshape(cin, height, n * width)
+    rhs = grad_y.transpose(1, 0, 2, 3).reshape(grad_y.shape[1], n * width, cout)
+    out = lax.conv_general_dilated(
+        lhs, rhs, (1,), [pads], rhs_dilation=(stride,), dimension_numbers=("NWC", "WIO", "NWC")
+    )  # [cin, >= kh, cout]: the rows past the last tap are cut below
+    return out[:, :kh].transpose(1, 0, 2).reshape(kernel_shape)
+
+
 def _conv2d_backward(strides, pads, residuals, grad_y):
     """Input gradient: XLA's own (a transposed conv, as fast as the forward pass for stride
-    1). Kernel gradient: dK[a, b] = sum over output positions of x_pad[s*i + a, s*j + b]^T
-    dY[i, j], i.e. the strided input patches times dY as one matmul (patches side by side,
-    im2col) or, for large inputs, one matmul per kernel tap; float32 accumulation."""
+    1), per phase for strided convs (`_strided_input_gradient`). Kernel gradient: for a
+    (k x 1) kernel, a 1D conv over rows (`_kernel_gradient_by_rows`); otherwise
+    dK[a, b] = sum over output positions of x_pad[s*i + a, s*j + b]^T dY[i, j], i.e. the
+    strided input patches times dY as one matmul (patches side by side, im2col) or, for
+    large inputs, one matmul per kernel tap; float32 accumulation."""
     x, kernel = residuals
-    _, input_vjp = jax.vjp(lambda x: _conv2d_xla(x, kernel, strides, pads), x)
-    (grad_x,) = input_vjp(grad_y)
+    if tuple(strides) == (1, 1):
+        _, input_vjp = jax.vjp(lambda x: _conv2d_xla(x, kernel, strides, pads), x)
+        (grad_x,) = input_vjp(grad_y)
+    else:
+        grad_x = _strided_input_gradient(grad_y, kernel, strides, pads, x.shape)
     kh, kw, cin, cout = kernel.shape
+    if kh > 1 and kw == 1 and strides[1] == 1 and tuple(pads[1]) == (0, 0):
+        grad_k = _kernel_gradient_by_rows(x, grad_y, kernel.shape, strides[0], pads[0])
+        return grad_x, grad_k.astype(kernel.dtype)
     n, out_h, out_w, _ = grad_y.shape
     x_pad = jnp.pad(x, [(0, 0), pads[0], pads[1], (0, 0)])
     taps = [
@@ -204,14 +256,54 @@ def _conv2d_backward(strides, pads, residuals, grad_y):
 _conv2d.defvjp(_conv2d_forward, _conv2d_backward)
 
 
+# Below this many output pixels per image a k x k conv (k > 1 both ways) keeps XLA's
+# gradients. Not published; our choice from per-layer timings on a 2-core AVX-512 machine
+# (session 11, fwd+bwd of each conv at its place in the model): the hand-written VJP won at
+# 28^2 and above (s3d_torchvision's 3x3 128->192 at 28^2: 116 vs 171 ms; at 56^2 and 112^2
+# by more) and lost at 24^2 and below (tiny_s3dg's 7x7 stem: 155 vs 105 ms; 3x3 convs at
+# 14^2: 21 vs 16 ms). 1 x 1 and (k x 1) kernels, whose kernel gradient is one matmul or one
+# 1D conv, use it at every size.
+_VJP_MIN_OUTPUT_PIXELS = 28 * 28
+
+
+def _hand_written_gradient(kernel_shape, output_hw) -> bool:
+    choice = _window_ops.get()
+    if choice == "unrolled_vjp":
+        return True
+    if choice == "unrolled":
+        return False
+    kh, kw = kernel_shape[:2]
+    return kh == 1 or kw == 1 or output_hw[0] * output_hw[1] >= _VJP_MIN_OUTPUT_PIXELS
+
+
+def _conv2d_any(x: jax.Array, kernel: jax.Array, strides, pads) -> jax.Array:
+    """NHWC 2D conv with explicit pads, differentiated by `_conv2d`'s VJP or by XLA
+    (`_hand_written_gradient`)."""
+    strides, pads = tuple(strides), tuple(tuple(p) for p in pads)
+    output_hw = [
+        (size + lo + hi - k) // s + 1
+        for size, (lo, hi), k, s in zip(x.shape[1:3], pads, kernel.shape[:2], strides)
+    ]
+    conv = _conv2d if _hand_written_gradient(kernel.shape, output_hw) else _conv2d_xla
+    return conv(x, kernel, strides, pads)
+
+
 def _conv_frames(x: jax.Array, kernel_2d: jax.Array, strides_hw, padding: str) -> jax.Array:
     """2D conv of every frame: time folded into the batch."""
     b, t = x.shape[:2]
     frames = x.reshape(b * t, *x.shape[2:])
-    pads = tuple(padding_pairs(frames.shape[1:3], kernel_2d.shape[:2], strides_hw, padding))
-    conv = _conv2d if _custom_conv_gradients() else _conv2d_xla
-    y = conv(frames, kernel_2d, tuple(strides_hw), pads)
+    pads = padding_pairs(frames.shape[1:3], kernel_2d.shape[:2], strides_hw, padding)
+    y = _conv2d_any(frames, kernel_2d, strides_hw, pads)
     return y.reshape(b, t, *y.shape[1:])
+
+
+def _conv_time(x: jax.Array, kernel: jax.Array, stride: int, pads) -> jax.Array:
+    """A kt x 1 x 1 conv as one 2D conv over [B, T, H*W, C] with a (kt x 1) kernel: no
+    shifted copies of the clip, 7.3x faster forward than summing kt per-frame 1x1 convs
+    (86 vs 626 ms, stride-2 7-tap conv over 2 x 16 x 112^2 x 64)."""
+    b, t, h, w, c = x.shape
+    y = _conv2d_any(x.reshape(b, t, h * w, c), kernel[:, 0], (stride, 1), (pads, (0, 0)))
+    return y.reshape(b, y.shape[1], h, w, y.shape[-1])
 
 
 def conv3d(
@@ -242,6 +334,9 @@ def conv3d(
         # Pad time explicitly; both lowerings below then see no temporal padding.
         x = jnp.pad(x, [(0, 0), pads[0], (0, 0), (0, 0), (0, 0)], mode="edge")
         pads[0] = (0, 0)
+    if _unrolled() and kernel.shape[1:3] == (1, 1):
+        # A 1 x 1 spatial kernel never touches spatial padding: stride = subsample.
+        return _conv_time(x[:, :, ::sh, ::sw], kernel, st, pads[0])
     if _unrolled():
         taps = _shifted_slices(x, 1, kt, st, pads[0], 0.0)
         return sum(_conv_frames(tap, kernel[j], (sh, sw), padding) for j, tap in enumerate(taps))
