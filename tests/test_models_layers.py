@@ -26,7 +26,8 @@ def test_conv_and_pool_lowerings_compute_the_native_ops(lowering):
     """Per-frame 2D convs, temporal-shift unrolling and separable max-pools must be the
     very same functions as XLA's 3D conv / reduce_window (values and gradients), for
     zero and edge temporal padding, SAME and torchvision's symmetric padding: with the
-    hand-written conv VJP ('unrolled_vjp') and with XLA's ('unrolled', the CPU default).
+    hand-written conv VJP ('unrolled_vjp'), with XLA's ('unrolled') and with the CPU
+    default that mixes them by conv size ('auto').
     Tolerance: values 2e-5 absolute; gradients 1e-5 of each gradient's largest entry."""
     key1, key2 = jax.random.split(jax.random.key(0))
     x = jax.random.normal(key1, (2, 7, 9, 10, 3))
