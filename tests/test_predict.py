@@ -253,7 +253,8 @@ def test_the_selective_decoder_refuses_what_read_video_refuses_in_the_same_words
 def test_a_video_shorter_than_one_clip_is_filled_with_a_warning(tmp_path, caplog):
     path = str(tmp_path / "short.mp4")
     video_files.write_video(path, np.full((6, 16, 16, 3), 90, np.uint8), fps=25)
-    with caplog.at_level("WARNING"):
+    # The absl logger's own level: absl's verbosity is process-wide, whatever ran before.
+    with caplog.at_level("WARNING", logger="absl"):
         selected = inference.read_frames_for_views(
             path, fps=None, short_side=None, num_frames=8, stride=2, num_clips=2
         )

@@ -77,13 +77,18 @@ def even(frames: np.ndarray) -> np.ndarray:
 
 
 def main(args) -> int:
-    absl_logging.set_verbosity(absl_logging.ERROR)  # orbax warns that read-only means read-only
+    # orbax warns that read-only means read-only; the verbosity is put back afterwards, since
+    # absl's is process-wide (left at ERROR, it silenced later warnings of the same process).
+    verbosity = absl_logging.get_verbosity()
+    absl_logging.set_verbosity(absl_logging.ERROR)
     try:
         videos = inference.list_videos(args.video)
         config, model, variables, names, step, how = load_detector(args.workdir, args.step)
     except UserError as error:
         print(f"Error: {error}", file=sys.stderr)
         return 2
+    finally:
+        absl_logging.set_verbosity(verbosity)
     os.makedirs(args.out, exist_ok=True)
     detect = training.make_detect(
         model, int(config.max_detections), normalization.from_config(config.data)
