@@ -83,10 +83,11 @@ def padding_pairs(
 # How convolutions and max-pools are lowered. XLA:CPU runs 3D convolutions and the
 # gradient of reduce_window max (select-and-scatter) through slow generic loops: a
 # tiny_i3d training step took 4.3 s and 75 s to compile. 'unrolled' writes a kt x k x k
-# conv as kt per-frame 2D convs summed over temporal shifts, and a max-pool as 1D
-# maxima over shifted slices along t, h, w: the same function, 4-6x faster on CPU.
-# 'native' keeps the single XLA op, best on GPU/TPU (cuDNN 3D conv). 'auto' picks
-# 'unrolled' on CPU and 'native' elsewhere.
+# conv as kt per-frame 2D convs summed over temporal shifts (a kt x 1 x 1 conv as one 2D
+# conv over [B, T, H*W, C]), and a max-pool as 1D maxima over shifted slices along t, h, w:
+# the same function, 4-6x faster on CPU. 'native' keeps the single XLA op, best on GPU/TPU
+# (cuDNN 3D conv). 'auto' unrolls on CPU (with the gradient choice below) and picks
+# 'native' elsewhere.
 # 'unrolled_vjp' also differentiates every 2D conv with its own VJP (`_conv2d`): XLA:CPU's
 # kernel gradient of a large conv (a conv whose window is the whole image) ran 10-37x slower
 # than the forward conv (measured: 3.1 s vs 85 ms for a 1x1 conv on 80x28x28x64); a matmul
