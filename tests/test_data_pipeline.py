@@ -53,6 +53,11 @@ def test_train_batches_have_requested_shape_dtype_range_and_are_deterministic(da
     np.testing.assert_array_equal(batches[0]["video"], batches[1]["video"])
     other_seed = next(pipeline.train_iterator(TINY, **{**kwargs, "seed": 4}))
     assert not np.array_equal(other_seed["video"], video)
+    # A capped thread pool (inputs.input_threads on CPU hosts) reads the same batches.
+    default_pool = pipeline.train_iterator(TINY, **kwargs)
+    one_thread = pipeline.train_iterator(TINY, threads=1, **kwargs)
+    for _ in range(3):
+        np.testing.assert_array_equal(next(one_thread)["video"], next(default_pool)["video"])
 
 
 def test_one_crop_window_for_all_frames_and_flips_only_where_allowed(ramp_shards):

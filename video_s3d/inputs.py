@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from collections.abc import Iterator
 
 import ml_collections
@@ -47,6 +48,21 @@ def dataset_info(data: ml_collections.ConfigDict) -> DatasetInfo:
     from video_s3d.data import pipeline
 
     return pipeline.dataset_info(data.name, data_dir=data.data_dir)
+
+
+def input_threads() -> int | None:
+    """tf.data's thread pool when the model trains on this host's CPU cores too, else None
+    (tf.data's default: a thread per core).
+
+    Decoding threads that preempt XLA's stall its parallel ops: on the 2-core study machine
+    (tiny I3D, 13 x 48^2 clips, batch 16) one tf.data thread gave 74 clips/s against 71 with
+    the default pool, measured alternately, 2 runs each (README, Benchmarks). A quarter of
+    the cores is not measured; our choice for larger CPU hosts."""
+    import jax
+
+    if jax.default_backend() != "cpu":
+        return None
+    return max(1, (os.cpu_count() or 1) // 4)
 
 
 def ensure_ready(data: ml_collections.ConfigDict) -> None:
@@ -93,6 +109,7 @@ def train_iterator(
         train_crop=data.get("train_crop", None) or pipeline.RANDOM_RESIZED_CROP,
         short_clip=data.get("short_clip", None),
         modality=modality(data),
+        threads=input_threads(),
     )
 
 
@@ -136,6 +153,7 @@ def eval_batches(
         process_count=process_count,
         short_clip=data.get("short_clip", None),
         modality=modality(data),
+        threads=input_threads(),
     )
 
 
@@ -179,6 +197,7 @@ def all_frames_eval_batches(
         process_index=process_index,
         process_count=process_count,
         modality=modality(data),
+        threads=input_threads(),
     ).as_numpy_iterator()
 
 

@@ -127,6 +127,7 @@ def train_dataset(
     shuffle_buffer: int = 256,
     fused_decode: bool = True,
     modality: str = "rgb",
+    threads: int | None = None,
 ) -> tf.data.Dataset:
     """Infinite dataset of host-local batches {'video': u8 [B,T,S,S,3], 'label': i32 [B],
     'flip': bool [B]} ([B,T,S,S,2] flow levels with `modality="flow"`).
@@ -144,7 +145,8 @@ def train_dataset(
     how a video shorter than the window is filled (video_ops.SHORT_CLIP_MODES); never by
     jumping back in time. `fused_decode=False` decodes whole frames then crops (slower; kept
     for the benchmark). The shuffle buffer holds sampled clips (T JPEGs each), and is saved
-    with the iterator: keep it modest for big frames.
+    with the iterator: keep it modest for big frames. `threads` caps tf.data's thread pool
+    (None: one per core); the batches do not depend on it.
     """
     _check_positive(
         batch_size=batch_size, num_frames=num_frames, stride=stride, crop_size=crop_size
@@ -218,7 +220,7 @@ def train_dataset(
     ds = ds.map(decode_and_augment, num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.batch(batch_size, drop_remainder=True)
     ds = ds.prefetch(2)
-    return ds.with_options(_options())
+    return ds.with_options(_options(threads))
 
 
 def _source(name: str, data_dir: str | None, modality: str):
@@ -263,10 +265,15 @@ def _reverse_time(frames: tf.Tensor, modality: str) -> tf.Tensor:
     return 255 - frames if modality == "flow" else frames
 
 
-def _options() -> tf.data.Options:
+def _options(threads: int | None = None) -> tf.data.Options:
+    """Deterministic, autotuned; `threads` caps the dataset's own thread pool (None: tf.data's
+    default, one thread per core), for hosts whose cores also run the model."""
     options = tf.data.Options()
     options.deterministic = True
     options.autotune.enabled = True
+    if threads:
+        options.threading.private_threadpool_size = threads
+        options.threading.max_intra_op_parallelism = 1
     return options
 
 
@@ -343,6 +350,7 @@ def eval_dataset(
     short_clip: str | None = None,
     fused_decode: bool = True,
     modality: str = "rgb",
+    threads: int | None = None,
 ) -> tf.data.Dataset:
     """Finite dataset of host-local batches {'video', 'label', 'video_index', 'mask'}.
 
@@ -413,7 +421,7 @@ def eval_dataset(
     ).repeat(num_padding)
     ds = ds.concatenate(padding).batch(batch_size, drop_remainder=True)
     ds = ds.prefetch(2)
-    return ds.with_options(_options())
+    return ds.with_options(_options(threads))
 
 
 def all_frames_eval_dataset(
@@ -428,6 +436,7 @@ def all_frames_eval_dataset(
     process_count: int | None = None,
     central_fraction: float | None = None,
     modality: str = "rgb",
+    threads: int | None = None,
 ) -> tf.data.Dataset:
     """The paper's test protocol: every frame of each video, one centre crop, one pass.
 
@@ -492,7 +501,7 @@ def all_frames_eval_dataset(
         window_size=batch_size,
     )
     ds = ds.map(pad_batch).prefetch(2)
-    return ds.with_options(_options())
+    return ds.with_options(_options(threads))
 
 
 def eval_batches(name: str, **kwargs) -> Iterator[dict[str, np.ndarray]]:
