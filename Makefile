@@ -39,8 +39,8 @@ test-fast: $(STAMP)
 
 # The paper's study in miniature on CPU, quick version (one seed, a subset of the full
 # study's runs: tiny I2D/I3D/S3D/S3D-G on `order`, I2D/S3D on `appearance`), then the
-# speed-accuracy table, plots and findings.md (out/paper_study). The full study (3 seeds, 8 models with the
-# heavy sweep, 3 tasks; reuses these runs): python -m experiments.paper_study
+# speed-accuracy table, plots and findings.md (out/paper_study). The full study (3 seeds,
+# 8 models with the heavy sweep, 3 tasks; reuses these runs): python -m experiments.paper_study
 table: $(STAMP)
 	$(PY) -m experiments.paper_study --num_seeds=1 --quick
 
