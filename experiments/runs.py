@@ -26,6 +26,8 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULT_FILE = "result.json"
 # The config a run was trained with (video_s3d/train.py writes it).
 CONFIG_FILE = "config.json"
+# Its wall time and CPU cores (launch/sweep.py writes it when the run finishes).
+RUN_TIME_FILE = "run_time.json"
 
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.=+-]*$")
 

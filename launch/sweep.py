@@ -1,7 +1,11 @@
-"""Runs a sweep: one job per run, one after another on this machine, or on a TPU pod / SLURM.
+r"""Runs a sweep: one job per run, one after another (or N at once) on this machine, or on a
+TPU pod / SLURM.
 
   # every run of the synthetic sweep, shrunk for a laptop, one after another:
   python -m launch.sweep --sweep=experiments/sweeps/synthetic.py:runlocal --workdir=runs/synthetic
+  # two runs at a time, each on half of the CPU cores (small models on a CPU host):
+  python -m launch.sweep --sweep=experiments/sweeps/synthetic.py:runlocal --workdir=runs/synthetic \
+      --parallel=2
   # print the commands only:
   python -m launch.sweep --sweep=experiments/sweeps/heavy.py --workdir=runs/heavy --dry_run
   # hand the sweep to a launcher (its own flags follow):
@@ -17,6 +21,7 @@ sweep again continues where it stopped (an unfinished run resumes from its check
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import sys
@@ -35,52 +40,144 @@ def run_locally(
     python: str = sys.executable,
     env: Mapping[str, str] | None = None,
     log: Callable[[str], None] = print,
+    parallel: int = 1,
 ) -> list[str]:
-    """Runs each job in turn with launch.local (output also in <workdir>/log.txt, SIGTERM
-    passed on so the run checkpoints); returns the names of the runs it started.
+    """Runs each job with launch.local (output also in <workdir>/log.txt, SIGTERM passed on
+    so the run checkpoints); returns the names of the runs it started.
 
     A fresh process per run keeps runs independent (device memory, flags). `env` adds
-    environment variables for every run. Stops at the first failing run: a failure is
-    almost always a bug that every later run would hit too, and the finished runs are kept.
+    environment variables for every run. `parallel` > 1 trains that many runs at once, each
+    pinned to its own share of this process's CPU cores (their output goes to log.txt only):
+    small CPU models use one core better than XLA spreads one over two (README, Benchmarks).
+    Stops starting runs at the first failing one: a failure is almost always a bug that every
+    later run would hit too, and the finished runs are kept.
     """
     root = root if root.startswith("gs://") else os.path.abspath(root)
     run_env = local.run_environment(base={**os.environ, **(env or {})})
-    started, t_start = [], time.time()
     finished = [
         os.path.exists(os.path.join(run.workdir(root), runs_lib.RESULT_FILE)) for run in runs
     ]
     _refuse_finished_with_another_recipe(
         [run for run, done in zip(runs, finished) if done], root, dry_run, log
     )
-    for i, run in enumerate(runs, 1):
-        workdir, main_args = run.workdir(root), run.main_args(root)
-        argv = [python, "-m", jobs.MAIN_MODULE, *main_args]
-        if dry_run:
-            log(shlex.join(argv))
-            continue
-        if finished[i - 1]:
+    if dry_run:
+        for run in runs:
+            log(shlex.join([python, "-m", jobs.MAIN_MODULE, *run.main_args(root)]))
+        return []
+    for i, (run, done) in enumerate(zip(runs, finished), 1):
+        if done:
             log(
                 f"[{i}/{len(runs)}] {run.name}: finished before "
-                f"({workdir}/{runs_lib.RESULT_FILE}), skipped"
+                f"({run.workdir(root)}/{runs_lib.RESULT_FILE}), skipped"
             )
-            continue
-        log(f"[{i}/{len(runs)}] {run.name}: {shlex.join(argv)}")
+    to_train = [(i, run) for i, (run, done) in enumerate(zip(runs, finished), 1) if not done]
+    progress = _Progress(len(runs), len(to_train), log)
+    if parallel > 1:
+        return _run_concurrently(to_train, root, run_env, python, parallel, progress)
+    for i, run in to_train:
+        workdir, main_args = run.workdir(root), run.main_args(root)
+        log(
+            f"[{i}/{len(runs)}] {run.name}: {shlex.join([python, '-m', jobs.MAIN_MODULE, *main_args])}"
+        )
         t_run = time.time()
         status = local.run(main_args, run_env, os.path.join(workdir, "log.txt"), python=python)
         if status != 0:
-            raise RuntimeError(
-                f"Run {run.name!r} failed (exit status {status}); its output is above "
-                f"and its workdir is {workdir}. Fix it and start the sweep again: "
-                "finished runs are skipped."
-            )
-        started.append(run.name)
-        done_s = time.time() - t_start
-        left = finished[i:].count(False)  # runs finished before are skipped: not in the ETA
-        log(
-            f"[{i}/{len(runs)}] {run.name}: done in {time.time() - t_run:.0f} s; "
-            f"{left} left to train, about {done_s / len(started) * left / 60:.1f} min to go"
+            raise _failed(run, status, workdir)
+        progress.done(i, run, time.time() - t_run, workdir, len(os.sched_getaffinity(0)))
+    return progress.started
+
+
+class _Progress:
+    """The '[i/N] name: done in X s; K left to train, about M min to go' lines, and each run's
+    wall time in <workdir>/run_time.json (a study sums them)."""
+
+    def __init__(self, total: int, to_train: int, log: Callable[[str], None]):
+        self.total, self.left, self.log = total, to_train, log
+        self.started: list[str] = []
+        self.t_start = time.time()
+
+    def done(self, i: int, run: runs_lib.Run, seconds: float, workdir: str, cores: int) -> None:
+        self.started.append(run.name)
+        with open(os.path.join(workdir, runs_lib.RUN_TIME_FILE), "w", encoding="utf-8") as f:
+            json.dump({"wall_s": round(seconds, 1), "cpu_cores": cores}, f)
+        self.left -= 1
+        rate = (time.time() - self.t_start) / len(self.started)  # parallel runs included
+        self.log(
+            f"[{i}/{self.total}] {run.name}: done in {seconds:.0f} s; {self.left} left to "
+            f"train, about {rate * self.left / 60:.1f} min to go"
         )
-    return started
+
+
+def _failed(run: runs_lib.Run, status: int, workdir: str) -> RuntimeError:
+    return RuntimeError(
+        f"Run {run.name!r} failed (exit status {status}); its output is in "
+        f"{workdir}/log.txt. Fix it and start the sweep again: finished runs are skipped."
+    )
+
+
+def cpu_shares(parallel: int) -> list[list[int]]:
+    """This process's CPU cores split into `parallel` equal, disjoint shares."""
+    cores = sorted(os.sched_getaffinity(0))
+    if not 1 <= parallel <= len(cores):
+        raise UserError(
+            f"--parallel={parallel}: this process may use {len(cores)} CPU core(s); pass a "
+            f"number from 1 to {len(cores)}."
+        )
+    size = len(cores) // parallel
+    return [cores[k * size : (k + 1) * size] for k in range(parallel)]
+
+
+def _run_concurrently(to_train, root, run_env, python, parallel, progress) -> list[str]:
+    import collections
+    import signal
+    import subprocess
+
+    waiting, free = collections.deque(to_train), cpu_shares(parallel)
+    active = {}  # Popen -> (i, run, cpus, start time, log file)
+    failure = None
+
+    def forward(signum, frame):
+        nonlocal failure
+        failure = failure or RuntimeError(f"Stopped by signal {signum}; finished runs are kept.")
+        for child in active:
+            child.send_signal(signum)  # each run saves a checkpoint and exits by itself
+
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        while active or (waiting and failure is None):
+            while waiting and free and failure is None:
+                i, run = waiting.popleft()
+                cpus, workdir = free.pop(0), run.workdir(root)
+                os.makedirs(workdir, exist_ok=True)
+                log_file = open(os.path.join(workdir, "log.txt"), "a", encoding="utf-8")
+                argv = [python, "-u", "-m", jobs.MAIN_MODULE, *run.main_args(root)]
+                child = subprocess.Popen(
+                    argv,
+                    env=run_env,
+                    stdout=log_file,
+                    stderr=subprocess.STDOUT,
+                    preexec_fn=lambda cpus=cpus: os.sched_setaffinity(0, cpus),
+                )
+                active[child] = (i, run, cpus, time.time(), log_file)
+                progress.log(
+                    f"[{i}/{progress.total}] {run.name}: started on CPU core(s) "
+                    f"{','.join(map(str, cpus))}, output in {workdir}/log.txt"
+                )
+            time.sleep(0.2)
+            for child in [c for c in active if c.poll() is not None]:
+                i, run, cpus, t_run, log_file = active.pop(child)
+                log_file.close()
+                free.append(cpus)
+                if child.returncode != 0:
+                    failure = failure or _failed(run, child.returncode, run.workdir(root))
+                    continue
+                progress.done(i, run, time.time() - t_run, run.workdir(root), len(cpus))
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    if failure is not None:
+        raise failure
+    return progress.started
 
 
 def _refuse_finished_with_another_recipe(
@@ -124,6 +221,12 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[_launcher_chooser()],
     )
     jobs.add_run_arguments(parser)
+    parser.add_argument(
+        "--parallel",
+        type=int,
+        default=1,
+        help="runs trained at once, each pinned to its share of the CPU cores (CPU training)",
+    )
     return parser
 
 
@@ -142,7 +245,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(rest)
     runs, root = jobs.runs_from_args(args)
     try:
-        run_locally(runs, root, dry_run=args.dry_run)
+        run_locally(runs, root, dry_run=args.dry_run, parallel=args.parallel)
     except UserError as error:  # anything else is a bug and keeps its traceback
         print(f"error: {error}", file=sys.stderr)
         return 2

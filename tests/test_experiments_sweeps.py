@@ -68,7 +68,9 @@ def test_sweep_arguments_reach_the_runs():
         == "experiments/mini_kinetics_heavy.py:model=bottom_heavy_s3d_3,data_dir=/d,runlocal"
     )
     study = runs_lib.load_sweep("experiments/paper_study.py:steps=7,seeds=2")
-    assert len(study) == 8 * 3 * 2  # 8 models x 3 tasks x 2 seeds
+    assert len(study) == (4 * 2 + 4) * 2  # (4 models x 2 tasks + 4 heavy on order) x 2 seeds
+    assert [run.seed for run in study] == [0] * 12 + [1] * 12  # seed by seed
+    assert {run.name.split("-")[1] for run in study if "heavy" in run.name} == {"order"}
     assert "--config.num_train_steps=7" in study[0].main_args("/r")
     # A 7-step run compiles fast; the default 2000-step runs compile for fast steps.
     assert "--config.cpu_fast_compile=True" in study[0].main_args("/r")
@@ -125,9 +127,9 @@ def test_duplicate_run_names_are_refused():
         runs_lib.check_unique_names(twice, "the test")
 
 
-def _fake_python(tmp_path, fail_on: str = "") -> str:
-    """Stands in for `python -m video_s3d.main`: logs the workdir, writes result.json, and
-    fails for a workdir containing `fail_on`."""
+def _fake_python(tmp_path, fail_on: str = "", slow_s: float = 0.0) -> str:
+    """Stands in for `python -m video_s3d.main`: logs the workdir, writes result.json after
+    `slow_s` seconds, and fails at once for a workdir containing `fail_on`."""
     script = tmp_path / "python"
     script.write_text(
         f"#!{sys.executable}\n"
@@ -135,6 +137,7 @@ def _fake_python(tmp_path, fail_on: str = "") -> str:
         "workdir = next(a.split('=', 1)[1] for a in sys.argv if a.startswith('--workdir='))\n"
         f"open({str(tmp_path / 'calls.log')!r}, 'a').write(workdir + '\\n')\n"
         f"if {fail_on!r} and {fail_on!r} in workdir: sys.exit(3)\n"
+        f"__import__('time').sleep({slow_s})\n"
         "os.makedirs(workdir, exist_ok=True)\n"
         "json.dump({'argv': sys.argv[1:]}, open(os.path.join(workdir, 'result.json'), 'w'))\n"
     )
@@ -173,6 +176,40 @@ def test_local_runner_stops_at_the_first_failure(tmp_path):
         sweep.run_locally(runs, str(tmp_path / "runs"), python=python, log=lambda _: None)
     assert (tmp_path / "runs" / "i3d-s0" / "result.json").exists()
     assert not (tmp_path / "runs" / "s3dg-s0").exists()
+
+
+def test_parallel_runs_each_get_their_own_cores(tmp_path):
+    """--parallel: runs train at once, each pinned to a disjoint share of the cores, and each
+    finished run records its wall time."""
+    runs = runs_lib.load_sweep("experiments/sweeps/kinetics400.py:runlocal")
+    cores = sorted(os.sched_getaffinity(0))
+    parallel = min(2, len(cores))
+    script = _fake_python(tmp_path)
+    with open(script, "a") as f:  # also record the cores the run may use
+        f.write("json.dump(sorted(os.sched_getaffinity(0)), open(workdir + '/cores', 'w'))\n")
+    root, lines = str(tmp_path / "runs"), []
+    started = sweep.run_locally(runs, root, python=script, log=lines.append, parallel=parallel)
+    assert sorted(started) == ["i3d-s0", "s3d-s0", "s3dg-s0"]
+    shares = [json.loads((tmp_path / "runs" / name / "cores").read_text()) for name in started]
+    assert all(len(share) == len(cores) // parallel for share in shares)
+    assert {core for share in shares for core in share} <= set(cores)
+    timing = json.loads((tmp_path / "runs" / "s3d-s0" / "run_time.json").read_text())
+    assert timing["wall_s"] >= 0 and timing["cpu_cores"] == len(cores) // parallel
+    assert sum("started on CPU core(s)" in line for line in lines) == 3
+    with pytest.raises(UserError, match="--parallel=99: this process may use"):
+        sweep.run_locally(runs, str(tmp_path / "other"), python=script, parallel=99)
+
+
+def test_parallel_runner_stops_starting_runs_after_a_failure(tmp_path):
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs 2 CPU cores")
+    runs = runs_lib.load_sweep("experiments/sweeps/kinetics400.py:runlocal")
+    # i3d-s0 fails at once while s3d-s0, started beside it, takes a second.
+    python, quiet = _fake_python(tmp_path, fail_on="i3d-s0", slow_s=1.0), lambda _: None
+    with pytest.raises(RuntimeError, match="Run 'i3d-s0' failed .exit status 3."):
+        sweep.run_locally(runs, str(tmp_path / "runs"), python=python, log=quiet, parallel=2)
+    assert (tmp_path / "runs" / "s3d-s0" / "result.json").exists()  # let finish, kept
+    assert not (tmp_path / "runs" / "s3dg-s0").exists()  # never started
 
 
 def test_dry_run_prints_commands_and_starts_nothing(tmp_path, capsys):

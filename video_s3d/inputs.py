@@ -62,7 +62,7 @@ def input_threads() -> int | None:
 
     if jax.default_backend() != "cpu":
         return None
-    return max(1, (os.cpu_count() or 1) // 4)
+    return max(1, len(os.sched_getaffinity(0)) // 4)  # the cores this process may use
 
 
 def ensure_ready(data: ml_collections.ConfigDict) -> None:
