@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 # The stamp holds a copy of requirements.txt: a changed file means a new install.
 STAMP  := $(VENV)/.requirements.installed
 
-.PHONY: run test test-fast format table cost clean-venv
+.PHONY: run test test-fast format table study cost clean-venv
 
 $(PY):
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is needed: install it or run 'make PYTHON=/path/to/python3.11 ...'"; exit 1; }
@@ -39,10 +39,15 @@ test-fast: $(STAMP)
 
 # The paper's study in miniature on CPU, quick version (one seed, a subset of the full
 # study's runs: tiny I2D/I3D/S3D/S3D-G on `order`, I2D/S3D on `appearance`), then the
-# speed-accuracy table, plots and findings.md (out/paper_study). The full study (3 seeds,
-# 8 models with the heavy sweep, 3 tasks; reuses these runs): python -m experiments.paper_study
+# speed-accuracy table, plots and findings.md (out/paper_study). Two runs at a time.
 table: $(STAMP)
 	$(PY) -m experiments.paper_study --num_seeds=1 --quick
+
+# The full study (36 runs: 3 seeds; the heavy sweep on `order`; reuses make table's runs). It
+# restores finished runs from, and adds new ones to, the committed archive, so it can be
+# finished over several sittings; commit experiments/results/paper_study afterwards.
+study: $(STAMP)
+	$(PY) -m experiments.paper_study --archive=experiments/results/paper_study
 
 cost: $(STAMP)
 	$(PY) -m video_s3d.cost --all
