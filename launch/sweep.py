@@ -71,7 +71,7 @@ def run_locally(
                 f"({run.workdir(root)}/{runs_lib.RESULT_FILE}), skipped"
             )
     to_train = [(i, run) for i, (run, done) in enumerate(zip(runs, finished), 1) if not done]
-    progress = _Progress(len(runs), len(to_train), log)
+    progress = _Progress(len(runs), len(to_train), parallel, log)
     if parallel > 1:
         return _run_concurrently(to_train, root, run_env, python, parallel, progress)
     for i, run in to_train:
@@ -88,23 +88,25 @@ def run_locally(
 
 
 class _Progress:
-    """The '[i/N] name: done in X s; K left to train, about M min to go' lines, and each run's
-    wall time in <workdir>/run_time.json (a study sums them)."""
+    """The '[i/N] name: done in X s; K left to train, about M min to go' lines (the mean run
+    time so far, times the runs left, over the runs trained at once), and each run's wall time
+    in <workdir>/run_time.json (a study sums them)."""
 
-    def __init__(self, total: int, to_train: int, log: Callable[[str], None]):
-        self.total, self.left, self.log = total, to_train, log
+    def __init__(self, total: int, to_train: int, parallel: int, log: Callable[[str], None]):
+        self.total, self.left, self.parallel, self.log = total, to_train, parallel, log
         self.started: list[str] = []
-        self.t_start = time.time()
+        self.seconds: list[float] = []
 
     def done(self, i: int, run: runs_lib.Run, seconds: float, workdir: str, cores: int) -> None:
         self.started.append(run.name)
+        self.seconds.append(seconds)
         with open(os.path.join(workdir, runs_lib.RUN_TIME_FILE), "w", encoding="utf-8") as f:
             json.dump({"wall_s": round(seconds, 1), "cpu_cores": cores}, f)
         self.left -= 1
-        rate = (time.time() - self.t_start) / len(self.started)  # parallel runs included
+        to_go = sum(self.seconds) / len(self.seconds) * self.left / self.parallel
         self.log(
             f"[{i}/{self.total}] {run.name}: done in {seconds:.0f} s; {self.left} left to "
-            f"train, about {rate * self.left / 60:.1f} min to go"
+            f"train, about {to_go / 60:.1f} min to go"
         )
 
 

@@ -204,8 +204,8 @@ def test_parallel_runner_stops_starting_runs_after_a_failure(tmp_path):
     if len(os.sched_getaffinity(0)) < 2:
         pytest.skip("needs 2 CPU cores")
     runs = runs_lib.load_sweep("experiments/sweeps/kinetics400.py:runlocal")
-    # i3d-s0 fails at once while s3d-s0, started beside it, takes a second.
-    python, quiet = _fake_python(tmp_path, fail_on="i3d-s0", slow_s=1.0), lambda _: None
+    # i3d-s0 fails at once while s3d-s0, started beside it, takes 4 s (ample under load).
+    python, quiet = _fake_python(tmp_path, fail_on="i3d-s0", slow_s=4.0), lambda _: None
     with pytest.raises(RuntimeError, match="Run 'i3d-s0' failed .exit status 3."):
         sweep.run_locally(runs, str(tmp_path / "runs"), python=python, log=quiet, parallel=2)
     assert (tmp_path / "runs" / "s3d-s0" / "result.json").exists()  # let finish, kept

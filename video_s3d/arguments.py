@@ -67,6 +67,8 @@ VOCABULARY = {
     "dry_run": "print the commands instead of running them",
     "sweep": "a sweep file, experiments/sweeps/<name>.py[:arguments]",
     "only": "regular expression: only the runs whose name matches",
+    "parallel": "runs trained at once on this machine, each pinned to its own share of the CPU "
+    "cores",
     "flow_workdir": "the flow run of a two-stream pair (its RGB run is --workdir or --rgb_workdir)",
     "split": "dataset split to read, e.g. train or validation",
     "fusion": "two-stream fusion: logits (mean of the streams' logits) or softmax (of scores)",
