@@ -524,24 +524,64 @@ def _pyplot():
     return plt
 
 
+@dataclasses.dataclass
+class ModelPoint:
+    """One model's runs of one panel (its seeds), as the speed-accuracy plot draws them."""
+
+    label: str
+    cost: float
+    accuracies: list[float]  # percent, one per run
+
+    @property
+    def mean(self) -> float:
+        return sum(self.accuracies) / len(self.accuracies)
+
+
+def model_points(rows: Sequence[RunRow]) -> list[ModelPoint]:
+    """The runs of one panel grouped by model and stream (a study's seeds become one point at
+    their mean), in first-seen order; runs without a cost or an accuracy are left out."""
+    points: dict[tuple[str, str], ModelPoint] = {}
+    for r in rows:
+        if not cost_axis(r) or accuracy(r) is None:
+            continue
+        label = r.model if r.stream == RGB else f"{r.model} ({r.stream})"
+        point = points.setdefault((r.model, r.stream), ModelPoint(label, cost_axis(r), []))
+        point.accuracies.append(100 * accuracy(r))
+    return list(points.values())
+
+
 def plot_speed_accuracy(rows: Sequence[RunRow], path: str) -> None:
+    """Video top-1 against full-size cost, one panel per dataset. A model with several runs
+    (seeds) is one point at their mean, with a bar from the lowest to the highest run and
+    each run faintly; the Pareto front is over the means."""
     plt = _pyplot()
     datasets = sorted({panel(r) for r in rows})
     fig, axes = plt.subplots(1, len(datasets), figsize=(6.5 * len(datasets), 5), squeeze=False)
     for ax, dataset in zip(axes[0], datasets):
-        chosen = [
-            r for r in rows if panel(r) == dataset and cost_axis(r) and accuracy(r) is not None
-        ]
-        points = [(cost_axis(r), 100 * accuracy(r)) for r in chosen]
+        chosen = model_points([r for r in rows if panel(r) == dataset])
+        points = [(p.cost, p.mean) for p in chosen]
         front = set(pareto_front(points))
-        for i, (x, y) in enumerate(points):
+        for i, p in enumerate(chosen):
             on_front = i in front
+            colour = "tab:red" if on_front else "tab:blue"
+            if len(p.accuracies) > 1:
+                ax.scatter(
+                    [p.cost] * len(p.accuracies),
+                    p.accuracies,
+                    s=10,
+                    alpha=0.35,
+                    color=colour,
+                    zorder=2,
+                )
+                ax.vlines(
+                    p.cost, min(p.accuracies), max(p.accuracies), color=colour, alpha=0.6, zorder=2
+                )
             ax.scatter(
-                [x],
-                [y],
+                [p.cost],
+                [p.mean],
                 s=60 if on_front else 30,
                 zorder=3,
-                color="tab:red" if on_front else "tab:blue",
+                color=colour,
                 edgecolors="black" if on_front else "none",
             )
         if front:
@@ -552,17 +592,24 @@ def plot_speed_accuracy(rows: Sequence[RunRow], path: str) -> None:
                 where="post",
                 color="tab:red",
                 alpha=0.6,
-                label="Pareto front",
+                label="Pareto front"
+                + (" (of the means)" if any(len(p.accuracies) > 1 for p in chosen) else ""),
             )
             ax.legend(loc="best", fontsize=8)
         ax.set_xscale("log")
         ax.margins(x=0.2, y=0.08)  # room for the labels of the outermost points
-        labels = [r.model if r.stream == RGB else f"{r.model} ({r.stream})" for r in chosen]
+        labels = [
+            p.label + (f" ({len(p.accuracies)} runs)" if len(p.accuracies) > 1 else "")
+            for p in chosen
+        ]
         _annotate_without_overlap(ax, points, labels, fontsize=7)
         ax.set_xlabel(
             f"G multiply-adds per {FULL_SIZE[0]}x{FULL_SIZE[1]}² clip, full-width network (log)"
         )
-        ax.set_ylabel("video top-1 (%)")
+        several = any(len(p.accuracies) > 1 for p in chosen)
+        ax.set_ylabel(
+            "video top-1 (%)" + (", mean (bar: lowest to highest run)" if several else "")
+        )
         ax.set_title(dataset)
         ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()

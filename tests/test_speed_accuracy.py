@@ -436,3 +436,28 @@ def test_two_stream_pairs_parse_or_are_refused_in_one_sentence():
             speed_accuracy.parse_pairs([bad])
     with pytest.raises(SystemExit):
         speed_accuracy.main(["--out=/tmp/nowhere"])  # no runs at all: a usage error
+
+
+def test_seeds_of_one_model_are_one_plotted_point_at_their_mean():
+    def row(model, top1, seed, dataset="d"):
+        return speed_accuracy.RunRow(
+            run=f"{model}-s{seed}",
+            workdir="",
+            model=model,
+            dataset=dataset,
+            num_classes=10,
+            num_frames=13,
+            crop_size=48,
+            step=10,
+            params=1,
+            full_gmacs=64.2 if "s3d" in model else 111.2,
+            video_top1=top1,
+        )
+
+    rows = [row("tiny_s3d", 0.80, 0), row("tiny_i3d", 0.90, 0), row("tiny_s3d", 0.90, 1)]
+    points = speed_accuracy.model_points(rows)
+    assert [p.label for p in points] == ["tiny_s3d", "tiny_i3d"]
+    assert points[0].accuracies == pytest.approx([80.0, 90.0])
+    assert points[0].mean == pytest.approx(85.0)
+    # The front is over the means: S3D's mean (85) is cheaper but below I3D's 90, so both lie on it.
+    assert speed_accuracy.pareto_front([(p.cost, p.mean) for p in points]) == [0, 1]
