@@ -17,7 +17,8 @@ Schema (every run reads exactly these fields):
   model.dtype           compute dtype 'float32' | 'bfloat16' (parameters stay float32)
   model.dropout_rate    dropout before the logits
   model.remat           rematerialise Inception blocks in the backward pass (saves memory)
-  model.kernel_init     conv initialiser: 'tf_slim' (stddev 0.01) | 'he' (fan-in scaled)
+  model.kernel_init     conv initialiser: 'tf_slim' (stddev 0.01) | 'he' (fan-in scaled) |
+                        'he_centre' (He at a 3D kernel's centre tap, zeros at the others)
   data.name             TFDS name 'synthetic_motion/<config>', another dataset, or 'in_memory'
   data.modality         'rgb' | 'flow': what the dataset stores (flow: TV-L1, 2 channels)
   data.data_dir         TFDS data folder (None: the library default)

@@ -285,3 +285,23 @@ def test_self_gating_zero_weights_halve_and_cost_c_squared():
     macs_plain = cost.program_macs(lambda v, x: plain.apply(v, x, train=False), plain_vars, x)
     assert macs - macs_plain == 2 * 8 * 8  # batch of 2 clips
     assert (macs - macs_plain) / macs_plain < 0.01
+
+
+def test_he_centre_init_starts_a_3d_conv_as_a_per_frame_2d_conv():
+    """'he_centre': only the centre tap is drawn (He, fan-in of the 2D kernel), so each output
+    frame depends on its own input frame alone until training moves the other taps."""
+    shape = (3, 3, 3, 16, 32)
+    kernel = layers.he_centre_init(jax.random.key(0), shape)
+    np.testing.assert_array_equal(kernel[0], 0.0)
+    np.testing.assert_array_equal(kernel[2], 0.0)
+    # Truncated at 2 std, flax's variance scaling corrects the spread to sqrt(2 / fan_in).
+    assert float(jnp.std(kernel[1])) == pytest.approx(np.sqrt(2 / (3 * 3 * 16)), rel=0.1)
+    conv = layers.Conv3D(8, (3, 3, 3), kernel_init=layers.KERNEL_INITS["he_centre"])
+    clip = jax.random.normal(jax.random.key(1), (1, 5, 8, 8, 4))
+    variables = conv.init(jax.random.key(2), clip)
+    changed = clip.at[:, 2].multiply(-3.0)  # only frame 2 differs
+    difference = jnp.abs(conv.apply(variables, changed) - conv.apply(variables, clip))
+    assert float(difference[:, 2].max()) > 0.1
+    np.testing.assert_array_equal(np.asarray(difference[:, [0, 1, 3, 4]]), 0.0)
+    # A 1-tap kernel is plain He.
+    assert layers.he_centre_init(jax.random.key(0), (1, 3, 3, 16, 32)).shape == (1, 3, 3, 16, 32)

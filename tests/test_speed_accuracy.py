@@ -18,6 +18,7 @@ from models_testing import lively
 from experiments import paper_study, speed_accuracy, synthetic_motion
 from video_s3d import evaluate
 from video_s3d.data.dataset_info import DatasetInfo
+from video_s3d.errors import UserError
 
 NUM_VIDEOS = 1000  # synthetic_motion 1.5.0's validation split
 BATCH = 16
@@ -264,6 +265,25 @@ def test_the_archive_keeps_finished_runs_for_a_later_study(study_dir, tmp_path):
     assert [f.verdict for f in found] == [paper_study.REPRODUCED] * 5
     findings = [(tmp_path / d / paper_study.FINDINGS_FILE).read_text() for d in ("out", "out2")]
     assert findings[0] == findings[1]
+
+
+def test_findings_of_an_earlier_recipes_runs_without_training(study_dir, tmp_path, capsys):
+    """`--workdirs` writes the table and findings.md of finished runs that the study itself
+    refuses to reuse, because another recipe trained them."""
+    earlier = tmp_path / "earlier"
+    shutil.copytree(study_dir, earlier, ignore=shutil.ignore_patterns("unfinished"))
+    config_file = earlier / "tiny_s3d-order-s2" / "config.json"
+    config = json.loads(config_file.read_text())
+    config["model"]["kernel_init"] = "he"  # session 13's recipe
+    config_file.write_text(json.dumps(config))
+    with pytest.raises(UserError, match="tiny_s3d-order-s2: model.kernel_init"):
+        paper_study.run_study(str(earlier), str(tmp_path / "refused"), log=lambda _: None)
+    out = tmp_path / "out"
+    assert paper_study.main([f"--workdirs={earlier}/*", f"--out={out}"]) == 0
+    assert "| 3 | At equal cost" in (out / paper_study.FINDINGS_FILE).read_text()
+    assert (out / "speed_accuracy.png").exists()
+    assert paper_study.main([f"--workdirs={tmp_path}/none*", f"--out={out}"]) == 2
+    assert "holds no finished run (result.json)" in capsys.readouterr().err
 
 
 def test_runs_on_different_dataset_versions_are_flagged(study_dir, tmp_path):

@@ -91,7 +91,8 @@ class NetworkSpec:
     dropout_rate: float = 0.2
     temporal_padding: str = "zero"  # 'edge': exact 2D -> 3D inflation (layers.py)
     # Conv kernels' initialiser (layers.KERNEL_INITS): 'tf_slim' (stddev 0.01, the reference)
-    # or 'he' (fan-in scaled; the synthetic study's choice for training from scratch).
+    # 'he' (fan-in scaled, for training from scratch) or 'he_centre' (He at a 3D kernel's
+    # centre tap, zeros elsewhere: each 3D conv starts per-frame; the synthetic study's).
     kernel_init: str = "tf_slim"
 
     def __post_init__(self):

@@ -181,7 +181,8 @@ def create(name: str, num_classes: int, **overrides) -> VideoInception:
     dropout_rate, remat (rematerialise each Inception block in the backward pass),
     width_multiplier, min_channels, temporal_padding ('zero', the reference, or 'edge':
     padded frames copy the clip's end frames, which makes 2D -> 3D inflation exact; see
-    models/inflate.py), kernel_init ('tf_slim', the reference's stddev 0.01, or 'he': fan-in
-    scaled, for training from scratch; layers.KERNEL_INITS).
+    models/inflate.py), kernel_init ('tf_slim', the reference's stddev 0.01; 'he': fan-in
+    scaled, for training from scratch; 'he_centre': He at each 3D kernel's centre tap only;
+    layers.KERNEL_INITS).
     """
     return create_from_spec(get_spec(name), num_classes, **overrides)
