@@ -560,6 +560,7 @@ def plot_speed_accuracy(rows: Sequence[RunRow], path: str) -> None:
     for ax, dataset in zip(axes[0], datasets):
         chosen = model_points([r for r in rows if panel(r) == dataset])
         points = [(p.cost, p.mean) for p in chosen]
+        several = any(len(p.accuracies) > 1 for p in chosen)  # seeds: points are means
         front = set(pareto_front(points))
         for i, p in enumerate(chosen):
             on_front = i in front
@@ -592,8 +593,7 @@ def plot_speed_accuracy(rows: Sequence[RunRow], path: str) -> None:
                 where="post",
                 color="tab:red",
                 alpha=0.6,
-                label="Pareto front"
-                + (" (of the means)" if any(len(p.accuracies) > 1 for p in chosen) else ""),
+                label="Pareto front" + (" (of the means)" if several else ""),
             )
             ax.legend(loc="best", fontsize=8)
         ax.set_xscale("log")
@@ -606,7 +606,6 @@ def plot_speed_accuracy(rows: Sequence[RunRow], path: str) -> None:
         ax.set_xlabel(
             f"G multiply-adds per {FULL_SIZE[0]}x{FULL_SIZE[1]}² clip, full-width network (log)"
         )
-        several = any(len(p.accuracies) > 1 for p in chosen)
         ax.set_ylabel(
             "video top-1 (%)" + (", mean (bar: lowest to highest run)" if several else "")
         )

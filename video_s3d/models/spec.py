@@ -90,7 +90,7 @@ class NetworkSpec:
     padding: str = "same"
     dropout_rate: float = 0.2
     temporal_padding: str = "zero"  # 'edge': exact 2D -> 3D inflation (layers.py)
-    # Conv kernels' initialiser (layers.KERNEL_INITS): 'tf_slim' (stddev 0.01, the reference)
+    # Conv kernels' initialiser (layers.KERNEL_INITS): 'tf_slim' (stddev 0.01, the reference),
     # 'he' (fan-in scaled, for training from scratch) or 'he_centre' (He at a 3D kernel's
     # centre tap, zeros elsewhere: each 3D conv starts per-frame; the synthetic study's).
     kernel_init: str = "tf_slim"
