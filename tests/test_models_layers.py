@@ -46,6 +46,8 @@ def test_conv_and_pool_lowerings_compute_the_native_ops(lowering):
         # get no kernel tap in the phase-split input gradient).
         ((3, 1, 1), (2, 2, 2)),
         ((1, 1, 1), (1, 2, 2)),
+        # A 1 x k spatial kernel: its kernel gradient runs over columns.
+        ((1, 1, 3), (1, 1, 2)),
     ]
     kernels = [
         jax.random.normal(jax.random.fold_in(key2, i), (*k, 3, 4)) for i, (k, _) in enumerate(cases)

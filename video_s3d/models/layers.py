@@ -164,9 +164,6 @@ def _shifted_slices(
 
 
 _NHWC = ("NHWC", "HWIO", "NHWC")
-# Above this many elements the kernel gradient's patch matrix is not built whole (one matmul
-# per kernel tap instead): 64M float32 = 256 MiB of transient memory.
-_MAX_PATCH_ELEMENTS = 64 * 2**20
 
 
 def _conv2d_xla(x, kernel, strides, pads):
@@ -214,28 +211,36 @@ def _strided_input_gradient(grad_y, kernel, strides, pads, x_shape):
     return padded[:, pads[0][0] : pads[0][0] + height, pads[1][0] : pads[1][0] + width]
 
 
-def _kernel_gradient_by_rows(x, grad_y, kernel_shape, stride, pads):
-    """Kernel gradient of a (kh x 1) conv with stride (s, 1), as one 1D conv over rows whose
-    batch is the input channels and whose features are the (N, W) positions: the
-    contraction over N*W is what matmul kernels are good at. 2.1x faster than the im2col
-    matmul for a stride-2 (7 x 1) temporal conv over 2 x 16 x 112^2 x 64 (206 vs 441 ms)."""
-    kh, _, cin, cout = kernel_shape
-    n, height, width, _ = x.shape
-    lhs = x.transpose(3, 1, 0, 2).reshape(cin, height, n * width)
-    rhs = grad_y.transpose(1, 0, 2, 3).reshape(grad_y.shape[1], n * width, cout)
+def _kernel_gradient_by_rows(x, grad_y, kernel_shape, strides, pads):
+    """Kernel gradient of a (kh x kw) conv, kh > 1, as one 1D conv over rows whose batch is
+    the (column tap, input channel) pairs and whose features are the (N, output column)
+    positions: the contraction over N * W is what matmul kernels are good at, and only kw
+    strided column copies of the input are made (im2col makes kh * kw). Against the im2col
+    matmul (2-core AVX-512 machine, loaded, min of 3-5 alternating calls): the stride-2
+    (7 x 1) temporal conv over 2 x 16 x 112^2 x 64, 206 vs 441 ms (session 11); the 7 x 7
+    stride-2 stem over 32 x 224^2 x 3, 367 vs 677 ms; a 3 x 3 conv 128 -> 192 at 16 x 28^2,
+    128 vs 161 ms (session 15)."""
+    kh, kw, cin, cout = kernel_shape
+    n, height, _, _ = x.shape
+    out_h, out_w = grad_y.shape[1:3]
+    (sh, sw), (pads_h, pads_w) = strides, pads
+    if tuple(pads_w) != (0, 0):
+        x = jnp.pad(x, [(0, 0), (0, 0), pads_w, (0, 0)])
+    span = (out_w - 1) * sw + 1
+    columns = jnp.stack([lax.slice_in_dim(x, b, b + span, sw, axis=2) for b in range(kw)])
+    lhs = columns.transpose(0, 4, 2, 1, 3).reshape(kw * cin, height, n * out_w)
+    rhs = grad_y.transpose(1, 0, 2, 3).reshape(out_h, n * out_w, cout)
     out = lax.conv_general_dilated(
-        lhs, rhs, (1,), [pads], rhs_dilation=(stride,), dimension_numbers=("NWC", "WIO", "NWC")
-    )  # [cin, >= kh, cout]: the rows past the last tap are cut below
-    return out[:, :kh].transpose(1, 0, 2).reshape(kernel_shape)
+        lhs, rhs, (1,), [pads_h], rhs_dilation=(sh,), dimension_numbers=("NWC", "WIO", "NWC")
+    )  # [kw * cin, >= kh, cout]: the rows past the last tap are cut below
+    return out[:, :kh].reshape(kw, cin, kh, cout).transpose(2, 0, 1, 3)
 
 
 def _conv2d_backward(strides, pads, residuals, grad_y):
     """Input gradient: XLA's own (a transposed conv, as fast as the forward pass for stride
-    1), per phase for strided convs (`_strided_input_gradient`). Kernel gradient: for a
-    (k x 1) kernel, a 1D conv over rows (`_kernel_gradient_by_rows`); otherwise
-    dK[a, b] = sum over output positions of x_pad[s*i + a, s*j + b]^T dY[i, j], i.e. the
-    strided input patches times dY as one matmul (patches side by side, im2col) or, for
-    large inputs, one matmul per kernel tap; float32 accumulation."""
+    1), per phase for strided convs (`_strided_input_gradient`). Kernel gradient: one
+    matmul of the (strided) input and dY for a 1 x 1 kernel, otherwise a 1D conv over rows
+    (`_kernel_gradient_by_rows`; over columns for a 1 x k kernel); float32 accumulation."""
     x, kernel = residuals
     if tuple(strides) == (1, 1):
         _, input_vjp = jax.vjp(lambda x: _conv2d_xla(x, kernel, strides, pads), x)
@@ -243,33 +248,29 @@ def _conv2d_backward(strides, pads, residuals, grad_y):
     else:
         grad_x = _strided_input_gradient(grad_y, kernel, strides, pads, x.shape)
     kh, kw, cin, cout = kernel.shape
-    if kh > 1 and kw == 1 and strides[1] == 1 and tuple(pads[1]) == (0, 0):
-        grad_k = _kernel_gradient_by_rows(x, grad_y, kernel.shape, strides[0], pads[0])
-        return grad_x, grad_k.astype(kernel.dtype)
-    n, out_h, out_w, _ = grad_y.shape
-    x_pad = jnp.pad(x, [(0, 0), pads[0], pads[1], (0, 0)])
-    taps = [
-        lax.slice(
-            x_pad,
-            (0, a, b, 0),
-            (n, a + (out_h - 1) * strides[0] + 1, b + (out_w - 1) * strides[1] + 1, cin),
-            (1, strides[0], strides[1], 1),
-        ).reshape(-1, cin)
-        for a in range(kh)
-        for b in range(kw)
-    ]
-    dy = grad_y.reshape(-1, cout)
-
-    def patches_t_dy(patches):  # [M, K]^T [M, cout] -> [K, cout]
-        return lax.dot_general(
-            patches, dy, (((0,), (0,)), ((), ())), preferred_element_type=jnp.float32
+    if kh > 1:
+        grad_k = _kernel_gradient_by_rows(x, grad_y, kernel.shape, strides, pads)
+    elif kw > 1:  # rows and columns swapped
+        swapped = _kernel_gradient_by_rows(
+            x.transpose(0, 2, 1, 3),
+            grad_y.transpose(0, 2, 1, 3),
+            (kw, kh, cin, cout),
+            strides[::-1],
+            pads[::-1],
         )
-
-    if len(taps) == 1 or dy.shape[0] * kh * kw * cin <= _MAX_PATCH_ELEMENTS:
-        grad_k = patches_t_dy(jnp.concatenate(taps, axis=1) if len(taps) > 1 else taps[0])
-    else:
-        grad_k = jnp.concatenate([patches_t_dy(tap) for tap in taps], axis=0)
-    return grad_x, grad_k.reshape(kernel.shape).astype(kernel.dtype)
+        grad_k = swapped.transpose(1, 0, 2, 3)
+    else:  # dK = x[s*i, s*j]^T dY[i, j], summed over every output position
+        n, out_h, out_w, _ = grad_y.shape
+        x_pad = jnp.pad(x, [(0, 0), pads[0], pads[1], (0, 0)])
+        end = (n, (out_h - 1) * strides[0] + 1, (out_w - 1) * strides[1] + 1, cin)
+        sampled = lax.slice(x_pad, (0, 0, 0, 0), end, (1, *strides, 1)).reshape(-1, cin)
+        grad_k = lax.dot_general(
+            sampled,
+            grad_y.reshape(-1, cout),
+            (((0,), (0,)), ((), ())),
+            preferred_element_type=jnp.float32,
+        ).reshape(kernel.shape)
+    return grad_x, grad_k.astype(kernel.dtype)
 
 
 _conv2d.defvjp(_conv2d_forward, _conv2d_backward)
@@ -289,7 +290,7 @@ def _hand_written_gradient(kernel_shape, output_hw) -> bool:
     choice = _window_ops.get()
     if choice == "unrolled_vjp":
         return True
-    if choice == "unrolled":
+    if choice == "unrolled" or not _unrolled():  # 'native', and 'auto' off the CPU
         return False
     kh, kw = kernel_shape[:2]
     return kh == 1 or kw == 1 or output_hw[0] * output_hw[1] >= _VJP_MIN_OUTPUT_PIXELS
