@@ -8,6 +8,7 @@ memory analysis of compiled programs that are never run.
 from __future__ import annotations
 
 import json
+import os
 import re
 import statistics
 import subprocess
@@ -99,10 +100,30 @@ def lowering_speedup(
     }
 
 
+# glibc settings that keep freed memory for reuse (one arena, no mmap'd chunks, no trim).
+# PyTorch's step faulted in about 570k fresh pages (2.2 GB) per step with the defaults; with
+# these, 6-16k, and its step took 1856 and 2041 ms against 2666-3085 ms (session 16, one
+# process each, idle 2-core machine). Ours faulted 330k pages and gained nothing measurable:
+# its kernel time fell 0.7 s per step but its user time rose by as much (session 16), so
+# the bench shows PyTorch both ways and leaves ours on the defaults.
+TUNED_MALLOC_ENV = {
+    "MALLOC_ARENA_MAX": "1",
+    "MALLOC_MMAP_MAX_": "0",
+    "MALLOC_TRIM_THRESHOLD_": str(10**11),
+}
+
+
 def torch_step_ms(
-    torch_python: str, batch: int, frames: int, size: int, threads: int, steps: int
+    torch_python: str,
+    batch: int,
+    frames: int,
+    size: int,
+    threads: int,
+    steps: int,
+    env: dict[str, str] | None = None,
 ) -> dict:
-    """torchvision S3D's training step in another interpreter (video_s3d/bench_torch.py)."""
+    """torchvision S3D's training step in another interpreter (video_s3d/bench_torch.py),
+    with `env` added to its environment."""
     script = __file__.replace("bench_figures.py", "bench_torch.py")
     result = subprocess.run(
         [
@@ -117,6 +138,7 @@ def torch_step_ms(
         capture_output=True,
         text=True,
         check=False,
+        env={**os.environ, **(env or {})},
     )
     if result.returncode:
         raise RuntimeError(f"torch benchmark failed:\n{result.stderr[-2000:]}")
@@ -135,8 +157,9 @@ def versus_torch(
     lowerings: tuple[str, ...] = (NEW_LOWERING, OLD_LOWERING),
 ) -> dict:
     """s3d_torchvision (each of `lowerings`; the first is reported as ours) against
-    torchvision's S3D, same shapes; torch's rounds alternate with ours. Without
-    `torch_python`, only ours (torch: None)."""
+    torchvision's S3D, same shapes; torch's rounds alternate with ours, once with glibc's
+    default allocator settings and once with TUNED_MALLOC_ENV. Without `torch_python`, only
+    ours (torch: None)."""
     programs = {}
     for lowering in lowerings:
         start = time.perf_counter()
@@ -144,7 +167,7 @@ def versus_torch(
         progress(f"  s3d_torchvision {lowering}: compiled in {time.perf_counter() - start:.0f} s")
         programs[lowering] = lambda compiled=compiled, args=args: compiled(*args)
     ours = {key: [] for key in programs}
-    theirs = []
+    theirs, theirs_tuned = [], []
     for run in programs.values():
         jax.block_until_ready(run())
     for r in range(rounds):
@@ -154,6 +177,13 @@ def versus_torch(
         if torch_python:
             theirs.append(torch_step_ms(torch_python, batch, frames, size, threads, steps))
             progress(f"  round {r + 1}/{rounds} torch: {theirs[-1]['train_ms']:.0f} ms")
+            theirs_tuned.append(
+                torch_step_ms(torch_python, batch, frames, size, threads, steps, TUNED_MALLOC_ENV)
+            )
+            progress(
+                f"  round {r + 1}/{rounds} torch, tuned malloc: "
+                f"{theirs_tuned[-1]['train_ms']:.0f} ms"
+            )
     medians = {key: statistics.median(values) for key, values in ours.items()}
     row = {
         "shape": f"{batch}x{frames}x{size}x{size}",
@@ -168,6 +198,8 @@ def versus_torch(
         row["torch_version"] = theirs[0]["torch"]
         row["speed_vs_torch"] = row["torch_ms"] / row["jax_ms"]
         row["speed_vs_torch_by_lowering"] = {k: row["torch_ms"] / v for k, v in medians.items()}
+        row["torch_tuned_malloc_ms"] = statistics.median(t["train_ms"] for t in theirs_tuned)
+        row["speed_vs_torch_tuned_malloc"] = row["torch_tuned_malloc_ms"] / row["jax_ms"]
     return row
 
 
