@@ -397,3 +397,44 @@ def test_fused_decode_equals_whole_frame_decode_then_crop_exactly():
         raw = tf.image.decode_and_crop_jpeg(jpegs[0], window, channels=3).numpy()
         raw_op_differs |= not np.array_equal(raw, whole[0])
     assert raw_op_differs  # the widening is what makes them equal
+
+
+def test_a_slice_of_a_split_reads_exactly_its_videos(data_dir, ramp_shards):
+    # DMVR shards: 12 records, which go round-robin into 2 shards and are read in file order.
+    dmvr_source = sources.get(ramp_shards)
+    assert [dmvr_source.split_size(s) for s in ("train[:5]", "train[4:]", "train[10:20]")] == [
+        5,
+        8,
+        2,
+    ]
+    batch = next(
+        pipeline.eval_batches(
+            ramp_shards,
+            split="train[3:7]",
+            batch_size=4,
+            num_frames=6,
+            crop_size=40,
+            process_index=0,
+            process_count=1,
+        )
+    )
+    file_order = list(range(0, 12, 2)) + list(range(1, 12, 2))
+    assert list(batch["video_index"]) == [0, 1, 2, 3]  # counted from the slice's start
+    assert list(batch["label"]) == [i % 3 for i in file_order[3:7]]
+    # TFDS: the slice's clips are the whole split's videos 1 and 2, pixel for pixel.
+    kwargs = dict(
+        data_dir=data_dir,
+        batch_size=2,
+        num_frames=4,
+        crop_size=16,
+        process_index=0,
+        process_count=1,
+    )
+    assert sources.get(TINY, data_dir).split_size("train[:3]") == 3
+    whole = next(pipeline.eval_batches(TINY, split="validation", **{**kwargs, "batch_size": 3}))
+    part = next(pipeline.eval_batches(TINY, split="validation[1:3]", **kwargs))
+    np.testing.assert_array_equal(part["video"], whole["video"][1:3])
+    np.testing.assert_array_equal(part["label"], whole["label"][1:3])
+    for bad in ("train[:10%]", "train[-5:]", "train[3]"):
+        with pytest.raises(errors.UserError, match="slice of one by video counts"):
+            dmvr_source.split_size(bad)

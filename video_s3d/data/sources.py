@@ -12,6 +12,7 @@ import dataclasses
 import importlib
 import logging
 import os
+import re
 import urllib.parse
 from typing import Mapping, Sequence
 
@@ -238,12 +239,12 @@ class TfdsSource:
 
     def split_size(self, split: str) -> int:
         sizes = self.info().split_sizes
-        if split not in sizes:
+        base = split_range(split)[0]
+        if base not in sizes:
             raise UserError(
-                f"Dataset {self.name} has no split {split!r}: use one of "
-                f"{', '.join(sorted(sizes))}."
+                f"Dataset {self.name} has no split {base!r}: use one of {', '.join(sorted(sizes))}."
             )
-        return sizes[split]
+        return _sliced_size(split, sizes[base])
 
     def read(
         self, split: str, start: int, stop: int, *, shuffle_files: bool = False, seed: int = 0
@@ -259,8 +260,9 @@ class TfdsSource:
         read_config = tfds.ReadConfig(shuffle_seed=seed, try_autocache=False)
         # A flow video's frames are (x, y) grayscale JPEG pairs: 'jpegs' is then string [N, 2].
         keys = ("flow_x", "flow_y") if self.modality == "flow" else ("video",)
+        base, lo, _ = split_range(split)
         ds = self.builder.as_dataset(
-            split=f"{split}[{start}:{stop}]",
+            split=f"{base}[{lo + start}:{lo + stop}]",
             shuffle_files=shuffle_files,
             read_config=read_config,
             decoders={key: tfds.decode.SkipDecoding() for key in keys},
@@ -280,6 +282,32 @@ class TfdsSource:
             },
             num_parallel_calls=tf.data.AUTOTUNE,
         )
+
+
+_SLICE = re.compile(r"^(?P<base>[\w-]+)\[(?P<lo>\d*):(?P<hi>\d*)\]$")
+
+
+def split_range(split: str) -> tuple[str, int, int | None]:
+    """(split, first video, end or None) of a split name, which may carry TFDS's slice syntax
+    with video counts: 'train[:300]' is the first 300 training videos (a data-scarce run),
+    'train[300:]' the rest. Percentages are not accepted: a count names the same videos
+    whatever the split's size."""
+    if "[" not in split:
+        return split, 0, None
+    match = _SLICE.match(split)
+    if match is None:
+        raise UserError(
+            f"Split {split!r} is not a split name or a slice of one by video counts, "
+            "e.g. train, train[:300] or train[300:600]."
+        )
+    lo = int(match["lo"] or 0)
+    hi = int(match["hi"]) if match["hi"] else None
+    return match["base"], lo, hi
+
+
+def _sliced_size(split: str, whole: int) -> int:
+    _, lo, hi = split_range(split)
+    return max(0, min(whole if hi is None else hi, whole) - lo)
 
 
 def _class_names(features) -> tuple[str, ...]:
@@ -373,11 +401,12 @@ class DmvrSource:
 
     def split_size(self, split: str) -> int:
         """Records in the split's shards, every label checked on the way (read once, cached)."""
-        if split not in self._sizes:
-            files = self.files(split)
-            logging.info("Counting records in %d DMVR shards of %s...", len(files), split)
-            self._sizes[split] = sum(self._count_and_check(path) for path in files)
-        return self._sizes[split]
+        base = split_range(split)[0]
+        if base not in self._sizes:
+            files = self.files(base)
+            logging.info("Counting records in %d DMVR shards of %s...", len(files), base)
+            self._sizes[base] = sum(self._count_and_check(path) for path in files)
+        return _sliced_size(split, self._sizes[base])
 
     def _count_and_check(self, path: str, batch: int = 4096) -> int:
         """Records in one shard; a UserError naming the record whose label is not a class.
@@ -432,18 +461,20 @@ class DmvrSource:
     def read(
         self, split: str, start: int, stop: int, *, shuffle_files: bool = False, seed: int = 0
     ) -> tf.data.Dataset:
-        files = self.files(split)
+        base, lo, _ = split_range(split)
+        files = self.files(base)
         if stop <= start:
             return _empty_raw()
         # Records are read in file order (shuffle_files and seed are ignored: the position in
-        # that order is the video index, and the train shuffle buffer does the mixing).
+        # that order, counted from the slice's start, is the video index, and the train
+        # shuffle buffer does the mixing).
         del shuffle_files, seed
         ds = tf.data.TFRecordDataset(files)
-        ds = ds.enumerate().skip(start).take(stop - start)
+        ds = ds.enumerate().skip(lo + start).take(stop - start)
         return ds.map(
             lambda index, record: {
                 **dmvr.parse(record, dmvr.FLOW_KEY if self.modality == "flow" else dmvr.IMAGE_KEY),
-                "video_index": tf.cast(index, tf.int32),
+                "video_index": tf.cast(index - lo, tf.int32),
             },
             num_parallel_calls=tf.data.AUTOTUNE,
         )
