@@ -181,10 +181,16 @@ def endpoint_frames(
 def get_sweep(arg: str | None = None) -> list[runs_lib.Run]:
     """Every model on every task. Argument string: steps=<training steps per run>, seeds=<N>,
     data_dir=<TFDS folder for the generated datasets> (default: TFDS's own), quick (only
-    QUICK_RUNS: a subset of the full study's runs)."""
-    arg = parse_arg(arg, steps=DEFAULT_STEPS, seeds=DEFAULT_SEEDS, data_dir="", quick=False)
-    if arg.steps < 1 or arg.seeds < 1:
-        raise ValueError(f"steps={arg.steps} and seeds={arg.seeds} must be at least 1.")
+    QUICK_RUNS: a subset of the full study's runs), train_videos=<N> (train on the first N
+    training videos only, `train[:N]`; 0, the default, is all of them)."""
+    arg = parse_arg(
+        arg, steps=DEFAULT_STEPS, seeds=DEFAULT_SEEDS, data_dir="", quick=False, train_videos=0
+    )
+    if arg.steps < 1 or arg.seeds < 1 or arg.train_videos < 0:
+        raise ValueError(
+            f"steps={arg.steps} and seeds={arg.seeds} must be at least 1, "
+            f"train_videos={arg.train_videos} at least 0."
+        )
     overrides = {
         **RUN_SETTINGS,
         "num_train_steps": arg.steps,
@@ -193,6 +199,7 @@ def get_sweep(arg: str | None = None) -> list[runs_lib.Run]:
         "checkpoint_every_steps": arg.steps,
         "cpu_fast_compile": train_state.fast_compile_pays_off(arg.steps),
         **({"data.data_dir": arg.data_dir} if arg.data_dir else {}),
+        **({"data.train_split": f"train[:{arg.train_videos}]"} if arg.train_videos else {}),
     }
     base, heavy = study_models(()), study_models()[len(BASE_MODELS) :]
     runs = [
@@ -816,6 +823,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--data_dir", default="", help="TFDS folder for the generated datasets")
     parser.add_argument(
+        "--train_videos",
+        type=int,
+        default=0,
+        help="train on the first N training videos of each task (train[:N]); 0: all. Use "
+        "its own --workdir and --archive: finished runs of another size are refused",
+    )
+    parser.add_argument(
         "--parallel",
         type=int,
         default=DEFAULT_PARALLEL,
@@ -855,8 +869,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         run_study(
             args.workdir,
             args.out,
-            f"steps={args.steps},seeds={args.num_seeds},data_dir={args.data_dir}"
-            + (",quick" if args.quick else ""),
+            f"steps={args.steps},seeds={args.num_seeds},data_dir={args.data_dir},"
+            f"train_videos={args.train_videos}" + (",quick" if args.quick else ""),
             dry_run=args.dry_run,
             parallel=args.parallel,
             archive=args.archive,

@@ -267,6 +267,18 @@ def test_the_archive_keeps_finished_runs_for_a_later_study(study_dir, tmp_path):
     assert findings[0] == findings[1]
 
 
+def test_a_data_scarce_study_trains_on_a_slice_and_refuses_full_data_runs(study_dir, tmp_path):
+    scarce = paper_study.get_sweep("train_videos=1000")
+    assert [r.name for r in scarce] == [r.name for r in paper_study.get_sweep()]
+    assert {r.overrides["data.train_split"] for r in scarce} == {"train[:1000]"}
+    assert "data.train_split" not in paper_study.get_sweep()[0].overrides
+    # The fixture's runs used every training video: reporting them as this study's is refused.
+    with pytest.raises(UserError, match="trained with other settings"):
+        paper_study.run_study(
+            str(study_dir), str(tmp_path / "out"), "train_videos=1000", log=lambda line: None
+        )
+
+
 def test_findings_of_an_earlier_recipes_runs_without_training(study_dir, tmp_path, capsys):
     """`--workdirs` writes the table and findings.md of finished runs that the study itself
     refuses to reuse, because another recipe trained them."""
