@@ -10,7 +10,8 @@ Sections:
               gradients) and today's default ('auto': the hand-written conv VJP where it
               measured faster), alternating rounds.
   torch       s3d_torchvision at --torch_shape (default 2x16x224^2) against torchvision's S3D
-              (video_s3d/bench_torch.py in --torch_python's interpreter, --threads threads),
+              (video_s3d/bench_torch.py in --torch_python's interpreter, --threads threads,
+              with glibc's default allocator and with bench_figures.TUNED_MALLOC_ENV),
               alternating rounds. Without --torch_python only our two lowerings are timed.
   all_reduce  all-reduces in the compiled data-parallel train step on --cpu_devices devices.
   memory      per-clip training memory with and without per-block remat at --memory_shape
@@ -118,11 +119,12 @@ def _all_reduces_in_child(cpu_devices: int) -> dict:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.sections == ["all_reduce"]:
+    # The all-reduce count needs simulated devices, which slow every timed section (8 made the
+    # full-size training step 7% slower, 2765 vs 2570 ms, session 16; every PyTorch comparison
+    # before then ran under them). Alone, it runs here; beside other sections, in a child.
+    all_reduce_here = args.sections == ["all_reduce"]
+    if all_reduce_here:
         # Before JAX starts: simulated devices for the data-parallel HLO (a no-op off CPU).
-        # Only in a process that times nothing: 8 simulated devices made the full-size
-        # training step 7% slower (2765 vs 2570 ms, session 16), and before session 16 every
-        # PyTorch comparison of this bench ran under them.
         os.environ["XLA_FLAGS"] = (
             os.environ.get("XLA_FLAGS", "")
             + f" --xla_force_host_platform_device_count={args.cpu_devices}"
@@ -196,7 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "all_reduce" in args.sections:
         row = (
             figures.gradient_all_reduces()
-            if args.sections == ["all_reduce"]
+            if all_reduce_here
             else _all_reduces_in_child(args.cpu_devices)
         )
         report["all_reduce"] = row

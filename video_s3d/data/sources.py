@@ -239,12 +239,12 @@ class TfdsSource:
 
     def split_size(self, split: str) -> int:
         sizes = self.info().split_sizes
-        base = split_range(split)[0]
+        base, lo, hi = split_range(split)
         if base not in sizes:
             raise UserError(
                 f"Dataset {self.name} has no split {base!r}: use one of {', '.join(sorted(sizes))}."
             )
-        return _sliced_size(split, sizes[base])
+        return _slice_length(lo, hi, sizes[base])
 
     def read(
         self, split: str, start: int, stop: int, *, shuffle_files: bool = False, seed: int = 0
@@ -305,8 +305,8 @@ def split_range(split: str) -> tuple[str, int, int | None]:
     return match["base"], lo, hi
 
 
-def _sliced_size(split: str, whole: int) -> int:
-    _, lo, hi = split_range(split)
+def _slice_length(lo: int, hi: int | None, whole: int) -> int:
+    """Videos in [lo, hi) of a split of `whole` videos (hi None: to the end)."""
     return max(0, min(whole if hi is None else hi, whole) - lo)
 
 
@@ -401,12 +401,12 @@ class DmvrSource:
 
     def split_size(self, split: str) -> int:
         """Records in the split's shards, every label checked on the way (read once, cached)."""
-        base = split_range(split)[0]
+        base, lo, hi = split_range(split)
         if base not in self._sizes:
             files = self.files(base)
             logging.info("Counting records in %d DMVR shards of %s...", len(files), base)
             self._sizes[base] = sum(self._count_and_check(path) for path in files)
-        return _sliced_size(split, self._sizes[base])
+        return _slice_length(lo, hi, self._sizes[base])
 
     def _count_and_check(self, path: str, batch: int = 4096) -> int:
         """Records in one shard; a UserError naming the record whose label is not a class.
