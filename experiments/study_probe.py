@@ -53,8 +53,8 @@ def render_split(
         )
         rng = np.random.default_rng((PROBE_DATA_SEED, split, i))
         frames_kept = np.arange(start, start + span, stride)
-        if task == "order":
-            scene = synthetic_render.make_order_scene(int(labels[i]), rng, RENDER_FRAMES, size)
+        if task in synthetic_render.SCENE_TASKS:
+            scene = synthetic_render.SCENE_TASKS[task](int(labels[i]), rng, RENDER_FRAMES, size)
             clips[i] = synthetic_render.render_scene(scene, size, frames_kept)
         else:
             params = synthetic_render.make_params(task, int(labels[i]), rng, size)
@@ -75,7 +75,9 @@ def probe_config(model: str, task: str, args):
         args.crop_size,
     )
     config.num_train_steps = args.steps
-    config.optim.warmup_steps = args.steps // 10
+    # The study's warm-up (a fraction of the run); before session 17 probes warmed up for a
+    # tenth of the steps, shorter than the study's runs.
+    config.optim.warmup_steps = round(args.steps * paper_study.WARMUP_FRACTION)
     config.cpu_fast_compile = train_state.fast_compile_pays_off(args.steps)
     for override in args.set or ():
         key, _, value = override.partition("=")

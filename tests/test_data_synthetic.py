@@ -239,6 +239,72 @@ def test_built_order_dataset_is_reproducible_with_reversal_partners(tmp_path):
     assert synthetic_base.encode(partner[::-1]) == jpegs
 
 
+# --------------------------------------------------------------------------- the flash_order task
+@pytest.mark.parametrize("label", range(len(synthetic_render.ORDER_CLASSES)))
+def test_flash_order_clip_reversed_is_byte_identical_to_partner_clip(label):
+    assert synthetic_render.reversal_partner("flash_order")[label] == label ^ 1
+    clip = synthetic_render.make_clip("flash_order", label, (5, 2, label), 16, 32)
+    partner_clip = synthetic_render.make_clip("flash_order", label ^ 1, (5, 2, label), 16, 32)
+    np.testing.assert_array_equal(clip[::-1], partner_clip)
+    assert clip[::-1].tobytes() != clip.tobytes()
+    # Deterministic for a seed.
+    again = synthetic_render.make_clip("flash_order", label, (5, 2, label), 16, 32)
+    assert clip.tobytes() == again.tobytes()
+
+
+def _flash_opacities(label: int, seed) -> tuple[dict[str, np.ndarray], list[np.ndarray]]:
+    """The first and second class shapes' opacity per frame, and the other objects'."""
+    first, second = synthetic_render.ORDER_CLASSES[label].split(" then ")
+    scene = synthetic_render.make_flash_order_scene(label, np.random.default_rng(seed), 32, 48)
+    # The flashing objects are drawn last, first shape then second (reversed for odd labels,
+    # whose scene is the even partner's reversed: same draw order).
+    *others, (look_a, states_a), (look_b, states_b) = scene.objects
+    by_shape = {}
+    for look, states in ((look_a, states_a), (look_b, states_b)):
+        by_shape.setdefault(synthetic_render.SHAPES[look.shape], states[:, 4])
+    assert set(by_shape) == {first, second}
+    return {"first": by_shape[first], "second": by_shape[second]}, [s[:, 4] for _, s in others]
+
+
+def test_flash_order_each_shape_flashes_once_the_first_before_the_second():
+    """Both shapes are absent at the clip's ends and fully visible in between (every event
+    both appears and disappears, so no single change tells the order); the first's flash is
+    centred before the second's; every flash lies inside every training window of the study's
+    clip."""
+    time = np.arange(32) / 31
+    for label in range(len(synthetic_render.ORDER_CLASSES)):
+        for i in range(5):
+            flashes, others = _flash_opacities(label, (label, i))
+            centres = {}
+            for name, opacity in flashes.items():
+                assert opacity[0] == 0 and opacity[-1] == 0 and opacity.max() == 1
+                shown = np.flatnonzero(opacity > 0)
+                assert time[shown].min() > 0.23 and time[shown].max() < 0.77
+                centres[name] = (opacity * time).sum() / opacity.sum()
+            assert centres["first"] < centres["second"]
+            assert len(others) <= 1  # the bar, unless absent
+
+
+def test_flash_order_distractors_are_independent_of_the_order():
+    """The bar flashes, stays or is absent, with the same frequencies for a class and its
+    partner."""
+    modes = np.zeros((2, 3))
+    for label in (0, 1):
+        for i in range(150):
+            scene = synthetic_render.make_flash_order_scene(
+                label, np.random.default_rng((7, i)), 16, 32
+            )
+            bars = [
+                s[:, 4]
+                for look, s in scene.objects
+                if synthetic_render.SHAPES[look.shape] == synthetic_render.ORDER_DISTRACTOR
+            ]
+            mode = 2 if not bars else 1 if np.all(bars[0] == 1) else 0
+            modes[label, mode] += 1
+    np.testing.assert_array_equal(modes[0], modes[1])
+    assert modes.min() > 30
+
+
 def test_rendering_chosen_frames_gives_those_frames_of_the_whole_clip():
     keep = np.array([1, 4, 9, 14])
     params = synthetic_render.make_params("motion", 6, np.random.default_rng(2), 32)

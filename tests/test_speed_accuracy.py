@@ -44,7 +44,9 @@ ORDER = {
     "top_heavy_i3d_3": (0.78, 0.08, 0.88),
     "top_heavy_i3d_6": (0.75, 0.10, 0.86),
 }
-SCORES = {"appearance": APPEARANCE, "order": ORDER}
+# flash_order: the same ranking, every model lower.
+FLASH_ORDER = {m: (top1 - 0.1, rev, pair) for m, (top1, rev, pair) in ORDER.items()}
+SCORES = {"appearance": APPEARANCE, "order": ORDER, "flash_order": FLASH_ORDER}
 # Each seed moves every model's accuracy alike (as a shared data order would): pairing by seed
 # removes it.
 SEED_SHIFT = {0: -0.02, 1: 0.0, 2: 0.02}
@@ -135,7 +137,8 @@ def report(study_dir, tmp_path_factory):
 
 def test_table_has_one_row_per_finished_run(report):
     rows, out, lines = report
-    assert len(rows) == (4 * 2 + 4) * 3  # (base models x tasks + heavy on order) x seeds
+    # (base models x tasks + heavy on the two ordered tasks) x seeds
+    assert len(rows) == (4 * 3 + 4 * 2) * 3
     assert any("unfinished: no result.json" in line for line in lines)
     table = (out / "speed_accuracy.md").read_text().splitlines()
     body = [line for line in table if line.startswith("| ") and "---" not in line][1:]
@@ -217,7 +220,9 @@ def test_cut_points_of_the_sweep_ends():
 def test_workdir_lists_and_globs(study_dir):
     first = f"{study_dir}/tiny_i2d-order-s0"
     found = speed_accuracy.find_workdirs([f"{first},{study_dir}/tiny_i2d-*-s0", first])
-    assert found == [first, f"{study_dir}/tiny_i2d-appearance-s0"]
+    assert found == [first] + [
+        f"{study_dir}/tiny_i2d-{t}-s0" for t in ("appearance", "flash_order")
+    ]
 
 
 def test_nothing_to_read_says_what_to_do(tmp_path):
@@ -233,15 +238,15 @@ def test_study_reports_every_finding_from_the_runs(study_dir, tmp_path):
     lines = []
     found = paper_study.run_study(str(study_dir), str(tmp_path / "out"), log=lines.append)
     # Every run was finished: none is started again.
-    assert sum("finished before" in line for line in lines) == 36
+    assert sum("finished before" in line for line in lines) == 60
     assert [f.verdict for f in found] == [paper_study.REPRODUCED] * 5, found
     text = (tmp_path / "out" / paper_study.FINDINGS_FILE).read_text()
-    assert "(36 runs, 3 seeds per model and task)" in text
+    assert "(60 runs, 3 seeds per model and task)" in text
     assert "order: right reversal partner in 50.0% (95% CI" in text  # I2D between partners
     # Gating on order: +10 points every seed; the interval comes from the evaluation floor.
     assert "order: S3D-G 90.0% vs S3D 80.0%, difference +10.0 points (95% CI" in text
     assert "3 seeds; detectable >=" in text
-    assert text.count("top-heavy minus bottom-heavy") == 2  # 2 cuts, on order only
+    assert text.count("top-heavy minus bottom-heavy") == 4  # 2 cuts on each ordered task
     assert (tmp_path / "out" / "cut_points.png").exists()
     assert "Warning" not in text  # every run on the same (here: unrecorded) dataset version
 
@@ -253,15 +258,15 @@ def test_the_archive_keeps_finished_runs_for_a_later_study(study_dir, tmp_path):
     paper_study.run_study(
         str(study_dir), str(tmp_path / "out"), log=lines.append, archive=str(archive)
     )
-    assert any(line.startswith("36 run(s) added to") for line in lines)
+    assert any(line.startswith("60 run(s) added to") for line in lines)
     kept = sorted(p.name for p in (archive / "tiny_s3d-order-s2").iterdir())
     assert kept == ["config.json", "result.json"]  # fixture runs have no run_time.json
     lines.clear()
     found = paper_study.run_study(
         str(tmp_path / "later"), str(tmp_path / "out2"), log=lines.append, archive=str(archive)
     )
-    assert any(line.startswith("36 finished run(s) restored from") for line in lines)
-    assert sum("finished before" in line for line in lines) == 36  # nothing trained
+    assert any(line.startswith("60 finished run(s) restored from") for line in lines)
+    assert sum("finished before" in line for line in lines) == 60  # nothing trained
     assert [f.verdict for f in found] == [paper_study.REPRODUCED] * 5
     findings = [(tmp_path / d / paper_study.FINDINGS_FILE).read_text() for d in ("out", "out2")]
     assert findings[0] == findings[1]

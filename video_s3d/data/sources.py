@@ -76,6 +76,22 @@ _TFDS_DATASETS = {
         crop_area_range=_SYNTHETIC_CROP,
         eval_central_fraction=1.0,
     ),
+    "synthetic_motion/flash_order": _TfdsEntry(
+        "video_s3d.data.builders.synthetic_motion",
+        "SyntheticMotion",
+        "flash_order",
+        generated=True,
+        crop_area_range=_SYNTHETIC_CROP,
+        eval_central_fraction=1.0,
+    ),
+    "synthetic_motion/flash_order_tiny": _TfdsEntry(
+        "video_s3d.data.builders.synthetic_motion",
+        "SyntheticMotion",
+        "flash_order_tiny",
+        generated=True,
+        crop_area_range=_SYNTHETIC_CROP,
+        eval_central_fraction=1.0,
+    ),
     "synthetic_motion/motion_tiny": _TfdsEntry(
         "video_s3d.data.builders.synthetic_motion",
         "SyntheticMotion",

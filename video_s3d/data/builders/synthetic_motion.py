@@ -8,7 +8,10 @@ Configs: `motion` (10 classes in 5 time-reversal pairs; appearance and start pos
 class information, so a frame-order-blind model such as I2D cannot tell partners apart),
 `appearance` (10 classes of object shape x texture, random motion), `order` (10 classes "A
 then B": one shape replaced by another, in 5 time-reversal pairs, with a distractor bar that
-appears, disappears, stays or is absent at random; order matters on top of appearance), and
+appears, disappears, stays or is absent at random; order matters on top of appearance),
+`flash_order` (the same classes, but each shape flashes, fading in and out, and the class is
+which flashes first: no local change tells the order, beside a bar that flashes, stays or is
+absent), and
 `*_tiny` versions (16 frames at 32x32, a few dozen clips) for tests. Every config has a flow
 twin `<config>_flow` (e.g. `motion_flow`): the TV-L1 flow of the same clips, stored by
 `flow_frames` (`motion_flow`: 111,600 frame pairs, a long CPU build; the `_tiny_flow` ones are
@@ -112,7 +115,7 @@ class SyntheticMotion(synthetic_base.SyntheticBuilder):
     """Textured objects on textured, drifting backgrounds; see synthetic_render for the recipe."""
 
     make_examples = staticmethod(make_examples)
-    VERSION = tfds.core.Version("1.5.0")
+    VERSION = tfds.core.Version("1.6.0")
     RELEASE_NOTES = {
         "1.0.0": "First release.",
         "1.1.0": "An off-centre dot on every object makes rotation direction visible; rotating "
@@ -132,11 +135,15 @@ class SyntheticMotion(synthetic_base.SyntheticBuilder):
         "which tiny S3D-G learned in only 8 of 26 probes.",
         "1.5.0": "1,000 validation clips (was 300; the first 300 and the other splits are "
         "byte-identical to 1.4.0), for the study's across-seed comparisons.",
+        "1.6.0": "New `flash_order` configs (every other config is byte-identical to 1.5.0): "
+        "the `order` classes, but each shape flashes (a time-symmetric event) and the class "
+        "is which flashes first, beside a bar that flashes, stays or is absent.",
     }
     BUILDER_CONFIGS = [
         SyntheticMotionConfig(name="motion", task="motion"),
         SyntheticMotionConfig(name="appearance", task="appearance"),
         SyntheticMotionConfig(name="order", task="order"),
+        SyntheticMotionConfig(name="flash_order", task="flash_order"),
         SyntheticMotionConfig(
             name="motion_tiny",
             task="motion",
@@ -153,6 +160,13 @@ class SyntheticMotion(synthetic_base.SyntheticBuilder):
         ),
         SyntheticMotionConfig(
             name="order_tiny", task="order", num_frames=16, image_size=32, split_sizes=_TINY_SPLITS
+        ),
+        SyntheticMotionConfig(
+            name="flash_order_tiny",
+            task="flash_order",
+            num_frames=16,
+            image_size=32,
+            split_sizes=_TINY_SPLITS,
         ),
     ]
     BUILDER_CONFIGS += [
