@@ -6,8 +6,8 @@ dataset is generated on first use; `python -m experiments.quickstart` is the sho
   python -m video_s3d.main --config=experiments/synthetic_motion.py:model=tiny_s3dg \
       --workdir=runs/synthetic_motion/tiny_s3dg
 
-Argument string (after ':', comma-separated): model=<models.names()>, config=motion|appearance
-(which synthetic task), modality=rgb|flow (flow: the task's TV-L1 flow twin, e.g.
+Argument string (after ':', comma-separated): model=<models.names()>, config=motion|appearance|
+order|flash_order (which synthetic task; `_tiny` ones too), modality=rgb|flow (flow: the task's TV-L1 flow twin, e.g.
 synthetic_motion/motion_flow, and a 2-channel model), runlocal (shrink everything for a smoke test on a laptop),
 in_memory (random clips generated in memory instead of the dataset: measures compute only).
 Any field below can also be overridden: --config.optim.learning_rate=0.05.

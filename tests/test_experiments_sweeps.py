@@ -68,9 +68,11 @@ def test_sweep_arguments_reach_the_runs():
         == "experiments/mini_kinetics_heavy.py:model=bottom_heavy_s3d_3,data_dir=/d,runlocal"
     )
     study = runs_lib.load_sweep("experiments/paper_study.py:steps=7,seeds=2")
-    assert len(study) == (4 * 2 + 4) * 2  # (4 models x 2 tasks + 4 heavy on order) x 2 seeds
-    assert [run.seed for run in study] == [0] * 12 + [1] * 12  # seed by seed
-    assert {run.name.split("-")[1] for run in study if "heavy" in run.name} == {"order"}
+    # (4 models x 3 tasks + 4 heavy on each of the 2 ordered tasks) x 2 seeds
+    assert len(study) == (4 * 3 + 4 * 2) * 2
+    assert [run.seed for run in study] == [0] * 20 + [1] * 20  # seed by seed
+    heavy_tasks = {run.name.split("-")[1] for run in study if "heavy" in run.name}
+    assert heavy_tasks == {"order", "flash_order"}
     assert "--config.num_train_steps=7" in study[0].main_args("/r")
     # A 7-step run compiles fast; the default 2000-step runs compile for fast steps.
     assert "--config.cpu_fast_compile=True" in study[0].main_args("/r")

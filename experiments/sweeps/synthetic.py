@@ -4,7 +4,8 @@ r"""The synthetic reproduction at full tiny-model length: I2D, I3D, S3D, S3D-G o
   python -m experiments.speed_accuracy --workdirs='runs/synthetic/*' --out=out/synthetic
 
 `motion` (classes in time-reversal pairs) against `appearance` (classes in what moves, not
-how), and `order` (which of two shapes comes first, in reversal pairs): a frame-order-blind
+how), `order` (which of two shapes comes first, in reversal pairs) and `flash_order` (which of
+two flashing shapes flashes first, also in reversal pairs): a frame-order-blind
 I2D should fail the ordered tasks between reversal partners only. Runs the default config
 (experiments/synthetic_motion.py, 1000 steps each); experiments/paper_study.py runs a
 shorter version of this plus the heavy sweep and reports the findings.
@@ -16,7 +17,7 @@ from experiments import runs
 from video_s3d.config_cli import parse_arg
 
 MODELS = ("tiny_i2d", "tiny_i3d", "tiny_s3d", "tiny_s3dg")
-TASKS = ("motion", "appearance", "order")
+TASKS = ("motion", "appearance", "order", "flash_order")
 
 
 def get_sweep(arg: str | None = None) -> list[runs.Run]:
