@@ -44,9 +44,9 @@ table: $(STAMP)
 	$(PY) -m experiments.paper_study --num_seeds=1 --quick
 
 # The full study (60 runs: 3 seeds; the heavy sweep on `order` and `flash_order`; reuses make
-# table's runs). It
-# restores finished runs from, and adds new ones to, the committed archive, so it can be
-# finished over several sittings; commit experiments/results/paper_study afterwards.
+# table's runs). It restores finished runs from, and adds new ones to, the committed archive,
+# so it can be finished over several sittings; commit experiments/results/paper_study
+# afterwards.
 study: $(STAMP)
 	$(PY) -m experiments.paper_study --archive=experiments/results/paper_study
 

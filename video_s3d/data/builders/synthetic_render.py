@@ -73,7 +73,9 @@ ORDER_DISTRACTOR_MODES = ("appears", "disappears", "stays", "absent")
 # recognised shape shows relative to the other, so it is a relation between high-level
 # features; a bar that flashes, stays or is absent draws the eye.
 FLASH_DISTRACTOR_MODES = ("flashes", "stays", "absent")
-TASKS = ("motion", "appearance", "order", "flash_order")
+# The tasks whose classes are ORDER_CLASSES.
+ORDER_TASKS = ("order", "flash_order")
+TASKS = ("motion", "appearance", *ORDER_TASKS)
 
 # (x, y, radius, angle, opacity); x, y, radius are fractions of the frame side.
 STATE_FIELDS = 5
@@ -92,7 +94,7 @@ def class_names(task: str) -> tuple[str, ...]:
         return MOTION_CLASSES
     if task == "appearance":
         return APPEARANCE_CLASSES
-    if task in ("order", "flash_order"):
+    if task in ORDER_TASKS:
         return ORDER_CLASSES
     # A config's task: the user's to fix.
     raise UserError(f"Unknown synthetic_motion task {task!r}: use one of {TASKS}.")
@@ -100,7 +102,7 @@ def class_names(task: str) -> tuple[str, ...]:
 
 def reversal_partner(task: str) -> list[int] | None:
     """Motion and order classes come in pairs 2k <-> 2k + 1; appearance has no time direction."""
-    if task in ("motion", "order", "flash_order"):
+    if task in ("motion", *ORDER_TASKS):
         return [c ^ 1 for c in range(len(class_names(task)))]
     return None
 
@@ -540,6 +542,13 @@ def _solid_look(shape: str, rng: np.random.Generator) -> ClipParams:
     )
 
 
+def _check_order_label(task: str, label: int) -> None:
+    if not 0 <= label < len(ORDER_CLASSES):
+        raise ValueError(
+            f"label {label} is out of range for the {task} task ({len(ORDER_CLASSES)} classes)."
+        )
+
+
 def _scene_background(
     rng: np.random.Generator, num_frames: int, size: int
 ) -> tuple[ClipParams, np.ndarray]:
@@ -570,10 +579,7 @@ def make_order_scene(label: int, rng: np.random.Generator, num_frames: int, size
     """The `order` clip of class `label` from `rng`: a class and its partner draw the same
     numbers, and the odd class of a pair is the even class's scene reversed, so their clips from
     one seed are byte-identical reversals of each other."""
-    if not 0 <= label < len(ORDER_CLASSES):
-        raise ValueError(
-            f"label {label} is out of range for the order task ({len(ORDER_CLASSES)} classes)."
-        )
+    _check_order_label("order", label)
     first, second = ORDER_PAIRS[label // 2]
     background, offsets = _scene_background(rng, num_frames, size)
     centre, gap = rng.uniform(*ORDER_CENTRE), rng.uniform(*ORDER_GAP)
@@ -635,11 +641,7 @@ def make_flash_order_scene(
 ) -> Scene:
     """The `flash_order` clip of class `label` from `rng`; like make_order_scene, partners draw
     the same numbers and the odd class's scene is the even class's reversed."""
-    if not 0 <= label < len(ORDER_CLASSES):
-        raise ValueError(
-            f"label {label} is out of range for the flash_order task ({len(ORDER_CLASSES)} "
-            "classes)."
-        )
+    _check_order_label("flash_order", label)
     first, second = ORDER_PAIRS[label // 2]
     background, offsets = _scene_background(rng, num_frames, size)
     objects = []
