@@ -75,9 +75,10 @@ def probe_config(model: str, task: str, args):
         args.crop_size,
     )
     config.num_train_steps = args.steps
-    # The study's warm-up (a fraction of the run); before session 17 probes warmed up for a
-    # tenth of the steps, shorter than the study's runs.
-    config.optim.warmup_steps = round(args.steps * paper_study.WARMUP_FRACTION)
+    # The study's warm-up and off-centre hold (fractions of the run); before session 17 probes
+    # warmed up for a tenth of the steps, shorter than the study's runs.
+    for key, value in paper_study.schedule_settings(args.steps).items():
+        _set(config, key, value)
     config.cpu_fast_compile = train_state.fast_compile_pays_off(args.steps)
     for override in args.set or ():
         key, _, value = override.partition("=")
@@ -285,6 +286,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     args.num_frames = args.num_frames or paper_study.RUN_SETTINGS["data.num_frames"]
     args.stride = args.stride or paper_study.RUN_SETTINGS["data.stride"]
     args.crop_size = args.crop_size or paper_study.RUN_SETTINGS["data.crop_size"]
+    eval_batch = paper_study.RUN_SETTINGS["eval_batch_size"]
+    if args.eval_clips < eval_batch:  # whole evaluation batches only
+        raise SystemExit(
+            f"--eval_clips={args.eval_clips} is less than one evaluation batch; use at least "
+            f"{eval_batch}."
+        )
     started = time.time()
     shape = dict(size=args.crop_size, frames=args.num_frames, stride=args.stride)
     data = (

@@ -35,6 +35,8 @@ Schema (every run reads exactly these fields):
   optim.schedule        'cosine' | 'step' | 'constant', after optim.warmup_steps of linear warm-up
   optim.step_boundaries, step_decay_factor   for 'step': absolute steps, multiplier at each
   optim.grad_clip_norm  global-norm clipping (0: off)
+  optim.off_centre_delay_steps, off_centre_ramp_steps   3D kernels' off-centre temporal taps
+                        held still, then their learning rate ramped in linearly
   label_smoothing       0 = one-hot targets
   num_train_steps, log_every_steps, eval_every_steps (0: only at the end), checkpoint_every_steps
   keep_checkpoints      newest K kept (the best by validation video top-1 is kept as well)
@@ -112,6 +114,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.optim.step_boundaries = (600, 900)
     config.optim.step_decay_factor = 0.1
     config.optim.grad_clip_norm = 0.0
+    # 3D kernels' off-centre temporal taps held still for the first delay steps, then their
+    # learning rate ramped in linearly (0, 0: they learn from the start like every weight).
+    config.optim.off_centre_delay_steps = 0
+    config.optim.off_centre_ramp_steps = 0
 
     config.label_smoothing = 0.0
     config.num_train_steps = 1000

@@ -498,3 +498,30 @@ def test_seeds_of_one_model_are_one_plotted_point_at_their_mean():
     assert points[0].mean == pytest.approx(85.0)
     # The front is over the means: S3D's mean (85) is cheaper but below I3D's 90, so both lie on it.
     assert speed_accuracy.pareto_front([(p.cost, p.mean) for p in points]) == [0, 1]
+
+
+# --------------------------------------------------------------------------- the probe
+def test_study_runs_and_probes_hold_the_off_centre_taps_through_the_warm_up(capsys):
+    from experiments import study_probe
+
+    runs = paper_study.get_sweep("steps=1000,seeds=1")
+    for run in runs:
+        assert run.overrides["optim.warmup_steps"] == 300
+        assert run.overrides["optim.off_centre_delay_steps"] == 300
+        assert run.overrides["optim.off_centre_ramp_steps"] == 300
+    args = study_probe.build_parser().parse_args(["--steps=10"])
+    args.num_frames, args.stride, args.crop_size = 5, 2, 16
+    config = study_probe.probe_config("tiny_i3d", "flash_order", args)
+    assert (config.optim.warmup_steps, config.optim.off_centre_delay_steps) == (3, 3)
+
+    # The probe end to end on a few tiny clips: it trains and reports precise-BN top-1.
+    argv = (
+        "--synthetic_task=flash_order --models=tiny_i3d --seeds=0 --steps=2 --train_clips=8 "
+        "--num_frames=5 --crop_size=16 --log_every=1".split()
+    )
+    with pytest.raises(SystemExit, match="less than one evaluation batch; use at least 32"):
+        study_probe.main([*argv, "--eval_clips=4"])
+    study_probe.main([*argv, "--eval_clips=32"])
+    printed = capsys.readouterr().out
+    assert "RESULT tiny_i3d flash_order init 0 data 0" in printed
+    assert "SUMMARY tiny_i3d flash_order: precise-BN top-1" in printed

@@ -98,3 +98,34 @@ def test_adamw_clipping_and_label_smoothing():
     assert smooth == pytest.approx(
         -(0.85 * float(log_p[0]) + 0.05 * float(log_p[1:].sum())), rel=1e-6
     )
+
+
+@pytest.mark.parametrize("name", ["adamw", "sgd"])
+def test_off_centre_taps_wait_then_ramp_in(name):
+    schedule = optim.off_centre_schedule(delay_steps=4, ramp_steps=4)
+    np.testing.assert_allclose(
+        [float(schedule(jnp.asarray(t))) for t in (0, 3, 4, 6, 8, 20)], [0, 0, 0, 0.5, 1, 1]
+    )
+    params = {
+        "conv3d": {"kernel": jnp.ones((3, 2, 2, 1, 1))},
+        "conv1x1x1": {"kernel": jnp.ones((1, 1, 1, 2, 2))},
+        "conv2d": {"kernel": jnp.ones((3, 3, 1, 1))},
+        "bn": {"bias": jnp.ones(3)},
+    }
+    grads = jax.tree.map(jnp.ones_like, params)
+    cfg = _cfg(name=name, warmup_steps=0, schedule="constant", learning_rate=0.01)
+    plain = optim.make_optimizer(cfg, 10)
+    cfg.update(off_centre_delay_steps=1, off_centre_ramp_steps=2)
+    held = optim.make_optimizer(cfg, 10)
+    plain_state, held_state = plain.init(params), held.init(params)
+    for factor in (0.0, 0.0, 0.5, 1.0):  # step 0 held, ramp 1 -> 3
+        base, plain_state = plain.update(grads, plain_state, params)
+        taps, held_state = held.update(grads, held_state, params)
+        kernel, reference = taps["conv3d"]["kernel"], base["conv3d"]["kernel"]
+        assert float(jnp.abs(reference).min()) > 0
+        # The 3D kernel's centre tap (index 1 of 3) keeps its step; taps 0 and 2 are scaled.
+        np.testing.assert_allclose(kernel[1], reference[1], rtol=1e-6)
+        np.testing.assert_allclose(kernel[::2], factor * reference[::2], rtol=1e-6)
+        # Kernels with one tap in time, 2D kernels and 1-D parameters are untouched.
+        for key in ("conv1x1x1", "conv2d", "bn"):
+            jax.tree.map(np.testing.assert_array_equal, taps[key], base[key])

@@ -84,7 +84,58 @@ def make_optimizer(
                 mask=mask,
             )
         )
+    delay = int(cfg.get("off_centre_delay_steps", 0))
+    ramp = int(cfg.get("off_centre_ramp_steps", 0))
+    if delay or ramp:
+        parts.append(hold_off_centre_taps(delay, ramp))
     return optax.chain(*parts)
+
+
+def centre_tap_mask(param: jax.Array) -> jax.Array | None:
+    """[kt, 1, 1, 1, 1]: 1 at the temporal centre tap of a 3D conv kernel [kt, kh, kw, in, out],
+    0 at the others; None for every other parameter (2D kernels, kt = 1, dense, BatchNorm)."""
+    if param.ndim != 5 or param.shape[0] == 1:
+        return None
+    kt = param.shape[0]
+    return jnp.zeros((kt, 1, 1, 1, 1), param.dtype).at[kt // 2].set(1.0)
+
+
+def off_centre_schedule(delay_steps: int, ramp_steps: int) -> optax.Schedule:
+    """The off-centre taps' learning-rate multiplier per step: 0 for `delay_steps`, then a
+    linear ramp over `ramp_steps` up to 1."""
+    if ramp_steps <= 0:
+        return lambda count: jnp.where(count < delay_steps, 0.0, 1.0)
+    return lambda count: jnp.clip((count - delay_steps) / ramp_steps, 0.0, 1.0)
+
+
+def hold_off_centre_taps(delay_steps: int, ramp_steps: int) -> optax.GradientTransformation:
+    """Multiplies the final update of every 3D kernel's off-centre temporal taps by
+    `off_centre_schedule` (with Adam, scaling the gradient instead would do nothing): a 3D
+    network first trains as the 2D network it starts as (`he_centre`), then learns time.
+
+    Why (synthetic study, README "Measured (session 18)"): AdamW moves every weight by about
+    the learning rate per step whatever its gradient's size, so from the first step the zero
+    off-centre taps move as fast as the centre ones while their gradients are noise. Tiny I3D
+    on `flash_order` then sat at chance in 2 of 3 seeds; with those taps held still it left
+    chance by step 400 as tiny I2D does."""
+    multiplier = off_centre_schedule(delay_steps, ramp_steps)
+
+    def init(params):
+        del params
+        return optax.ScaleByScheduleState(count=jnp.zeros([], jnp.int32))
+
+    def update(updates, state, params=None):
+        del params
+        factor = multiplier(state.count)
+
+        def held(u):
+            centre = centre_tap_mask(u)
+            return u if centre is None else u * (centre + (1 - centre) * factor).astype(u.dtype)
+
+        count = optax.safe_increment(state.count)
+        return jax.tree.map(held, updates), optax.ScaleByScheduleState(count=count)
+
+    return optax.GradientTransformation(init, update)
 
 
 def cross_entropy(
