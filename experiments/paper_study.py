@@ -794,11 +794,15 @@ def save_to_archive(
     runs: Sequence[runs_lib.Run], root: str, archive: str, log: Callable[[str], None]
 ) -> list[str]:
     """Copies each finished run's ARCHIVED_FILES from `root` into `archive`; returns the names
-    of the runs it added."""
-    added = []
+    of the runs it added. A run that another recipe trained is left out: the study refuses it
+    (after which this still runs), and the archive holds only this recipe's runs."""
+    added, foreign = [], []
     for run in runs:
         source, target = run.workdir(root), run.workdir(archive)
         if not os.path.exists(os.path.join(source, runs_lib.RESULT_FILE)):
+            continue
+        if run.recorded_differences(root):
+            foreign.append(run.name)
             continue
         if not os.path.exists(os.path.join(target, runs_lib.RESULT_FILE)):
             added.append(run.name)
@@ -808,6 +812,8 @@ def save_to_archive(
                 shutil.copyfile(os.path.join(source, name), os.path.join(target, name))
     if added:
         log(f"{len(added)} run(s) added to {archive}")
+    if foreign:
+        log(f"{len(foreign)} run(s) trained with other settings left out of {archive}")
     return added
 
 

@@ -277,11 +277,19 @@ def test_a_data_scarce_study_trains_on_a_slice_and_refuses_full_data_runs(study_
     assert [r.name for r in scarce] == [r.name for r in paper_study.get_sweep()]
     assert {r.overrides["data.train_split"] for r in scarce} == {"train[:1000]"}
     assert "data.train_split" not in paper_study.get_sweep()[0].overrides
-    # The fixture's runs used every training video: reporting them as this study's is refused.
+    # The fixture's runs used every training video: reporting them as this study's is refused,
+    # and none of them reaches this study's archive.
+    lines, archive = [], tmp_path / "archive"
     with pytest.raises(UserError, match="trained with other settings"):
         paper_study.run_study(
-            str(study_dir), str(tmp_path / "out"), "train_videos=1000", log=lambda line: None
+            str(study_dir),
+            str(tmp_path / "out"),
+            "train_videos=1000",
+            log=lines.append,
+            archive=str(archive),
         )
+    assert not archive.exists() or not any(archive.iterdir())
+    assert "60 run(s) trained with other settings left out of" in lines[-1]
 
 
 def test_findings_of_an_earlier_recipes_runs_without_training(study_dir, tmp_path, capsys):
