@@ -3,7 +3,8 @@
 Schedules are linear warm-up into cosine decay or piecewise-constant steps (the I3D
 release decays x0.1 twice). Weight decay is optionally restricted to convolution / dense
 kernels, because decaying BatchNorm offsets and biases only pulls them towards zero
-without regularising the function (see `decay_bn_and_bias`).
+without regularising the function (see `decay_bn_and_bias`). Optionally the off-centre
+temporal taps of 3D kernels are held still, then ramped in (`hold_off_centre_taps`).
 """
 
 from __future__ import annotations
