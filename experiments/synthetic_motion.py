@@ -8,8 +8,9 @@ dataset is generated on first use; `python -m experiments.quickstart` is the sho
 
 Argument string (after ':', comma-separated): model=<models.names()>, config=motion|appearance|
 order|flash_order (which synthetic task; `_tiny` ones too), modality=rgb|flow (flow: the
-task's TV-L1 flow twin, e.g. synthetic_motion/motion_flow, and a 2-channel model), runlocal (shrink everything for a smoke test on a laptop),
-in_memory (random clips generated in memory instead of the dataset: measures compute only).
+task's TV-L1 flow twin, e.g. synthetic_motion/motion_flow, and a 2-channel model), runlocal
+(shrink everything for a smoke test on a laptop), in_memory (random clips generated in memory
+instead of the dataset: measures compute only).
 Any field below can also be overridden: --config.optim.learning_rate=0.05.
 
 Schema (every run reads exactly these fields):

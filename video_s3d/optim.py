@@ -104,9 +104,9 @@ def centre_tap_mask(param: jax.Array) -> jax.Array | None:
 def off_centre_schedule(delay_steps: int, ramp_steps: int) -> optax.Schedule:
     """The off-centre taps' learning-rate multiplier per step: 0 for `delay_steps`, then a
     linear ramp over `ramp_steps` up to 1."""
-    if ramp_steps <= 0:
+    if ramp_steps <= 0:  # optax's linear schedule would stay at 0 without a ramp
         return lambda count: jnp.where(count < delay_steps, 0.0, 1.0)
-    return lambda count: jnp.clip((count - delay_steps) / ramp_steps, 0.0, 1.0)
+    return optax.linear_schedule(0.0, 1.0, ramp_steps, transition_begin=delay_steps)
 
 
 def hold_off_centre_taps(delay_steps: int, ramp_steps: int) -> optax.GradientTransformation:
