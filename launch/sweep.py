@@ -83,14 +83,28 @@ def run_locally(
         status = local.run(main_args, run_env, os.path.join(workdir, "log.txt"), python=python)
         if status != 0:
             raise _failed(run, status, workdir)
+        if not _has_result(workdir):
+            progress.stopped(i, run)
+            raise RuntimeError(
+                f"Run {run.name!r} stopped before finishing; finished runs are kept."
+            )
         progress.done(i, run, time.time() - t_run, workdir, len(os.sched_getaffinity(0)))
     return progress.started
 
 
+def _has_result(workdir: str) -> bool:
+    """Whether the run wrote its result. A run stopped by SIGTERM/SIGINT saves a checkpoint and
+    exits with status 0 too, so the status alone does not say it finished. (A gs:// workdir is
+    not read from here; its run counts as finished by its status.)"""
+    if workdir.startswith("gs://"):
+        return True
+    return os.path.exists(os.path.join(workdir, runs_lib.RESULT_FILE))
+
+
 class _Progress:
     """The '[i/N] name: done in X s; K left to train, about M min to go' lines (the mean run
-    time so far, times the runs left, over the runs trained at once), and each run's wall time
-    in <workdir>/run_time.json (a study sums them)."""
+    time so far, times the runs left, over the runs trained at once), each run's wall time in
+    <workdir>/run_time.json (a study sums them), and a line for a run stopped before its end."""
 
     def __init__(self, total: int, to_train: int, parallel: int, log: Callable[[str], None]):
         self.total, self.left, self.parallel, self.log = total, to_train, parallel, log
@@ -107,6 +121,12 @@ class _Progress:
         self.log(
             f"[{i}/{self.total}] {run.name}: done in {seconds:.0f} s; {self.left} left to "
             f"train, about {to_go / 60:.1f} min to go"
+        )
+
+    def stopped(self, i: int, run: runs_lib.Run) -> None:
+        self.log(
+            f"[{i}/{self.total}] {run.name}: stopped before finishing; its checkpoint is kept "
+            "and it resumes when the sweep starts again"
         )
 
 
@@ -172,6 +192,12 @@ def _run_concurrently(to_train, root, run_env, python, parallel, progress) -> li
                 free.append(cpus)
                 if child.returncode != 0:
                     failure = failure or _failed(run, child.returncode, run.workdir(root))
+                    continue
+                if not _has_result(run.workdir(root)):
+                    progress.stopped(i, run)
+                    failure = failure or RuntimeError(
+                        f"Run {run.name!r} stopped before finishing; finished runs are kept."
+                    )
                     continue
                 progress.done(i, run, time.time() - t_run, run.workdir(root), len(cpus))
     finally:

@@ -129,9 +129,10 @@ def test_duplicate_run_names_are_refused():
         runs_lib.check_unique_names(twice, "the test")
 
 
-def _fake_python(tmp_path, fail_on: str = "", slow_s: float = 0.0) -> str:
+def _fake_python(tmp_path, fail_on: str = "", slow_s: float = 0.0, stop_on: str = "") -> str:
     """Stands in for `python -m video_s3d.main`: logs the workdir, writes result.json after
-    `slow_s` seconds, and fails at once for a workdir containing `fail_on`."""
+    `slow_s` seconds, fails at once for a workdir containing `fail_on`, and for one containing
+    `stop_on` exits with status 0 but no result, as a run stopped by SIGINT does."""
     script = tmp_path / "python"
     script.write_text(
         f"#!{sys.executable}\n"
@@ -139,6 +140,7 @@ def _fake_python(tmp_path, fail_on: str = "", slow_s: float = 0.0) -> str:
         "workdir = next(a.split('=', 1)[1] for a in sys.argv if a.startswith('--workdir='))\n"
         f"open({str(tmp_path / 'calls.log')!r}, 'a').write(workdir + '\\n')\n"
         f"if {fail_on!r} and {fail_on!r} in workdir: sys.exit(3)\n"
+        f"if {stop_on!r} and {stop_on!r} in workdir: sys.exit(0)\n"
         f"__import__('time').sleep({slow_s})\n"
         "os.makedirs(workdir, exist_ok=True)\n"
         "json.dump({'argv': sys.argv[1:]}, open(os.path.join(workdir, 'result.json'), 'w'))\n"
@@ -178,6 +180,23 @@ def test_local_runner_stops_at_the_first_failure(tmp_path):
         sweep.run_locally(runs, str(tmp_path / "runs"), python=python, log=lambda _: None)
     assert (tmp_path / "runs" / "i3d-s0" / "result.json").exists()
     assert not (tmp_path / "runs" / "s3dg-s0").exists()
+
+
+@pytest.mark.parametrize("parallel", [1, 2])
+def test_a_run_stopped_before_its_end_is_not_reported_done(tmp_path, parallel):
+    """A run stopped by a signal checkpoints and exits with status 0 but writes no result: the
+    sweep says it stopped (not "done in N s"), records no wall time and starts no later run."""
+    if len(os.sched_getaffinity(0)) < parallel:
+        pytest.skip(f"needs {parallel} CPU cores")
+    runs = runs_lib.load_sweep("experiments/sweeps/kinetics400.py:runlocal")[:2]
+    python, root, lines = _fake_python(tmp_path, stop_on="i3d-s0"), str(tmp_path / "r"), []
+    with pytest.raises(RuntimeError, match="Run 'i3d-s0' stopped before finishing"):
+        sweep.run_locally(runs, root, python=python, log=lines.append, parallel=parallel)
+    assert any("i3d-s0: stopped before finishing" in line for line in lines)
+    assert not any("i3d-s0: done" in line for line in lines)
+    assert not (tmp_path / "r" / "i3d-s0" / "run_time.json").exists()
+    if parallel == 1:
+        assert not (tmp_path / "r" / "s3d-s0").exists()  # never started
 
 
 def test_parallel_runs_each_get_their_own_cores(tmp_path):
