@@ -384,6 +384,22 @@ def test_a_gain_that_does_not_survive_a_reseed_is_inconclusive(report):
     assert gating.verdict == paper_study.INCONCLUSIVE, gating
 
 
+def test_findings_list_each_models_seed_spread_and_flag_those_over_the_limit(report):
+    """The spread table is computed from the runs: a fabricated 12-point spread of S3D-G on one
+    task is the one flagged; one seed per (model, task) gives no table."""
+    rows = report[0]
+    table = paper_study.seed_spread_markdown(paper_study.scores(rows))
+    assert "0 of " in table and "**" not in table
+    task = next(iter(SCORES))
+    top1 = SCORES[task]["s3dg"][0]
+    spread = {("s3dg", task): {0: (top1 - 0.06, 0.05), 1: (top1, 0.05), 2: (top1 + 0.06, 0.05)}}
+    table = paper_study.seed_spread_markdown(paper_study.scores(_rows_with(rows, spread)))
+    assert "1 of " in table and f"s3dg on {task}." in table
+    assert f"| s3dg | {task} | " in table and "| **12.0** |" in table
+    one_seed = [r for r in rows if paper_study.run_seed(r) == 0]
+    assert paper_study.seed_spread_markdown(paper_study.scores(one_seed)) == ""
+
+
 def test_one_seed_says_its_interval_is_evaluation_noise_only(report):
     rows = [r for r in report[0] if paper_study.run_seed(r) == 0]
     found = paper_study.gating_helps(paper_study.scores(rows))
