@@ -2,6 +2,10 @@
 PYTHON ?= python3.11
 VENV   := .venv
 PY     := $(VENV)/bin/python
+# glibc's malloc keeps XLA's per-step buffers and backs them with huge pages: a faster CPU step
+# for every target (video_s3d/allocator.py says why; tests/test_allocator.py keeps the two
+# values equal). A GLIBC_TUNABLES of your own replaces it.
+export GLIBC_TUNABLES ?= glibc.malloc.hugetlb=1:glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=100000000000
 # The stamp holds a copy of requirements.txt: a changed file means a new install.
 STAMP  := $(VENV)/.requirements.installed
 

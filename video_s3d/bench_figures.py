@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import jax
 
-from video_s3d import models, optim, parallel, train, train_state
+from video_s3d import allocator, models, optim, parallel, train, train_state
 from video_s3d.compile_policy import CompilePolicy
 from video_s3d.models import bench as model_bench
 from video_s3d.models import layers
@@ -100,17 +100,40 @@ def lowering_speedup(
     }
 
 
-# glibc settings that keep freed memory for reuse (one arena, no mmap'd chunks, no trim).
-# PyTorch's step faulted in about 570k fresh pages (2.2 GB) per step with the defaults; with
-# these, 6-16k, and its step took 1856 and 2041 ms against 2666-3085 ms (session 16, one
-# process each, idle 2-core machine). Ours faulted 330k pages and gained nothing measurable:
-# its kernel time fell 0.7 s per step but its user time rose by as much (session 16), so
-# the bench shows PyTorch both ways and leaves ours on the defaults.
+# glibc settings that keep freed memory for reuse (one arena, no mmap'd chunks, no trim), the
+# older spelling PyTorch users set. PyTorch's step faulted in about 570k fresh pages (2.2 GB)
+# per step with the defaults; with these, 6-16k, and its step took 1856 and 2041 ms against
+# 2666-3085 ms (session 16, one process each, idle 2-core machine). The bench gives PyTorch
+# glibc's defaults, these, and ours (allocator.TUNABLES) and compares us with its best.
 TUNED_MALLOC_ENV = {
     "MALLOC_ARENA_MAX": "1",
     "MALLOC_MMAP_MAX_": "0",
     "MALLOC_TRIM_THRESHOLD_": str(10**11),
 }
+# PyTorch's allocator settings, by name: each is a fresh environment from glibc's defaults.
+TORCH_ALLOCATORS = {
+    "glibc defaults": allocator.with_default_allocator,
+    "MALLOC_* tuned": lambda env: {**allocator.with_default_allocator(env), **TUNED_MALLOC_ENV},
+    "ours (GLIBC_TUNABLES)": lambda env: allocator.with_tuned_allocator(
+        allocator.with_default_allocator(env)
+    ),
+}
+
+
+def _child_json(argv: list[str], env: dict[str, str], what: str) -> dict:
+    result = subprocess.run(argv, capture_output=True, text=True, check=False, env=env)
+    if result.returncode:
+        raise RuntimeError(f"{what} failed:\n{result.stderr[-2000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def _shape_flags(batch: int, frames: int, size: int, steps: int) -> list[str]:
+    return [
+        f"--batch_size={batch}",
+        f"--num_frames={frames}",
+        f"--crop_size={size}",
+        f"--steps={steps}",
+    ]
 
 
 def torch_step_ms(
@@ -123,26 +146,25 @@ def torch_step_ms(
     env: dict[str, str] | None = None,
 ) -> dict:
     """torchvision S3D's training step in another interpreter (video_s3d/bench_torch.py),
-    with `env` added to its environment."""
+    in environment `env` (default: this process's)."""
     script = __file__.replace("bench_figures.py", "bench_torch.py")
-    result = subprocess.run(
-        [
-            torch_python,
-            script,
-            f"--batch_size={batch}",
-            f"--num_frames={frames}",
-            f"--crop_size={size}",
-            f"--threads={threads}",
-            f"--steps={steps}",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**os.environ, **(env or {})},
+    return _child_json(
+        [torch_python, script, *_shape_flags(batch, frames, size, steps), f"--threads={threads}"],
+        dict(os.environ if env is None else env),
+        "torch benchmark",
     )
-    if result.returncode:
-        raise RuntimeError(f"torch benchmark failed:\n{result.stderr[-2000:]}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def jax_step_in_child(
+    model: str, batch: int, frames: int, size: int, steps: int, lowering: str, env: dict
+) -> dict:
+    """Our training step in a fresh interpreter (video_s3d/bench_jax.py) started with `env`."""
+    import sys  # noqa: PLC0415
+
+    argv = [sys.executable, "-m", "video_s3d.bench_jax", *_shape_flags(batch, frames, size, steps)]
+    return _child_json(
+        [*argv, f"--lowering={lowering}", f"--model={model}"], env, "our step in a child"
+    )
 
 
 def versus_torch(
@@ -155,51 +177,67 @@ def versus_torch(
     steps: int,
     progress: Callable[[str], None] = print,
     lowerings: tuple[str, ...] = (NEW_LOWERING, OLD_LOWERING),
+    model: str = "s3d_torchvision",
 ) -> dict:
-    """s3d_torchvision (each of `lowerings`; the first is reported as ours) against
-    torchvision's S3D, same shapes; torch's rounds alternate with ours, once with glibc's
-    default allocator settings and once with TUNED_MALLOC_ENV. Without `torch_python`, only
+    """`model` (each of `lowerings` in this process; the first is reported as ours) against
+    torchvision's S3D, same shapes, in alternating rounds. Each round also times ours (first
+    lowering) in a child under the allocator settings this process did not start with
+    (video_s3d/allocator.py), and PyTorch under each of TORCH_ALLOCATORS. Ours is the faster
+    of the two allocators; PyTorch's, the fastest of its three. Without `torch_python`, only
     ours (torch: None)."""
+    tuned_here = allocator.is_tuned(os.environ)
+    here = "tuned allocator" if tuned_here else "glibc defaults"
+    other = "glibc defaults" if tuned_here else "tuned allocator"
+    other_env = (
+        allocator.with_default_allocator(os.environ)
+        if tuned_here
+        else allocator.with_tuned_allocator(os.environ)
+    )
     programs = {}
     for lowering in lowerings:
         start = time.perf_counter()
-        compiled, args = compiled_sgd_step("s3d_torchvision", batch, frames, size, lowering)
-        progress(f"  s3d_torchvision {lowering}: compiled in {time.perf_counter() - start:.0f} s")
-        programs[lowering] = lambda compiled=compiled, args=args: compiled(*args)
-    ours = {key: [] for key in programs}
-    theirs, theirs_tuned = [], []
+        compiled, args = compiled_sgd_step(model, batch, frames, size, lowering)
+        progress(f"  {model} {lowering}: compiled in {time.perf_counter() - start:.0f} s")
+        programs[f"{lowering}, {here}"] = lambda compiled=compiled, args=args: compiled(*args)
+    ours = {key: [] for key in [*programs, f"{lowerings[0]}, {other}"]}
+    theirs = {name: [] for name in TORCH_ALLOCATORS} if torch_python else {}
     for run in programs.values():
         jax.block_until_ready(run())
     for r in range(rounds):
         for key, run in programs.items():
             ours[key] += _time_ms(run, steps)
             progress(f"  round {r + 1}/{rounds} jax {key}: {statistics.median(ours[key]):.0f} ms")
-        if torch_python:
-            theirs.append(torch_step_ms(torch_python, batch, frames, size, threads, steps))
-            progress(f"  round {r + 1}/{rounds} torch: {theirs[-1]['train_ms']:.0f} ms")
-            theirs_tuned.append(
-                torch_step_ms(torch_python, batch, frames, size, threads, steps, TUNED_MALLOC_ENV)
+        key = f"{lowerings[0]}, {other}"
+        child = jax_step_in_child(model, batch, frames, size, steps, lowerings[0], other_env)
+        ours[key].append(child["train_ms"])
+        progress(f"  round {r + 1}/{rounds} jax {key} (child): {child['train_ms']:.0f} ms")
+        for name, make_env in TORCH_ALLOCATORS.items() if torch_python else ():
+            result = torch_step_ms(
+                torch_python, batch, frames, size, threads, steps, make_env(os.environ)
             )
-            progress(
-                f"  round {r + 1}/{rounds} torch, tuned malloc: "
-                f"{theirs_tuned[-1]['train_ms']:.0f} ms"
-            )
+            theirs[name].append(result)
+            progress(f"  round {r + 1}/{rounds} torch, {name}: {result['train_ms']:.0f} ms")
     medians = {key: statistics.median(values) for key, values in ours.items()}
+    best = min((k for k in medians if k.startswith(f"{lowerings[0]}, ")), key=lambda k: medians[k])
     row = {
         "shape": f"{batch}x{frames}x{size}x{size}",
         "threads": threads,
         "lowering": lowerings[0],
-        "jax_ms": medians[lowerings[0]],
-        "jax_ms_by_lowering": medians,
+        "jax_ms": medians[best],
+        "jax_best": best,
+        "jax_ms_by_program": medians,
         "torch_ms": None,
     }
     if theirs:
-        row["torch_ms"] = statistics.median(t["train_ms"] for t in theirs)
-        row["torch_version"] = theirs[0]["torch"]
-        row["speed_vs_torch"] = row["torch_ms"] / row["jax_ms"]
-        row["speed_vs_torch_by_lowering"] = {k: row["torch_ms"] / v for k, v in medians.items()}
-        row["torch_tuned_malloc_ms"] = statistics.median(t["train_ms"] for t in theirs_tuned)
-        row["speed_vs_torch_tuned_malloc"] = row["torch_tuned_malloc_ms"] / row["jax_ms"]
+        torch_medians = {n: statistics.median(t["train_ms"] for t in v) for n, v in theirs.items()}
+        torch_best = min(torch_medians, key=torch_medians.get)
+        row.update(
+            torch_version=theirs[torch_best][0]["torch"],
+            torch_ms_by_allocator=torch_medians,
+            torch_best=torch_best,
+            torch_ms=torch_medians[torch_best],
+            speed_vs_torch=torch_medians[torch_best] / medians[best],
+        )
     return row
 
 
