@@ -84,7 +84,7 @@ def run_locally(
         if status != 0:
             raise _failed(run, status, workdir)
         if not _has_result(workdir):
-            progress.stopped(i, run)
+            progress.stopped(i, run, time.time() - t_run, workdir, len(os.sched_getaffinity(0)))
             raise RuntimeError(
                 f"Run {run.name!r} stopped before finishing; finished runs are kept."
             )
@@ -114,8 +114,7 @@ class _Progress:
     def done(self, i: int, run: runs_lib.Run, seconds: float, workdir: str, cores: int) -> None:
         self.started.append(run.name)
         self.seconds.append(seconds)
-        with open(os.path.join(workdir, runs_lib.RUN_TIME_FILE), "w", encoding="utf-8") as f:
-            json.dump({"wall_s": round(seconds, 1), "cpu_cores": cores}, f)
+        _record_time(workdir, seconds, cores, finished=True)
         self.left -= 1
         to_go = sum(self.seconds) / len(self.seconds) * self.left / self.parallel
         self.log(
@@ -123,11 +122,29 @@ class _Progress:
             f"train, about {to_go / 60:.1f} min to go"
         )
 
-    def stopped(self, i: int, run: runs_lib.Run) -> None:
+    def stopped(self, i: int, run: runs_lib.Run, seconds: float, workdir: str, cores: int) -> None:
+        _record_time(workdir, seconds, cores, finished=False)
         self.log(
             f"[{i}/{self.total}] {run.name}: stopped before finishing; its checkpoint is kept "
             "and it resumes when the sweep starts again"
         )
+
+
+def _record_time(workdir: str, seconds: float, cores: int, finished: bool) -> None:
+    """<workdir>/run_time.json: the run's wall time over all its sittings (a stopped sitting
+    is recorded as unfinished and added to the one that finishes it)."""
+    path = os.path.join(workdir, runs_lib.RUN_TIME_FILE)
+    earlier = 0.0
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            recorded = json.load(f)
+        if recorded.get("finished") is False:
+            earlier = recorded["wall_s"]
+    record = {"wall_s": round(earlier + seconds, 1), "cpu_cores": cores}
+    if not finished:
+        record["finished"] = False
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(record, f)
 
 
 def _failed(run: runs_lib.Run, status: int, workdir: str) -> RuntimeError:
@@ -194,7 +211,7 @@ def _run_concurrently(to_train, root, run_env, python, parallel, progress) -> li
                     failure = failure or _failed(run, child.returncode, run.workdir(root))
                     continue
                 if not _has_result(run.workdir(root)):
-                    progress.stopped(i, run)
+                    progress.stopped(i, run, time.time() - t_run, run.workdir(root), len(cpus))
                     failure = failure or RuntimeError(
                         f"Run {run.name!r} stopped before finishing; finished runs are kept."
                     )

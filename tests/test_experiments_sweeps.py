@@ -185,7 +185,8 @@ def test_local_runner_stops_at_the_first_failure(tmp_path):
 @pytest.mark.parametrize("parallel", [1, 2])
 def test_a_run_stopped_before_its_end_is_not_reported_done(tmp_path, parallel):
     """A run stopped by a signal checkpoints and exits with status 0 but writes no result: the
-    sweep says it stopped (not "done in N s"), records no wall time and starts no later run."""
+    sweep says it stopped (not "done in N s"), starts no later run, and records its time as
+    unfinished, to be added to the sitting that finishes it."""
     if len(os.sched_getaffinity(0)) < parallel:
         pytest.skip(f"needs {parallel} CPU cores")
     runs = runs_lib.load_sweep("experiments/sweeps/kinetics400.py:runlocal")[:2]
@@ -194,9 +195,17 @@ def test_a_run_stopped_before_its_end_is_not_reported_done(tmp_path, parallel):
         sweep.run_locally(runs, root, python=python, log=lines.append, parallel=parallel)
     assert any("i3d-s0: stopped before finishing" in line for line in lines)
     assert not any("i3d-s0: done" in line for line in lines)
-    assert not (tmp_path / "r" / "i3d-s0" / "run_time.json").exists()
+    first = json.loads((tmp_path / "r" / "i3d-s0" / "run_time.json").read_text())
+    assert first["finished"] is False and first["wall_s"] >= 0
     if parallel == 1:
         assert not (tmp_path / "r" / "s3d-s0").exists()  # never started
+    # Started again, the run finishes: its time is both sittings'.
+    (tmp_path / "r" / "i3d-s0" / "run_time.json").write_text(
+        json.dumps({**first, "wall_s": 1000.0})
+    )
+    sweep.run_locally(runs, root, python=_fake_python(tmp_path), log=lines.append)
+    total = json.loads((tmp_path / "r" / "i3d-s0" / "run_time.json").read_text())
+    assert "finished" not in total and 1000.0 <= total["wall_s"] < 1000.0 + 60
 
 
 def test_parallel_runs_each_get_their_own_cores(tmp_path):
