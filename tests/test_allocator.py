@@ -54,3 +54,13 @@ def test_launched_runs_and_make_targets_start_with_the_settings():
     makefile = open(os.path.join(local.REPO_ROOT, "Makefile")).read()
     value = re.search(r"^export GLIBC_TUNABLES \?= (\S+)$", makefile, re.M).group(1)
     assert value == allocator.tunables_value("")
+
+
+def test_the_module_prints_the_value_to_export_and_checks_it(capsys, monkeypatch):
+    assert allocator.main([]) == 0
+    assert allocator.is_tuned({allocator.ENV_VAR: capsys.readouterr().out.strip()})
+    monkeypatch.delenv(allocator.ENV_VAR, raising=False)
+    assert allocator.main(["--check"]) == 1
+    assert "export GLIBC_TUNABLES=$(python -m video_s3d.allocator)" in capsys.readouterr().out
+    monkeypatch.setenv(allocator.ENV_VAR, allocator.tunables_value())
+    assert allocator.main(["--check"]) == 0

@@ -11,13 +11,20 @@ transparent huge pages on it (`hugetlb=1`, glibc 2.35+, which madvises when THP 
 spent 1.0 s per step in the kernel again (session 19, loaded machine, two rounds).
 
 They must be in the environment when a process starts, so the launchers (launch/local.py)
-and the Makefile set them for every process they start. Another libc or an older glibc
-ignores them. A variable the user already set wins, tunable by tunable.
+and the Makefile set them for every process they start; for `python -m video_s3d.main` run
+by hand:
+  export GLIBC_TUNABLES=$(python -m video_s3d.allocator)
+Another libc or an older glibc ignores them. A setting the user already made wins, tunable by
+tunable. (glibc rewrites the variable in the process's initial environment block, so
+/proc/PID/environ of a running process shows only its first tunable; os.environ shows all.)
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import argparse
+import os
+import sys
+from collections.abc import Mapping, Sequence
 
 ENV_VAR = "GLIBC_TUNABLES"
 # trim_threshold: bytes of free heap top kept before returning memory (about 100 GB: never).
@@ -60,3 +67,36 @@ def is_tuned(env: Mapping[str, str]) -> bool:
     """Whether `env` (e.g. os.environ as this process started) holds every one of TUNABLES."""
     have = _parse(env.get(ENV_VAR, ""))
     return all(have.get(name) == setting for name, setting in TUNABLES.items())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from video_s3d import arguments  # noqa: PLC0415
+
+    parser = arguments.parser(
+        "video_s3d.allocator",
+        "Prints GLIBC_TUNABLES with this project's malloc settings added to yours.",
+    )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="say whether this shell's environment already holds them (exit status 1 if not)",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not args.check:
+        print(tunables_value(os.environ.get(ENV_VAR, "")))
+        return 0
+    if is_tuned(os.environ):
+        print("GLIBC_TUNABLES holds this project's malloc settings.")
+        return 0
+    print(
+        "GLIBC_TUNABLES lacks this project's malloc settings: export GLIBC_TUNABLES=$(python -m video_s3d.allocator)"
+    )
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
