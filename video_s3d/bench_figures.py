@@ -12,6 +12,7 @@ import os
 import re
 import statistics
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 
@@ -159,8 +160,6 @@ def jax_step_in_child(
     model: str, batch: int, frames: int, size: int, steps: int, lowering: str, env: dict
 ) -> dict:
     """Our training step in a fresh interpreter (video_s3d/bench_jax.py) started with `env`."""
-    import sys  # noqa: PLC0415
-
     argv = [sys.executable, "-m", "video_s3d.bench_jax", *_shape_flags(batch, frames, size, steps)]
     return _child_json(
         [*argv, f"--lowering={lowering}", f"--model={model}"], env, "our step in a child"
