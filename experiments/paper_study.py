@@ -710,10 +710,11 @@ def seed_spread_markdown(s: dict[tuple[str, str], Score]) -> str:
         score = s[(model, task)]
         top1 = score.values(speed_accuracy.accuracy)
         spread = max(top1) - min(top1)
-        if spread > SPREAD_LIMIT + 1e-9:
+        too_wide = spread > SPREAD_LIMIT + 1e-9  # 1e-9: a spread of exactly 5 points passes
+        if too_wide:
             over.append(f"{model} on {task}")
         seeds = " / ".join(f"{100 * v:.1f}" for v in top1)
-        mark = "**" if spread > SPREAD_LIMIT + 1e-9 else ""
+        mark = "**" if too_wide else ""
         lines.append(
             f"| {model} | {task} | {seeds} (seeds {', '.join(map(str, score.seeds))}) | "
             f"{100 * sum(top1) / len(top1):.1f} | {mark}{100 * spread:.1f}{mark} |"

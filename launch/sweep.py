@@ -85,9 +85,7 @@ def run_locally(
             raise _failed(run, status, workdir)
         if not _has_result(workdir):
             progress.stopped(i, run, time.time() - t_run, workdir, len(os.sched_getaffinity(0)))
-            raise RuntimeError(
-                f"Run {run.name!r} stopped before finishing; finished runs are kept."
-            )
+            raise _stopped(run)
         progress.done(i, run, time.time() - t_run, workdir, len(os.sched_getaffinity(0)))
     return progress.started
 
@@ -145,6 +143,10 @@ def _record_time(workdir: str, seconds: float, cores: int, finished: bool) -> No
         record["finished"] = False
     with open(path, "w", encoding="utf-8") as f:
         json.dump(record, f)
+
+
+def _stopped(run: runs_lib.Run) -> RuntimeError:
+    return RuntimeError(f"Run {run.name!r} stopped before finishing; finished runs are kept.")
 
 
 def _failed(run: runs_lib.Run, status: int, workdir: str) -> RuntimeError:
@@ -212,9 +214,7 @@ def _run_concurrently(to_train, root, run_env, python, parallel, progress) -> li
                     continue
                 if not _has_result(run.workdir(root)):
                     progress.stopped(i, run, time.time() - t_run, run.workdir(root), len(cpus))
-                    failure = failure or RuntimeError(
-                        f"Run {run.name!r} stopped before finishing; finished runs are kept."
-                    )
+                    failure = failure or _stopped(run)
                     continue
                 progress.done(i, run, time.time() - t_run, run.workdir(root), len(cpus))
     finally:

@@ -184,21 +184,20 @@ def versus_torch(
     (video_s3d/allocator.py), and PyTorch under each of TORCH_ALLOCATORS. Ours is the faster
     of the two allocators; PyTorch's, the fastest of its three. Without `torch_python`, only
     ours (torch: None)."""
-    tuned_here = allocator.is_tuned(os.environ)
-    here = "tuned allocator" if tuned_here else "glibc defaults"
-    other = "glibc defaults" if tuned_here else "tuned allocator"
-    other_env = (
-        allocator.with_default_allocator(os.environ)
-        if tuned_here
-        else allocator.with_tuned_allocator(os.environ)
-    )
+    if allocator.is_tuned(os.environ):
+        here, other = "tuned allocator", "glibc defaults"
+        other_env = allocator.with_default_allocator(os.environ)
+    else:
+        here, other = "glibc defaults", "tuned allocator"
+        other_env = allocator.with_tuned_allocator(os.environ)
+    ours_here, ours_child = f"{lowerings[0]}, {here}", f"{lowerings[0]}, {other}"
     programs = {}
     for lowering in lowerings:
         start = time.perf_counter()
         compiled, args = compiled_sgd_step(model, batch, frames, size, lowering)
         progress(f"  {model} {lowering}: compiled in {time.perf_counter() - start:.0f} s")
         programs[f"{lowering}, {here}"] = lambda compiled=compiled, args=args: compiled(*args)
-    ours = {key: [] for key in [*programs, f"{lowerings[0]}, {other}"]}
+    ours = {key: [] for key in [*programs, ours_child]}
     theirs = {name: [] for name in TORCH_ALLOCATORS} if torch_python else {}
     for run in programs.values():
         jax.block_until_ready(run())
@@ -206,10 +205,9 @@ def versus_torch(
         for key, run in programs.items():
             ours[key] += _time_ms(run, steps)
             progress(f"  round {r + 1}/{rounds} jax {key}: {statistics.median(ours[key]):.0f} ms")
-        key = f"{lowerings[0]}, {other}"
         child = jax_step_in_child(model, batch, frames, size, steps, lowerings[0], other_env)
-        ours[key].append(child["train_ms"])
-        progress(f"  round {r + 1}/{rounds} jax {key} (child): {child['train_ms']:.0f} ms")
+        ours[ours_child].append(child["train_ms"])
+        progress(f"  round {r + 1}/{rounds} jax {ours_child} (child): {child['train_ms']:.0f} ms")
         for name, make_env in TORCH_ALLOCATORS.items() if torch_python else ():
             result = torch_step_ms(
                 torch_python, batch, frames, size, threads, steps, make_env(os.environ)
@@ -217,7 +215,7 @@ def versus_torch(
             theirs[name].append(result)
             progress(f"  round {r + 1}/{rounds} torch, {name}: {result['train_ms']:.0f} ms")
     medians = {key: statistics.median(values) for key, values in ours.items()}
-    best = min((k for k in medians if k.startswith(f"{lowerings[0]}, ")), key=lambda k: medians[k])
+    best = min((ours_here, ours_child), key=medians.get)
     row = {
         "shape": f"{batch}x{frames}x{size}x{size}",
         "threads": threads,
