@@ -916,7 +916,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--workdir", default="runs/paper_study", help="one workdir per run below it"
     )
     parser.add_argument("--out", default="out/paper_study", help="table, plots and findings.md")
-    parser.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="training steps per run")
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=DEFAULT_STEPS,
+        help="training steps per run (a task in TASK_STEP_FACTORS: that multiple)",
+    )
     parser.add_argument(
         "--num_seeds",
         type=int,
