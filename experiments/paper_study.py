@@ -36,7 +36,9 @@ interval (see `findings_markdown`). One seed leaves only evaluation noise in the
 from __future__ import annotations
 
 import argparse
+import collections
 import dataclasses
+import json
 import math
 import os
 import re
@@ -433,6 +435,11 @@ class Score:
         return self.interval().low > self.chance
 
 
+def _task(row: speed_accuracy.RunRow) -> str:
+    """The synthetic task of a run: its dataset's config name."""
+    return row.dataset.split("/")[-1].removesuffix("_tiny")
+
+
 def scores(rows: Sequence[speed_accuracy.RunRow]) -> dict[tuple[str, str], Score]:
     """(model without 'tiny_', task) -> Score. The task is the part of the dataset name after
     'synthetic_motion/'."""
@@ -445,8 +452,7 @@ def scores(rows: Sequence[speed_accuracy.RunRow]) -> dict[tuple[str, str], Score
             if row.model.startswith(zoo.TINY_PREFIX)
             else row.model
         )
-        task = row.dataset.split("/")[-1].removesuffix("_tiny")
-        grouped.setdefault((model, task), {})[run_seed(row)] = row
+        grouped.setdefault((model, _task(row)), {})[run_seed(row)] = row
     return {key: Score(runs) for key, runs in grouped.items()}
 
 
@@ -741,12 +747,55 @@ def seed_spread_markdown(s: dict[tuple[str, str], Score]) -> str:
     return "\n".join(lines) + "\n"
 
 
+# The study's machine: 2 cores, one run on each (DEFAULT_PARALLEL). The compute section turns
+# the runs' summed core-time into the wall time on this many cores.
+STUDY_MACHINE_CORES = 2
+
+
+def compute_markdown(
+    rows: Sequence[speed_accuracy.RunRow], cores: int = STUDY_MACHINE_CORES
+) -> str:
+    """What the finished runs cost, from each run's run_time.json (the wall time of all its
+    sittings, launch/sweep.py, times the cores it had): core-hours per task and in all, the
+    wall time that makes on `cores` cores with every core busy, and the runs with no record."""
+    core_s, runs, unrecorded = collections.Counter(), collections.Counter(), []
+    for row in rows:
+        path = os.path.join(row.workdir, runs_lib.RUN_TIME_FILE)
+        if not os.path.exists(path):
+            unrecorded.append(row.run)
+            continue
+        with open(path, encoding="utf-8") as f:
+            record = json.load(f)
+        task = _task(row)
+        core_s[task] += record["wall_s"] * record.get("cpu_cores", 1)
+        runs[task] += 1
+    if not runs:
+        return ""
+    total = sum(core_s.values())
+    lines = [
+        "## Compute",
+        "",
+        "| task | runs | core-hours |",
+        "|---|---:|---:|",
+        *(f"| {task} | {runs[task]} | {core_s[task] / 3600:.2f} |" for task in sorted(runs)),
+        f"| all | {sum(runs.values())} | {total / 3600:.2f} |",
+        "",
+        f"On {cores} cores, one run per core, that is {total / 3600 / cores:.2f} h of wall time "
+        "(run_time.json: each run's wall time over all its sittings, times its cores; compiling, "
+        "evaluating and waiting for data included, dataset generation not).",
+    ]
+    if unrecorded:
+        lines += ["", f"No run_time.json, so not counted: {', '.join(sorted(unrecorded))}."]
+    return "\n".join(lines) + "\n"
+
+
 def findings_markdown(
     found: Sequence[Finding],
     num_runs: int,
     warnings: Sequence[str] = (),
     num_seeds: int | None = None,
     spread: str = "",
+    compute: str = "",
 ) -> str:
     lines = [
         f"# Paper findings on synthetic_motion ({num_runs} runs"
@@ -771,8 +820,9 @@ def findings_markdown(
     lines += ["| # | claim | verdict | evidence |", "|---|---|---|---|"]
     for i, f in enumerate(found, 1):
         lines.append(f"| {i} | {f.claim} | **{f.verdict}** | {f.evidence} |")
-    if spread:
-        lines += ["", spread.rstrip("\n")]
+    for section in (spread, compute):
+        if section:
+            lines += ["", section.rstrip("\n")]
     return "\n".join(lines) + "\n"
 
 
@@ -828,6 +878,7 @@ def write_findings(
         speed_accuracy.mixed_versions(rows),
         num_seeds=len({run_seed(r) for r in rows}),
         spread=seed_spread_markdown(scores(rows)),
+        compute=compute_markdown(rows),
     )
     with open(os.path.join(out_dir, FINDINGS_FILE), "w", encoding="utf-8") as f:
         f.write(text)

@@ -6,6 +6,7 @@ the table, the plots and the findings run exactly as after real training, costs 
 (video_s3d.cost, traced for the tiny models at 8x32x32)."""
 
 import csv
+import dataclasses
 import json
 import os
 import shutil
@@ -398,6 +399,31 @@ def test_findings_list_each_models_seed_spread_and_flag_those_over_the_limit(rep
     assert f"| s3dg | {task} | " in table and "| **12.0** |" in table
     one_seed = [r for r in rows if paper_study.run_seed(r) == 0]
     assert paper_study.seed_spread_markdown(paper_study.scores(one_seed)) == ""
+
+
+def test_findings_add_up_what_the_runs_cost_from_their_recorded_times(report, tmp_path):
+    """Core-hours per task from each run's run_time.json (wall time times cores), the wall time
+    on the study machine's cores, and the runs with no record named, not counted as free."""
+    rows = [r for r in report[0] if paper_study.run_seed(r) == 0]
+    pick = {task: next(r for r in rows if paper_study._task(r) == task) for task in SCORES}
+    recorded = {"flash_order": (1800.0, 1), "order": (900.0, 2)}  # (wall_s, cpu_cores)
+    moved = []
+    for task, row in pick.items():
+        workdir = tmp_path / row.run
+        workdir.mkdir()
+        if task in recorded:
+            wall_s, cores = recorded[task]
+            (workdir / "run_time.json").write_text(
+                json.dumps({"wall_s": wall_s, "cpu_cores": cores})
+            )
+        moved.append(dataclasses.replace(row, workdir=str(workdir)))
+    text = paper_study.compute_markdown(moved, cores=2)
+    assert "| flash_order | 1 | 0.50 |" in text
+    assert "| order | 1 | 0.50 |" in text
+    assert "| all | 2 | 1.00 |" in text
+    assert "On 2 cores, one run per core, that is 0.50 h of wall time" in text
+    assert f"not counted: {pick['appearance'].run}." in text
+    assert paper_study.compute_markdown([]) == ""
 
 
 def test_one_seed_says_its_interval_is_evaluation_noise_only(report):
