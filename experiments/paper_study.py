@@ -57,10 +57,10 @@ from video_s3d.models import zoo
 CONFIG = "experiments/synthetic_motion.py"
 # The study's tasks. `motion` (the class is the direction of time) is left out: every 3D model
 # scored 99-100% on it, so it ranks none, and `order` tells frame-order-blind from time-aware
-# models as well (I2D 46% against 89-97%; README, session 12). It stays a dataset config.
+# models as well (I2D 46% against 89-97%; STUDY_HISTORY.md, session 12). It stays a dataset config.
 # `flash_order` was added in session 17: every 3D model scored 93-98% on `order`, so claim 3
 # was inconclusive there (its intervals +-6 to 8 points); on `flash_order` tiny I3D reached
-# 93.8% top-1 and bottom-heavy I3D 3 57.5% (seed 0, study_probe, README).
+# 93.8% top-1 and bottom-heavy I3D 3 57.5% (seed 0, study_probe, STUDY_HISTORY.md).
 TASKS = ("appearance", "order", "flash_order")
 # Claim 3's bottom-/top-heavy sweep runs where order matters on top of appearance, the
 # paper's reading of why top-heavy wins (temporal modelling pays on high-level features).
@@ -73,7 +73,7 @@ JUDGED_TASKS = ("motion", *TASKS)
 DEFAULT_SEEDS = 3
 # Runs trained at once on a CPU host, each on its share of the cores: on the 2-core machine
 # two tiny models on one core each trained 1.4x more steps per second in all than one on both
-# (README, session 13).
+# (STUDY_HISTORY.md, session 13).
 DEFAULT_PARALLEL = min(2, len(os.sched_getaffinity(0)))
 BASE_MODELS = ("i2d", "i3d", "s3d", "s3dg")
 HEAVY_FAMILY = "i3d"
@@ -85,7 +85,7 @@ DISPLAY_NAMES = {"i2d": "I2D", "i3d": "I3D", "s3d": "S3D", "s3dg": "S3D-G"}
 # to judge any claim; at 1000 steps (dataset 1.2.0) motion was learned (S3D 89%) but I3D was
 # still at 58% and every model at 18-40% on `appearance`; tiny S3D was still climbing on
 # `appearance` 1.3.0 at step 1000 (45% at 750, 51% at 1000). On the 13-frame clips tiny S3D-G
-# reached 68% top-1 on `appearance` in a 1000-step run, 86-93% in 2000 (study_probe, README).
+# reached 68% top-1 on `appearance` in a 1000-step run, 86-93% in 2000 (study_probe, STUDY_HISTORY.md).
 DEFAULT_STEPS = 2000
 # Tasks trained for a multiple of the steps (their warm-up and off-centre hold scale with
 # them; schedule_settings). `flash_order` gets twice the steps: at 2,000 the 3D models that
@@ -93,7 +93,7 @@ DEFAULT_STEPS = 2000
 # (tiny S3D-G 92.7 / 74.3 and I3D 95.2 / 88.8 on seeds 0 / 1; experiments/results/
 # paper_study_flash_order_2000). S3D-G seed 1 sat at 28% training accuracy until step 1,200
 # and was still climbing at the end. At 4,000 steps the same two seed-1 runs reached 97.3 and
-# 97.4 (README, "Measured (session 20)"). Not published; our choice.
+# 97.4 (STUDY_HISTORY.md, "Measured (session 20)"). Not published; our choice.
 TASK_STEP_FACTORS = {"flash_order": 2}
 FINDINGS_FILE = "findings.md"
 # Settings of every study run on top of experiments/synthetic_motion.py: clips small enough
@@ -114,7 +114,7 @@ RUN_SETTINGS = {
     "eval_batch_size": 32,
     "optim.name": "adamw",
     # 0.006 after a warm-up of 30% of the steps (WARMUP_FRACTION), not 0.003 after 10%
-    # (session 14, README). At 0.003 runs ended under-trained: tiny I2D on `appearance`,
+    # (session 14, STUDY_HISTORY.md). At 0.003 runs ended under-trained: tiny I2D on `appearance`,
     # seed 0, 79% training accuracy and 83.4% top-1 against 92-96% for seeds 1-2; at 0.006
     # seeds 0/1/2 gave 96.9/97.3/97.0. But with the short warm-up 0.006 kept the
     # 3D-at-the-bottom models at chance on `order` for longer (tiny I3D seed 1 to step ~900,
@@ -127,7 +127,7 @@ RUN_SETTINGS = {
     # "Weight init"): the cause of the seeds that failed outright. Every conv is followed by
     # BatchNorm, so only a kernel's direction matters and an AdamW step of ~lr per weight turns
     # a kernel by lr / its RMS: 0.003 / 0.009 at TF-Slim's init. Measured (tiny S3D-G,
-    # `appearance`, seed 2, README): the loss stayed at ln 10 until step ~300 (56.7% top-1 at
+    # `appearance`, seed 2, STUDY_HISTORY.md): the loss stayed at ln 10 until step ~300 (56.7% top-1 at
     # the end); He init starts every kernel at RMS 0.07-0.5, and the same seed left chance by
     # step 200 and reached 91.3%.
     # 'he_centre' (not published; our choice): a 3D kernel's centre tap drawn as a 2D He
@@ -135,7 +135,7 @@ RUN_SETTINGS = {
     # TF-Slim separable unit starts with its identity temporal half. With every tap random,
     # tiny I3D sat at chance on `order` for 600-700 steps (seed 0: 87.5% top-1); with every tap
     # equal (I3D's 2D -> 3D inflation) for 1,600; from the centre tap it left chance by step
-    # ~400 and reached 94.4% (seed 1: 91.5%; AdamW 0.003, 200 warm-up steps; README, session
+    # ~400 and reached 94.4% (seed 1: 91.5%; AdamW 0.003, 200 warm-up steps; STUDY_HISTORY.md, session
     # 14). It changes only 3D kernels (kt > 1), so I2D's initialisation is He's.
     "model.kernel_init": "he_centre",
     "eval_every_steps": 0,  # evaluate once, at the end
@@ -156,7 +156,7 @@ def schedule_settings(steps: int) -> dict[str, int]:
     kernels' off-centre temporal taps held still for the first half of it, then ramped in
     over as long again.
 
-    Why the hold (not published; our choice, README "Measured (session 18)"): with every tap
+    Why the hold (not published; our choice, STUDY_HISTORY.md "Measured (session 18)"): with every tap
     learning from the start, tiny I3D and bottom-heavy cut 6 sat at chance on `flash_order` in
     2 of 3 seeds (15-16% top-1) and bottom-heavy cut 3 left chance late in one. A `he_centre`
     network starts as a 2D one, tiny I2D's twin (equal kernels for a seed), and I2D leaves
@@ -184,8 +184,8 @@ def schedule_settings(steps: int) -> dict[str, int]:
 # (claims 1 and 2 need one 3D model that keeps appearance clips when reversed); claim 3's heavy
 # sweep, `motion` (which ranks no 3D model: 99-100%) and the other appearance runs are the
 # full study's. Not fewer steps: at 1,000 steps tiny S3D-G was still at 65% training accuracy
-# on `appearance` (93% top-1 at 2,000; README). With all 8 base runs the quick study took
-# about 55 min on an idle machine (README, session 11); I3D and S3D-G on `appearance` were
+# on `appearance` (93% top-1 at 2,000; STUDY_HISTORY.md). With all 8 base runs the quick study took
+# about 55 min on an idle machine (STUDY_HISTORY.md, session 11); I3D and S3D-G on `appearance` were
 # 535 s and about 400 s of it.
 QUICK_RUNS = {"appearance": ("i2d", "s3d"), "order": BASE_MODELS}
 

@@ -15,7 +15,7 @@ over PRECISE_BN_CHECK batches: the estimate's noise), with the running averages 
 evaluation batch's own statistics. No crop augmentation: the frames are rendered at the crop
 size. `--init_seed` / `--data_seed` override the seed for initialisation / data order
 separately (default: both the run's seed), which tells initialisation from data order as a
-source of seed-to-seed spread. Findings so far: README, "The synthetic study".
+source of seed-to-seed spread. Findings: experiments/results/STUDY_HISTORY.md.
 """
 
 from __future__ import annotations

@@ -633,7 +633,7 @@ FLASH_HALF_WIDTH = 0.09
 FLASH_FADE = 0.04
 # No class shape stays on screen beside the flashes: with one (any of the five, under the
 # flashes), tiny S3D stayed at chance for 1,200 steps (seed 0, flashes of half-width 0.10);
-# without, it passed 80% training accuracy by step 1,000 (README, session 17).
+# without, it passed 80% training accuracy by step 1,000 (STUDY_HISTORY.md, session 17).
 
 
 def make_flash_order_scene(
