@@ -16,7 +16,7 @@ import pytest
 from ml_collections.config_flags import config_path
 from models_testing import lively
 
-from experiments import paper_study, speed_accuracy, synthetic_motion
+from experiments import paper_study, speed_accuracy, synthetic_motion, temporal_reach
 from video_s3d import evaluate
 from video_s3d.data.dataset_info import DatasetInfo
 from video_s3d.errors import UserError
@@ -580,3 +580,16 @@ def test_study_runs_and_probes_hold_the_off_centre_taps_early_in_the_warm_up(cap
     printed = capsys.readouterr().out
     assert "RESULT tiny_i3d flash_order init 0 data 0" in printed
     assert "SUMMARY tiny_i3d flash_order: precise-BN top-1" in printed
+
+
+def test_temporal_reach_of_the_study_models(capsys):
+    """The 2D stem's temporal stride drops every other frame for good; a bottom-heavy net's
+    3D layers reach the whole 13-frame clip by Mixed_3b (the cause of claim 3's saturation)."""
+    assert temporal_reach.main(["--models=tiny_i2d", "--crop_size=32"]) == 0
+    # Frames reaching each endpoint: 1 at the 1-tap stem, then the Inception max-pools' and
+    # MaxPool_4a's temporal windows, up to the 7 frames the stem keeps.
+    assert "| tiny_i2d | 1 | 1 | 3 | 5 | 7 | 7 | 7 | Mixed_4b |" in capsys.readouterr().out
+    bottom = temporal_reach.reach("tiny_bottom_heavy_i3d_3", 13, 32)
+    assert bottom["Conv_1a"] == tuple(range(3, 10))  # 7 taps around the middle frame
+    assert temporal_reach.first_full_reach(bottom) == "Mixed_3b"
+    assert bottom["Mixed_5c"] == tuple(range(13))
