@@ -793,17 +793,16 @@ def findings_markdown(
     found: Sequence[Finding],
     num_runs: int,
     warnings: Sequence[str] = (),
-    num_seeds: int | None = None,
+    num_seeds: int | tuple[int, int] | None = None,
     spread: str = "",
     compute: str = "",
 ) -> str:
+    """`num_seeds`: the seeds per (model, task), or the (fewest, most) of a partial study."""
+    fewest, most = num_seeds if isinstance(num_seeds, tuple) else (num_seeds, num_seeds)
+    seeds = f"{most}" if fewest == most else f"{fewest}-{most}"
     lines = [
         f"# Paper findings on synthetic_motion ({num_runs} runs"
-        + (
-            f", {num_seeds} seed{'s' if num_seeds != 1 else ''} per model and task)"
-            if num_seeds
-            else ")"
-        ),
+        + (f", {seeds} seed{'s' if most != 1 else ''} per model and task)" if most else ")"),
         "",
     ]
     lines += [line for w in warnings for line in (f"**Warning:** {w}", "")]
@@ -872,11 +871,12 @@ def write_findings(
     study's workdirs, or an archive of an earlier one); no training."""
     rows = speed_accuracy.write_report(workdirs, out_dir, log=log)
     found = findings(rows)
+    seed_counts = [len(score.seeds) for score in scores(rows).values()]
     text = findings_markdown(
         found,
         len(rows),
         speed_accuracy.mixed_versions(rows),
-        num_seeds=len({run_seed(r) for r in rows}),
+        num_seeds=(min(seed_counts), max(seed_counts)) if seed_counts else None,
         spread=seed_spread_markdown(scores(rows)),
         compute=compute_markdown(rows),
     )

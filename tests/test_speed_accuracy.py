@@ -243,6 +243,8 @@ def test_study_reports_every_finding_from_the_runs(study_dir, tmp_path):
     assert [f.verdict for f in found] == [paper_study.REPRODUCED] * 5, found
     text = (tmp_path / "out" / paper_study.FINDINGS_FILE).read_text()
     assert "(60 runs, 3 seeds per model and task)" in text
+    partial = paper_study.findings_markdown(found, 43, num_seeds=(2, 3))
+    assert "(43 runs, 2-3 seeds per model and task)" in partial  # a study stopped early
     assert "order: right reversal partner in 50.0% (95% CI" in text  # I2D between partners
     # Gating on order: +10 points every seed; the interval comes from the evaluation floor.
     assert "order: S3D-G 90.0% vs S3D 80.0%, difference +10.0 points (95% CI" in text
