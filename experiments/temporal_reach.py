@@ -23,6 +23,8 @@ import argparse
 import sys
 from typing import Sequence
 
+from video_s3d import arguments
+
 # A change smaller than this fraction of the endpoint's largest value is rounding, not reach
 # (not published; our choice).
 CHANGE_TOLERANCE = 1e-4
@@ -96,10 +98,10 @@ def markdown(models: Sequence[str], num_frames: int, crop_size: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     from experiments import paper_study
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[1].strip())
+    parser = arguments.parser("experiments.temporal_reach", __doc__)
     parser.add_argument(
         "--models",
         default=",".join(paper_study.study_models()),
@@ -109,7 +111,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--num_frames", type=int, default=paper_study.RUN_SETTINGS["data.num_frames"]
     )
     parser.add_argument("--crop_size", type=int, default=paper_study.RUN_SETTINGS["data.crop_size"])
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     models = [m for m in args.models.split(",") if m]
     sys.stdout.write(markdown(models, args.num_frames, args.crop_size))
     return 0

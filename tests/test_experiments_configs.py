@@ -36,6 +36,7 @@ NOT_PAPER_CONFIGS = {
     "speed_accuracy",
     "paper_study",
     "study_probe",
+    "temporal_reach",
     "mini_kinetics",
 }
 
