@@ -85,7 +85,8 @@ DISPLAY_NAMES = {"i2d": "I2D", "i3d": "I3D", "s3d": "S3D", "s3dg": "S3D-G"}
 # to judge any claim; at 1000 steps (dataset 1.2.0) motion was learned (S3D 89%) but I3D was
 # still at 58% and every model at 18-40% on `appearance`; tiny S3D was still climbing on
 # `appearance` 1.3.0 at step 1000 (45% at 750, 51% at 1000). On the 13-frame clips tiny S3D-G
-# reached 68% top-1 on `appearance` in a 1000-step run, 86-93% in 2000 (study_probe, STUDY_HISTORY.md).
+# reached 68% top-1 on `appearance` in a 1000-step run, 86-93% in 2000 (study_probe,
+# STUDY_HISTORY.md).
 DEFAULT_STEPS = 2000
 # Tasks trained for a multiple of the steps (their warm-up and off-centre hold scale with
 # them; schedule_settings). `flash_order` gets twice the steps: at 2,000 the 3D models that
@@ -127,16 +128,16 @@ RUN_SETTINGS = {
     # "Weight init"): the cause of the seeds that failed outright. Every conv is followed by
     # BatchNorm, so only a kernel's direction matters and an AdamW step of ~lr per weight turns
     # a kernel by lr / its RMS: 0.003 / 0.009 at TF-Slim's init. Measured (tiny S3D-G,
-    # `appearance`, seed 2, STUDY_HISTORY.md): the loss stayed at ln 10 until step ~300 (56.7% top-1 at
-    # the end); He init starts every kernel at RMS 0.07-0.5, and the same seed left chance by
-    # step 200 and reached 91.3%.
+    # `appearance`, seed 2, STUDY_HISTORY.md): the loss stayed at ln 10 until step ~300
+    # (56.7% top-1 at the end); He init starts every kernel at RMS 0.07-0.5, and the same seed
+    # left chance by step 200 and reached 91.3%.
     # 'he_centre' (not published; our choice): a 3D kernel's centre tap drawn as a 2D He
     # kernel, its other taps zero, so every 3D conv starts as a per-frame 2D conv, as a
     # TF-Slim separable unit starts with its identity temporal half. With every tap random,
     # tiny I3D sat at chance on `order` for 600-700 steps (seed 0: 87.5% top-1); with every tap
     # equal (I3D's 2D -> 3D inflation) for 1,600; from the centre tap it left chance by step
-    # ~400 and reached 94.4% (seed 1: 91.5%; AdamW 0.003, 200 warm-up steps; STUDY_HISTORY.md, session
-    # 14). It changes only 3D kernels (kt > 1), so I2D's initialisation is He's.
+    # ~400 and reached 94.4% (seed 1: 91.5%; AdamW 0.003, 200 warm-up steps; STUDY_HISTORY.md,
+    # session 14). It changes only 3D kernels (kt > 1), so I2D's initialisation is He's.
     "model.kernel_init": "he_centre",
     "eval_every_steps": 0,  # evaluate once, at the end
 }
@@ -156,8 +157,8 @@ def schedule_settings(steps: int) -> dict[str, int]:
     kernels' off-centre temporal taps held still for the first half of it, then ramped in
     over as long again.
 
-    Why the hold (not published; our choice, STUDY_HISTORY.md "Measured (session 18)"): with every tap
-    learning from the start, tiny I3D and bottom-heavy cut 6 sat at chance on `flash_order` in
+    Why the hold (not published; our choice, STUDY_HISTORY.md "Measured (session 18)"): with
+    every tap learning from the start, tiny I3D and bottom-heavy cut 6 sat at chance on `flash_order` in
     2 of 3 seeds (15-16% top-1) and bottom-heavy cut 3 left chance late in one. A `he_centre`
     network starts as a 2D one, tiny I2D's twin (equal kernels for a seed), and I2D leaves
     chance by step ~400 on every seed; but AdamW moves each zero off-centre tap by about the

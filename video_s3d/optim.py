@@ -114,8 +114,8 @@ def hold_off_centre_taps(delay_steps: int, ramp_steps: int) -> optax.GradientTra
     `off_centre_schedule` (with Adam, scaling the gradient instead would do nothing): a 3D
     network first trains as the 2D network it starts as (`he_centre`), then learns time.
 
-    Why (synthetic study, STUDY_HISTORY.md "Measured (session 18)"): AdamW moves every weight by about
-    the learning rate per step whatever its gradient's size, so from the first step the zero
+    Why (synthetic study, STUDY_HISTORY.md "Measured (session 18)"): AdamW moves every weight by
+    about the learning rate per step whatever its gradient's size, so from the first step the zero
     off-centre taps move as fast as the centre ones while their gradients are noise. Tiny I3D
     on `flash_order` then sat at chance in 2 of 3 seeds; with those taps held still it left
     chance by step 400 as tiny I2D does."""

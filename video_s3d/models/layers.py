@@ -61,8 +61,8 @@ def he_centre_init(key, shape, dtype=jnp.float32):
     """[kt, kh, kw, in, out]: a He-initialised [kh, kw, in, out] kernel (fan-in kh * kw * in) at
     the centre tap and zeros at the others, so a 3D conv starts as a 2D conv of each frame, as
     a TF-Slim separable unit does with its identity temporal half; kt = 1 is plain He.
-    Why (synthetic study, STUDY_HISTORY.md session 14): tiny I3D with every tap random sat at chance on
-    `order` for 600-700 steps (and 1,600 with I3D's inflation, every tap equal); from the
+    Why (synthetic study, STUDY_HISTORY.md session 14): tiny I3D with every tap random sat at
+    chance on `order` for 600-700 steps (and 1,600 with I3D's inflation, every tap equal); from the
     centre tap it left chance by step 400."""
     kt = shape[0]
     spatial = _he(key, (1, *shape[1:]), dtype)
