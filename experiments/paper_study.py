@@ -157,20 +157,19 @@ def schedule_settings(steps: int) -> dict[str, int]:
     kernels' off-centre temporal taps held still for the first half of it, then ramped in
     over as long again.
 
-    Why the hold (not published; our choice, STUDY_HISTORY.md "Measured (session 18)"): with
-    every tap learning from the start, tiny I3D and bottom-heavy cut 6 sat at chance on
-    `flash_order` in 2 of 3 seeds (15-16% top-1) and bottom-heavy cut 3 left chance late in
-    one. A `he_centre` network starts as a 2D one, tiny I2D's twin (equal kernels for a seed),
-    and I2D leaves chance by step ~400 on every seed; but AdamW moves each zero off-centre tap
-    by about the learning rate per step while its gradient is noise. Tiny I3D on `flash_order`, seeds
-    0 / 1 / 2 (were 14.7 / 93.2 / 15.8): with the taps held for 300 steps and ramped in over
-    300, 94.4 / 90.7 / 91.9 (spread 3.7 points); held for 600 and ramped over 600, 96.5 / 92.2
-    / 86.8 (seed 2 was still learning when the schedule ran out); bottom-heavy cut 6 seed 0
-    96.4 with the longer hold (was 16.1). With the taps frozen for good, I3D seed 2 left
-    chance by step 400 as I2D does. A tenth of the learning rate throughout rescued seed 0
-    (94.0%) but not seed 2 (at chance to step 1,300); SGD with momentum (lr 0.1 or 0.03),
-    AdamW with eps 1e-3 and no dropout kept seed 0 or 2 at chance until they were stopped
-    (steps 500-800)."""
+    Why the hold (not published; our choice, STUDY_HISTORY.md "Measured (session 18)"): with every
+    tap learning from the start, tiny I3D and bottom-heavy cut 6 sat at chance on `flash_order` in 2
+    of 3 seeds (15-16% top-1) and bottom-heavy cut 3 left chance late in one. A `he_centre` network
+    starts as a 2D one, tiny I2D's twin (equal kernels for a seed), and I2D leaves chance by step
+    ~400 on every seed; but AdamW moves each zero off-centre tap by about the learning rate per step
+    while its gradient is noise. Tiny I3D on `flash_order`, seeds 0 / 1 / 2 (were 14.7 / 93.2 /
+    15.8): with the taps held for 300 steps and ramped in over 300, 94.4 / 90.7 / 91.9 (spread 3.7
+    points); held for 600 and ramped over 600, 96.5 / 92.2 / 86.8 (seed 2 was still learning when
+    the schedule ran out); bottom-heavy cut 6 seed 0 96.4 with the longer hold (was 16.1). With the
+    taps frozen for good, I3D seed 2 left chance by step 400 as I2D does. A tenth of the learning
+    rate throughout rescued seed 0 (94.0%) but not seed 2 (at chance to step 1,300); SGD with
+    momentum (lr 0.1 or 0.03), AdamW with eps 1e-3 and no dropout kept seed 0 or 2 at chance until
+    they were stopped (steps 500-800)."""
     hold = round(steps * OFF_CENTRE_HOLD_FRACTION)
     return {
         "optim.warmup_steps": round(steps * WARMUP_FRACTION),
