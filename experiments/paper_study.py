@@ -793,12 +793,13 @@ def findings_markdown(
     found: Sequence[Finding],
     num_runs: int,
     warnings: Sequence[str] = (),
-    num_seeds: int | tuple[int, int] | None = None,
+    num_seeds: tuple[int, int] | None = None,
     spread: str = "",
     compute: str = "",
 ) -> str:
-    """`num_seeds`: the seeds per (model, task), or the (fewest, most) of a partial study."""
-    fewest, most = num_seeds if isinstance(num_seeds, tuple) else (num_seeds, num_seeds)
+    """`num_seeds`: the (fewest, most) seeds of any (model, task); they differ in a study
+    stopped early."""
+    fewest, most = num_seeds or (0, 0)
     seeds = f"{most}" if fewest == most else f"{fewest}-{most}"
     lines = [
         f"# Paper findings on synthetic_motion ({num_runs} runs"
@@ -871,13 +872,14 @@ def write_findings(
     study's workdirs, or an archive of an earlier one); no training."""
     rows = speed_accuracy.write_report(workdirs, out_dir, log=log)
     found = findings(rows)
-    seed_counts = [len(score.seeds) for score in scores(rows).values()]
+    by_model_and_task = scores(rows)
+    seed_counts = [len(score.seeds) for score in by_model_and_task.values()]
     text = findings_markdown(
         found,
         len(rows),
         speed_accuracy.mixed_versions(rows),
         num_seeds=(min(seed_counts), max(seed_counts)) if seed_counts else None,
-        spread=seed_spread_markdown(scores(rows)),
+        spread=seed_spread_markdown(by_model_and_task),
         compute=compute_markdown(rows),
     )
     with open(os.path.join(out_dir, FINDINGS_FILE), "w", encoding="utf-8") as f:

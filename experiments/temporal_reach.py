@@ -50,11 +50,8 @@ def reach(
     network = models.create(model, 10, kernel_init="he")
     clip = jax.random.normal(jax.random.key(0), (1, num_frames, crop_size, crop_size, 3))
     other = jax.random.normal(jax.random.key(1), clip.shape)
-    frames = jnp.arange(num_frames)
-    replaced = jnp.where(
-        (frames[:, None] == frames[None, :])[:, None, :, None, None, None], other, clip
-    )[:, 0]
-    batch = jnp.concatenate([clip, replaced])
+    replaced = [clip.at[:, k].set(other[:, k]) for k in range(num_frames)]
+    batch = jnp.concatenate([clip, *replaced])
     variables = network.init(
         {"params": jax.random.key(2), "dropout": jax.random.key(3)}, clip, train=False
     )
