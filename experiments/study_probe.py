@@ -5,9 +5,10 @@ r"""Short in-memory training probes for the paper study's recipe and tasks (no T
       --steps=600 --train_clips=1500
 
 Renders `--train_clips` / `--eval_clips` clips of a synthetic_motion task with the dataset's own
-renderer (video_s3d/data/builders/synthetic_render.py, 32 frames at `--crop_size` pixels, seeds
-disjoint from the built dataset's), keeps the study's clip (`--num_frames` frames `--stride` apart,
-a random window per training clip, the centre window for evaluation: the pipeline's rule) and
+renderer (video_s3d/data/builders/synthetic_render.py, the dataset's clip length at `--crop_size`
+pixels, seeds disjoint from the built dataset's), keeps the study's clip for the task
+(`--num_frames` frames `--stride` apart, a random window per training clip, the centre window
+for evaluation: the pipeline's rule) and
 trains with the study's recipe (experiments/paper_study.py RUN_SETTINGS, the real train step
 of video_s3d/train.py), printing the training loss and accuracy every `--log_every` steps and,
 at the end, validation top-1 with precise BatchNorm statistics (as the study evaluates, and
@@ -30,10 +31,16 @@ import numpy as np
 from video_s3d import arguments
 from video_s3d.data.builders import synthetic_render
 
-RENDER_FRAMES = 32  # the built dataset's clip length (synthetic_motion.SyntheticMotionConfig)
 PROBE_DATA_SEED = 1_000_003  # distinct from the built dataset's seed 0
 # Training batches of a second precise-BN estimate, beside the config's (8 in the study).
 PRECISE_BN_CHECK = 64
+
+
+def clip_length(task: str) -> int:
+    """The built dataset's clip length for `task` (its SyntheticMotionConfig's)."""
+    from video_s3d.data.builders import synthetic_motion
+
+    return synthetic_motion.SyntheticMotion.builder_configs[task].num_frames
 
 
 def render_split(
@@ -42,7 +49,8 @@ def render_split(
     """uint8 [N, frames, size, size, 3] windows and int32 labels (classes cycle)."""
     num_classes = len(synthetic_render.class_names(task))
     span = (frames - 1) * stride + 1
-    last_start = max(RENDER_FRAMES - span, 0)
+    render_frames = clip_length(task)
+    last_start = max(render_frames - span, 0)
     clips = np.empty((num_clips, frames, size, size, 3), np.uint8)
     labels = np.arange(num_clips, dtype=np.int32) % num_classes
     for i in range(num_clips):
@@ -54,11 +62,11 @@ def render_split(
         rng = np.random.default_rng((PROBE_DATA_SEED, split, i))
         frames_kept = np.arange(start, start + span, stride)
         if task in synthetic_render.SCENE_TASKS:
-            scene = synthetic_render.SCENE_TASKS[task](int(labels[i]), rng, RENDER_FRAMES, size)
+            scene = synthetic_render.SCENE_TASKS[task](int(labels[i]), rng, render_frames, size)
             clips[i] = synthetic_render.render_scene(scene, size, frames_kept)
         else:
             params = synthetic_render.make_params(task, int(labels[i]), rng, size)
-            clips[i] = synthetic_render.render(params, RENDER_FRAMES, size, frames_kept)
+            clips[i] = synthetic_render.render(params, render_frames, size, frames_kept)
     return clips, labels
 
 
@@ -283,9 +291,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     from experiments import paper_study
 
-    args.num_frames = args.num_frames or paper_study.RUN_SETTINGS["data.num_frames"]
-    args.stride = args.stride or paper_study.RUN_SETTINGS["data.stride"]
-    args.crop_size = args.crop_size or paper_study.RUN_SETTINGS["data.crop_size"]
+    settings = paper_study.run_settings(args.synthetic_task)
+    args.num_frames = args.num_frames or settings["data.num_frames"]
+    args.stride = args.stride or settings["data.stride"]
+    args.crop_size = args.crop_size or settings["data.crop_size"]
     eval_batch = paper_study.RUN_SETTINGS["eval_batch_size"]
     if args.eval_clips < eval_batch:  # whole evaluation batches only
         raise SystemExit(

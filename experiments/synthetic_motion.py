@@ -7,7 +7,8 @@ dataset is generated on first use; `python -m experiments.quickstart` is the sho
       --workdir=runs/synthetic_motion/tiny_s3dg
 
 Argument string (after ':', comma-separated): model=<models.names()>, config=motion|appearance|
-order|flash_order (which synthetic task; `_tiny` ones too), modality=rgb|flow (flow: the
+order|flash_order|far_flash_order (which synthetic task; `_tiny` ones too; far_flash_order
+clips are 69 frames: set data.num_frames=69, data.stride=1), modality=rgb|flow (flow: the
 task's TV-L1 flow twin, e.g. synthetic_motion/motion_flow, and a 2-channel model), runlocal
 (shrink everything for a smoke test on a laptop), in_memory (random clips generated in memory
 instead of the dataset: measures compute only).

@@ -14,10 +14,11 @@ from video_s3d.errors import UserError
 
 @pytest.mark.parametrize("task", synthetic_render.TASKS)
 def test_same_seed_gives_identical_bytes_and_other_seeds_differ(task):
-    first = synthetic_render.make_clip(task, 3, (7, 0, 11), 12, 32)
-    again = synthetic_render.make_clip(task, 3, (7, 0, 11), 12, 32)
-    other = synthetic_render.make_clip(task, 3, (8, 0, 11), 12, 32)
-    assert first.dtype == np.uint8 and first.shape == (12, 32, 32, 3)
+    frames = max(12, synthetic_render.min_frames(task))
+    first = synthetic_render.make_clip(task, 3, (7, 0, 11), frames, 32)
+    again = synthetic_render.make_clip(task, 3, (7, 0, 11), frames, 32)
+    other = synthetic_render.make_clip(task, 3, (8, 0, 11), frames, 32)
+    assert first.dtype == np.uint8 and first.shape == (frames, 32, 32, 3)
     assert first.tobytes() == again.tobytes()
     assert first.tobytes() != other.tobytes()
 
@@ -303,6 +304,71 @@ def test_flash_order_distractors_are_independent_of_the_order():
             modes[label, mode] += 1
     np.testing.assert_array_equal(modes[0], modes[1])
     assert modes.min() > 30
+
+
+# --------------------------------------------------------------------------- far_flash_order
+@pytest.mark.parametrize("label", range(len(synthetic_render.ORDER_CLASSES)))
+def test_far_flash_order_clip_reversed_is_byte_identical_to_partner_clip(label):
+    assert synthetic_render.reversal_partner("far_flash_order")[label] == label ^ 1
+    clip = synthetic_render.make_clip("far_flash_order", label, (5, 2, label), 69, 24)
+    partner_clip = synthetic_render.make_clip("far_flash_order", label ^ 1, (5, 2, label), 69, 24)
+    np.testing.assert_array_equal(clip[::-1], partner_clip)
+    assert clip[::-1].tobytes() != clip.tobytes()
+    again = synthetic_render.make_clip("far_flash_order", label, (5, 2, label), 69, 24)
+    assert clip.tobytes() == again.tobytes()
+
+
+def test_far_flash_order_flashes_lie_beyond_the_reach_apart_and_from_the_ends():
+    """No window of FAR_FLASH_REACH consecutive frames holds a frame of both flashes, or a
+    flash frame and a clip end; each flash shows for FAR_FLASH_SPAN frames, the first before
+    the second; and every allowed place and separation occurs."""
+    reach, frames = synthetic_render.FAR_FLASH_REACH, 69
+    separations, firsts = set(), set()
+    for label in range(len(synthetic_render.ORDER_CLASSES)):
+        first, second = synthetic_render.ORDER_CLASSES[label].split(" then ")
+        for i in range(30):
+            scene = synthetic_render.make_far_flash_order_scene(
+                label, np.random.default_rng((label, i)), frames, 16
+            )
+            *others, a, b = scene.objects
+            shown = {
+                synthetic_render.SHAPES[look.shape]: np.flatnonzero(states[:, 4] > 0)
+                for look, states in (a, b)
+            }
+            assert set(shown) == {first, second}
+            for name in (first, second):
+                assert len(shown[name]) == synthetic_render.FAR_FLASH_SPAN
+                assert shown[name].min() >= reach - 1 and shown[name].max() <= frames - reach
+            assert shown[second].min() - shown[first].max() >= reach
+            separations.add(shown[second].min() - shown[first].min())
+            firsts.add(shown[first].min())
+            assert len(others) <= 1
+    assert separations == set(range(23, 27))
+    assert firsts == set(range(18, 24))  # the six places of the closest pair in 69 frames
+
+
+def test_far_flash_order_needs_its_clip_length():
+    with pytest.raises(ValueError, match="at least 67 frames"):
+        synthetic_render.make_clip("far_flash_order", 0, 0, 66, 16)
+    with pytest.raises(UserError, match="num_frames=67 or more"):
+        synthetic_motion.SyntheticMotionConfig(name="far", task="far_flash_order", num_frames=32)
+    assert synthetic_motion.SyntheticMotion.builder_configs["far_flash_order"].num_frames == 69
+
+
+def test_bottom_heavy_cut_3_reaches_far_flash_reach_frames_and_top_heavy_the_whole_clip():
+    """FAR_FLASH_REACH is what experiments.temporal_reach measures at bottom-heavy I3D cut 3's
+    last 3D layer (Mixed_3c; Mixed_4b is 2D), and top-heavy cut 3's 3D layers reach every frame
+    its stem keeps on the far_flash_order clip."""
+    from experiments import temporal_reach
+    from video_s3d import models
+
+    spec = models.get_spec("bottom_heavy_i3d_3")
+    layers = dict(part.split("=") for part in spec.describe().split())
+    assert layers["Mixed_3c"].startswith("3d") and layers["Mixed_4b"] == "2d"
+    bottom = temporal_reach.reach("tiny_bottom_heavy_i3d_3", 29, 16, ("Mixed_3c",))
+    assert len(bottom["Mixed_3c"]) == synthetic_render.FAR_FLASH_REACH
+    top = temporal_reach.reach("tiny_top_heavy_i3d_3", 69, 16, ("Mixed_5c",))
+    assert top["Mixed_5c"] == tuple(range(0, 69, 2))
 
 
 def test_rendering_chosen_frames_gives_those_frames_of_the_whole_clip():

@@ -37,6 +37,7 @@ NOT_PAPER_CONFIGS = {
     "paper_study",
     "study_probe",
     "temporal_reach",
+    "order_cues",
     "mini_kinetics",
 }
 

@@ -47,7 +47,20 @@ ORDER = {
 }
 # flash_order: the same ranking, every model lower.
 FLASH_ORDER = {m: (top1 - 0.1, rev, pair) for m, (top1, rev, pair) in ORDER.items()}
-SCORES = {"appearance": APPEARANCE, "order": ORDER, "flash_order": FLASH_ORDER}
+# far_flash_order (only the runs the study makes there): bottom-heavy cut 3 as blind to the
+# order as I2D, top-heavy cut 3 and I3D not.
+FAR_FLASH_ORDER = {
+    "i2d": (0.46, 0.46, 0.50),
+    "i3d": (0.85, 0.08, 0.90),
+    "bottom_heavy_i3d_3": (0.47, 0.46, 0.51),
+    "top_heavy_i3d_3": (0.86, 0.07, 0.91),
+}
+SCORES = {
+    "appearance": APPEARANCE,
+    "order": ORDER,
+    "flash_order": FLASH_ORDER,
+    "far_flash_order": FAR_FLASH_ORDER,
+}
 # Each seed moves every model's accuracy alike (as a shared data order would): pairing by seed
 # removes it.
 SEED_SHIFT = {0: -0.02, 1: 0.0, 2: 0.02}
@@ -358,10 +371,10 @@ def test_fabricated_results_flip_the_verdicts(report):
     helps' from reproduced to not reproduced; I3D far ahead of S3D does the same to claim 4."""
     rows = report[0]
     assert paper_study.gating_helps(paper_study.scores(rows)).verdict == paper_study.REPRODUCED
-    worse = {("s3dg", task): (SCORES[task]["s3d"][0] - 0.10, 0.05) for task in SCORES}
+    worse = {("s3dg", task): (SCORES[task]["s3d"][0] - 0.10, 0.05) for task in paper_study.TASKS}
     gating = paper_study.gating_helps(paper_study.scores(_rows_with(rows, worse)))
     assert gating.verdict == paper_study.NOT_REPRODUCED and "difference -" in gating.evidence
-    i3d_ahead = {("i3d", task): (SCORES[task]["s3d"][0] + 0.08, 0.05) for task in SCORES}
+    i3d_ahead = {("i3d", task): (SCORES[task]["s3d"][0] + 0.08, 0.05) for task in paper_study.TASKS}
     assert (
         paper_study.s3d_beats_i3d(paper_study.scores(_rows_with(rows, i3d_ahead))).verdict
         == paper_study.NOT_REPRODUCED
@@ -381,7 +394,7 @@ def test_a_gain_that_does_not_survive_a_reseed_is_inconclusive(report):
             1: (SCORES[task]["s3d"][0] + 0.28, 0.05),
             2: (SCORES[task]["s3d"][0] + 0.32, 0.05),
         }
-        for task in SCORES
+        for task in paper_study.TASKS
     }
     gating = paper_study.gating_helps(paper_study.scores(_rows_with(rows, spread)))
     assert gating.verdict == paper_study.INCONCLUSIVE, gating
@@ -407,7 +420,9 @@ def test_findings_add_up_what_the_runs_cost_from_their_recorded_times(report, tm
     """Core-hours per task from each run's run_time.json (wall time times cores), the wall time
     on the study machine's cores, and the runs with no record named, not counted as free."""
     rows = [r for r in report[0] if paper_study.run_seed(r) == 0]
-    pick = {task: next(r for r in rows if paper_study._task(r) == task) for task in SCORES}
+    pick = {
+        task: next(r for r in rows if paper_study._task(r) == task) for task in paper_study.TASKS
+    }
     recorded = {"flash_order": (1800.0, 1), "order": (900.0, 2)}  # (wall_s, cpu_cores)
     moved = []
     for task, row in pick.items():
@@ -480,7 +495,9 @@ def test_findings_without_runs_say_which_are_missing(report):
 # --------------------------------------------------------------------------- study clip shape
 @pytest.mark.parametrize("model", paper_study.study_models())
 def test_every_3d_layer_of_every_study_model_sees_at_least_two_frames(model):
-    assert paper_study.endpoint_frames(model, "Mixed_5c") >= 2
+    assert paper_study.clip_shapes() == {(13, 48), (69, 32)}
+    for frames, crop in paper_study.clip_shapes():
+        assert paper_study.endpoint_frames(model, "Mixed_5c", frames, crop) >= 2
     # Not vacuous: the old 5-frame clips left one frame there.
     assert paper_study.endpoint_frames(model, "Mixed_5c", num_frames=5) == 1
 
@@ -495,7 +512,7 @@ def test_study_clips_keep_i2d_exactly_blind_to_frame_order():
     from video_s3d import models
 
     frames = paper_study.RUN_SETTINGS["data.num_frames"]
-    assert frames % 8 == 5
+    assert all(frames % 8 == 5 for frames, _ in paper_study.clip_shapes())
     model = models.create("tiny_i2d", 10)
     clip = jax.random.uniform(jax.random.key(0), (2, frames, 32, 32, 3), minval=-1, maxval=1)
     # O(1) activations throughout (the TF-Slim init leaves the logits ~1e-19: vacuous).
@@ -558,14 +575,15 @@ def test_study_runs_and_probes_hold_the_off_centre_taps_early_in_the_warm_up(cap
 
     runs = paper_study.get_sweep("steps=1000,seeds=1")
     for run in runs:
-        # flash_order trains twice as long, its schedule scaled with it.
-        factor = 2 if "-flash_order-" in run.name else 1
+        # flash_order and far_flash_order train twice as long, their schedules scaled with it.
+        factor = 2 if "flash_order-" in run.name else 1
         assert run.overrides["num_train_steps"] == 1000 * factor
         assert run.overrides["checkpoint_every_steps"] == 1000 * factor
         assert run.overrides["optim.warmup_steps"] == 300 * factor
         assert run.overrides["optim.off_centre_delay_steps"] == 150 * factor
         assert run.overrides["optim.off_centre_ramp_steps"] == 150 * factor
     assert sum("-flash_order-" in run.name for run in runs) == 8
+    assert {r.overrides["data.num_frames"] for r in runs} == {13}
     args = study_probe.build_parser().parse_args(["--steps=20"])
     args.num_frames, args.stride, args.crop_size = 5, 2, 16
     config = study_probe.probe_config("tiny_i3d", "flash_order", args)
@@ -582,6 +600,42 @@ def test_study_runs_and_probes_hold_the_off_centre_taps_early_in_the_warm_up(cap
     printed = capsys.readouterr().out
     assert "RESULT tiny_i3d flash_order init 0 data 0" in printed
     assert "SUMMARY tiny_i3d flash_order: precise-BN top-1" in printed
+
+
+def test_the_far_study_trains_claim_3s_runs_on_the_long_clips_and_judges_them(tmp_path):
+    """`--far`: bottom-/top-heavy I3D cut 3, I3D and I2D on far_flash_order's whole 69-frame
+    clips, twice the steps; its findings judge claim 3 there from the runs."""
+    runs = paper_study.get_sweep("steps=1000,seeds=3,far")
+    assert [r.name for r in runs[:4]] == [
+        f"tiny_{m}-far_flash_order-s0" for m in paper_study.FAR_MODELS
+    ]
+    assert len(runs) == 12 and {r.seed for r in runs} == {0, 1, 2}
+    for run in runs:
+        assert run.overrides["data.num_frames"] == 69 and run.overrides["data.stride"] == 1
+        assert run.overrides["data.crop_size"] == 32
+        assert run.overrides["num_train_steps"] == 2000
+    for run in runs:
+        model = dict(a.split("=", 1) for a in run.args)["model"]
+        top1, reversed_top1, pairwise = FAR_FLASH_ORDER[model.removeprefix("tiny_")]
+        shift = SEED_SHIFT[run.seed]
+        write_result(
+            run.workdir(str(tmp_path)),
+            model,
+            paper_study.FAR_TASK,
+            top1 + shift,
+            reversed_top1 + shift,
+            pairwise,
+            seed=run.seed,
+            overrides=run.overrides,
+        )
+    found = paper_study.write_findings(
+        [r.workdir(str(tmp_path)) for r in runs], str(tmp_path / "out"), log=lambda _: None
+    )
+    claim_3 = next(f for f in found if f.claim.startswith("At equal cost"))
+    assert claim_3.verdict == paper_study.REPRODUCED
+    assert "far_flash_order at 100.0 GMACs: top-heavy minus bottom-heavy-3 +" in claim_3.evidence
+    claim_1 = found[0]
+    assert "far_flash_order" in claim_1.evidence
 
 
 def test_temporal_reach_of_the_study_models(capsys):

@@ -61,6 +61,8 @@ _TFDS_DATASETS = {
             "order_tiny",
             "flash_order",
             "flash_order_tiny",
+            "far_flash_order",
+            "far_flash_order_tiny",
             "motion_tiny",
             "appearance_tiny",
         )

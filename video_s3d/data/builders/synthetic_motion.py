@@ -11,11 +11,13 @@ then B": one shape replaced by another, in 5 time-reversal pairs, with a distrac
 appears, disappears, stays or is absent at random; order matters on top of appearance),
 `flash_order` (the same classes, but each shape flashes, fading in and out, and the class is
 which flashes first: no local change tells the order, beside a bar that flashes, stays or is
-absent), and
-`*_tiny` versions (16 frames at 32x32, a few dozen clips) for tests. Every config has a flow
-twin `<config>_flow` (e.g. `motion_flow`): the TV-L1 flow of the same clips, stored by
-`flow_frames` (`motion_flow`: 111,600 frame pairs, a long CPU build; the `_tiny_flow` ones are
-smaller, see TINY_FLOW_PARAMS).
+absent), `far_flash_order` (the same classes on 69-frame clips at 40x40, whose two flashes
+lie farther apart in time, and farther from the clip's ends, than the 3D layers of a
+bottom-heavy I3D cut 3 reach: synthetic_render.FAR_FLASH_REACH), and
+`*_tiny` versions (16 frames at 32x32, `far_flash_order_tiny` 69 frames at 24x24; a few dozen
+clips) for tests. Every config has a flow twin `<config>_flow` (e.g. `motion_flow`): the TV-L1
+flow of the same clips, stored by `flow_frames` (`motion_flow`: 111,600 frame pairs, a long CPU
+build; the `_tiny_flow` ones are smaller, see TINY_FLOW_PARAMS).
 """
 
 from __future__ import annotations
@@ -42,6 +44,12 @@ class SyntheticMotionConfig(synthetic_base.SyntheticConfig):
         **kwargs,
     ):
         synthetic_render.class_names(task)  # validates the task name
+        if num_frames < synthetic_render.min_frames(task):
+            raise UserError(
+                f"Synthetic config {kwargs.get('name')!r} draws {task} clips, which need at "
+                f"least {synthetic_render.min_frames(task)} frames: give num_frames="
+                f"{synthetic_render.min_frames(task)} or more (not {num_frames})."
+            )
         kwargs.setdefault(
             "description",
             f"{task} task, {num_frames} frames at {image_size}x{image_size}, seed {seed}"
@@ -115,7 +123,7 @@ class SyntheticMotion(synthetic_base.SyntheticBuilder):
     """Textured objects on textured, drifting backgrounds; see synthetic_render for the recipe."""
 
     make_examples = staticmethod(make_examples)
-    VERSION = tfds.core.Version("1.6.0")
+    VERSION = tfds.core.Version("1.7.0")
     RELEASE_NOTES = {
         "1.0.0": "First release.",
         "1.1.0": "An off-centre dot on every object makes rotation direction visible; rotating "
@@ -138,12 +146,21 @@ class SyntheticMotion(synthetic_base.SyntheticBuilder):
         "1.6.0": "New `flash_order` configs (every other config is byte-identical to 1.5.0): "
         "the `order` classes, but each shape flashes (a time-symmetric event) and the class "
         "is which flashes first, beside a bar that flashes, stays or is absent.",
+        "1.7.0": "New `far_flash_order` configs (every other config is byte-identical to "
+        "1.6.0): `flash_order`'s classes on 69-frame clips, the two flashes 23-26 frames "
+        "apart and 18 or more frames from either end of the clip.",
     }
     BUILDER_CONFIGS = [
         SyntheticMotionConfig(name="motion", task="motion"),
         SyntheticMotionConfig(name="appearance", task="appearance"),
         SyntheticMotionConfig(name="order", task="order"),
         SyntheticMotionConfig(name="flash_order", task="flash_order"),
+        # 69 frames (= 5 mod 8): see synthetic_render.FAR_FLASH_MIN_FRAMES. At 40x40, for
+        # the study's 32x32 crop (not published; our choice: frames x pixels near the other
+        # tasks' 13 x 48x48 study clips, so a run costs about twice as much, not ten times).
+        SyntheticMotionConfig(
+            name="far_flash_order", task="far_flash_order", num_frames=69, image_size=40
+        ),
         SyntheticMotionConfig(
             name="motion_tiny",
             task="motion",
@@ -166,6 +183,13 @@ class SyntheticMotion(synthetic_base.SyntheticBuilder):
             task="flash_order",
             num_frames=16,
             image_size=32,
+            split_sizes=_TINY_SPLITS,
+        ),
+        SyntheticMotionConfig(
+            name="far_flash_order_tiny",
+            task="far_flash_order",
+            num_frames=69,
+            image_size=24,
             split_sizes=_TINY_SPLITS,
         ),
     ]

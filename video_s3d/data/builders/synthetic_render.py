@@ -73,8 +73,11 @@ ORDER_DISTRACTOR_MODES = ("appears", "disappears", "stays", "absent")
 # recognised shape shows relative to the other, so it is a relation between high-level
 # features; a bar that flashes, stays or is absent draws the eye.
 FLASH_DISTRACTOR_MODES = ("flashes", "stays", "absent")
+# The `far_flash_order` task: `flash_order`'s classes on longer clips whose two flashes lie
+# farther apart in time than the 3D layers of a bottom-heavy network reach, and farther from
+# the clip's ends (FAR_FLASH_REACH): only 3D layers high in a network can relate them.
 # The tasks whose classes are ORDER_CLASSES.
-ORDER_TASKS = ("order", "flash_order")
+ORDER_TASKS = ("order", "flash_order", "far_flash_order")
 TASKS = ("motion", "appearance", *ORDER_TASKS)
 
 # (x, y, radius, angle, opacity); x, y, radius are fractions of the frame side.
@@ -670,5 +673,96 @@ def make_flash_order_scene(
     return reverse_scene(scene) if label % 2 else scene
 
 
+# The timing of `far_flash_order` clips, in frames (not published; our choice). Bottom-heavy
+# I3D cut 3's 3D layers (Conv_1a to Mixed_3c) reach FAR_FLASH_REACH consecutive input frames
+# (`python -m experiments.temporal_reach`: 19 at Mixed_3c; tested). So no 3D feature of it
+# sees both flashes when the last frame of the first lies FAR_FLASH_REACH or more frames
+# before the first frame of the second, and none sees a flash and a clip end (SAME padding
+# tells the first frame from the last) when every flash frame lies FAR_FLASH_REACH - 1 or more
+# frames inside the clip. What is above those layers (2D convs, time-symmetric max-pools, the
+# mean over time) is the same whichever way the clip plays (zoo.py: I2D and time reversal), so
+# such a network cannot tell a class from its partner, while a network whose top layers are
+# 3D can. A flash shows for FAR_FLASH_SPAN frames (full opacity for the middle three, half at
+# either end), so the stride-2 stems of I2D and top-heavy networks keep at least two of them.
+FAR_FLASH_REACH = 19
+FAR_FLASH_SPAN = 5
+FAR_FLASH_EXTRA_SEPARATION = 3  # the separation varies over this many frames more
+# The shortest clip that holds the farthest-apart pair inside the margins: 18 frames, the pair
+# (centres 26 apart: the first's 5 frames, 21 between, the second's 5), 18 frames: 67. The
+# dataset's 69 (= 5 mod 8, which keeps I2D exactly blind to order) leaves the pair's place
+# some play.
+FAR_FLASH_MIN_FRAMES = (
+    3 * FAR_FLASH_REACH - 1 + 4 * (FAR_FLASH_SPAN // 2) + FAR_FLASH_EXTRA_SEPARATION
+)
+
+
+def _frame_pulse(num_frames: int, centre: int) -> np.ndarray:
+    """Opacity per frame of a FAR_FLASH_SPAN-frame flash centred on frame `centre`."""
+    distance = np.abs(np.arange(num_frames) - centre)
+    return np.clip((FAR_FLASH_SPAN / 2 - distance), 0.0, 1.0)
+
+
+def far_flash_centres(rng: np.random.Generator, num_frames: int) -> tuple[int, int]:
+    """The two flashes' centre frames: separation first, then where the pair sits; the range of
+    the first centre is the mirror image of the second's, so a reversed clip's timing is as
+    likely as the forward one's."""
+    half = FAR_FLASH_SPAN // 2
+    smallest = FAR_FLASH_REACH + 2 * half
+    separation = int(rng.integers(smallest, smallest + FAR_FLASH_EXTRA_SEPARATION + 1))
+    earliest = FAR_FLASH_REACH - 1 + half
+    latest = num_frames - FAR_FLASH_REACH - half - separation
+    first = int(rng.integers(earliest, latest + 1))
+    return first, first + separation
+
+
+def make_far_flash_order_scene(
+    label: int, rng: np.random.Generator, num_frames: int, size: int
+) -> Scene:
+    """The `far_flash_order` clip of class `label` from `rng` (at least FAR_FLASH_MIN_FRAMES
+    frames); like make_order_scene, partners draw the same numbers and the odd class's scene is
+    the even class's reversed."""
+    _check_order_label("far_flash_order", label)
+    if num_frames < FAR_FLASH_MIN_FRAMES:
+        raise ValueError(
+            f"far_flash_order clips need at least {FAR_FLASH_MIN_FRAMES} frames, not {num_frames}."
+        )
+    first, second = ORDER_PAIRS[label // 2]
+    background, offsets = _scene_background(rng, num_frames, size)
+    objects = []
+    mode = FLASH_DISTRACTOR_MODES[int(rng.integers(len(FLASH_DISTRACTOR_MODES)))]
+    half = FAR_FLASH_SPAN // 2
+    bar_opacity = {
+        "flashes": _frame_pulse(num_frames, int(rng.integers(half, num_frames - half))),
+        "stays": np.ones(num_frames),
+        "absent": np.zeros(num_frames),
+    }[mode]
+    bar = (  # under the flashing shapes, so a flash is never hidden
+        _solid_look(ORDER_DISTRACTOR, rng),
+        _drifting_states(rng, num_frames, rng.uniform(0.16, 0.22), bar_opacity),
+    )
+    if mode != "absent":
+        objects.append(bar)
+    for shape, centre in zip((first, second), far_flash_centres(rng, num_frames)):
+        objects.append(
+            (
+                _solid_look(shape, rng),
+                _drifting_states(
+                    rng, num_frames, rng.uniform(0.20, 0.26), _frame_pulse(num_frames, centre)
+                ),
+            )
+        )
+    scene = Scene(background, offsets, tuple(objects))
+    return reverse_scene(scene) if label % 2 else scene
+
+
+def min_frames(task: str) -> int:
+    """The fewest frames a clip of `task` can have."""
+    return FAR_FLASH_MIN_FRAMES if task == "far_flash_order" else 1
+
+
 # Tasks whose clips are Scenes (several objects, per-frame states), by scene maker.
-SCENE_TASKS = {"order": make_order_scene, "flash_order": make_flash_order_scene}
+SCENE_TASKS = {
+    "order": make_order_scene,
+    "flash_order": make_flash_order_scene,
+    "far_flash_order": make_far_flash_order_scene,
+}
