@@ -5,6 +5,8 @@ r"""The paper's findings, reproduced in miniature on the synthetic dataset, end 
   python -m experiments.paper_study --steps=40 --workdir=/tmp/study --out=/tmp/study_out
   python -m experiments.paper_study --dry_run             # the runs it would start
   python -m experiments.paper_study --archive=experiments/results/paper_study   # `make study`
+  python -m experiments.paper_study --far --workdir=runs/far_study \
+      --archive=experiments/results/far_flash_order_study  # claim 3 on far_flash_order
   python -m experiments.paper_study --workdirs='experiments/results/session13_study/*' \
       --out=/tmp/report                                   # findings of finished runs only
 
