@@ -102,7 +102,7 @@ def cue_table(
 def build_parser() -> argparse.ArgumentParser:
     parser = arguments.parser("experiments.order_cues", __doc__)
     parser.add_argument("--workdir", required=True, help="a finished run of an ordered task")
-    parser.add_argument("--num_clips", type=int, default=200)
+    parser.add_argument("--fresh_clips", type=int, default=200, help="clips rendered per variant")
     parser.add_argument(
         "--synthetic_task",
         default="",
@@ -128,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     config = synthetic_motion.SyntheticMotion.builder_configs[task]
-    table = cue_table(model.logits, task, args.num_clips, config.num_frames, config.image_size)
+    table = cue_table(model.logits, task, args.fresh_clips, config.num_frames, config.image_size)
     print(f"{args.workdir}: {task} clips and their reversals ordered correctly")
     print("| clips | share |\n|---|---|")
     for name, share in table.items():

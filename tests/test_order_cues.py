@@ -49,9 +49,9 @@ def test_the_command_line_refuses_a_run_of_an_unordered_task_and_reports_the_oth
     tmp_path_factory, capsys
 ):
     workdir = inference_testing.trained_workdir(str(tmp_path_factory.getbasetemp()))
-    assert order_cues.main([f"--workdir={workdir}", "--num_clips=2"]) == 2
+    assert order_cues.main([f"--workdir={workdir}", "--fresh_clips=2"]) == 2
     assert "give a run of an ordered synthetic_motion task" in capsys.readouterr().err
-    argv = [f"--workdir={workdir}", "--num_clips=2", "--synthetic_task=flash_order"]
+    argv = [f"--workdir={workdir}", "--fresh_clips=2", "--synthetic_task=flash_order"]
     assert order_cues.main(argv) == 0
     printed = capsys.readouterr().out
     for name in order_cues.VARIANTS:

@@ -43,6 +43,7 @@ VOCABULARY = {
     "out": "a file or folder the command writes that is not a run",
     "video": "video file, folder (searched recursively) or glob pattern to read",
     "dataset": "TFDS dataset name[/config], e.g. synthetic_motion/motion",
+    "synthetic_task": "which synthetic_motion task's clips to render in memory, e.g. flash_order",
     "data_dir": "TFDS data folder (default ~/tensorflow_datasets)",
     "model": "one model name (video_s3d.models.names())",
     "models": "comma-separated model names",

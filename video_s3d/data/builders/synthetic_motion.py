@@ -44,12 +44,6 @@ class SyntheticMotionConfig(synthetic_base.SyntheticConfig):
         **kwargs,
     ):
         synthetic_render.class_names(task)  # validates the task name
-        if num_frames < synthetic_render.min_frames(task):
-            raise UserError(
-                f"Synthetic config {kwargs.get('name')!r} draws {task} clips, which need at "
-                f"least {synthetic_render.min_frames(task)} frames: give num_frames="
-                f"{synthetic_render.min_frames(task)} or more (not {num_frames})."
-            )
         kwargs.setdefault(
             "description",
             f"{task} task, {num_frames} frames at {image_size}x{image_size}, seed {seed}"
@@ -66,6 +60,12 @@ class SyntheticMotionConfig(synthetic_base.SyntheticConfig):
             raise UserError(
                 f"Synthetic config {self.name!r} stores flow, which needs pairs of frames: give "
                 f"num_frames=2 or more (not {num_frames})."
+            )
+        if num_frames < synthetic_render.min_frames(task):
+            raise UserError(
+                f"Synthetic config {self.name!r} draws {task} clips, which need at least "
+                f"{synthetic_render.min_frames(task)} frames: give num_frames="
+                f"{synthetic_render.min_frames(task)} or more (not {num_frames})."
             )
         self.task = task
         self.flow = flow  # store the clips' TV-L1 flow (flow_frames) instead of RGB
