@@ -16,6 +16,7 @@ position and background are drawn from the same distributions for every class. I
 from __future__ import annotations
 
 import dataclasses
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -645,12 +646,40 @@ def make_flash_order_scene(
     """The `flash_order` clip of class `label` from `rng`; like make_order_scene, partners draw
     the same numbers and the odd class's scene is the even class's reversed."""
     _check_order_label("flash_order", label)
+
+    def flashes(rng):
+        midpoint, separation = rng.uniform(*FLASH_MIDPOINT), rng.uniform(*FLASH_SEPARATION)
+        centres = (midpoint - separation / 2, midpoint + separation / 2)
+        return [_pulse(num_frames, c, FLASH_HALF_WIDTH, FLASH_FADE) for c in centres]
+
+    return _two_flash_scene(
+        label,
+        rng,
+        num_frames,
+        size,
+        lambda rng: _pulse(num_frames, rng.uniform(0.35, 0.65), FLASH_HALF_WIDTH, FLASH_FADE),
+        flashes,
+    )
+
+
+def _two_flash_scene(
+    label: int,
+    rng: np.random.Generator,
+    num_frames: int,
+    size: int,
+    bar_flash: Callable[[np.random.Generator], np.ndarray],
+    shape_flashes: Callable[[np.random.Generator], Sequence[np.ndarray]],
+) -> Scene:
+    """A scene of the flashing tasks: a background, a bar that flashes (opacity `bar_flash(rng)`,
+    drawn whatever the bar does), stays or is absent, and the class's first and second shape
+    with the opacities `shape_flashes(rng)`; the odd class's scene is the even class's
+    reversed."""
     first, second = ORDER_PAIRS[label // 2]
     background, offsets = _scene_background(rng, num_frames, size)
     objects = []
     mode = FLASH_DISTRACTOR_MODES[int(rng.integers(len(FLASH_DISTRACTOR_MODES)))]
     bar_opacity = {
-        "flashes": _pulse(num_frames, rng.uniform(0.35, 0.65), FLASH_HALF_WIDTH, FLASH_FADE),
+        "flashes": bar_flash(rng),
         "stays": np.ones(num_frames),
         "absent": np.zeros(num_frames),
     }[mode]
@@ -660,15 +689,9 @@ def make_flash_order_scene(
     )
     if mode != "absent":
         objects.append(bar)
-    midpoint, separation = rng.uniform(*FLASH_MIDPOINT), rng.uniform(*FLASH_SEPARATION)
-    for shape, centre in ((first, midpoint - separation / 2), (second, midpoint + separation / 2)):
-        opacity = _pulse(num_frames, centre, FLASH_HALF_WIDTH, FLASH_FADE)
-        objects.append(
-            (
-                _solid_look(shape, rng),
-                _drifting_states(rng, num_frames, rng.uniform(0.20, 0.26), opacity),
-            )
-        )
+    for shape, opacity in zip((first, second), shape_flashes(rng)):
+        look = _solid_look(shape, rng)
+        objects.append((look, _drifting_states(rng, num_frames, rng.uniform(0.20, 0.26), opacity)))
     scene = Scene(background, offsets, tuple(objects))
     return reverse_scene(scene) if label % 2 else scene
 
@@ -726,33 +749,15 @@ def make_far_flash_order_scene(
         raise ValueError(
             f"far_flash_order clips need at least {FAR_FLASH_MIN_FRAMES} frames, not {num_frames}."
         )
-    first, second = ORDER_PAIRS[label // 2]
-    background, offsets = _scene_background(rng, num_frames, size)
-    objects = []
-    mode = FLASH_DISTRACTOR_MODES[int(rng.integers(len(FLASH_DISTRACTOR_MODES)))]
     half = FAR_FLASH_SPAN // 2
-    bar_opacity = {
-        "flashes": _frame_pulse(num_frames, int(rng.integers(half, num_frames - half))),
-        "stays": np.ones(num_frames),
-        "absent": np.zeros(num_frames),
-    }[mode]
-    bar = (  # under the flashing shapes, so a flash is never hidden
-        _solid_look(ORDER_DISTRACTOR, rng),
-        _drifting_states(rng, num_frames, rng.uniform(0.16, 0.22), bar_opacity),
+    return _two_flash_scene(
+        label,
+        rng,
+        num_frames,
+        size,
+        lambda rng: _frame_pulse(num_frames, int(rng.integers(half, num_frames - half))),
+        lambda rng: [_frame_pulse(num_frames, c) for c in far_flash_centres(rng, num_frames)],
     )
-    if mode != "absent":
-        objects.append(bar)
-    for shape, centre in zip((first, second), far_flash_centres(rng, num_frames)):
-        objects.append(
-            (
-                _solid_look(shape, rng),
-                _drifting_states(
-                    rng, num_frames, rng.uniform(0.20, 0.26), _frame_pulse(num_frames, centre)
-                ),
-            )
-        )
-    scene = Scene(background, offsets, tuple(objects))
-    return reverse_scene(scene) if label % 2 else scene
 
 
 def min_frames(task: str) -> int:
