@@ -169,10 +169,8 @@ def run_settings(task: str) -> dict:
 
 def clip_shapes() -> set[tuple[int, int]]:
     """Every (frames, crop side) the study trains on."""
-    return {
-        (run_settings(t)["data.num_frames"], run_settings(t)["data.crop_size"])
-        for t in (*TASKS, FAR_TASK)
-    }
+    settings = [run_settings(t) for t in (*TASKS, FAR_TASK)]
+    return {(s["data.num_frames"], s["data.crop_size"]) for s in settings}
 
 
 # Linear warm-up, as a fraction of the run (see "optim.learning_rate" above).
