@@ -354,3 +354,25 @@ def test_the_kernel_gradients_channel_major_copy_has_no_arithmetic_fused_in():
     for call in calls:
         arithmetic = [op for op in (" multiply(", " add(", " maximum(") if op in bodies[call]]
         assert not arithmetic, f"{call} fuses {arithmetic} into the copy:\n{bodies[call]}"
+
+
+@pytest.mark.parametrize(
+    "height, kh, stride, pads",
+    [(16, 7, 2, (3, 3)), (224, 7, 2, (3, 3)), (16, 7, 2, (2, 3)), (9, 3, 1, (1, 1))],
+)
+def test_kernel_gradient_by_rows_equals_xla_with_unused_padded_rows(height, kh, stride, pads):
+    """Symmetric padding of an even length leaves a padded row that no tap reaches (Conv_1a:
+    16 frames, 7 taps, stride 2, 3 + 3 padded): the row conv skips it and must still give
+    XLA's kernel gradient, as it must where no row is left over."""
+    x = jax.random.normal(jax.random.key(0), (2, height, 5, 3))
+    out_h = (height + sum(pads) - kh) // stride + 1
+    grad_y = jax.random.normal(jax.random.key(1), (2, out_h, 5, 4))
+    shape = (kh, 1, 3, 4)
+
+    def conv(kernel):
+        return layers._conv2d_xla(x, kernel, (stride, 1), (pads, (0, 0)))
+
+    _, vjp = jax.vjp(conv, jnp.zeros(shape))
+    (reference,) = vjp(grad_y)
+    value = layers._kernel_gradient_by_rows(x, grad_y, shape, (stride, 1), (pads, (0, 0)))
+    np.testing.assert_allclose(value, reference, atol=1e-5 * float(jnp.abs(reference).max()))

@@ -241,6 +241,10 @@ def _kernel_gradient_by_rows(x, grad_y, kernel_shape, strides, pads):
     (sh, sw), (pads_h, pads_w) = strides, pads
     if tuple(pads_w) != (0, 0):
         x = jnp.pad(x, [(0, 0), (0, 0), pads_w, (0, 0)])
+    # Symmetric (torchvision) padding can leave padded rows past the last tap's reach: the
+    # conv below would compute them only for the slice to drop (1 of 8 rows of Conv_1a's).
+    unused = height + sum(pads_h) - (out_h - 1) * sh - kh
+    pads_h = (pads_h[0], pads_h[1] - min(max(unused, 0), pads_h[1]))
     span = (out_w - 1) * sw + 1
     columns = jnp.stack([lax.slice_in_dim(x, b, b + span, sw, axis=2) for b in range(kw)])
     lhs = columns.transpose(0, 4, 2, 1, 3).reshape(kw * cin, height, n * out_w)
