@@ -357,22 +357,34 @@ def test_the_kernel_gradients_channel_major_copy_has_no_arithmetic_fused_in():
 
 
 @pytest.mark.parametrize(
-    "height, kh, stride, pads",
-    [(16, 7, 2, (3, 3)), (224, 7, 2, (3, 3)), (16, 7, 2, (2, 3)), (9, 3, 1, (1, 1))],
+    "height, kernel_hw, stride, pads, channels",
+    [
+        (16, (7, 1), 2, (3, 3), 3),
+        (224, (7, 1), 2, (3, 3), 3),
+        (16, (7, 1), 2, (2, 3), 3),
+        (9, (3, 1), 1, (1, 1), 3),
+        (10, (3, 3), 1, (1, 1), 3),
+        (10, (3, 3), 1, (1, 1), layers._PER_TAP_MIN_CHANNELS),
+        (12, (7, 7), 2, (3, 3), layers._PER_TAP_MIN_CHANNELS),
+    ],
 )
-def test_kernel_gradient_by_rows_equals_xla_with_unused_padded_rows(height, kh, stride, pads):
-    """Symmetric padding of an even length leaves a padded row that no tap reaches (Conv_1a:
-    16 frames, 7 taps, stride 2, 3 + 3 padded): the row conv skips it and must still give
-    XLA's kernel gradient, as it must where no row is left over."""
-    x = jax.random.normal(jax.random.key(0), (2, height, 5, 3))
+def test_kernel_gradient_by_rows_equals_xla(height, kernel_hw, stride, pads, channels):
+    """The row-conv kernel gradient must give XLA's: where symmetric padding of an even
+    length leaves a padded row that no tap reaches (Conv_1a: 16 frames, 7 taps, stride 2,
+    3 + 3 padded), which it skips, and where it leaves none; with the kw column taps stacked
+    into one conv (few input channels) and with one conv per tap."""
+    kh, kw = kernel_hw
+    x = jax.random.normal(jax.random.key(0), (2, height, 9, channels))
     out_h = (height + sum(pads) - kh) // stride + 1
-    grad_y = jax.random.normal(jax.random.key(1), (2, out_h, 5, 4))
-    shape = (kh, 1, 3, 4)
+    col_pads = (kw // 2, kw // 2)
+    out_w = (9 + sum(col_pads) - kw) // stride + 1
+    grad_y = jax.random.normal(jax.random.key(1), (2, out_h, out_w, 4))
+    shape = (kh, kw, channels, 4)
 
     def conv(kernel):
-        return layers._conv2d_xla(x, kernel, (stride, 1), (pads, (0, 0)))
+        return layers._conv2d_xla(x, kernel, (stride, stride), (pads, col_pads))
 
     _, vjp = jax.vjp(conv, jnp.zeros(shape))
     (reference,) = vjp(grad_y)
-    value = layers._kernel_gradient_by_rows(x, grad_y, shape, (stride, 1), (pads, (0, 0)))
+    value = layers._kernel_gradient_by_rows(x, grad_y, shape, (stride, stride), (pads, col_pads))
     np.testing.assert_allclose(value, reference, atol=1e-5 * float(jnp.abs(reference).max()))
