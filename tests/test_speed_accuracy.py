@@ -634,6 +634,10 @@ def test_the_far_study_trains_claim_3s_runs_on_the_long_clips_and_judges_them(tm
     claim_3 = next(f for f in found if f.claim.startswith("At equal cost"))
     assert claim_3.verdict == paper_study.REPRODUCED
     assert "far_flash_order at 100.0 GMACs: top-heavy minus bottom-heavy-3 +" in claim_3.evidence
+    # Claim 1 needs I2D on appearance, which the far study does not train.
+    claim_1 = found[0]
+    assert claim_1.verdict == paper_study.MISSING
+    assert "i2d on appearance" in claim_1.evidence
 
 
 def test_temporal_reach_of_the_study_models(capsys):

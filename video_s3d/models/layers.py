@@ -266,7 +266,7 @@ def _kernel_gradient_by_rows(x, grad_y, kernel_shape, strides, pads):
         out = lax.conv_general_dilated(
             lhs, rhs, (1,), [pads_h], rhs_dilation=(sh,), dimension_numbers=("NWC", "WIO", "NWC")
         )
-        return out[:, :kh]  # the rows past the last tap (pads_h may leave some)
+        return out[:, :kh]  # cut any rows past the last tap that pads_h still leaves
 
     if cin >= _PER_TAP_MIN_CHANNELS:
         # One conv per column tap: each tap's copy is then its own fusion (a slice and a
